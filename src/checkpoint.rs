@@ -1,0 +1,442 @@
+//! Reading a TensorRT-LLM checkpoint folder: `config.json`, the rank files
+//! it implies, and the other files that travel with them.
+//!
+//! Nothing here writes. Every rank file is opened and its header validated
+//! before the caller writes anything, so a bad input never leaves a partial
+//! output behind.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::header::{self, Header, N_LEN};
+
+pub const CONFIG_FILE: &str = "config.json";
+/// The key the original tool adds to `config.json`.
+pub const IS_PRUNED_KEY: &str = "is_pruned";
+
+/// Name of rank `rank`'s weights file.
+pub fn rank_file_name(rank: u64) -> String {
+    format!("rank{rank}.safetensors")
+}
+
+/// The rank number of a file named `rank{N}.safetensors`.
+pub fn parse_rank_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("rank")?.strip_suffix(".safetensors")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A checkpoint's `config.json`, as text and as parsed JSON.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub object: Map<String, Value>,
+    pub world_size: u64,
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<ConfigFile> {
+        let bytes = fs::read(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                Error::invalid(path, "no config.json: not a TensorRT-LLM checkpoint folder")
+            }
+            _ => Error::io(path, "cannot read", e),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::invalid(
+                path,
+                format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+            )
+        })?;
+        ConfigFile::parse(path, text)
+    }
+
+    /// Validates the text of a config file: a JSON object whose
+    /// `mapping.world_size`, when present, is a positive integer.
+    pub fn parse(path: &Path, text: String) -> Result<ConfigFile> {
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+        let Value::Object(object) = value else {
+            return Err(Error::invalid(path, "top level is not a JSON object"));
+        };
+        let world_size = match object.get("mapping") {
+            None | Some(Value::Null) => 1,
+            Some(Value::Object(mapping)) => match mapping.get("world_size") {
+                None | Some(Value::Null) => 1,
+                Some(v) => match v.as_u64() {
+                    Some(n) if n > 0 => n,
+                    _ => {
+                        return Err(Error::invalid(
+                            path,
+                            format!("mapping.world_size must be a positive integer, found {v}"),
+                        ))
+                    }
+                },
+            },
+            Some(other) => {
+                return Err(Error::invalid(
+                    path,
+                    format!("`mapping` must be an object, found {other}"),
+                ))
+            }
+        };
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            text,
+            object,
+            world_size,
+        })
+    }
+
+    /// The config as the original tool writes it back: the same JSON with
+    /// `"is_pruned": true`. When the key is new, it is inserted as text after
+    /// the last member, so every other byte of the file stays as it was.
+    pub fn pruned_text(&self) -> String {
+        if self.object.contains_key(IS_PRUNED_KEY) {
+            let mut object = self.object.clone();
+            object.insert(IS_PRUNED_KEY.to_string(), Value::Bool(true));
+            // Key order is preserved (serde_json's preserve_order).
+            let mut text = Value::Object(object).to_string();
+            text.push('\n');
+            return text;
+        }
+        // The text parsed as an object, so its last non-space byte is `}`.
+        let close = self.text.trim_end().len() - 1;
+        let body_end = self.text[..close].trim_end().len();
+        let empty = self.text[..body_end].ends_with('{');
+        let member = if empty {
+            "\"is_pruned\": true"
+        } else {
+            ", \"is_pruned\": true"
+        };
+        let mut text = String::with_capacity(self.text.len() + member.len());
+        text.push_str(&self.text[..body_end]);
+        text.push_str(member);
+        text.push_str(&self.text[body_end..]);
+        text
+    }
+}
+
+/// Identity and state of an input file when it was opened, to notice a file
+/// that is modified, truncated or replaced while it is being copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub dev: u64,
+    pub ino: u64,
+    pub len: u64,
+    pub mtime_ns: i128,
+}
+
+impl FileStamp {
+    pub fn of(meta: &fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        }
+    }
+
+    /// Whether `other` is the same file (device and inode).
+    pub fn same_file(&self, other: &FileStamp) -> bool {
+        self.dev == other.dev && self.ino == other.ino
+    }
+}
+
+/// An open input file with the stamp taken when it was opened.
+#[derive(Debug)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub file: File,
+    pub stamp: FileStamp,
+}
+
+impl InputFile {
+    /// Opens an existing regular file for reading, with a clear error for a
+    /// missing file, a directory, a symlink loop or a special file.
+    pub fn open(path: &Path) -> Result<InputFile> {
+        let file = open_regular(path)?;
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io(path, "cannot read metadata", e))?;
+        Ok(InputFile {
+            path: path.to_path_buf(),
+            file,
+            stamp: FileStamp::of(&meta),
+        })
+    }
+
+    /// Checks that the file was not modified, resized or replaced since it
+    /// was opened: the bytes just copied are then the bytes the header
+    /// described.
+    pub fn check_unchanged(&self) -> Result<()> {
+        let now = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, "cannot read metadata", e))?;
+        let now = FileStamp::of(&now);
+        if now.len < self.stamp.len {
+            return Err(Error::InputChanged {
+                file: self.path.clone(),
+                offset: now.len,
+            });
+        }
+        if now != self.stamp {
+            return Err(Error::invalid(
+                &self.path,
+                "input file was modified while it was being copied; run again on a stable checkpoint",
+            ));
+        }
+        match fs::metadata(&self.path) {
+            Ok(meta) if FileStamp::of(&meta).same_file(&self.stamp) => Ok(()),
+            _ => Err(Error::invalid(
+                &self.path,
+                "input file was replaced or removed while it was being copied; run again on a stable checkpoint",
+            )),
+        }
+    }
+}
+
+/// An input rank file, open, with its validated header.
+#[derive(Debug)]
+pub struct RankInput {
+    pub rank: u64,
+    pub input: InputFile,
+    pub header: Header,
+}
+
+/// Opens a rank (or any safetensors) file and validates its header.
+pub fn open_safetensors(path: &Path) -> Result<(InputFile, Header)> {
+    let input = InputFile::open(path)?;
+    let header = read_header(&input.file, path)?;
+    Ok((input, header))
+}
+
+/// Opens an existing regular file for reading.
+fn open_regular(path: &Path) -> Result<File> {
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::invalid(path, "file not found"),
+        _ => Error::io(path, "cannot open", e),
+    })?;
+    if meta.is_dir() {
+        return Err(Error::invalid(path, "is a directory, not a file"));
+    }
+    if !meta.is_file() {
+        return Err(Error::invalid(path, "not a regular file"));
+    }
+    File::open(path).map_err(|e| Error::io(path, "cannot open", e))
+}
+
+/// Reads and validates the header of an open safetensors file, reading only
+/// the length prefix and the header bytes.
+pub fn read_header(file: &File, path: &Path) -> Result<Header> {
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read metadata", e))?
+        .len();
+    let header_error = |source| Error::Header {
+        file: path.to_path_buf(),
+        source,
+    };
+    let mut prefix = [0u8; N_LEN as usize];
+    let got = read_fully_at(file, &mut prefix, 0).map_err(|e| Error::io(path, "cannot read", e))?;
+    let n = header::header_len_from_prefix(&prefix[..got], file_len).map_err(header_error)?;
+    let mut json = vec![0u8; n as usize];
+    let got =
+        read_fully_at(file, &mut json, N_LEN).map_err(|e| Error::io(path, "cannot read", e))?;
+    if got < json.len() {
+        return Err(Error::InputChanged {
+            file: path.to_path_buf(),
+            offset: N_LEN + got as u64,
+        });
+    }
+    header::parse_header(&json, file_len).map_err(header_error)
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// The whole input side of a run: config, every rank, the other files.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub config: ConfigFile,
+    pub ranks: Vec<RankInput>,
+    /// Other regular files at the top of the folder, copied as they are.
+    pub extra_files: Vec<InputFile>,
+    /// Things the user should know that are not errors.
+    pub warnings: Vec<String>,
+}
+
+impl Checkpoint {
+    /// Reads `config.json`, opens and validates every rank file and lists
+    /// the other files. Writes nothing.
+    pub fn open(dir: &Path) -> Result<Checkpoint> {
+        let meta = fs::metadata(dir).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::invalid(dir, "checkpoint folder not found"),
+            _ => Error::io(dir, "cannot open", e),
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::invalid(dir, "checkpoint path is not a folder"));
+        }
+        let config = ConfigFile::read(&dir.join(CONFIG_FILE))?;
+        let mut ranks = Vec::new();
+        for rank in 0..config.world_size {
+            let path = dir.join(rank_file_name(rank));
+            let (input, header) = open_safetensors(&path).map_err(|e| match e {
+                Error::Invalid { file, problem } if problem == "file not found" => Error::Invalid {
+                    file,
+                    problem: format!(
+                        "rank file missing: config.json has world_size {}",
+                        config.world_size
+                    ),
+                },
+                other => other,
+            })?;
+            ranks.push(RankInput {
+                rank,
+                input,
+                header,
+            });
+        }
+        let (extra_paths, warnings) = list_extra_files(dir, config.world_size)?;
+        let extra_files = extra_paths
+            .iter()
+            .map(|p| InputFile::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            config,
+            ranks,
+            extra_files,
+            warnings,
+        })
+    }
+}
+
+/// Regular files at the top of `dir` other than config.json and the rank
+/// files in use, sorted by name; rank files beyond `world_size` are skipped
+/// with a warning, as the original tool ignored them too.
+fn list_extra_files(dir: &Path, world_size: u64) -> Result<(Vec<PathBuf>, Vec<String>)> {
+    let mut files = Vec::new();
+    let mut warnings = Vec::new();
+    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, "cannot list", e))?;
+        let name = entry.file_name();
+        let Some(name_str) = name.to_str() else {
+            let path = entry.path();
+            if path.is_file() {
+                files.push(path);
+            }
+            continue;
+        };
+        if name_str == CONFIG_FILE || crate::stage::is_temp_name(name_str) {
+            continue;
+        }
+        if let Some(rank) = parse_rank_file_name(name_str) {
+            if rank < world_size {
+                continue;
+            }
+            warnings.push(format!(
+                "{}: skipped: rank {rank} is outside world_size {world_size}",
+                entry.path().display()
+            ));
+            continue;
+        }
+        let path = entry.path();
+        // Follows symlinks: a link to a regular file is copied as a file.
+        if fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok((files, warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<ConfigFile> {
+        ConfigFile::parse(Path::new("config.json"), text.to_string())
+    }
+
+    #[test]
+    fn world_size_defaults_to_one() {
+        assert_eq!(config("{}").unwrap().world_size, 1);
+        assert_eq!(
+            config(r#"{"mapping": {"tp_size": 1}}"#).unwrap().world_size,
+            1
+        );
+        assert_eq!(
+            config(r#"{"mapping": {"world_size": 8}}"#)
+                .unwrap()
+                .world_size,
+            8
+        );
+    }
+
+    #[test]
+    fn rejects_bad_world_size() {
+        for bad in [
+            r#"{"mapping": {"world_size": 0}}"#,
+            r#"{"mapping": {"world_size": -2}}"#,
+            r#"{"mapping": {"world_size": 2.5}}"#,
+            r#"{"mapping": {"world_size": "2"}}"#,
+            r#"{"mapping": 3}"#,
+            "[1, 2]",
+            "{",
+        ] {
+            assert!(config(bad).is_err(), "accepted {bad}");
+        }
+    }
+
+    #[test]
+    fn pruned_text_inserts_key_and_keeps_every_other_byte() {
+        let c = config("{\n    \"b\": 1e-05,\n    \"a\": [1, 2]\n}\n").unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            "{\n    \"b\": 1e-05,\n    \"a\": [1, 2], \"is_pruned\": true\n}\n"
+        );
+        assert_eq!(
+            config(" { } ").unwrap().pruned_text(),
+            " {\"is_pruned\": true } "
+        );
+    }
+
+    #[test]
+    fn pruned_text_overwrites_existing_flag_in_place() {
+        let c = config(r#"{"a": 1, "is_pruned": false, "z": 2}"#).unwrap();
+        assert_eq!(c.pruned_text(), "{\"a\":1,\"is_pruned\":true,\"z\":2}\n");
+    }
+
+    #[test]
+    fn parses_rank_file_names() {
+        assert_eq!(parse_rank_file_name("rank0.safetensors"), Some(0));
+        assert_eq!(parse_rank_file_name("rank17.safetensors"), Some(17));
+        assert_eq!(parse_rank_file_name("rank.safetensors"), None);
+        assert_eq!(parse_rank_file_name("rank-1.safetensors"), None);
+        assert_eq!(parse_rank_file_name("model.safetensors"), None);
+    }
+}

@@ -1,0 +1,313 @@
+//! Moving bytes from an input file to an output file without passing them
+//! through the heap where the kernel allows it.
+//!
+//! For each [`CopyRange`], in order of preference:
+//! 1. `FICLONERANGE` on the block-aligned middle of a range whose input and
+//!    output offsets are congruent: the output shares the input's blocks
+//!    (XFS, btrfs) and nothing is copied;
+//! 2. `copy_file_range`: an in-kernel copy (and server-side on NFS);
+//! 3. `sendfile`: in-kernel too, and works across filesystems where
+//!    `copy_file_range` answers `EXDEV`;
+//! 4. `pread`/`pwrite` through one fixed buffer of [`FALLBACK_BUFFER`] bytes.
+//!
+//! A method that answers "not supported here" (`EXDEV`, `EINVAL`,
+//! `EOPNOTSUPP`, `ENOSYS`, ...) is dropped for the rest of the file and the
+//! next one is tried for the remaining bytes. We never map the input: a file
+//! truncated while mapped kills the reader with `SIGBUS`, whereas every call
+//! here reports a short input as a zero-length read, which becomes
+//! [`Error::InputChanged`].
+//!
+//! Copies go in chunks of at most [`CHUNK`] bytes so that progress is
+//! reported and an interruption is noticed within a fraction of a second.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::plan::CopyRange;
+
+/// Largest single copy call, so progress and interruptions stay responsive.
+pub const CHUNK: u64 = 64 << 20;
+/// Size of the one buffer the last-resort path uses.
+pub const FALLBACK_BUFFER: usize = 1 << 20;
+
+/// What a file's copy did, for the summary.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Bytes the output shares with the input (cloned extents).
+    pub shared: u64,
+    /// Bytes copied by the kernel or through the buffer.
+    pub copied: u64,
+}
+
+/// Which methods still look usable for this pair of files.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyMethods {
+    pub clone: bool,
+    pub copy_file_range: bool,
+    pub sendfile: bool,
+}
+
+impl Default for CopyMethods {
+    fn default() -> Self {
+        CopyMethods {
+            clone: true,
+            copy_file_range: true,
+            sendfile: true,
+        }
+    }
+}
+
+impl CopyMethods {
+    /// Only the portable `pread`/`pwrite` path (used by tests to exercise
+    /// the fallback on any filesystem).
+    pub fn buffered_only() -> Self {
+        CopyMethods {
+            clone: false,
+            copy_file_range: false,
+            sendfile: false,
+        }
+    }
+}
+
+/// Context for copying ranges between one input and one output file.
+pub struct RangeCopier<'a> {
+    pub src: &'a File,
+    pub dst: &'a File,
+    pub src_path: &'a Path,
+    pub dst_path: &'a Path,
+    /// Block size for cloning; spans are cloned only at multiples of it.
+    pub block: u64,
+    pub methods: CopyMethods,
+    /// Called with each number of bytes completed.
+    pub on_progress: &'a dyn Fn(u64),
+    /// Checked between chunks: returns an error to stop the copy.
+    pub check_cancel: &'a dyn Fn() -> Result<()>,
+    pub stats: CopyStats,
+    buffer: Vec<u8>,
+}
+
+impl<'a> RangeCopier<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        src: &'a File,
+        src_path: &'a Path,
+        dst: &'a File,
+        dst_path: &'a Path,
+        block: u64,
+        methods: CopyMethods,
+        on_progress: &'a dyn Fn(u64),
+        check_cancel: &'a dyn Fn() -> Result<()>,
+    ) -> Self {
+        RangeCopier {
+            src,
+            dst,
+            src_path,
+            dst_path,
+            block,
+            methods,
+            on_progress,
+            check_cancel,
+            stats: CopyStats::default(),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// Copies one range, cloning its aligned middle where possible.
+    pub fn copy(&mut self, range: CopyRange) -> Result<()> {
+        let CopyRange { src, dst, len } = range;
+        if self.methods.clone && self.block > 1 && src % self.block == dst % self.block {
+            let head = (self.block - src % self.block) % self.block;
+            if head < len {
+                let middle = (len - head) / self.block * self.block;
+                if middle > 0 {
+                    self.copy_bytes(src, dst, head)?;
+                    let cloned = self.clone_span(src + head, dst + head, middle)?;
+                    let rest = head + cloned;
+                    return self.copy_bytes(src + rest, dst + rest, len - rest);
+                }
+            }
+        }
+        self.copy_bytes(src, dst, len)
+    }
+
+    /// Clones as much of an aligned span as the filesystem allows, chunk by
+    /// chunk; returns how many bytes were cloned (a prefix of the span).
+    fn clone_span(&mut self, src: u64, dst: u64, len: u64) -> Result<u64> {
+        let mut done = 0;
+        while done < len && self.methods.clone {
+            (self.check_cancel)()?;
+            let n = (len - done).min(CHUNK);
+            match ficlonerange(self.src, self.dst, src + done, dst + done, n) {
+                Ok(()) => {
+                    done += n;
+                    self.stats.shared += n;
+                    (self.on_progress)(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // Any refusal (unsupported filesystem, different
+                // filesystems, unaligned block size) means "copy instead".
+                Err(_) => self.methods.clone = false,
+            }
+        }
+        Ok(done)
+    }
+
+    fn copy_bytes(&mut self, src: u64, dst: u64, len: u64) -> Result<()> {
+        let mut done = 0;
+        while done < len {
+            (self.check_cancel)()?;
+            let want = (len - done).min(CHUNK);
+            let (s, d) = (src + done, dst + done);
+            let n = if self.methods.copy_file_range {
+                match copy_file_range(self.src, self.dst, s, d, want) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if is_unsupported(&e) => {
+                        self.methods.copy_file_range = false;
+                        continue;
+                    }
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            } else if self.methods.sendfile {
+                match sendfile(self.src, self.dst, s, d, want) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if is_unsupported(&e) => {
+                        self.methods.sendfile = false;
+                        continue;
+                    }
+                    Err(e) => return Err(self.io_error(e)),
+                }
+            } else {
+                self.buffered(s, d, want)?
+            };
+            if n == 0 {
+                // The input ended before the header said it would.
+                return Err(Error::InputChanged {
+                    file: self.src_path.to_path_buf(),
+                    offset: s,
+                });
+            }
+            done += n;
+            self.stats.copied += n;
+            (self.on_progress)(n);
+        }
+        Ok(())
+    }
+
+    /// One read and one full write through the fixed buffer.
+    fn buffered(&mut self, src: u64, dst: u64, want: u64) -> Result<u64> {
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; FALLBACK_BUFFER];
+        }
+        let n = (want as usize).min(self.buffer.len());
+        let read = loop {
+            match self.src.read_at(&mut self.buffer[..n], src) {
+                Ok(r) => break r,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => (self.check_cancel)()?,
+                Err(e) => return Err(Error::io(self.src_path, "cannot read", e)),
+            }
+        };
+        self.dst
+            .write_all_at(&self.buffer[..read], dst)
+            .map_err(|e| Error::io(self.dst_path, "cannot write", e))?;
+        Ok(read as u64)
+    }
+
+    /// A failed kernel copy: blame the output for a full disk or a write
+    /// error, the input otherwise.
+    fn io_error(&self, e: io::Error) -> Error {
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) | Some(libc::EROFS) => {
+                Error::io(self.dst_path, "cannot write", e)
+            }
+            _ => Error::io(self.src_path, "cannot copy", e),
+        }
+    }
+}
+
+/// Errors by which a kernel copy method says "not for these files".
+fn is_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EXDEV)
+            | Some(libc::EINVAL)
+            | Some(libc::EOPNOTSUPP)
+            | Some(libc::ENOSYS)
+            | Some(libc::EPERM)
+            | Some(libc::EBADF)
+            | Some(libc::ETXTBSY)
+    )
+}
+
+fn copy_file_range(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<u64> {
+    let mut off_in = s as libc::loff_t;
+    let mut off_out = d as libc::loff_t;
+    // SAFETY: both descriptors are open for the lifetime of the borrows and
+    // the offset pointers point to live locals.
+    let n = unsafe {
+        libc::copy_file_range(
+            src.as_raw_fd(),
+            &mut off_in,
+            dst.as_raw_fd(),
+            &mut off_out,
+            len as usize,
+            0,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
+    }
+}
+
+fn sendfile(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<u64> {
+    // sendfile writes at the output's file position; each output file is
+    // written by one thread only, so seeking here is race-free.
+    // SAFETY: plain syscalls on descriptors that outlive the call.
+    if unsafe { libc::lseek(dst.as_raw_fd(), d as libc::off_t, libc::SEEK_SET) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut off_in = s as libc::off_t;
+    // SAFETY: as above; `off_in` is a live local.
+    let n = unsafe { libc::sendfile(dst.as_raw_fd(), src.as_raw_fd(), &mut off_in, len as usize) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as u64)
+    }
+}
+
+/// `struct file_clone_range` from `<linux/fs.h>`.
+#[repr(C)]
+struct FileCloneRange {
+    src_fd: i64,
+    src_offset: u64,
+    src_length: u64,
+    dest_offset: u64,
+}
+
+/// `_IOW(0x94, 13, struct file_clone_range)`.
+const FICLONERANGE: libc::c_ulong = 0x4020_940d;
+
+fn ficlonerange(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<()> {
+    let arg = FileCloneRange {
+        src_fd: src.as_raw_fd() as i64,
+        src_offset: s,
+        src_length: len,
+        dest_offset: d,
+    };
+    // SAFETY: `arg` is a live, correctly laid out `file_clone_range`; the
+    // kernel only reads it.
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONERANGE as _, &arg) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}

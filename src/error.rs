@@ -1,0 +1,106 @@
+//! The library's one error type. Every variant renders as a single line that
+//! names the file, the problem and, where it applies, the tensor and the
+//! byte offset; `main` prefixes it with `trtllm-prune: error: `.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::header::HeaderError;
+
+/// Exit status for bad input, refused set-ups and I/O failures.
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status for command-line usage errors (clap uses the same).
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A rank file's safetensors header breaks a format rule.
+    Header { file: PathBuf, source: HeaderError },
+    /// An input is malformed or missing (config.json, the checkpoint folder).
+    Invalid { file: PathBuf, problem: String },
+    /// A set-up that would risk the user's data; refused before any write.
+    Refused { file: PathBuf, problem: String },
+    /// A system call failed.
+    Io {
+        file: PathBuf,
+        action: &'static str,
+        source: io::Error,
+    },
+    /// An input file changed size while it was being copied.
+    InputChanged { file: PathBuf, offset: u64 },
+    /// `--verify` found an output that does not match its input.
+    Mismatch { file: PathBuf, problem: String },
+    /// SIGINT or SIGTERM arrived; the run was rolled back.
+    Interrupted { signal: i32 },
+    /// This worker stopped because another one failed; the other error is
+    /// the one reported.
+    Aborted,
+}
+
+impl Error {
+    pub fn io(file: &Path, action: &'static str, source: io::Error) -> Error {
+        Error::Io {
+            file: file.to_path_buf(),
+            action,
+            source,
+        }
+    }
+
+    pub fn invalid(file: &Path, problem: impl Into<String>) -> Error {
+        Error::Invalid {
+            file: file.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+
+    pub fn refused(file: &Path, problem: impl Into<String>) -> Error {
+        Error::Refused {
+            file: file.to_path_buf(),
+            problem: problem.into(),
+        }
+    }
+
+    /// The process exit status a shell expects for this error: 128 + the
+    /// signal number for an interruption, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Interrupted { signal } => 128 + signal,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Header { file, source } => write!(f, "{}: {source}", file.display()),
+            Error::Invalid { file, problem }
+            | Error::Refused { file, problem }
+            | Error::Mismatch { file, problem } => write!(f, "{}: {problem}", file.display()),
+            Error::Io {
+                file,
+                action,
+                source,
+            } => write!(f, "{}: {action}: {source}", file.display()),
+            Error::InputChanged { file, offset } => write!(
+                f,
+                "{}: input file changed while it was being copied: it ends before byte {offset}",
+                file.display()
+            ),
+            Error::Interrupted { signal } => {
+                let name = match *signal {
+                    libc::SIGINT => "SIGINT",
+                    libc::SIGTERM => "SIGTERM",
+                    _ => "a signal",
+                };
+                write!(f, "interrupted by {name}; nothing of this run was kept")
+            }
+            Error::Aborted => f.write_str("stopped because another file failed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,417 @@
+//! Builders for safetensors files and TensorRT-LLM-like checkpoints, used by
+//! the tests, the benchmarks, the fuzz seeds and the shipped sample.
+//!
+//! Names and shapes follow TensorRT-LLM's checkpoint layout (per rank, with
+//! tensor and pipeline parallelism: layer numbers restart at 0 in every
+//! pipeline stage, the embedding lives on the first stage, `ln_f` and
+//! `lm_head` on the last). Tensor bytes are deterministic pseudo-random data
+//! derived from the tensor name, so any byte moved to the wrong place shows.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use serde_json::json;
+
+use crate::header::{tensor_byte_len, Dtype};
+
+/// One tensor to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<u64>,
+}
+
+impl TensorSpec {
+    pub fn new(name: impl Into<String>, dtype: Dtype, shape: &[u64]) -> TensorSpec {
+        TensorSpec {
+            name: name.into(),
+            dtype,
+            shape: shape.to_vec(),
+        }
+    }
+
+    /// Byte size; panics on a shape that is not a whole number of bytes
+    /// (fixtures are written by us, not read from users).
+    pub fn byte_len(&self) -> u64 {
+        tensor_byte_len(self.dtype, &self.shape).expect("fixture shape is valid")
+    }
+}
+
+/// The header JSON (unpadded) for tensors laid out in the given order.
+pub fn header_json(tensors: &[TensorSpec], metadata: Option<&[(&str, &str)]>) -> String {
+    let mut map = serde_json::Map::new();
+    if let Some(meta) = metadata {
+        let meta: serde_json::Map<String, serde_json::Value> = meta
+            .iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        map.insert("__metadata__".into(), serde_json::Value::Object(meta));
+    }
+    let mut offset = 0u64;
+    for t in tensors {
+        let end = offset + t.byte_len();
+        map.insert(
+            t.name.clone(),
+            json!({"dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+/// Deterministic bytes of `tensor` starting at byte `from`.
+pub fn fill(tensor: &TensorSpec, from: u64, out: &mut [u8]) {
+    let seed = tensor.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    for (i, byte) in out.iter_mut().enumerate() {
+        let x = (from + i as u64)
+            .wrapping_add(seed)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        *byte = (x >> 56) as u8;
+    }
+}
+
+/// Writes a safetensors file: header padded with spaces to a multiple of 8,
+/// tensors in the given order, streamed in chunks (fit for GB-sized files).
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[TensorSpec],
+    metadata: Option<&[(&str, &str)]>,
+) -> io::Result<()> {
+    let mut json = header_json(tensors, metadata).into_bytes();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    out.write_all(&(json.len() as u64).to_le_bytes())?;
+    out.write_all(&json)?;
+    let mut chunk = vec![0u8; 1 << 20];
+    for t in tensors {
+        let len = t.byte_len();
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len() as u64) as usize;
+            fill(t, done, &mut chunk[..n]);
+            out.write_all(&chunk[..n])?;
+            done += n as u64;
+        }
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+/// Model families with their characteristic tensor names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// LlamaForCausalLM: gated MLP, no biases.
+    Llama,
+    /// GPTForCausalLM: biases, learned positions, no `mapping` in config.
+    Gpt,
+    /// MixtralForCausalLM: router and expert-stacked MLP weights.
+    Moe,
+    /// Llama quantized to FP8, with per-tensor scales.
+    Fp8,
+    /// Llama with INT4 AWQ packed weights and scales.
+    Awq,
+}
+
+/// Shape of a generated checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointSpec {
+    pub family: Family,
+    pub layers: u64,
+    pub hidden: u64,
+    pub intermediate: u64,
+    pub vocab: u64,
+    pub tp: u64,
+    pub pp: u64,
+    pub dtype: Dtype,
+}
+
+impl CheckpointSpec {
+    /// A tiny checkpoint of `family`: fast to write, every name present.
+    pub fn tiny(family: Family, tp: u64, pp: u64) -> CheckpointSpec {
+        CheckpointSpec {
+            family,
+            layers: 2 * pp,
+            hidden: 32,
+            intermediate: 64,
+            vocab: 128,
+            tp,
+            pp,
+            dtype: Dtype::BF16,
+        }
+    }
+
+    pub fn world_size(&self) -> u64 {
+        self.tp * self.pp
+    }
+
+    fn architecture(&self) -> &'static str {
+        match self.family {
+            Family::Llama | Family::Fp8 | Family::Awq => "LlamaForCausalLM",
+            Family::Gpt => "GPTForCausalLM",
+            Family::Moe => "MixtralForCausalLM",
+        }
+    }
+
+    /// The config.json text, shaped like TensorRT-LLM's (indented, with
+    /// floats and nested objects that must survive unchanged).
+    pub fn config_json(&self) -> String {
+        let quant_algo = match self.family {
+            Family::Fp8 => json!("FP8"),
+            Family::Awq => json!("W4A16_AWQ"),
+            _ => serde_json::Value::Null,
+        };
+        let mut config = json!({
+            "architecture": self.architecture(),
+            "dtype": dtype_word(self.dtype),
+            "vocab_size": self.vocab,
+            "hidden_size": self.hidden,
+            "num_hidden_layers": self.layers,
+            "num_attention_heads": 4,
+            "intermediate_size": self.intermediate,
+            "norm_epsilon": 1e-05,
+            "rotary_base": 500000.0,
+            "max_position_embeddings": 256,
+            "quantization": {"quant_algo": quant_algo, "kv_cache_quant_algo": null, "group_size": 128},
+        });
+        if self.family != Family::Gpt {
+            config["mapping"] = json!({
+                "world_size": self.world_size(),
+                "tp_size": self.tp,
+                "pp_size": self.pp,
+            });
+        }
+        if self.family == Family::Moe {
+            config["moe"] = json!({"num_experts": 4, "top_k": 2});
+        }
+        serde_json::to_string_pretty(&config).expect("json serializes")
+    }
+
+    /// The tensors of `rank`, in TensorRT-LLM's naming.
+    pub fn rank_tensors(&self, rank: u64) -> Vec<TensorSpec> {
+        let (h, tp, dt) = (self.hidden, self.tp, self.dtype);
+        let inter = self.intermediate / tp;
+        let stage = rank / tp;
+        let per_stage = self.layers / self.pp;
+        let mut out = Vec::new();
+        let mut add = |name: String, dtype: Dtype, shape: &[u64]| {
+            out.push(TensorSpec::new(name, dtype, shape));
+        };
+        if stage == 0 {
+            add(
+                "transformer.vocab_embedding.weight".into(),
+                dt,
+                &[self.vocab, h],
+            );
+            if self.family == Family::Gpt {
+                add(
+                    "transformer.position_embedding.weight".into(),
+                    dt,
+                    &[256, h],
+                );
+            }
+        }
+        for layer in 0..per_stage {
+            let p = format!("transformer.layers.{layer}.");
+            add(format!("{p}input_layernorm.weight"), dt, &[h]);
+            if self.family == Family::Gpt {
+                add(format!("{p}input_layernorm.bias"), dt, &[h]);
+            }
+            match self.family {
+                Family::Fp8 => {
+                    for linear in ["attention.qkv", "attention.dense"] {
+                        let shape = if linear == "attention.qkv" {
+                            [3 * h / tp, h]
+                        } else {
+                            [h, h / tp]
+                        };
+                        add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
+                        add(
+                            format!("{p}{linear}.weights_scaling_factor"),
+                            Dtype::F32,
+                            &[],
+                        );
+                        add(
+                            format!("{p}{linear}.activation_scaling_factor"),
+                            Dtype::F32,
+                            &[],
+                        );
+                    }
+                    add(
+                        format!("{p}attention.kv_cache_scaling_factor"),
+                        Dtype::F32,
+                        &[1],
+                    );
+                }
+                Family::Awq => {
+                    add(
+                        format!("{p}attention.qkv.weight"),
+                        Dtype::I8,
+                        &[h, 3 * h / tp / 2],
+                    );
+                    add(
+                        format!("{p}attention.qkv.weights_scaling_factor"),
+                        Dtype::F16,
+                        &[h / 16, 3 * h / tp],
+                    );
+                    add(
+                        format!("{p}attention.qkv.prequant_scaling_factor"),
+                        Dtype::F16,
+                        &[h],
+                    );
+                    add(
+                        format!("{p}attention.dense.weight"),
+                        Dtype::I8,
+                        &[h / tp, h / 2],
+                    );
+                    add(
+                        format!("{p}attention.dense.weights_scaling_factor"),
+                        Dtype::F16,
+                        &[h / tp / 16, h],
+                    );
+                }
+                _ => {
+                    add(format!("{p}attention.qkv.weight"), dt, &[3 * h / tp, h]);
+                    add(format!("{p}attention.dense.weight"), dt, &[h, h / tp]);
+                }
+            }
+            if self.family == Family::Gpt {
+                add(format!("{p}attention.qkv.bias"), dt, &[3 * h / tp]);
+                add(format!("{p}attention.dense.bias"), dt, &[h]);
+            }
+            add(format!("{p}post_layernorm.weight"), dt, &[h]);
+            if self.family == Family::Gpt {
+                add(format!("{p}post_layernorm.bias"), dt, &[h]);
+            }
+            match self.family {
+                Family::Llama => {
+                    add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
+                    add(format!("{p}mlp.gate.weight"), dt, &[inter, h]);
+                    add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
+                }
+                Family::Gpt => {
+                    add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
+                    add(format!("{p}mlp.fc.bias"), dt, &[inter]);
+                    add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
+                    add(format!("{p}mlp.proj.bias"), dt, &[h]);
+                }
+                Family::Moe => {
+                    add(format!("{p}mlp.router.weight"), Dtype::F32, &[4, h]);
+                    add(format!("{p}mlp.fc.weight"), dt, &[4, 2 * inter, h]);
+                    add(format!("{p}mlp.proj.weight"), dt, &[4, h, inter]);
+                    add(format!("{p}mlp.shared_expert.fc.weight"), dt, &[inter, h]);
+                    add(format!("{p}mlp.shared_expert_gate.weight"), dt, &[1, h]);
+                }
+                Family::Fp8 => {
+                    for (linear, shape) in [
+                        ("mlp.fc", [inter, h]),
+                        ("mlp.gate", [inter, h]),
+                        ("mlp.proj", [h, inter]),
+                    ] {
+                        add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
+                        add(
+                            format!("{p}{linear}.weights_scaling_factor"),
+                            Dtype::F32,
+                            &[],
+                        );
+                        add(
+                            format!("{p}{linear}.activation_scaling_factor"),
+                            Dtype::F32,
+                            &[],
+                        );
+                    }
+                }
+                Family::Awq => {
+                    for (linear, shape, scale) in [
+                        ("mlp.fc", [h, inter / 2], [h / 16, inter]),
+                        ("mlp.gate", [h, inter / 2], [h / 16, inter]),
+                        ("mlp.proj", [inter, h / 2], [inter / 16, h]),
+                    ] {
+                        add(format!("{p}{linear}.weight"), Dtype::I8, &shape);
+                        add(
+                            format!("{p}{linear}.weights_scaling_factor"),
+                            Dtype::F16,
+                            &scale,
+                        );
+                        add(
+                            format!("{p}{linear}.prequant_scaling_factor"),
+                            Dtype::F16,
+                            &[shape[0]],
+                        );
+                    }
+                }
+            }
+        }
+        if stage == self.pp - 1 {
+            add("transformer.ln_f.weight".into(), dt, &[h]);
+            if self.family == Family::Gpt {
+                add("transformer.ln_f.bias".into(), dt, &[h]);
+            }
+            add("lm_head.weight".into(), dt, &[self.vocab / tp, h]);
+        }
+        out
+    }
+
+    /// Writes config.json and every rank file into `dir` (created).
+    pub fn write(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)?;
+        fs::write(dir.join("config.json"), self.config_json())?;
+        for rank in 0..self.world_size() {
+            let path = dir.join(format!("rank{rank}.safetensors"));
+            write_safetensors(&path, &self.rank_tensors(rank), None)?;
+        }
+        Ok(())
+    }
+}
+
+fn dtype_word(dtype: Dtype) -> &'static str {
+    match dtype {
+        Dtype::F16 => "float16",
+        Dtype::F32 => "float32",
+        _ => "bfloat16",
+    }
+}
+
+/// One tensor of every dtype, plus scalars and zero-size tensors, with
+/// names that hit and miss the default rule.
+pub fn every_dtype_tensors() -> Vec<TensorSpec> {
+    let mut out = Vec::new();
+    for (i, dtype) in Dtype::ALL.iter().enumerate() {
+        // 4 x 12 elements: whole bytes for F4 (even) and F6 (multiple of 4).
+        let name = if i % 2 == 0 {
+            format!("transformer.layers.{i}.mlp.fc.weight")
+        } else {
+            format!("transformer.layers.{i}.attention.dense.weight")
+        };
+        out.push(TensorSpec::new(name, *dtype, &[4, 12]));
+        out.push(
+            TensorSpec::new(format!("scalars.{i}.{}", dtype.name()), *dtype, &[])
+                .with_whole_bytes(),
+        );
+        out.push(TensorSpec::new(
+            format!("empty.{i}.attention.qkv.weight"),
+            *dtype,
+            &[0, 7],
+        ));
+        out.push(TensorSpec::new(format!("empty.{i}.kept"), *dtype, &[3, 0]));
+    }
+    out
+}
+
+impl TensorSpec {
+    /// Sub-byte dtypes cannot hold a scalar; give them the smallest
+    /// whole-byte vector instead.
+    fn with_whole_bytes(mut self) -> TensorSpec {
+        if tensor_byte_len(self.dtype, &self.shape).is_err() {
+            self.shape = match self.dtype.bits() {
+                4 => vec![2],
+                _ => vec![4],
+            };
+        }
+        self
+    }
+}

@@ -1,0 +1,506 @@
+//! The safetensors header reader: a pure function from bytes to a validated
+//! [`Header`], with no I/O inside.
+//!
+//! Layout of a safetensors file: an 8-byte little-endian `u64` N, then N bytes
+//! of UTF-8 JSON (the header), then the data buffer. `data_offsets` in the
+//! header are relative to the start of the data buffer.
+//!
+//! Invariants of a [`Header`] returned by [`parse_header`]:
+//! - every tensor name is unique (the official reader silently keeps the last
+//!   of a duplicated name; we reject it, as the format's docs require);
+//! - sorted by `(begin, end)`, the tensors tile `0..data_len` exactly;
+//! - every tensor's byte size equals its element count times its dtype's bits
+//!   divided by 8, computed without overflow;
+//! - `8 + N + data_len` equals the file length.
+//!
+//! Every arithmetic step on numbers from the file is checked: a crafted header
+//! gives a [`HeaderError`], never a panic, in debug and release builds alike.
+
+use std::fmt;
+
+use byteorder::{ByteOrder, LittleEndian};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// Bytes taken by the header length prefix.
+pub const N_LEN: u64 = 8;
+
+/// Largest header the official reader accepts (its `MAX_HEADER_SIZE`).
+pub const MAX_HEADER_SIZE: u64 = 100_000_000;
+
+/// The reserved top-level key holding free-form string metadata.
+pub const METADATA_KEY: &str = "__metadata__";
+
+/// Element types of the safetensors format, spelled as in the header.
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+pub enum Dtype {
+    BOOL,
+    F4,
+    F6_E2M3,
+    F6_E3M2,
+    U8,
+    I8,
+    F8_E5M2,
+    F8_E4M3,
+    F8_E8M0,
+    F8_E4M3FNUZ,
+    F8_E5M2FNUZ,
+    I16,
+    U16,
+    F16,
+    BF16,
+    I32,
+    U32,
+    F32,
+    C64,
+    F64,
+    I64,
+    U64,
+}
+
+impl Dtype {
+    /// Every dtype, in the order of the enum.
+    pub const ALL: [Dtype; 22] = [
+        Dtype::BOOL,
+        Dtype::F4,
+        Dtype::F6_E2M3,
+        Dtype::F6_E3M2,
+        Dtype::U8,
+        Dtype::I8,
+        Dtype::F8_E5M2,
+        Dtype::F8_E4M3,
+        Dtype::F8_E8M0,
+        Dtype::F8_E4M3FNUZ,
+        Dtype::F8_E5M2FNUZ,
+        Dtype::I16,
+        Dtype::U16,
+        Dtype::F16,
+        Dtype::BF16,
+        Dtype::I32,
+        Dtype::U32,
+        Dtype::F32,
+        Dtype::C64,
+        Dtype::F64,
+        Dtype::I64,
+        Dtype::U64,
+    ];
+
+    /// Width of one element in bits.
+    pub fn bits(self) -> u64 {
+        match self {
+            Dtype::F4 => 4,
+            Dtype::F6_E2M3 | Dtype::F6_E3M2 => 6,
+            Dtype::BOOL
+            | Dtype::U8
+            | Dtype::I8
+            | Dtype::F8_E5M2
+            | Dtype::F8_E4M3
+            | Dtype::F8_E8M0
+            | Dtype::F8_E4M3FNUZ
+            | Dtype::F8_E5M2FNUZ => 8,
+            Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 16,
+            Dtype::I32 | Dtype::U32 | Dtype::F32 => 32,
+            Dtype::C64 | Dtype::F64 | Dtype::I64 | Dtype::U64 => 64,
+        }
+    }
+
+    /// The dtype's spelling in a header.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::BOOL => "BOOL",
+            Dtype::F4 => "F4",
+            Dtype::F6_E2M3 => "F6_E2M3",
+            Dtype::F6_E3M2 => "F6_E3M2",
+            Dtype::U8 => "U8",
+            Dtype::I8 => "I8",
+            Dtype::F8_E5M2 => "F8_E5M2",
+            Dtype::F8_E4M3 => "F8_E4M3",
+            Dtype::F8_E8M0 => "F8_E8M0",
+            Dtype::F8_E4M3FNUZ => "F8_E4M3FNUZ",
+            Dtype::F8_E5M2FNUZ => "F8_E5M2FNUZ",
+            Dtype::I16 => "I16",
+            Dtype::U16 => "U16",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::I32 => "I32",
+            Dtype::U32 => "U32",
+            Dtype::F32 => "F32",
+            Dtype::C64 => "C64",
+            Dtype::F64 => "F64",
+            Dtype::I64 => "I64",
+            Dtype::U64 => "U64",
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One tensor as listed in a header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorEntry {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<u64>,
+    /// Start of the tensor's bytes, relative to the data buffer.
+    pub begin: u64,
+    /// End (exclusive) of the tensor's bytes, relative to the data buffer.
+    pub end: u64,
+}
+
+impl TensorEntry {
+    /// Byte length of the tensor's data (validated to match its shape).
+    pub fn byte_len(&self) -> u64 {
+        self.end - self.begin
+    }
+}
+
+/// A validated safetensors header.
+#[derive(Debug, Clone)]
+pub struct Header {
+    /// N: the length of the JSON header in bytes, as stored in the prefix.
+    pub header_len: u64,
+    /// The `__metadata__` value exactly as written in the input (its JSON
+    /// text), validated to be `null` or an object of strings.
+    pub metadata: Option<String>,
+    /// Tensors in the order the header lists them.
+    pub tensors: Vec<TensorEntry>,
+    /// Length of the data buffer: the end of the last tensor.
+    pub data_len: u64,
+}
+
+impl Header {
+    /// File offset of the first byte of the data buffer.
+    pub fn data_start(&self) -> u64 {
+        // Cannot overflow: header_len <= MAX_HEADER_SIZE.
+        N_LEN + self.header_len
+    }
+
+    /// Total file length this header describes.
+    pub fn file_len(&self) -> u64 {
+        // Validated against the real file length in `parse_header`.
+        self.data_start() + self.data_len
+    }
+}
+
+/// What is wrong with a header, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderError {
+    pub problem: String,
+    /// The tensor the problem is about, when there is one.
+    pub tensor: Option<String>,
+    /// Byte offset in the file where the problem is, when known.
+    pub offset: Option<u64>,
+}
+
+impl HeaderError {
+    fn new(problem: impl Into<String>) -> Self {
+        HeaderError {
+            problem: problem.into(),
+            tensor: None,
+            offset: None,
+        }
+    }
+
+    fn at(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
+    fn tensor(mut self, name: &str) -> Self {
+        self.tensor = Some(name.to_string());
+        self
+    }
+}
+
+impl fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem)?;
+        match (&self.tensor, self.offset) {
+            (Some(t), Some(o)) => write!(f, " (tensor `{}`, byte {o})", printable(t)),
+            (Some(t), None) => write!(f, " (tensor `{}`)", printable(t)),
+            (None, Some(o)) => write!(f, " (byte {o})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// A tensor name made safe for a one-line message: control characters are
+/// escaped so a crafted name cannot break the line or the terminal.
+pub fn printable(name: &str) -> String {
+    name.chars().flat_map(char::escape_debug).collect()
+}
+
+/// Reads the header length N from the first bytes of a file and checks it
+/// against the official reader's limits and the file length.
+pub fn header_len_from_prefix(prefix: &[u8], file_len: u64) -> Result<u64, HeaderError> {
+    if prefix.len() < N_LEN as usize || file_len < N_LEN {
+        return Err(HeaderError::new(format!(
+            "file too short for a safetensors header: {file_len} bytes, need at least 8"
+        ))
+        .at(0));
+    }
+    let n = LittleEndian::read_u64(&prefix[..N_LEN as usize]);
+    if n > MAX_HEADER_SIZE {
+        return Err(HeaderError::new(format!(
+            "header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes"
+        ))
+        .at(0));
+    }
+    // n <= MAX_HEADER_SIZE, so the addition cannot overflow.
+    if N_LEN + n > file_len {
+        return Err(HeaderError::new(format!(
+            "header length {n} runs past the end of the file ({file_len} bytes)"
+        ))
+        .at(0));
+    }
+    Ok(n)
+}
+
+/// Parses and validates a whole safetensors file held in memory.
+pub fn parse_file(bytes: &[u8]) -> Result<Header, HeaderError> {
+    let file_len = bytes.len() as u64;
+    let n = header_len_from_prefix(bytes, file_len)?;
+    // header_len_from_prefix checked that 8 + n fits in the buffer.
+    let json = &bytes[N_LEN as usize..(N_LEN + n) as usize];
+    parse_header(json, file_len)
+}
+
+/// Parses and validates the N header bytes (the JSON text after the length
+/// prefix) of a file that is `file_len` bytes long.
+pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
+    let header_len = json.len() as u64;
+    if header_len > MAX_HEADER_SIZE {
+        return Err(HeaderError::new(format!(
+            "header length {header_len} exceeds the limit of {MAX_HEADER_SIZE} bytes"
+        ))
+        .at(0));
+    }
+    let text = std::str::from_utf8(json).map_err(|e| {
+        HeaderError::new("header is not valid UTF-8").at(N_LEN + e.valid_up_to() as u64)
+    })?;
+    let raw: RawHeader = serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
+    let RawHeader {
+        metadata,
+        tensors: raw_tensors,
+        duplicate,
+    } = raw;
+    if let Some(name) = duplicate {
+        let mut err = HeaderError::new("duplicate tensor name").tensor(&name);
+        err.offset = locate_key(text, &name, 1);
+        return Err(err);
+    }
+    let data_start = N_LEN + header_len;
+    let mut tensors = Vec::with_capacity(raw_tensors.len());
+    for (name, raw) in raw_tensors {
+        let entry_error = |problem: String| {
+            let mut err = HeaderError::new(problem).tensor(&name);
+            err.offset = locate_key(text, &name, 0);
+            err
+        };
+        let [begin, end] = raw.data_offsets;
+        let byte_len = tensor_byte_len(raw.dtype, &raw.shape).map_err(entry_error)?;
+        if end < begin {
+            return Err(entry_error(format!(
+                "data_offsets [{begin}, {end}] end before they begin"
+            )));
+        }
+        if end - begin != byte_len {
+            return Err(entry_error(format!(
+                "data_offsets [{begin}, {end}] span {} bytes but {} {:?} needs {byte_len}",
+                end - begin,
+                raw.dtype,
+                raw.shape
+            )));
+        }
+        tensors.push(TensorEntry {
+            name,
+            dtype: raw.dtype,
+            shape: raw.shape,
+            begin,
+            end,
+        });
+    }
+    let data_len = check_tiling(&tensors, data_start)?;
+    let expected = data_start.checked_add(data_len).ok_or_else(|| {
+        HeaderError::new(format!(
+            "data buffer of {data_len} bytes overflows a file offset"
+        ))
+    })?;
+    if expected != file_len {
+        let problem = if expected > file_len {
+            format!(
+                "file is truncated: the header describes {expected} bytes but the file has {file_len}"
+            )
+        } else {
+            format!(
+                "{} trailing bytes after the last tensor (the header describes {expected} bytes, the file has {file_len})",
+                file_len - expected
+            )
+        };
+        return Err(HeaderError::new(problem).at(expected.min(file_len)));
+    }
+    Ok(Header {
+        header_len,
+        metadata,
+        tensors,
+        data_len,
+    })
+}
+
+/// Byte size of a tensor of `dtype` and `shape`, or why it has none.
+pub fn tensor_byte_len(dtype: Dtype, shape: &[u64]) -> Result<u64, String> {
+    let elements = shape
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} overflows the element count"))?;
+    let bits = elements
+        .checked_mul(dtype.bits())
+        .ok_or_else(|| format!("shape {shape:?} of {dtype} overflows the bit count"))?;
+    if bits % 8 != 0 {
+        return Err(format!(
+            "shape {shape:?} of {dtype} is {bits} bits, not a whole number of bytes"
+        ));
+    }
+    Ok(bits / 8)
+}
+
+/// Checks that the tensors, sorted by offsets, tile the data buffer exactly,
+/// and returns the buffer length.
+fn check_tiling(tensors: &[TensorEntry], data_start: u64) -> Result<u64, HeaderError> {
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_unstable_by_key(|&i| (tensors[i].begin, tensors[i].end));
+    let mut next = 0u64;
+    for &i in &order {
+        let t = &tensors[i];
+        if t.begin != next {
+            let problem = if t.begin > next {
+                format!(
+                    "hole in the data buffer: bytes {next}..{} belong to no tensor",
+                    t.begin
+                )
+            } else {
+                format!(
+                    "tensor overlaps the previous one: it begins at {} but the previous ends at {next}",
+                    t.begin
+                )
+            };
+            return Err(HeaderError::new(problem)
+                .tensor(&t.name)
+                .at(data_start.saturating_add(t.begin)));
+        }
+        next = t.end;
+    }
+    Ok(next)
+}
+
+/// File offset of the `nth` (0-based) occurrence of `name` written as a JSON
+/// string in the header text. Only used to point at an error, so a name
+/// spelled with unusual escapes simply gets no offset.
+fn locate_key(text: &str, name: &str, nth: usize) -> Option<u64> {
+    let quoted = serde_json::to_string(name).ok()?;
+    let (pos, _) = text.match_indices(quoted.as_str()).nth(nth)?;
+    Some(N_LEN + pos as u64)
+}
+
+/// Converts a serde_json error into a header error at a file byte offset.
+fn json_error(text: &str, e: &serde_json::Error) -> HeaderError {
+    let offset = byte_offset_of(text, e.line(), e.column());
+    // serde_json appends " at line L column C"; we give a byte offset instead.
+    let message = e.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(cut) => message[..cut].to_string(),
+        None => message,
+    };
+    HeaderError::new(format!("invalid header JSON: {message}")).at(N_LEN + offset as u64)
+}
+
+/// Byte index in `text` of serde_json's 1-based `line` and `column`.
+fn byte_offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1)
+    };
+    line_start
+        .saturating_add(column.saturating_sub(1))
+        .min(text.len())
+}
+
+/// A tensor entry as deserialized; unknown extra keys are ignored, like the
+/// official reader does.
+#[derive(Deserialize)]
+struct RawTensor {
+    dtype: Dtype,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
+}
+
+/// The top-level object, read key by key so that duplicate names and the
+/// position of each entry are seen (a map type would silently merge them).
+struct RawHeader {
+    metadata: Option<String>,
+    tensors: Vec<(String, RawTensor)>,
+    /// The first duplicated key, `__metadata__` included.
+    duplicate: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawHeader {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(RawHeaderVisitor)
+    }
+}
+
+struct RawHeaderVisitor;
+
+impl<'de> Visitor<'de> for RawHeaderVisitor {
+    type Value = RawHeader;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object mapping tensor names to tensor entries")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
+        let mut metadata: Option<Option<String>> = None;
+        let mut tensors = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut duplicate = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == METADATA_KEY {
+                let raw: Option<Box<RawValue>> = map.next_value()?;
+                let text = raw.map(|r| r.get().to_string());
+                if let Some(t) = &text {
+                    validate_metadata(t).map_err(de::Error::custom)?;
+                }
+                if metadata.is_some() && duplicate.is_none() {
+                    duplicate = Some(key);
+                }
+                metadata = Some(text);
+            } else {
+                let entry: RawTensor = map.next_value()?;
+                if !seen.insert(key.clone()) && duplicate.is_none() {
+                    duplicate = Some(key.clone());
+                }
+                tensors.push((key, entry));
+            }
+        }
+        Ok(RawHeader {
+            metadata: metadata.flatten(),
+            tensors,
+            duplicate,
+        })
+    }
+}
+
+fn validate_metadata(text: &str) -> Result<(), String> {
+    serde_json::from_str::<std::collections::HashMap<String, String>>(text)
+        .map(|_| ())
+        .map_err(|e| format!("`__metadata__` must be an object of strings: {e}"))
+}

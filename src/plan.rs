@@ -1,0 +1,346 @@
+//! The planner: a pure function from a validated [`Header`] and a
+//! [`PruneRule`] to a [`PrunePlan`] — the output file's header bytes and the
+//! byte ranges to copy from input to output. No I/O happens here.
+//!
+//! Invariants of a plan:
+//! - every input tensor name appears in the output header once, in the
+//!   input's listing order, with its dtype; a pruned tensor has shape `[0]`
+//!   and `data_offsets` `[0, 0]` (an empty tensor is valid at any tile
+//!   boundary, and 0 always is one);
+//! - kept tensors keep shape and bytes; input-adjacent kept tensors form one
+//!   [`CopyRange`], so they are copied in one call;
+//! - copy ranges tile the output's data buffer exactly, in `dst` order;
+//! - the JSON header is padded with spaces to a multiple of 8 bytes.
+//!
+//! Shared blocks: on XFS and btrfs a copy can share the input's blocks
+//! instead of writing new ones, but only for spans whose input and output
+//! offsets are congruent modulo the block size. So when `align` is set the
+//! planner picks the header padding to make the first large range congruent,
+//! and in front of every later large range that would land off-congruence it
+//! places small ranges (moved from elsewhere: tensors may sit in any order in
+//! the data buffer) whose sizes add up to exactly the missing bytes.
+
+use std::io::Write;
+
+use crate::header::{Dtype, Header, N_LEN};
+use crate::rule::{PruneRule, Reason};
+
+/// Block size the planner aligns large ranges to: the block size of XFS and
+/// btrfs in their default configuration.
+pub const SHARE_ALIGNMENT: u64 = 4096;
+
+/// Bytes to copy from the input file to the output file (file offsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyRange {
+    pub src: u64,
+    pub dst: u64,
+    pub len: u64,
+}
+
+/// What happens to one input tensor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorOutcome {
+    pub name: String,
+    pub dtype: Dtype,
+    /// The input shape.
+    pub shape: Vec<u64>,
+    /// Bytes of the tensor in the input.
+    pub bytes: u64,
+    /// File offset of the tensor's data in the input.
+    pub input_offset: u64,
+    pub pruned: bool,
+    pub reason: Reason,
+}
+
+/// The complete plan for one output file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunePlan {
+    /// The 8-byte length prefix followed by the padded JSON header.
+    pub header_bytes: Vec<u8>,
+    /// Ranges to copy, sorted by `dst`, tiling the output data buffer.
+    pub copies: Vec<CopyRange>,
+    /// One entry per input tensor, in the input's listing order.
+    pub tensors: Vec<TensorOutcome>,
+    pub input_len: u64,
+    pub output_len: u64,
+}
+
+impl PrunePlan {
+    pub fn pruned_count(&self) -> usize {
+        self.tensors.iter().filter(|t| t.pruned).count()
+    }
+
+    pub fn kept_count(&self) -> usize {
+        self.tensors.len() - self.pruned_count()
+    }
+
+    /// Bytes of tensor data the output carries.
+    pub fn kept_bytes(&self) -> u64 {
+        self.copies.iter().map(|c| c.len).sum()
+    }
+
+    /// Ranges whose input and output offsets are congruent modulo `block`:
+    /// the ones a sharing filesystem can clone.
+    pub fn congruent_bytes(&self, block: u64) -> u64 {
+        self.copies
+            .iter()
+            .filter(|c| c.src % block == c.dst % block)
+            .map(|c| c.len)
+            .sum()
+    }
+}
+
+/// A run of input-adjacent kept tensors, copied as one range.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Offset in the input data buffer.
+    begin: u64,
+    len: u64,
+}
+
+/// Plans the pruned output of a file with `header`. `align` is the block
+/// size to keep large ranges congruent to (0 or 1: no alignment, ranges stay
+/// in input order).
+pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> PrunePlan {
+    let data_start = header.data_start();
+    let tensors: Vec<TensorOutcome> = header
+        .tensors
+        .iter()
+        .map(|t| {
+            let decision = rule.decide(&t.name);
+            TensorOutcome {
+                name: t.name.clone(),
+                dtype: t.dtype,
+                shape: t.shape.clone(),
+                bytes: t.byte_len(),
+                input_offset: data_start + t.begin,
+                pruned: decision.prune,
+                reason: decision.reason,
+            }
+        })
+        .collect();
+
+    let runs = kept_runs(header, &tensors);
+    let (residue, order) = if align > 1 && runs.iter().any(|r| r.len >= align) {
+        aligned_order(&runs, data_start, align)
+    } else {
+        (0, (0..runs.len()).collect())
+    };
+
+    // Output offset of each run, relative to the output data buffer.
+    let mut run_dst = vec![0u64; runs.len()];
+    let mut offset = 0u64;
+    for &i in &order {
+        run_dst[i] = offset;
+        offset += runs[i].len;
+    }
+    let data_len = offset;
+
+    let json = header_json(header, &tensors, &runs, &run_dst);
+    let padded = padded_len(json.len() as u64, residue, align);
+    let mut header_bytes = Vec::with_capacity((N_LEN + padded) as usize);
+    header_bytes.extend_from_slice(&padded.to_le_bytes());
+    header_bytes.extend_from_slice(&json);
+    header_bytes.resize((N_LEN + padded) as usize, b' ');
+
+    let out_data_start = N_LEN + padded;
+    let copies = order
+        .iter()
+        .map(|&i| CopyRange {
+            src: data_start + runs[i].begin,
+            dst: out_data_start + run_dst[i],
+            len: runs[i].len,
+        })
+        .collect();
+    PrunePlan {
+        header_bytes,
+        copies,
+        tensors,
+        input_len: header.file_len(),
+        output_len: out_data_start + data_len,
+    }
+}
+
+/// Groups kept, non-empty tensors into runs of input-adjacent bytes, in
+/// input data order.
+fn kept_runs(header: &Header, outcomes: &[TensorOutcome]) -> Vec<Run> {
+    let mut kept: Vec<(u64, u64)> = header
+        .tensors
+        .iter()
+        .zip(outcomes)
+        .filter(|(t, o)| !o.pruned && t.end > t.begin)
+        .map(|(t, _)| (t.begin, t.end))
+        .collect();
+    kept.sort_unstable();
+    let mut runs: Vec<Run> = Vec::new();
+    for (begin, end) in kept {
+        match runs.last_mut() {
+            Some(last) if last.begin + last.len == begin => last.len += end - begin,
+            _ => runs.push(Run {
+                begin,
+                len: end - begin,
+            }),
+        }
+    }
+    runs
+}
+
+/// Chooses the residue of the output data start modulo `align` and the order
+/// of runs in the output so that large runs land congruent to their input.
+fn aligned_order(runs: &[Run], data_start: u64, align: u64) -> (u64, Vec<usize>) {
+    let input_residue = |r: &Run| (data_start + r.begin) % align;
+    let first_large = runs
+        .iter()
+        .position(|r| r.len >= align)
+        .expect("caller checked that a large run exists");
+    // The header is padded to a multiple of 8, so the data start can only
+    // take residues that are multiples of 8; fillers make up the rest.
+    let residue = input_residue(&runs[first_large]) / 8 * 8;
+
+    let mut small: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].len < align).collect();
+    let mut order = Vec::with_capacity(runs.len());
+    let mut offset = 0u64;
+    for (i, run) in runs.iter().enumerate() {
+        if run.len < align {
+            continue;
+        }
+        let have = (residue + offset) % align;
+        let need = (input_residue(run) + align - have) % align;
+        if need != 0 {
+            if let Some(fillers) = pick_fillers(runs, &small, need) {
+                for &f in &fillers {
+                    order.push(f);
+                    offset += runs[f].len;
+                }
+                small.retain(|s| !fillers.contains(s));
+            }
+        }
+        order.push(i);
+        offset += run.len;
+    }
+    // Small runs not used as fillers go last, in input order.
+    order.extend(small);
+    (residue, order)
+}
+
+/// Finds small runs (indices from `candidates`) whose lengths add up to
+/// exactly `need` bytes. Bounded work: an exact single run, then a greedy
+/// pass, then a small subset-sum over the first candidates.
+fn pick_fillers(runs: &[Run], candidates: &[usize], need: u64) -> Option<Vec<usize>> {
+    if let Some(&i) = candidates.iter().find(|&&i| runs[i].len == need) {
+        return Some(vec![i]);
+    }
+    let mut by_size: Vec<usize> = candidates.to_vec();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(runs[i].len));
+    let mut left = need;
+    let mut greedy = Vec::new();
+    for &i in &by_size {
+        if runs[i].len <= left {
+            left -= runs[i].len;
+            greedy.push(i);
+            if left == 0 {
+                return Some(greedy);
+            }
+        }
+    }
+    // 0/1 subset sum with parent links; bounded to keep planning in
+    // microseconds even for 20,000-tensor headers.
+    const MAX_ITEMS: usize = 48;
+    let items: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&i| runs[i].len <= need)
+        .take(MAX_ITEMS)
+        .collect();
+    let target = need as usize;
+    let mut parent: Vec<Option<usize>> = vec![None; target + 1];
+    let mut reachable = vec![false; target + 1];
+    reachable[0] = true;
+    for (k, &i) in items.iter().enumerate() {
+        let size = runs[i].len as usize;
+        for sum in (size..=target).rev() {
+            if reachable[sum - size] && !reachable[sum] {
+                reachable[sum] = true;
+                parent[sum] = Some(k);
+            }
+        }
+        if reachable[target] {
+            break;
+        }
+    }
+    if !reachable[target] {
+        return None;
+    }
+    let mut picked = Vec::new();
+    let mut sum = target;
+    while sum > 0 {
+        let k = parent[sum]?;
+        picked.push(items[k]);
+        sum -= runs[items[k]].len as usize;
+    }
+    Some(picked)
+}
+
+/// Smallest padded header length >= `len` that is a multiple of 8 and, when
+/// aligning, puts the data start (8 + length) at `residue` modulo `align`.
+fn padded_len(len: u64, residue: u64, align: u64) -> u64 {
+    let len8 = len.div_ceil(8) * 8;
+    if align <= 1 {
+        return len8;
+    }
+    let have = (N_LEN + len8) % align;
+    len8 + (residue + align - have) % align
+}
+
+/// The output header JSON, without padding.
+fn header_json(
+    header: &Header,
+    tensors: &[TensorOutcome],
+    runs: &[Run],
+    run_dst: &[u64],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(header.header_len as usize);
+    out.push(b'{');
+    let mut first = true;
+    if let Some(metadata) = &header.metadata {
+        out.extend_from_slice(b"\"__metadata__\":");
+        out.extend_from_slice(metadata.as_bytes());
+        first = false;
+    }
+    for (entry, outcome) in header.tensors.iter().zip(tensors) {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        // Serializing a &str into a Vec cannot fail.
+        serde_json::to_writer(&mut out, &entry.name).expect("string serializes");
+        let (begin, end) = if outcome.pruned || entry.end == entry.begin {
+            (0, 0)
+        } else {
+            // Runs are sorted by input offset; find the one holding this tensor.
+            let i = runs.partition_point(|r| r.begin + r.len <= entry.begin);
+            let begin = run_dst[i] + (entry.begin - runs[i].begin);
+            (begin, begin + entry.byte_len())
+        };
+        write!(out, ":{{\"dtype\":\"{}\",\"shape\":", entry.dtype).expect("vec write");
+        if outcome.pruned {
+            out.extend_from_slice(b"[0]");
+        } else {
+            write_u64_list(&mut out, &entry.shape);
+        }
+        write!(out, ",\"data_offsets\":[{begin},{end}]}}").expect("vec write");
+    }
+    out.push(b'}');
+    out
+}
+
+fn write_u64_list(out: &mut Vec<u8>, values: &[u64]) {
+    out.push(b'[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write!(out, "{v}").expect("vec write");
+    }
+    out.push(b']');
+}

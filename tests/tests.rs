@@ -1,0 +1,13 @@
+//! The integration tests: one binary, one module per area. Checkpoints are
+//! generated in temp dirs (see `trtllm_prune::fixture`); outputs are checked
+//! with the official `safetensors` crate.
+
+mod util;
+
+mod cli;
+mod differential;
+mod faults;
+mod features;
+mod header_rules;
+mod nothing_lost;
+mod prune_output;

@@ -10,4 +10,6 @@ mod faults;
 mod features;
 mod header_rules;
 mod nothing_lost;
+mod planner;
 mod prune_output;
+mod sharing;

@@ -20,8 +20,11 @@ fn main() -> ExitCode {
     let progress = Progress::stderr(!cli.quiet);
     let options = cli.options();
     let result = prune::prepare(&options).and_then(|prepared| {
-        for warning in &prepared.warnings {
-            progress.println(&format!("trtllm-prune: warning: {warning}"));
+        // --quiet means nothing at all on stderr when the run succeeds.
+        if !cli.quiet {
+            for warning in &prepared.warnings {
+                progress.println(&format!("trtllm-prune: warning: {warning}"));
+            }
         }
         prune::execute(&prepared, &options, &progress)
     });

@@ -136,3 +136,53 @@ pub fn safetensors_bytes(json: &str, data: &[u8]) -> Vec<u8> {
     bytes.extend_from_slice(data);
     bytes
 }
+
+/// One entry of a folder tree, as [`tree`] records it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TreeEntry {
+    /// A regular file up to [`TREE_READ_LIMIT`] bytes, with its bytes.
+    File(Vec<u8>),
+    /// A larger (usually sparse) file, by identity, size and mtime: reading
+    /// gigabytes of holes to compare them would cost seconds.
+    LargeFile { ino: u64, len: u64, mtime_ns: i128 },
+    Dir(BTreeMap<String, TreeEntry>),
+    Symlink(PathBuf),
+    /// A FIFO, socket or device.
+    Special,
+}
+
+/// Files larger than this are compared by identity in [`tree`].
+pub const TREE_READ_LIMIT: u64 = 16 << 20;
+
+/// Every entry under `dir` (hidden temp files, folders, symlinks and
+/// special files too), recursively: what a failed run must leave exactly
+/// as it found it. A missing `dir` gives an empty map.
+pub fn tree(dir: &Path) -> BTreeMap<String, TreeEntry> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = BTreeMap::new();
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return entries;
+    };
+    for entry in listing.flatten() {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).expect("entry has metadata");
+        let kind = meta.file_type();
+        let state = if kind.is_symlink() {
+            TreeEntry::Symlink(std::fs::read_link(&path).expect("link reads"))
+        } else if kind.is_dir() {
+            TreeEntry::Dir(tree(&path))
+        } else if kind.is_file() && meta.len() > TREE_READ_LIMIT {
+            TreeEntry::LargeFile {
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            }
+        } else if kind.is_file() {
+            TreeEntry::File(std::fs::read(&path).expect("file reads"))
+        } else {
+            TreeEntry::Special
+        };
+        entries.insert(entry.file_name().to_string_lossy().into_owned(), state);
+    }
+    entries
+}

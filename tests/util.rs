@@ -144,7 +144,11 @@ pub enum TreeEntry {
     File(Vec<u8>),
     /// A larger (usually sparse) file, by identity, size and mtime: reading
     /// gigabytes of holes to compare them would cost seconds.
-    LargeFile { ino: u64, len: u64, mtime_ns: i128 },
+    LargeFile {
+        ino: u64,
+        len: u64,
+        mtime_ns: i128,
+    },
     Dir(BTreeMap<String, TreeEntry>),
     Symlink(PathBuf),
     /// A FIFO, socket or device.

@@ -542,6 +542,28 @@ fn refuses_an_output_file_that_is_a_hard_link_to_an_input() {
 }
 
 #[test]
+fn refuses_an_output_file_name_taken_by_a_folder() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+    fs::create_dir_all(out.join("rank1.safetensors")).unwrap();
+    fs::write(out.join("rank1.safetensors/precious"), "user data\n").unwrap();
+    let before = tree(&out);
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("rank1.safetensors")),
+        "a folder has the name of an output file",
+    );
+    assert_eq!(tree(&out), before);
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
 fn a_rename_failing_mid_commit_puts_every_existing_file_back() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);

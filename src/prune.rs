@@ -191,11 +191,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
 
-    write_new(
-        &config_out.temp,
-        prepared.config_text.as_bytes(),
-        options.fsync,
-    )?;
+    write_new(&config_out, prepared.config_text.as_bytes(), options.fsync)?;
     progress.set_total(prepared.bytes_to_move());
     let stats = run_jobs(&jobs, options, progress)?;
     interrupt::check()?;
@@ -315,23 +311,25 @@ fn run_job(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let bar = progress.file(&name, job.bytes());
+    // Errors name the output file the user asked for: the temp file is
+    // removed when the run fails.
     let out = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&staged.temp)
-        .map_err(|e| Error::io(&staged.temp, "cannot create", e))?;
+        .map_err(|e| Error::io(&staged.target, "cannot create", e))?;
     out.write_all_at(header, 0)
-        .map_err(|e| Error::io(&staged.temp, "cannot write", e))?;
+        .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
     // Sized up front so that clones and copies land inside the file.
     out.set_len(output_len)
-        .map_err(|e| Error::io(&staged.temp, "cannot size", e))?;
+        .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
     let on_progress = |n: u64| bar.inc(n);
     let mut copier = RangeCopier::new(
         &input.file,
         &input.path,
         &out,
-        &staged.temp,
+        &staged.target,
         options.align,
         options.methods,
         &on_progress,
@@ -344,14 +342,16 @@ fn run_job(
     input.check_unchanged()?;
     if options.fsync {
         out.sync_all()
-            .map_err(|e| Error::io(&staged.temp, "cannot flush to disk", e))?;
+            .map_err(|e| Error::io(&staged.target, "cannot flush to disk", e))?;
     }
     bar.done();
     Ok(stats)
 }
 
-fn write_new(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
-    let file = fs::File::create(path).map_err(|e| Error::io(path, "cannot create", e))?;
+/// Writes `bytes` to the temp file of `staged`; errors name its target.
+fn write_new(staged: &StagedFile, bytes: &[u8], fsync: bool) -> Result<()> {
+    let path = &staged.target;
+    let file = fs::File::create(&staged.temp).map_err(|e| Error::io(path, "cannot create", e))?;
     file.write_all_at(bytes, 0)
         .map_err(|e| Error::io(path, "cannot write", e))?;
     if fsync {

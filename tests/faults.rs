@@ -349,7 +349,12 @@ fn disk_full_removes_temp_files_and_the_output_folder_it_created() {
 
     let result = run(&ckpt, Some(&out), &[]);
 
-    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("rank0.safetensors: cannot write")),
+        "No space left on device",
+    );
     assert!(!out.exists(), "left {:?}", util::file_names(&out));
     assert_eq!(tree(&ckpt), input);
 }
@@ -370,8 +375,32 @@ fn disk_full_on_a_later_rank_removes_the_ranks_already_written() {
 
     let result = run(&ckpt, Some(&out), &["--jobs", "1"]);
 
-    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("rank1.safetensors: cannot write")),
+        "No space left on device",
+    );
     assert_eq!(tree(&out), before, "the output folder changed");
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn out_of_inodes_removes_the_temp_files_already_created() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    // Inodes for the root, the output folder and config.json's temp file:
+    // creating the first rank's temp file fails.
+    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=1m,nr_inodes=3") else {
+        return;
+    };
+    let out = root.join("small/out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_eq!(util::file_names(&root.join("small")), Vec::<String>::new());
     assert_eq!(tree(&ckpt), input);
 }
 
@@ -409,7 +438,12 @@ fn read_only_output_folder_fails_and_keeps_its_files() {
 
     let result = run(&ckpt, Some(&out), &[]);
 
-    assert_fails(&result, 1, Some(&out), "Read-only file system");
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("config.json: cannot create")),
+        "Read-only file system",
+    );
     assert_eq!(tree(&out), before);
     assert_eq!(tree(&ckpt), input);
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -32,7 +33,9 @@ fn main() -> ExitCode {
     match result {
         Ok(summary) => {
             if !cli.quiet {
-                eprintln!("{}", summary_line(&summary));
+                // Not eprintln!: it panics when stderr is a closed pipe,
+                // which would turn a finished run into exit status 101.
+                let _ = writeln!(std::io::stderr(), "{}", summary_line(&summary));
             }
             ExitCode::SUCCESS
         }
@@ -41,7 +44,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("trtllm-prune: error: {e}");
+    let _ = writeln!(std::io::stderr(), "trtllm-prune: error: {e}");
     ExitCode::from(e.exit_code().clamp(1, 255) as u8)
 }
 

@@ -953,3 +953,45 @@ fn checkpoint_path_is_a_file() {
     assert_fails(&result, 1, Some(&ckpt), "checkpoint path is not a folder");
     assert_eq!(util::file_names(&root), ["ckpt"]);
 }
+
+// ------------------------------------------------------------ closed stderr
+
+/// Runs the binary with stderr a pipe whose reader is gone, as in
+/// `trtllm-prune ... 2>&1 | head -0`.
+fn run_with_broken_stderr(mut cmd: Command) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe() just opened both descriptors and nothing else owns them.
+    let (reader, writer) = unsafe {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    drop(reader);
+    cmd.stderr(Stdio::from(writer));
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    Running { child }.finish()
+}
+
+#[test]
+fn closed_stderr_does_not_change_the_exit_status() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let out = root.join("out");
+
+    let ok = run_with_broken_stderr(command(&ckpt, Some(&out), &[]));
+    assert_eq!(ok.status.code(), Some(0), "a finished run: {:?}", ok.status);
+    assert!(out.join("rank1.safetensors").is_file());
+
+    let failed = run_with_broken_stderr(command(&root.join("nowhere"), None, &[]));
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "a failed run: {:?}",
+        failed.status
+    );
+}

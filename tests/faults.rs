@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -782,14 +782,7 @@ fn rank_file_that_is_a_dangling_symlink() {
 
 #[test]
 fn rank_file_that_is_a_fifo_does_not_block() {
-    assert_bad_rank1(
-        |p| {
-            let path = CString::new(p.as_os_str().as_bytes()).unwrap();
-            // SAFETY: `path` is a live NUL-terminated string.
-            assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
-        },
-        "not a regular file",
-    );
+    assert_bad_rank1(mkfifo, "not a regular file");
 }
 
 #[test]
@@ -866,6 +859,65 @@ fn assert_bad_config(config: Option<&str>, file: &str, problem: &str) {
     assert_fails(&result, 1, Some(&ckpt.join(file)), problem);
     assert!(!out.exists(), "left {:?}", util::file_names(&out));
     assert_eq!(tree(&ckpt), input);
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `path` is a live NUL-terminated string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn config_that_is_a_fifo_does_not_block() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let config = ckpt.join("config.json");
+    fs::remove_file(&config).unwrap();
+    mkfifo(&config);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
+    // A reader blocked on the FIFO would wait for a writer forever (and
+    // retry through Ctrl-C); give it a moment, then unblock it so that the
+    // test ends either way.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = running.child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let blocked = matches!(running.child.try_wait(), Ok(None));
+    if blocked {
+        let _ = File::options()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&config)
+            .and_then(|mut f| f.write_all(b"{}"));
+    }
+    let result = running.finish();
+
+    assert!(!blocked, "the run blocked reading a FIFO config.json");
+    assert_fails(&result, 1, Some(&config), "not a regular file");
+    assert!(!out.exists());
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn config_that_is_a_directory() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let config = ckpt.join("config.json");
+    fs::remove_file(&config).unwrap();
+    fs::create_dir(&config).unwrap();
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&config), "not a regular file");
+    assert!(!out.exists());
 }
 
 #[test]

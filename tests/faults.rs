@@ -554,6 +554,24 @@ fn refuses_the_checkpoint_folder_as_output_via_a_symlink() {
 }
 
 #[test]
+fn refuses_the_checkpoint_folder_as_output_via_a_bind_mount() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let alias = root.join("alias");
+    fs::create_dir(&alias).unwrap();
+    let Some(_mount) = Mount::bind(&ckpt, &alias) else {
+        return;
+    };
+    let input = tree(&ckpt);
+
+    // Another path, so only the files' identities tell it is the input.
+    let result = run(&ckpt, Some(&alias), &[]);
+
+    assert_fails(&result, 1, Some(&alias), "would overwrite the input file");
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
 fn refuses_an_output_file_that_is_a_hard_link_to_an_input() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
@@ -675,29 +693,30 @@ fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
 
 // ------------------------------------------------ input changed mid-copy
 
-#[test]
-fn input_truncated_mid_copy_is_reported_without_sigbus() {
+/// Runs on a one-rank checkpoint whose kept tensor is a `kept`-byte hole,
+/// pauses the run once it writes rank0, lets `change` alter the input
+/// (given the checkpoint folder and the test's root), resumes, and asserts
+/// an error naming rank0 with `problem`, no output left, and config.json
+/// untouched.
+fn change_input_mid_copy(kept: u64, change: impl FnOnce(&Path, &Path), problem: &str) {
     let (_dir, root) = temp_root();
-    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let ckpt = sparse_checkpoint(&root, kept);
     let config = fs::read(ckpt.join("config.json")).unwrap();
     let rank0 = ckpt.join("rank0.safetensors");
-    let out = root.join("out");
+    // Written to memory when possible rather than to a disk that throttles
+    // writers: some changes are only noticed once the whole file is copied.
+    let _mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
+    let out = root.join("tmpfs/out");
 
     let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
     running.wait_for_temp_file(&out, "rank0.safetensors");
-    File::options()
-        .write(true)
-        .open(&rank0)
-        .and_then(|f| f.set_len(1 << 20))
-        .expect("input truncated");
+    // Paused, the run cannot finish the copy before the change lands.
+    running.signal(libc::SIGSTOP);
+    change(&ckpt, &root);
+    running.signal(libc::SIGCONT);
     let result = running.finish();
 
-    assert_fails(
-        &result,
-        1,
-        Some(&rank0),
-        "input file changed while it was being copied",
-    );
+    assert_fails(&result, 1, Some(&rank0), problem);
     assert!(!out.exists(), "left {:?}", util::file_names(&out));
     assert_eq!(
         util::file_names(&ckpt),
@@ -707,35 +726,69 @@ fn input_truncated_mid_copy_is_reported_without_sigbus() {
 }
 
 #[test]
-fn input_replaced_mid_copy_is_reported() {
-    let (_dir, root) = temp_root();
-    // The run copies the whole (old) file before it can notice, so keep it
-    // smaller than the interrupt tests' one, and write it to memory (tmpfs)
-    // when possible rather than to a disk that throttles writers. The run is
-    // paused while the file is replaced, so it cannot finish first.
-    let ckpt = sparse_checkpoint(&root, 1 << 30);
-    let config = fs::read(ckpt.join("config.json")).unwrap();
-    let rank0 = ckpt.join("rank0.safetensors");
-    let out = root.join("tmpfs/out");
-    let _mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
-    // Beside the checkpoint, not in it, or it would be copied as an extra file.
-    let replacement = root.join("replacement.safetensors");
-    fixture::write_safetensors(&replacement, &rank_keeping(16), None).unwrap();
-
-    let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
-    running.wait_for_temp_file(&out, "rank0.safetensors");
-    running.signal(libc::SIGSTOP);
-    fs::rename(&replacement, &rank0).expect("input replaced");
-    running.signal(libc::SIGCONT);
-    let result = running.finish();
-
-    assert_fails(&result, 1, Some(&rank0), "input file was replaced");
-    assert!(!out.exists(), "left {:?}", util::file_names(&out));
-    assert_eq!(
-        util::file_names(&ckpt),
-        ["config.json", "rank0.safetensors"]
+fn input_truncated_mid_copy_is_reported_without_sigbus() {
+    change_input_mid_copy(
+        SLOW_RANK_BYTES,
+        |ckpt, _| {
+            File::options()
+                .write(true)
+                .open(ckpt.join("rank0.safetensors"))
+                .and_then(|f| f.set_len(1 << 20))
+                .expect("input truncated");
+        },
+        "input file changed while it was being copied: it ends before byte",
     );
-    assert_eq!(fs::read(ckpt.join("config.json")).unwrap(), config);
+}
+
+// A replaced or rewritten input is noticed only after the whole (old)
+// file is copied: these use a smaller hole than the interrupt tests.
+
+#[test]
+fn input_replaced_mid_copy_is_reported() {
+    change_input_mid_copy(
+        1 << 30,
+        |ckpt, root| {
+            // Made beside the checkpoint, not in it, or it would be copied
+            // as an extra file.
+            let replacement = root.join("replacement.safetensors");
+            fixture::write_safetensors(&replacement, &rank_keeping(16), None).unwrap();
+            fs::rename(&replacement, ckpt.join("rank0.safetensors")).expect("input replaced");
+        },
+        "input file was replaced or removed while it was being copied",
+    );
+}
+
+#[test]
+fn input_removed_mid_copy_is_reported() {
+    change_input_mid_copy(
+        1 << 30,
+        |ckpt, _| {
+            let rank0 = ckpt.join("rank0.safetensors");
+            fs::remove_file(&rank0).expect("input removed");
+            // Back in place as a new file, so the folder listing matches.
+            fixture::write_safetensors(&rank0, &rank_keeping(16), None).unwrap();
+        },
+        "input file was replaced or removed while it was being copied",
+    );
+}
+
+#[test]
+fn input_rewritten_in_place_mid_copy_is_reported() {
+    change_input_mid_copy(
+        1 << 30,
+        |ckpt, _| {
+            // Same size, same inode, new bytes (and a new mtime: past a
+            // coarse timestamp tick on kernels without fine-grained ones).
+            std::thread::sleep(Duration::from_millis(20));
+            let file = File::options()
+                .write(true)
+                .open(ckpt.join("rank0.safetensors"))
+                .expect("input opens");
+            std::os::unix::fs::FileExt::write_all_at(&file, b"new bytes", 1 << 20)
+                .expect("input rewritten");
+        },
+        "input file was modified while it was being copied",
+    );
 }
 
 // ------------------------------------------------------ unusable rank files

@@ -691,6 +691,49 @@ fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
     assert_eq!(tree(&ckpt), input);
 }
 
+#[test]
+fn sighup_mid_copy_exits_129_and_leaves_nothing() {
+    // A closed terminal or SSH session.
+    let (_dir, root) = temp_root();
+    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    interrupt_mid_copy(&ckpt, &out, libc::SIGHUP, "SIGHUP");
+
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn sighup_ignored_by_the_parent_stays_ignored() {
+    // `nohup trtllm-prune ...` must survive the hangup.
+    let (_dir, root) = temp_root();
+    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let out = root.join("out");
+    let mut cmd = command(&ckpt, Some(&out), &[]);
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut running = Running::spawn(cmd);
+    running.wait_for_temp_file(&out, "rank0.safetensors");
+
+    running.signal(libc::SIGHUP);
+    // A handled SIGHUP ends the run within a chunk or two.
+    std::thread::sleep(Duration::from_millis(300));
+    let still_running = matches!(running.child.try_wait(), Ok(None));
+    running.signal(libc::SIGINT);
+    let result = running.finish();
+
+    assert!(still_running, "an ignored SIGHUP stopped the run");
+    assert_fails(&result, 130, None, "interrupted by SIGINT");
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+}
+
 // ------------------------------------------------ input changed mid-copy
 
 /// Runs on a one-rank checkpoint whose kept tensor is a `kept`-byte hole,

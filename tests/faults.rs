@@ -1102,6 +1102,41 @@ fn checkpoint_path_is_a_file() {
     assert_eq!(util::file_names(&root), ["ckpt"]);
 }
 
+// ------------------------------------------------------------ long names
+
+#[test]
+fn files_with_the_longest_names_are_copied() {
+    // A temp file name adds ~30 bytes to the output's name: names near
+    // NAME_MAX (255 bytes) once made a valid checkpoint fail with
+    // "File name too long".
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let long_a = format!("{}a.json", "x".repeat(248));
+    let long_b = format!("{}b.json", "x".repeat(248));
+    let long_utf8 = format!("{}.json", "é".repeat(125));
+    for (name, text) in [(&long_a, "a"), (&long_b, "b"), (&long_utf8, "é")] {
+        assert!(name.len() <= 255, "{}", name.len());
+        fs::write(ckpt.join(name), text).unwrap();
+    }
+    let out = root.join("out");
+    // An earlier output with one of the names, to go through the backup path.
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join(&long_a), "old").unwrap();
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    util::assert_success(result);
+    for (name, text) in [(&long_a, "a"), (&long_b, "b"), (&long_utf8, "é")] {
+        assert_eq!(fs::read_to_string(out.join(name)).unwrap(), text);
+    }
+    assert_eq!(
+        util::file_names(&out).len(),
+        6,
+        "{:?}",
+        util::file_names(&out)
+    );
+}
+
 // ------------------------------------------------------------ closed stderr
 
 /// Runs the binary with stderr a pipe whose reader is gone, as in

@@ -1084,6 +1084,36 @@ fn rank_file_missing() {
 }
 
 #[test]
+fn more_rank_files_than_the_open_file_limit() {
+    // Every rank stays open from validation to copy; past the process's
+    // file limit that is an error naming the rank, not a crash.
+    let (_dir, root) = temp_root();
+    let ckpt = checkpoint_keeping(&root, &[64; 40]);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+    let mut cmd = command(&ckpt, Some(&out), &[]);
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 24,
+                rlim_max: 24,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+
+    let result = Running::spawn(cmd).finish();
+
+    assert_fails(&result, 1, Some(&ckpt.join("rank")), "Too many open files");
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
 fn checkpoint_folder_missing() {
     let (_dir, root) = temp_root();
     let ckpt = root.join("nowhere");

@@ -6,6 +6,7 @@
 //!        Prepared ──> Staging + worker threads ──> commit      (all or nothing)
 //! ```
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
@@ -178,15 +179,11 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let config_out = staging.add(CONFIG_FILE);
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
     for rank in &prepared.ranks {
-        jobs.push((Job::Rank(rank), staging.add(&rank.file_name())));
+        jobs.push((Job::Rank(rank), staging.add(rank.file_name())));
     }
     for extra in &prepared.extra_files {
-        let name = extra
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        jobs.push((Job::Copy(extra), staging.add(&name)));
+        let name = extra.path.file_name().unwrap_or_default();
+        jobs.push((Job::Copy(extra), staging.add(name)));
     }
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
@@ -448,13 +445,13 @@ fn refuse_overwriting_inputs(prepared: &Prepared, config_path: &Path) -> Result<
     if let Ok(meta) = fs::metadata(config_path) {
         inputs.push((config_path.to_path_buf(), FileStamp::of(&meta)));
     }
-    let mut names: Vec<String> = vec![CONFIG_FILE.to_string()];
-    names.extend(prepared.ranks.iter().map(RankPlan::file_name));
+    let mut names: Vec<OsString> = vec![CONFIG_FILE.into()];
+    names.extend(prepared.ranks.iter().map(|r| r.file_name().into()));
     names.extend(
         prepared
             .extra_files
             .iter()
-            .filter_map(|f| f.path.file_name().map(|n| n.to_string_lossy().into_owned())),
+            .filter_map(|f| f.path.file_name().map(OsStr::to_os_string)),
     );
     for name in names {
         let target = prepared.out_dir.join(&name);

@@ -130,7 +130,10 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
     let out_dir = match &options.out_dir {
         Some(dir) => resolve_out_dir(dir)?,
-        None => default_out_dir(&checkpoint_dir)?,
+        None => match pruned_sibling(&options.checkpoint_dir) {
+            Some(dir) => resolve_out_dir(&dir)?,
+            None => default_out_dir(&checkpoint_dir)?,
+        },
     };
     if out_dir == checkpoint_dir {
         return Err(Error::refused(
@@ -376,7 +379,17 @@ fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
     fs::canonicalize(dir).map_err(|e| Error::io(dir, "cannot resolve", e))
 }
 
-/// The original's default output: the sibling folder `<name>.pruned`.
+/// The original's default output, `Path(dir).with_name(name + ".pruned")`:
+/// beside the folder as the user named it, so a checkpoint reached through
+/// a symlink gets its output next to the link. `None` when the path has no
+/// last name of its own (`.`, `..`, `/`).
+fn pruned_sibling(checkpoint_dir: &Path) -> Option<PathBuf> {
+    let mut name = checkpoint_dir.file_name()?.to_os_string();
+    name.push(".pruned");
+    Some(checkpoint_dir.with_file_name(name))
+}
+
+/// The sibling folder `<name>.pruned` of the checkpoint's real path.
 pub fn default_out_dir(canonical_checkpoint: &Path) -> Result<PathBuf> {
     match (
         canonical_checkpoint.parent(),

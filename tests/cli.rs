@@ -403,3 +403,68 @@ fn progress_bars_never_appear_when_stderr_is_not_a_terminal() {
         assert!(err.starts_with("pruned 2 ranks"), "{err:?}");
     }
 }
+
+#[test]
+fn more_bad_set_ups_are_one_error_line_and_write_nothing() {
+    let tmp = util::tempdir();
+    let root = tmp.path();
+    let ckpt = tiny(root, Family::Llama, 2);
+    let file = root.join("plain");
+    fs::write(&file, "x").unwrap();
+    let cases: [(
+        &str,
+        &dyn AsRef<std::ffi::OsStr>,
+        &dyn AsRef<std::ffi::OsStr>,
+    ); 3] = [
+        ("checkpoint is a file", &file, &root.join("out")),
+        ("out_dir under a file", &ckpt, &file.join("sub")),
+        (
+            "checkpoint missing",
+            &root.join("missing"),
+            &root.join("out"),
+        ),
+    ];
+    for (what, checkpoint, out_dir) in cases {
+        let before = util::snapshot(&ckpt);
+        let out = util::run(&[&"--checkpoint_dir", checkpoint, &"--out_dir", out_dir]);
+        util::assert_error(&out);
+        assert_eq!(util::file_names(root), ["ckpt", "plain"], "{what}");
+        assert_eq!(util::snapshot(&ckpt), before, "{what}");
+    }
+}
+
+#[test]
+fn bad_world_size_or_rank_path_names_the_file() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path(), Family::Llama, 2);
+    let out_dir = tmp.path().join("out");
+    let config = ckpt.join("config.json");
+    let good = fs::read_to_string(&config).unwrap();
+    for world_size in ["0", "-1", "1.5", "\"2\""] {
+        fs::write(
+            &config,
+            format!(r#"{{"mapping": {{"world_size": {world_size}}}}}"#),
+        )
+        .unwrap();
+        let line = util::assert_error(&util::run(&[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out_dir,
+        ]));
+        assert!(line.contains("config.json"), "{line}");
+        assert!(line.contains("world_size"), "{line}");
+    }
+    fs::write(&config, good).unwrap();
+    // A rank "file" that is a folder.
+    fs::remove_file(ckpt.join("rank1.safetensors")).unwrap();
+    fs::create_dir(ckpt.join("rank1.safetensors")).unwrap();
+    let line = util::assert_error(&util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]));
+    assert!(line.contains("rank1.safetensors"), "{line}");
+    assert!(!out_dir.exists());
+}

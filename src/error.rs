@@ -2,7 +2,7 @@
 //! names the file, the problem and, where it applies, the tensor and the
 //! byte offset; `main` prefixes it with `trtllm-prune: error: `.
 
-use std::fmt;
+use std::fmt::{self, Write};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -72,7 +72,24 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// Control characters (from a path or a tensor name) are escaped, so the
+    /// message stays one line whatever the user's file names hold.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = String::new();
+        self.write_unescaped(&mut line)?;
+        for c in line.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_debug())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Error {
+    fn write_unescaped(&self, f: &mut String) -> fmt::Result {
         match self {
             Error::Header { file, source } => write!(f, "{}: {source}", file.display()),
             Error::Invalid { file, problem }

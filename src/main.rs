@@ -55,8 +55,11 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     let options = cli.options(checkpoint_dir);
     let out = &cli.output;
     let prepared = prune::prepare(&options)?;
-    for warning in &prepared.warnings {
-        eprintln!("trtllm-prune: warning: {warning}");
+    // --quiet means nothing at all on stderr when the run succeeds.
+    if !out.quiet {
+        for warning in &prepared.warnings {
+            eprintln!("trtllm-prune: warning: {warning}");
+        }
     }
     if cli.dry_run {
         return if out.json {

@@ -601,7 +601,8 @@ pub fn resolve_out_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 /// Refuses a run in which any output file would replace an input file
-/// (through a hard link, a symlink, or the same folder under another name).
+/// (through a hard link, a symlink, or the same folder under another name)
+/// or a folder.
 fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
     let mut inputs: Vec<(PathBuf, FileStamp)> = prepared
         .files
@@ -628,6 +629,14 @@ fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
         .chain(prepared.extra_files.iter().map(|f| file_name(&f.path)));
     for name in names {
         let target = prepared.out_dir.join(&name);
+        // The commit would move a folder aside under a hidden temp name and
+        // leave it there: refuse instead.
+        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+            return Err(Error::refused(
+                &target,
+                "a folder has the name of an output file; move it away",
+            ));
+        }
         let Ok(meta) = fs::metadata(&target) else {
             continue;
         };

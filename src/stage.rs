@@ -3,8 +3,8 @@
 //! complete.
 //!
 //! Until [`Staging::commit`] succeeds, dropping the [`Staging`] removes every
-//! temp file (and the output folder, if this run created it and it is
-//! empty). During the commit, a file that already exists at a final path is
+//! temp file (and the output folder and its parents that this run created,
+//! if they are empty). During the commit, a file that already exists at a final path is
 //! first moved aside; if any rename fails, the new files are removed and the
 //! old ones put back, so files that were already there stay untouched.
 
@@ -38,21 +38,28 @@ pub struct StagedFile {
 pub struct Staging {
     dir: PathBuf,
     files: Vec<StagedFile>,
-    created_dir: bool,
+    /// Folders this run created, innermost first (`create_dir_all` may
+    /// create several levels).
+    created_dirs: Vec<PathBuf>,
     committed: bool,
 }
 
 impl Staging {
     /// Creates the output folder if needed and prepares to stage files in it.
     pub fn new(dir: &Path) -> Result<Staging> {
-        let created_dir = !dir.exists();
-        if created_dir {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, "cannot create folder", e))?;
+        let created_dirs: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        if let Err(e) = fs::create_dir_all(dir) {
+            remove_empty_dirs(&created_dirs);
+            return Err(Error::io(dir, "cannot create folder", e));
         }
         Ok(Staging {
             dir: dir.to_path_buf(),
             files: Vec::new(),
-            created_dir,
+            created_dirs,
             committed: false,
         })
     }
@@ -129,9 +136,16 @@ impl Drop for Staging {
         for file in &self.files {
             let _ = fs::remove_file(&file.temp);
         }
-        if self.created_dir {
-            // Only succeeds if the folder is empty: never removes user files.
-            let _ = fs::remove_dir(&self.dir);
+        remove_empty_dirs(&self.created_dirs);
+    }
+}
+
+/// Removes `dirs`, innermost first, stopping at the first that is not
+/// empty: never removes user files.
+fn remove_empty_dirs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        if fs::remove_dir(dir).is_err() {
+            break;
         }
     }
 }

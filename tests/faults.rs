@@ -1,1 +1,921 @@
-//! (tests to come)
+//! Faults: whatever goes wrong (a full disk, a read-only or wrong output
+//! folder, Ctrl-C, an input changed under our feet, a bad input), the run
+//! ends with one clear error line and the right exit status, never crashes
+//! or hangs, leaves no file of its own in the output folder (and removes the
+//! folder if it created it), and touches neither the input nor the files
+//! that were already in the output folder.
+//!
+//! Faults that need a mount (a full or read-only filesystem, a busy file)
+//! use tmpfs or bind mounts, which need root; where mounting is impossible
+//! the test prints why on stderr and passes. Mounts are undone by a guard,
+//! even when a test fails.
+
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use trtllm_prune::fixture::{self, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::header::Dtype;
+
+use crate::util::{self, tree, write_checkpoint};
+
+/// Longest a single run may take before the test calls it a hang. Generous:
+/// CI machines are slow and shared.
+const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Size of the hole in a "slow" rank file: copying it takes seconds (holes
+/// read as zeros and are written out for real), but it uses no disk, and a
+/// run stopped early writes only a chunk or two of it.
+const SLOW_RANK_BYTES: u64 = 8 << 30;
+
+/// A mount that is undone when dropped.
+struct Mount {
+    path: PathBuf,
+}
+
+impl Mount {
+    /// Mounts a tmpfs with `options` (e.g. `size=2m`) on `path` (created),
+    /// or says on stderr why it cannot and returns `None`.
+    fn tmpfs(path: &Path, options: &str) -> Option<Mount> {
+        fs::create_dir_all(path).expect("mount point created");
+        Mount::attach(Some("tmpfs"), path, Some("tmpfs"), 0, options)
+    }
+
+    /// Bind-mounts the file or folder `source` on `path`.
+    fn bind(source: &Path, path: &Path) -> Option<Mount> {
+        let source = source.to_str().expect("utf-8 path");
+        Mount::attach(Some(source), path, None, libc::MS_BIND, "")
+    }
+
+    fn attach(
+        source: Option<&str>,
+        path: &Path,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        options: &str,
+    ) -> Option<Mount> {
+        let source = source.map(|s| CString::new(s).expect("no NUL"));
+        let fstype = fstype.map(|s| CString::new(s).expect("no NUL"));
+        let target = CString::new(path.as_os_str().as_bytes()).expect("no NUL");
+        let data = CString::new(options).expect("no NUL");
+        // SAFETY: every pointer is a live NUL-terminated string or null.
+        let r = unsafe {
+            libc::mount(
+                source.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                target.as_ptr(),
+                fstype.as_ref().map_or(std::ptr::null(), |s| s.as_ptr()),
+                flags,
+                data.as_ptr().cast(),
+            )
+        };
+        if r != 0 {
+            eprintln!(
+                "cannot mount on {} ({}): needs root; skipping what needs the mount",
+                path.display(),
+                io::Error::last_os_error()
+            );
+            return None;
+        }
+        Some(Mount {
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Makes the mount read-only.
+    fn remount_read_only(&self) -> bool {
+        let target = CString::new(self.path.as_os_str().as_bytes()).expect("no NUL");
+        // SAFETY: `target` is a live NUL-terminated string; null source,
+        // type and data are allowed for a remount.
+        let r = unsafe {
+            libc::mount(
+                std::ptr::null(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT | libc::MS_RDONLY,
+                std::ptr::null(),
+            )
+        };
+        if r != 0 {
+            eprintln!(
+                "skipped: cannot remount {} read-only ({})",
+                self.path.display(),
+                io::Error::last_os_error()
+            );
+        }
+        r == 0
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let target = CString::new(self.path.as_os_str().as_bytes()).expect("no NUL");
+        // SAFETY: `target` is a live NUL-terminated string. A lazy unmount
+        // is the fallback so that no mount outlives the test.
+        unsafe {
+            if libc::umount2(target.as_ptr(), 0) != 0 {
+                libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+    }
+}
+
+/// A running binary, killed if the test ends (or fails) before it does.
+struct Running {
+    child: Child,
+}
+
+impl Running {
+    fn spawn(mut cmd: Command) -> Running {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        Running { child }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: a plain syscall on our own child's pid.
+        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(r, 0, "kill: {}", io::Error::last_os_error());
+    }
+
+    /// Waits until the run has created the temp file of output `name` in
+    /// `out_dir`, i.e. it is writing that file.
+    fn wait_for_temp_file(&mut self, out_dir: &Path, name: &str) {
+        let prefix = format!(".{name}.trtllm-prune-");
+        let start = Instant::now();
+        loop {
+            if util::file_names(out_dir)
+                .iter()
+                .any(|n| n.starts_with(&prefix))
+            {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("the run ended ({status}) before writing {name}:\n{err}");
+            }
+            assert!(
+                start.elapsed() < RUN_DEADLINE,
+                "the run did not start writing {name} within {RUN_DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Waits for the run to end, failing the test if it hangs.
+    fn finish(mut self) -> Output {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                break status;
+            }
+            assert!(
+                start.elapsed() < RUN_DEADLINE,
+                "the run hung for {RUN_DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut output = Output {
+            status,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        // The binary writes a few lines at most: no pipe fills up before exit.
+        if let Some(mut out) = self.child.stdout.take() {
+            out.read_to_end(&mut output.stdout).expect("stdout reads");
+        }
+        if let Some(mut err) = self.child.stderr.take() {
+            err.read_to_end(&mut output.stderr).expect("stderr reads");
+        }
+        output
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The binary on `checkpoint_dir` (and `--out_dir out_dir` when given).
+fn command(checkpoint_dir: &Path, out_dir: Option<&Path>, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(util::bin());
+    cmd.arg("--checkpoint_dir").arg(checkpoint_dir);
+    if let Some(out) = out_dir {
+        cmd.arg("--out_dir").arg(out);
+    }
+    cmd.args(extra);
+    cmd
+}
+
+/// Runs the binary to the end, failing the test if it hangs.
+fn run(checkpoint_dir: &Path, out_dir: Option<&Path>, extra: &[&str]) -> Output {
+    Running::spawn(command(checkpoint_dir, out_dir, extra)).finish()
+}
+
+/// Asserts a clean failure: exit status `code` (not a crash), nothing on
+/// stdout, no panic, and exactly one stderr line
+/// `trtllm-prune: error: <file>...` that contains `problem`.
+#[track_caller]
+fn assert_fails(out: &Output, code: i32, file: Option<&Path>, problem: &str) {
+    let err = util::stderr(out);
+    assert_eq!(
+        out.status.signal(),
+        None,
+        "the run was killed by a signal (crash)\nstderr:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "the run panicked:\n{err}");
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "wrong exit status\nstderr:\n{err}"
+    );
+    assert!(out.stdout.is_empty(), "stdout is not empty");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one stderr line, got:\n{err}");
+    let prefix = match file {
+        Some(file) => format!("trtllm-prune: error: {}", file.display()),
+        None => "trtllm-prune: error: ".to_string(),
+    };
+    assert!(
+        lines[0].starts_with(&prefix),
+        "the error does not start with {prefix:?}:\n{err}"
+    );
+    assert!(
+        lines[0].contains(problem),
+        "the error does not say {problem:?}:\n{err}"
+    );
+}
+
+/// A temp dir with its canonical path (error messages name canonical paths).
+fn temp_root() -> (tempfile::TempDir, PathBuf) {
+    let dir = util::tempdir();
+    let root = fs::canonicalize(dir.path()).expect("temp dir resolves");
+    (dir, root)
+}
+
+/// A tiny Llama TP2 checkpoint in `root/ckpt`.
+fn tiny_checkpoint(root: &Path) -> PathBuf {
+    write_checkpoint(root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1))
+}
+
+fn config_for_world_size(world_size: u64) -> String {
+    format!(
+        "{{\"architecture\": \"LlamaForCausalLM\", \"dtype\": \"bfloat16\", \
+         \"mapping\": {{\"world_size\": {world_size}, \"tp_size\": {world_size}, \"pp_size\": 1}}}}\n"
+    )
+}
+
+/// The tensors of a rank that keeps `kept` bytes: one kept embedding of
+/// `kept` bytes and one small pruned matrix.
+fn rank_keeping(kept: u64) -> Vec<TensorSpec> {
+    vec![
+        TensorSpec::new("transformer.vocab_embedding.weight", Dtype::U8, &[kept]),
+        TensorSpec::new("transformer.layers.0.mlp.fc.weight", Dtype::BF16, &[8, 8]),
+    ]
+}
+
+/// A checkpoint in `root/ckpt` whose rank N keeps `kept[N]` bytes of data.
+fn checkpoint_keeping(root: &Path, kept: &[u64]) -> PathBuf {
+    let dir = root.join("ckpt");
+    fs::create_dir_all(&dir).expect("ckpt folder");
+    fs::write(
+        dir.join("config.json"),
+        config_for_world_size(kept.len() as u64),
+    )
+    .expect("config written");
+    for (rank, &bytes) in kept.iter().enumerate() {
+        let path = dir.join(format!("rank{rank}.safetensors"));
+        fixture::write_safetensors(&path, &rank_keeping(bytes), None).expect("rank written");
+    }
+    dir
+}
+
+/// A one-rank checkpoint in `root/ckpt` whose kept tensor is a hole of
+/// `kept` bytes (see [`SLOW_RANK_BYTES`]).
+fn sparse_checkpoint(root: &Path, kept: u64) -> PathBuf {
+    let dir = root.join("ckpt");
+    fs::create_dir_all(&dir).expect("ckpt folder");
+    fs::write(dir.join("config.json"), config_for_world_size(1)).expect("config written");
+    let tensors = rank_keeping(kept);
+    let mut json = fixture::header_json(&tensors, None).into_bytes();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();
+    let mut file = File::create(dir.join("rank0.safetensors")).expect("rank created");
+    file.write_all(&(json.len() as u64).to_le_bytes())
+        .and_then(|()| file.write_all(&json))
+        .and_then(|()| file.set_len(8 + json.len() as u64 + data))
+        .expect("sparse rank written");
+    dir
+}
+
+/// Files a test puts in an output folder before the run: they must survive
+/// a failed run byte for byte.
+fn put_existing_files(out: &Path) {
+    fs::create_dir_all(out).expect("out folder");
+    fs::write(out.join("notes.txt"), "mine, not the tool's\n").expect("notes");
+    fs::write(out.join("config.json"), "{\"old\": true}\n").expect("old config");
+    fs::write(out.join("rank0.safetensors"), b"an older output").expect("old rank");
+}
+
+// ---------------------------------------------------------------- disk full
+
+#[test]
+fn disk_full_removes_temp_files_and_the_output_folder_it_created() {
+    let (_dir, root) = temp_root();
+    let ckpt = checkpoint_keeping(&root, &[4 << 20]);
+    let input = tree(&ckpt);
+    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
+        return;
+    };
+    let out = root.join("small/out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn disk_full_on_a_later_rank_removes_the_ranks_already_written() {
+    let (_dir, root) = temp_root();
+    // Each rank fits on the 2 MiB filesystem alone, both together do not;
+    // with one job, rank0 is complete before rank1 fills the disk.
+    let ckpt = checkpoint_keeping(&root, &[1280 << 10, 1280 << 10]);
+    let input = tree(&ckpt);
+    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
+        return;
+    };
+    let out = root.join("small");
+    put_existing_files(&out);
+    let before = tree(&out);
+
+    let result = run(&ckpt, Some(&out), &["--jobs", "1"]);
+
+    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_eq!(tree(&out), before, "the output folder changed");
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn disk_full_removes_the_parent_folders_it_created() {
+    let (_dir, root) = temp_root();
+    let ckpt = checkpoint_keeping(&root, &[4 << 20]);
+    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
+        return;
+    };
+    let out = root.join("small/new/deeper/out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_eq!(util::file_names(&root.join("small")), Vec::<String>::new());
+}
+
+// -------------------------------------------------- output folder refusals
+
+#[test]
+fn read_only_output_folder_fails_and_keeps_its_files() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    let out = root.join("ro");
+    let Some(mount) = Mount::tmpfs(&out, "size=1m") else {
+        return;
+    };
+    put_existing_files(&out);
+    if !mount.remount_read_only() {
+        return;
+    }
+    let before = tree(&out);
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "Read-only file system");
+    assert_eq!(tree(&out), before);
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn output_folder_on_a_read_only_filesystem_cannot_be_created() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    let Some(mount) = Mount::tmpfs(&root.join("ro"), "size=1m") else {
+        return;
+    };
+    if !mount.remount_read_only() {
+        return;
+    }
+    let out = root.join("ro/new");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "cannot create folder");
+    assert!(!out.exists());
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn refuses_an_output_path_that_is_a_file() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    let out = root.join("out.txt");
+    fs::write(&out, "not a folder\n").unwrap();
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "exists and is not a folder");
+    assert_eq!(fs::read_to_string(&out).unwrap(), "not a folder\n");
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn output_under_a_file_cannot_be_created() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    fs::write(root.join("out.txt"), "not a folder\n").unwrap();
+    let out = root.join("out.txt/sub");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "cannot create folder");
+    assert_eq!(
+        fs::read_to_string(root.join("out.txt")).unwrap(),
+        "not a folder\n"
+    );
+    assert_eq!(tree(&ckpt), input);
+}
+
+/// Asserts that `--out_dir spelling` is refused as the checkpoint folder
+/// and that neither the checkpoint nor its parent changed.
+#[track_caller]
+fn assert_refused_as_checkpoint_folder(root: &Path, ckpt: &Path, spelling: &Path) {
+    let before = tree(root);
+
+    let result = run(ckpt, Some(spelling), &[]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(ckpt),
+        "the output folder is the checkpoint folder",
+    );
+    assert_eq!(tree(root), before, "something was written");
+}
+
+#[test]
+fn refuses_the_checkpoint_folder_as_output() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    assert_refused_as_checkpoint_folder(&root, &ckpt, &ckpt);
+    assert_refused_as_checkpoint_folder(&root, &ckpt, &ckpt.join("."));
+}
+
+#[test]
+fn refuses_the_checkpoint_folder_as_output_via_dot_dot() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    fs::create_dir(root.join("other")).unwrap();
+    // Through an existing folder, and through one that does not exist yet
+    // (which must not be created either).
+    assert_refused_as_checkpoint_folder(&root, &ckpt, &root.join("other/../ckpt"));
+    assert_refused_as_checkpoint_folder(&root, &ckpt, &ckpt.join("new/.."));
+    assert_refused_as_checkpoint_folder(&root, &ckpt, &ckpt.join("rank0.safetensors/.."));
+}
+
+#[test]
+fn refuses_the_checkpoint_folder_as_output_via_a_symlink() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    symlink(&ckpt, root.join("link")).unwrap();
+    symlink("ckpt", root.join("relative-link")).unwrap();
+    assert_refused_as_checkpoint_folder(&root, &ckpt, &root.join("link"));
+    assert_refused_as_checkpoint_folder(&root, &ckpt, &root.join("relative-link"));
+    // And the other way round: the checkpoint given through the link.
+    let before = tree(&root);
+    let result = run(&root.join("link"), Some(&ckpt), &[]);
+    assert_fails(&result, 1, Some(&ckpt), "checkpoint folder");
+    assert_eq!(tree(&root), before);
+}
+
+#[test]
+fn refuses_an_output_file_that_is_a_hard_link_to_an_input() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+    fs::create_dir(&out).unwrap();
+    fs::hard_link(
+        ckpt.join("rank1.safetensors"),
+        out.join("rank1.safetensors"),
+    )
+    .unwrap();
+    symlink(ckpt.join("config.json"), out.join("config.json")).unwrap();
+    let before = tree(&out);
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "would overwrite the input file");
+    assert_eq!(tree(&out), before);
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn refuses_an_output_file_name_taken_by_a_folder() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+    fs::create_dir_all(out.join("rank1.safetensors")).unwrap();
+    fs::write(out.join("rank1.safetensors/precious"), "user data\n").unwrap();
+    let before = tree(&out);
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("rank1.safetensors")),
+        "a folder has the name of an output file",
+    );
+    assert_eq!(tree(&out), before);
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn a_rename_failing_mid_commit_puts_every_existing_file_back() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+    put_existing_files(&out);
+    // A mount point cannot be renamed (EBUSY): the commit moves config.json
+    // and rank0 into place, then fails on rank1 and must undo both.
+    fs::write(out.join("rank1.safetensors"), "mount point").unwrap();
+    fs::write(root.join("busy"), "mounted over rank1").unwrap();
+    let Some(_mount) = Mount::bind(&root.join("busy"), &out.join("rank1.safetensors")) else {
+        return;
+    };
+    let before = tree(&out);
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("rank1.safetensors")),
+        "cannot move the existing file aside",
+    );
+    assert_eq!(tree(&out), before);
+    assert_eq!(tree(&ckpt), input);
+}
+
+// -------------------------------------------------------------- interrupts
+
+/// Interrupts a run with `signal` while it copies a slow rank into `out`,
+/// and asserts the exit status and the one-line message.
+fn interrupt_mid_copy(ckpt: &Path, out: &Path, signal: libc::c_int, name: &str) {
+    let mut running = Running::spawn(command(ckpt, Some(out), &[]));
+    running.wait_for_temp_file(out, "rank0.safetensors");
+    running.signal(signal);
+    let result = running.finish();
+    assert_fails(
+        &result,
+        128 + signal,
+        None,
+        &format!("interrupted by {name}; nothing of this run was kept"),
+    );
+}
+
+#[test]
+fn sigint_mid_copy_exits_130_and_leaves_nothing() {
+    let (_dir, root) = temp_root();
+    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    interrupt_mid_copy(&ckpt, &out, libc::SIGINT, "SIGINT");
+
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
+    let (_dir, root) = temp_root();
+    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let input = tree(&ckpt);
+    // On another filesystem when possible, so the copy takes the
+    // cross-filesystem path (sendfile) instead of copy_file_range.
+    let out = root.join("out");
+    let _mount = Mount::tmpfs(&out, "size=1g");
+    put_existing_files(&out);
+    let before = tree(&out);
+
+    interrupt_mid_copy(&ckpt, &out, libc::SIGTERM, "SIGTERM");
+
+    assert_eq!(tree(&out), before);
+    assert_eq!(tree(&ckpt), input);
+}
+
+// ------------------------------------------------ input changed mid-copy
+
+#[test]
+fn input_truncated_mid_copy_is_reported_without_sigbus() {
+    let (_dir, root) = temp_root();
+    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let config = fs::read(ckpt.join("config.json")).unwrap();
+    let rank0 = ckpt.join("rank0.safetensors");
+    let out = root.join("out");
+
+    let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
+    running.wait_for_temp_file(&out, "rank0.safetensors");
+    File::options()
+        .write(true)
+        .open(&rank0)
+        .and_then(|f| f.set_len(1 << 20))
+        .expect("input truncated");
+    let result = running.finish();
+
+    assert_fails(
+        &result,
+        1,
+        Some(&rank0),
+        "input file changed while it was being copied",
+    );
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(
+        util::file_names(&ckpt),
+        ["config.json", "rank0.safetensors"]
+    );
+    assert_eq!(fs::read(ckpt.join("config.json")).unwrap(), config);
+}
+
+#[test]
+fn input_replaced_mid_copy_is_reported() {
+    let (_dir, root) = temp_root();
+    // The run copies the whole (old) file before it can notice, so keep it
+    // smaller than the interrupt tests' one, and write it to memory (tmpfs)
+    // when possible rather than to a disk that throttles writers. The run is
+    // paused while the file is replaced, so it cannot finish first.
+    let ckpt = sparse_checkpoint(&root, 1 << 30);
+    let config = fs::read(ckpt.join("config.json")).unwrap();
+    let rank0 = ckpt.join("rank0.safetensors");
+    let out = root.join("tmpfs/out");
+    let _mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
+    // Beside the checkpoint, not in it, or it would be copied as an extra file.
+    let replacement = root.join("replacement.safetensors");
+    fixture::write_safetensors(&replacement, &rank_keeping(16), None).unwrap();
+
+    let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
+    running.wait_for_temp_file(&out, "rank0.safetensors");
+    running.signal(libc::SIGSTOP);
+    fs::rename(&replacement, &rank0).expect("input replaced");
+    running.signal(libc::SIGCONT);
+    let result = running.finish();
+
+    assert_fails(&result, 1, Some(&rank0), "input file was replaced");
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(
+        util::file_names(&ckpt),
+        ["config.json", "rank0.safetensors"]
+    );
+    assert_eq!(fs::read(ckpt.join("config.json")).unwrap(), config);
+}
+
+// ------------------------------------------------------ unusable rank files
+
+/// Replaces rank1 of a tiny checkpoint with what `make` creates, runs, and
+/// asserts an error naming rank1 and containing `problem`, with nothing
+/// written and the input unchanged.
+fn assert_bad_rank1(make: impl FnOnce(&Path), problem: &str) {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let rank1 = ckpt.join("rank1.safetensors");
+    fs::remove_file(&rank1).unwrap();
+    make(&rank1);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&rank1), problem);
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn rank_file_that_is_a_directory() {
+    assert_bad_rank1(|p| fs::create_dir(p).unwrap(), "is a directory");
+}
+
+#[test]
+fn rank_file_that_is_a_symlink_loop() {
+    assert_bad_rank1(
+        |p| symlink("rank1.safetensors", p).unwrap(),
+        "Too many levels of symbolic links",
+    );
+}
+
+#[test]
+fn rank_file_that_is_a_dangling_symlink() {
+    assert_bad_rank1(
+        |p| symlink("gone.safetensors", p).unwrap(),
+        "rank file missing",
+    );
+}
+
+#[test]
+fn rank_file_that_is_a_fifo_does_not_block() {
+    assert_bad_rank1(
+        |p| {
+            let path = CString::new(p.as_os_str().as_bytes()).unwrap();
+            // SAFETY: `path` is a live NUL-terminated string.
+            assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+        },
+        "not a regular file",
+    );
+}
+
+#[test]
+fn rank_file_that_is_cut_short() {
+    assert_bad_rank1(
+        |p| {
+            let tensors = CheckpointSpec::tiny(Family::Llama, 2, 1).rank_tensors(1);
+            fixture::write_safetensors(p, &tensors, None).unwrap();
+            let len = fs::metadata(p).unwrap().len();
+            File::options()
+                .write(true)
+                .open(p)
+                .and_then(|f| f.set_len(len - 1))
+                .unwrap();
+        },
+        "",
+    );
+}
+
+#[test]
+fn unreadable_rank_file() {
+    let (dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let rank1 = ckpt.join("rank1.safetensors");
+    fs::set_permissions(&rank1, fs::Permissions::from_mode(0o000)).unwrap();
+    let input = tree(&ckpt);
+    let out = root.join("out");
+    let mut cmd = command(&ckpt, Some(&out), &[]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root reads anything: run as `nobody`, who can reach the folder
+        // but not the file.
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        cmd.uid(65534).gid(65534);
+    } else if File::open(&rank1).is_ok() {
+        eprintln!("skipped: a mode 000 file is still readable by this user");
+        return;
+    }
+    let running = match cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => Running { child },
+        Err(e) => {
+            eprintln!("skipped: cannot run the binary as another user ({e})");
+            return;
+        }
+    };
+    let result = running.finish();
+
+    assert_fails(&result, 1, Some(&rank1), "Permission denied");
+    assert!(!out.exists());
+    assert_eq!(tree(&ckpt), input);
+}
+
+// -------------------------------------------------- config and the folder
+
+/// Writes `config` over a tiny checkpoint's config.json, runs, and asserts
+/// an error naming `file` (relative to the checkpoint) with `problem`.
+fn assert_bad_config(config: Option<&str>, file: &str, problem: &str) {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    match config {
+        Some(text) => fs::write(ckpt.join("config.json"), text).unwrap(),
+        None => fs::remove_file(ckpt.join("config.json")).unwrap(),
+    }
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&ckpt.join(file)), problem);
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn config_missing() {
+    assert_bad_config(None, "config.json", "not a TensorRT-LLM checkpoint folder");
+}
+
+#[test]
+fn config_not_json() {
+    assert_bad_config(Some("{\"mapping\": "), "config.json", "invalid JSON");
+}
+
+#[test]
+fn config_not_utf8() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    fs::write(ckpt.join("config.json"), b"{\"a\": \"\xff\"}").unwrap();
+    let result = run(&ckpt, Some(&root.join("out")), &[]);
+    assert_fails(
+        &result,
+        1,
+        Some(&ckpt.join("config.json")),
+        "not valid UTF-8",
+    );
+}
+
+#[test]
+fn config_not_an_object() {
+    assert_bad_config(Some("[1, 2]\n"), "config.json", "not a JSON object");
+}
+
+#[test]
+fn config_world_size_zero() {
+    assert_bad_config(
+        Some(&config_for_world_size(0)),
+        "config.json",
+        "mapping.world_size must be a positive integer, found 0",
+    );
+}
+
+#[test]
+fn config_world_size_not_an_integer() {
+    for bad in ["-1", "1.5", "\"2\"", "true", "18446744073709551616"] {
+        assert_bad_config(
+            Some(&format!("{{\"mapping\": {{\"world_size\": {bad}}}}}")),
+            "config.json",
+            "mapping.world_size must be a positive integer",
+        );
+    }
+}
+
+#[test]
+fn config_mapping_not_an_object() {
+    assert_bad_config(
+        Some("{\"mapping\": [2]}"),
+        "config.json",
+        "`mapping` must be an object",
+    );
+}
+
+#[test]
+fn rank_file_missing() {
+    assert_bad_config(
+        Some(&config_for_world_size(3)),
+        "rank2.safetensors",
+        "rank file missing: config.json has world_size 3",
+    );
+}
+
+#[test]
+fn checkpoint_folder_missing() {
+    let (_dir, root) = temp_root();
+    let ckpt = root.join("nowhere");
+    let result = run(&ckpt, None, &[]);
+    assert_fails(&result, 1, Some(&ckpt), "checkpoint folder not found");
+    assert_eq!(util::file_names(&root), Vec::<String>::new());
+}
+
+#[test]
+fn checkpoint_path_is_a_file() {
+    let (_dir, root) = temp_root();
+    let ckpt = root.join("ckpt");
+    fs::write(&ckpt, "a file").unwrap();
+    let result = run(&ckpt, None, &[]);
+    assert_fails(&result, 1, Some(&ckpt), "checkpoint path is not a folder");
+    assert_eq!(util::file_names(&root), ["ckpt"]);
+}

@@ -1,8 +1,11 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use trtllm_prune::fixture::CheckpointSpec;
 
 /// Path of the built `trtllm-prune` binary.
 pub fn bin() -> PathBuf {
@@ -34,4 +37,156 @@ pub fn file_names(dir: &Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// Runs the binary with `args` in `cwd`.
+pub fn run_in(cwd: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(cwd);
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    cmd.output().expect("binary runs")
+}
+
+/// Runs the binary through `sh` with the file-creation mask set to `umask`
+/// (an octal string such as "022"), so permission checks do not depend on
+/// the mask the test runner inherited.
+pub fn run_with_umask(umask: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+        .arg(bin());
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    cmd.output().expect("sh runs")
+}
+
+/// The process's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts that a run succeeded with nothing on stdout, and returns it.
+#[track_caller]
+pub fn assert_success(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "expected success, got {:?}\nstderr:\n{}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "stdout is not empty: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    out
+}
+
+/// Asserts exit status 1 with exactly one stderr line that starts with
+/// `trtllm-prune: error: `, and returns that line.
+#[track_caller]
+pub fn assert_error(out: &Output) -> String {
+    let err = stderr(out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit status 1, got {:?}\nstderr:\n{err}",
+        out.status
+    );
+    assert!(out.stdout.is_empty(), "stdout is not empty");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one stderr line, got:\n{err}");
+    assert!(
+        lines[0].starts_with("trtllm-prune: error: "),
+        "error line lacks the prefix: {err}"
+    );
+    lines[0].to_string()
+}
+
+/// Writes the checkpoint `spec` describes into `root/name` and returns its
+/// path.
+pub fn write_checkpoint(root: &Path, name: &str, spec: &CheckpointSpec) -> PathBuf {
+    let dir = root.join(name);
+    spec.write(&dir).expect("fixture checkpoint written");
+    dir
+}
+
+/// Every regular file directly in `dir` with its bytes, by name: a
+/// snapshot to show that a failed or refused run changed nothing.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("dir lists").flatten() {
+        let path = entry.path();
+        if path.is_file() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            files.insert(name, std::fs::read(&path).expect("file reads"));
+        }
+    }
+    files
+}
+
+/// A safetensors file from a literal header JSON and data buffer: the
+/// length prefix is N = `json.len()` exactly (no padding added).
+pub fn safetensors_bytes(json: &str, data: &[u8]) -> Vec<u8> {
+    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(json.as_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+/// One entry of a folder tree, as [`tree`] records it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TreeEntry {
+    /// A regular file up to [`TREE_READ_LIMIT`] bytes, with its bytes.
+    File(Vec<u8>),
+    /// A larger (usually sparse) file, by identity, size and mtime: reading
+    /// gigabytes of holes to compare them would cost seconds.
+    LargeFile {
+        ino: u64,
+        len: u64,
+        mtime_ns: i128,
+    },
+    Dir(BTreeMap<String, TreeEntry>),
+    Symlink(PathBuf),
+    /// A FIFO, socket or device.
+    Special,
+}
+
+/// Files larger than this are compared by identity in [`tree`].
+pub const TREE_READ_LIMIT: u64 = 16 << 20;
+
+/// Every entry under `dir` (hidden temp files, folders, symlinks and
+/// special files too), recursively: what a failed run must leave exactly
+/// as it found it. A missing `dir` gives an empty map.
+pub fn tree(dir: &Path) -> BTreeMap<String, TreeEntry> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = BTreeMap::new();
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return entries;
+    };
+    for entry in listing.flatten() {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).expect("entry has metadata");
+        let kind = meta.file_type();
+        let state = if kind.is_symlink() {
+            TreeEntry::Symlink(std::fs::read_link(&path).expect("link reads"))
+        } else if kind.is_dir() {
+            TreeEntry::Dir(tree(&path))
+        } else if kind.is_file() && meta.len() > TREE_READ_LIMIT {
+            TreeEntry::LargeFile {
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            }
+        } else if kind.is_file() {
+            TreeEntry::File(std::fs::read(&path).expect("file reads"))
+        } else {
+            TreeEntry::Special
+        };
+        entries.insert(entry.file_name().to_string_lossy().into_owned(), state);
+    }
+    entries
 }

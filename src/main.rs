@@ -38,7 +38,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("trtllm-prune: error: {e}");
+            say(&format!("trtllm-prune: error: {e}"));
             ExitCode::from(e.exit_code().clamp(1, 255) as u8)
         }
     }
@@ -58,7 +58,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     // --quiet means nothing at all on stderr when the run succeeds.
     if !out.quiet {
         for warning in &prepared.warnings {
-            eprintln!("trtllm-prune: warning: {warning}");
+            say(&format!("trtllm-prune: warning: {warning}"));
         }
     }
     if cli.dry_run {
@@ -76,7 +76,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
         print_json(&report::run_json(&prepared, Some(&summary)))?;
     }
     if !out.quiet {
-        eprintln!("{}", summary_line(&summary));
+        say(&summary_line(&summary));
     }
     Ok(())
 }
@@ -132,6 +132,12 @@ fn run_verify(
         }),
         None => Ok(()),
     }
+}
+
+/// One line on stderr. Not `eprintln!`: it panics when stderr is a closed
+/// pipe, which would turn a finished run into exit status 101.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn print_completions(shell: Shell) {

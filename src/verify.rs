@@ -184,6 +184,7 @@ pub fn verify_config(input: &ConfigFile, output: &Path) -> Result<FileVerdict> {
     let out = ConfigFile::read(output)?;
     let mut verdict = FileVerdict {
         name: crate::checkpoint::CONFIG_FILE.to_string(),
+        bytes_checked: out.text.len() as u64,
         ..FileVerdict::default()
     };
     if out.object.get(IS_PRUNED_KEY) != Some(&Value::Bool(true)) {

@@ -44,6 +44,11 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     pub fn read(path: &Path) -> Result<ConfigFile> {
+        // Opening a FIFO would block until a writer comes, and the open is
+        // retried through Ctrl-C: look before opening, as for rank files.
+        if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::invalid(path, "not a regular file"));
+        }
         let bytes = fs::read(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => {
                 Error::invalid(path, "no config.json: not a TensorRT-LLM checkpoint folder")

@@ -31,7 +31,7 @@ pub enum Error {
     InputChanged { file: PathBuf, offset: u64 },
     /// `--verify` found an output that does not match its input.
     Mismatch { file: PathBuf, problem: String },
-    /// SIGINT or SIGTERM arrived; the run was rolled back.
+    /// SIGINT, SIGTERM or SIGHUP arrived; the run was rolled back.
     Interrupted { signal: i32 },
     /// This worker stopped because another one failed; the other error is
     /// the one reported.
@@ -109,6 +109,7 @@ impl Error {
                 let name = match *signal {
                     libc::SIGINT => "SIGINT",
                     libc::SIGTERM => "SIGTERM",
+                    libc::SIGHUP => "SIGHUP",
                     _ => "a signal",
                 };
                 write!(f, "interrupted by {name}; nothing of this run was kept")

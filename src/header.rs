@@ -284,6 +284,10 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
     let text = std::str::from_utf8(json).map_err(|e| {
         HeaderError::new("header is not valid UTF-8").at(N_LEN + e.valid_up_to() as u64)
     })?;
+    // The official reader parses every value in full, unknown keys of a
+    // tensor entry included; serde skips those with a lenient skim (no depth
+    // limit, no string or number checks), so check the whole text first.
+    serde_json::from_str::<WellFormed>(text).map_err(|e| json_error(text, &e))?;
     let raw: RawHeader = serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
     let RawHeader {
         metadata,
@@ -432,6 +436,62 @@ fn byte_offset_of(text: &str, line: usize, column: usize) -> usize {
     line_start
         .saturating_add(column.saturating_sub(1))
         .min(text.len())
+}
+
+/// Any JSON value, parsed in full and thrown away: nesting within serde_json's
+/// depth limit, strings valid (no lone surrogates), numbers finite. This is
+/// what the official reader demands of every value, since it buffers them
+/// all (regression: `unknown_keys_are_fully_parsed` in tests/differential.rs).
+struct WellFormed;
+
+impl<'de> Deserialize<'de> for WellFormed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WellFormedVisitor)
+    }
+}
+
+struct WellFormedVisitor;
+
+impl<'de> Visitor<'de> for WellFormedVisitor {
+    type Value = WellFormed;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<WellFormed, E> {
+        Ok(WellFormed)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<WellFormed, E> {
+        Ok(WellFormed)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<WellFormed, E> {
+        Ok(WellFormed)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<WellFormed, E> {
+        Ok(WellFormed)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<WellFormed, E> {
+        Ok(WellFormed)
+    }
+
+    fn visit_unit<E>(self) -> Result<WellFormed, E> {
+        Ok(WellFormed)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WellFormed, A::Error> {
+        while seq.next_element::<WellFormed>()?.is_some() {}
+        Ok(WellFormed)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WellFormed, A::Error> {
+        while map.next_entry::<WellFormed, WellFormed>()?.is_some() {}
+        Ok(WellFormed)
+    }
 }
 
 /// A tensor entry as deserialized; unknown extra keys are ignored, like the

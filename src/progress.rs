@@ -2,7 +2,7 @@
 //! throughput and ETA. Hidden when stderr is not a terminal or `--quiet` is
 //! given, in which case every call is a cheap no-op.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -80,7 +80,8 @@ impl Progress {
         if self.visible {
             let _ = self.multi.println(line);
         } else {
-            eprintln!("{line}");
+            // Not eprintln!, which panics when stderr is a closed pipe.
+            let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 }

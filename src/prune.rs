@@ -6,6 +6,7 @@
 //!        Prepared ──> Staging + worker threads ──> commit      (all or nothing)
 //! ```
 
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
@@ -282,13 +283,13 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         jobs.push((Job::Prune(file), staging.add(&file.name)));
     }
     for extra in &prepared.extra_files {
-        jobs.push((Job::Copy(extra), staging.add(&file_name(&extra.path))));
+        jobs.push((Job::Copy(extra), staging.add(file_name(&extra.path))));
     }
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
 
     for (g, staged) in &generated {
-        write_new(&staged.temp, g.text.as_bytes(), fsync)?;
+        write_new(staged, g.text.as_bytes(), fsync)?;
     }
     progress.set_total(prepared.bytes_to_move());
     let stats = run_jobs(&jobs, options, fsync, progress)?;
@@ -330,7 +331,11 @@ fn verify_staged(
             Job::Prune(f) => {
                 verify::verify_safetensors(&f.name, &f.input, &f.header, &staged.temp)?
             }
-            Job::Copy(input) => verify::verify_copy(&file_name(&input.path), input, &staged.temp)?,
+            Job::Copy(input) => verify::verify_copy(
+                &file_name(&input.path).to_string_lossy(),
+                input,
+                &staged.temp,
+            )?,
         });
     }
     if let Some(config) = &prepared.config {
@@ -364,7 +369,11 @@ pub fn verify_existing(checkpoint_dir: &Path, out_dir: Option<&Path>) -> Result<
     }
     for extra in &checkpoint.extra_files {
         let name = file_name(&extra.path);
-        verdicts.push(verify::verify_copy(&name, extra, &out_dir.join(&name))?);
+        verdicts.push(verify::verify_copy(
+            &name.to_string_lossy(),
+            extra,
+            &out_dir.join(&name),
+        )?);
     }
     if let Layout::TrtLlm { config } = &checkpoint.layout {
         verdicts.push(verify::verify_config(config, &out_dir.join(CONFIG_FILE))?);
@@ -373,9 +382,10 @@ pub fn verify_existing(checkpoint_dir: &Path, out_dir: Option<&Path>) -> Result<
     Ok(verdicts)
 }
 
-fn file_name(path: &Path) -> String {
+/// The last component of `path`, as it is (names need not be UTF-8).
+fn file_name(path: &Path) -> OsString {
     path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+        .map(OsStr::to_os_string)
         .unwrap_or_default()
 }
 
@@ -484,24 +494,24 @@ fn run_job(
             }],
         ),
     };
-    let bar = progress.file(&file_name(&staged.target), job.bytes());
+    let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
     let out = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&staged.temp)
-        .map_err(|e| Error::io(&staged.temp, "cannot create", e))?;
+        .map_err(|e| Error::io(&staged.target, "cannot create", e))?;
     out.write_all_at(header, 0)
-        .map_err(|e| Error::io(&staged.temp, "cannot write", e))?;
+        .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
     // Sized up front so that clones and copies land inside the file.
     out.set_len(output_len)
-        .map_err(|e| Error::io(&staged.temp, "cannot size", e))?;
+        .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
     let on_progress = |n: u64| bar.inc(n);
     let mut copier = RangeCopier::new(
         &input.file,
         &input.path,
         &out,
-        &staged.temp,
+        &staged.target,
         options.align,
         options.methods,
         &on_progress,
@@ -514,14 +524,16 @@ fn run_job(
     input.check_unchanged()?;
     if fsync {
         out.sync_all()
-            .map_err(|e| Error::io(&staged.temp, "cannot flush to disk", e))?;
+            .map_err(|e| Error::io(&staged.target, "cannot flush to disk", e))?;
     }
     bar.done();
     Ok(stats)
 }
 
-fn write_new(path: &Path, bytes: &[u8], fsync: bool) -> Result<()> {
-    let file = fs::File::create(path).map_err(|e| Error::io(path, "cannot create", e))?;
+/// Writes `bytes` to the temp file of `staged`; errors name its target.
+fn write_new(staged: &StagedFile, bytes: &[u8], fsync: bool) -> Result<()> {
+    let path = &staged.target;
+    let file = fs::File::create(&staged.temp).map_err(|e| Error::io(path, "cannot create", e))?;
     file.write_all_at(bytes, 0)
         .map_err(|e| Error::io(path, "cannot write", e))?;
     if fsync {
@@ -624,8 +636,8 @@ fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
     let names = prepared
         .files
         .iter()
-        .map(|f| f.name.clone())
-        .chain(prepared.generated.iter().map(|g| g.name.clone()))
+        .map(|f| OsString::from(&f.name))
+        .chain(prepared.generated.iter().map(|g| OsString::from(&g.name)))
         .chain(prepared.extra_files.iter().map(|f| file_name(&f.path)));
     for name in names {
         let target = prepared.out_dir.join(&name);
@@ -676,7 +688,11 @@ pub fn inspect(path: &Path, rule: &PruneRule) -> Result<Vec<Inspected>> {
             .collect()
     } else {
         let (input, header) = checkpoint::open_safetensors(path)?;
-        vec![(file_name(path), input.path, header)]
+        vec![(
+            file_name(path).to_string_lossy().into_owned(),
+            input.path,
+            header,
+        )]
     };
     Ok(files
         .into_iter()

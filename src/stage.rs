@@ -8,6 +8,7 @@
 //! first moved aside; if any rename fails, the new files are removed and the
 //! old ones put back, so files that were already there stay untouched.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -20,11 +21,26 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(TEMP_MARK) && name.ends_with(".tmp")
 }
 
-fn side_path(dir: &Path, name: &str, kind: &str) -> PathBuf {
-    dir.join(format!(
-        ".{name}{TEMP_MARK}{kind}-{}.tmp",
-        std::process::id()
-    ))
+/// Longest output name used whole in a temp name: the temp name adds up
+/// to 30 bytes and a file name may have 255 (`NAME_MAX`).
+const MAX_NAME_IN_TEMP: usize = 200;
+
+/// The temp (`kind` "new") or backup ("old") path of staged file number
+/// `index`, named `name`. A longer name is cut and made unique by the index,
+/// or the temp file could not be created although the output can; so is a
+/// name that is not UTF-8, as two such names can share a lossy spelling.
+fn side_path(dir: &Path, name: &OsStr, index: usize, kind: &str) -> PathBuf {
+    let pid = std::process::id();
+    if let Some(name) = name.to_str().filter(|n| n.len() <= MAX_NAME_IN_TEMP) {
+        return dir.join(format!(".{name}{TEMP_MARK}{kind}-{pid}.tmp"));
+    }
+    let name = name.to_string_lossy();
+    let mut cut = name.len().min(MAX_NAME_IN_TEMP - 10);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let short = &name[..cut];
+    dir.join(format!(".{short}~{index}{TEMP_MARK}{kind}-{pid}.tmp"))
 }
 
 /// One output file: where it is written, and where it ends up.
@@ -67,9 +83,10 @@ impl Staging {
     /// Reserves a temp path for the output file `name`. The path is
     /// registered before anything is created, so it is cleaned up whatever
     /// happens next.
-    pub fn add(&mut self, name: &str) -> StagedFile {
+    pub fn add(&mut self, name: impl AsRef<OsStr>) -> StagedFile {
+        let name = name.as_ref();
         let staged = StagedFile {
-            temp: side_path(&self.dir, name, "new"),
+            temp: side_path(&self.dir, name, self.files.len(), "new"),
             target: self.dir.join(name),
         };
         self.files.push(staged.clone());
@@ -102,14 +119,10 @@ impl Staging {
         backups: &mut Vec<(PathBuf, PathBuf)>,
         placed: &mut Vec<PathBuf>,
     ) -> Result<()> {
-        for file in &self.files {
+        for (index, file) in self.files.iter().enumerate() {
             if fs::symlink_metadata(&file.target).is_ok() {
-                let name = file
-                    .target
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let backup = side_path(&self.dir, &name, "old");
+                let name = file.target.file_name().unwrap_or_default();
+                let backup = side_path(&self.dir, name, index, "old");
                 fs::rename(&file.target, &backup).map_err(|e| {
                     Error::io(&file.target, "cannot move the existing file aside", e)
                 })?;

@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -349,7 +349,12 @@ fn disk_full_removes_temp_files_and_the_output_folder_it_created() {
 
     let result = run(&ckpt, Some(&out), &[]);
 
-    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("rank0.safetensors: cannot write")),
+        "No space left on device",
+    );
     assert!(!out.exists(), "left {:?}", util::file_names(&out));
     assert_eq!(tree(&ckpt), input);
 }
@@ -370,8 +375,32 @@ fn disk_full_on_a_later_rank_removes_the_ranks_already_written() {
 
     let result = run(&ckpt, Some(&out), &["--jobs", "1"]);
 
-    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("rank1.safetensors: cannot write")),
+        "No space left on device",
+    );
     assert_eq!(tree(&out), before, "the output folder changed");
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn out_of_inodes_removes_the_temp_files_already_created() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let input = tree(&ckpt);
+    // Inodes for the root, the output folder and config.json's temp file:
+    // creating the first rank's temp file fails.
+    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=1m,nr_inodes=3") else {
+        return;
+    };
+    let out = root.join("small/out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "No space left on device");
+    assert_eq!(util::file_names(&root.join("small")), Vec::<String>::new());
     assert_eq!(tree(&ckpt), input);
 }
 
@@ -409,7 +438,12 @@ fn read_only_output_folder_fails_and_keeps_its_files() {
 
     let result = run(&ckpt, Some(&out), &[]);
 
-    assert_fails(&result, 1, Some(&out), "Read-only file system");
+    assert_fails(
+        &result,
+        1,
+        Some(&out.join("config.json: cannot create")),
+        "Read-only file system",
+    );
     assert_eq!(tree(&out), before);
     assert_eq!(tree(&ckpt), input);
 }
@@ -517,6 +551,24 @@ fn refuses_the_checkpoint_folder_as_output_via_a_symlink() {
     let result = run(&root.join("link"), Some(&ckpt), &[]);
     assert_fails(&result, 1, Some(&ckpt), "checkpoint folder");
     assert_eq!(tree(&root), before);
+}
+
+#[test]
+fn refuses_the_checkpoint_folder_as_output_via_a_bind_mount() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let alias = root.join("alias");
+    fs::create_dir(&alias).unwrap();
+    let Some(_mount) = Mount::bind(&ckpt, &alias) else {
+        return;
+    };
+    let input = tree(&ckpt);
+
+    // Another path, so only the files' identities tell it is the input.
+    let result = run(&ckpt, Some(&alias), &[]);
+
+    assert_fails(&result, 1, Some(&alias), "would overwrite the input file");
+    assert_eq!(tree(&ckpt), input);
 }
 
 #[test]
@@ -639,31 +691,75 @@ fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
     assert_eq!(tree(&ckpt), input);
 }
 
-// ------------------------------------------------ input changed mid-copy
-
 #[test]
-fn input_truncated_mid_copy_is_reported_without_sigbus() {
+fn sighup_mid_copy_exits_129_and_leaves_nothing() {
+    // A closed terminal or SSH session.
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    interrupt_mid_copy(&ckpt, &out, libc::SIGHUP, "SIGHUP");
+
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn sighup_ignored_by_the_parent_stays_ignored() {
+    // `nohup trtllm-prune ...` must survive the hangup.
+    let (_dir, root) = temp_root();
+    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let out = root.join("out");
+    let mut cmd = command(&ckpt, Some(&out), &[]);
+    // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut running = Running::spawn(cmd);
+    running.wait_for_temp_file(&out, "rank0.safetensors");
+
+    running.signal(libc::SIGHUP);
+    // A handled SIGHUP ends the run within a chunk or two.
+    std::thread::sleep(Duration::from_millis(300));
+    let still_running = matches!(running.child.try_wait(), Ok(None));
+    running.signal(libc::SIGINT);
+    let result = running.finish();
+
+    assert!(still_running, "an ignored SIGHUP stopped the run");
+    assert_fails(&result, 130, None, "interrupted by SIGINT");
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+}
+
+// ------------------------------------------------ input changed mid-copy
+
+/// Runs on a one-rank checkpoint whose kept tensor is a `kept`-byte hole,
+/// pauses the run once it writes rank0, lets `change` alter the input
+/// (given the checkpoint folder and the test's root), resumes, and asserts
+/// an error naming rank0 with `problem`, no output left, and config.json
+/// untouched.
+fn change_input_mid_copy(kept: u64, change: impl FnOnce(&Path, &Path), problem: &str) {
+    let (_dir, root) = temp_root();
+    let ckpt = sparse_checkpoint(&root, kept);
     let config = fs::read(ckpt.join("config.json")).unwrap();
     let rank0 = ckpt.join("rank0.safetensors");
-    let out = root.join("out");
+    // Written to memory when possible rather than to a disk that throttles
+    // writers: some changes are only noticed once the whole file is copied.
+    let _mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
+    let out = root.join("tmpfs/out");
 
     let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
     running.wait_for_temp_file(&out, "rank0.safetensors");
-    File::options()
-        .write(true)
-        .open(&rank0)
-        .and_then(|f| f.set_len(1 << 20))
-        .expect("input truncated");
+    // Paused, the run cannot finish the copy before the change lands.
+    running.signal(libc::SIGSTOP);
+    change(&ckpt, &root);
+    running.signal(libc::SIGCONT);
     let result = running.finish();
 
-    assert_fails(
-        &result,
-        1,
-        Some(&rank0),
-        "input file changed while it was being copied",
-    );
+    assert_fails(&result, 1, Some(&rank0), problem);
     assert!(!out.exists(), "left {:?}", util::file_names(&out));
     assert_eq!(
         util::file_names(&ckpt),
@@ -673,35 +769,69 @@ fn input_truncated_mid_copy_is_reported_without_sigbus() {
 }
 
 #[test]
-fn input_replaced_mid_copy_is_reported() {
-    let (_dir, root) = temp_root();
-    // The run copies the whole (old) file before it can notice, so keep it
-    // smaller than the interrupt tests' one, and write it to memory (tmpfs)
-    // when possible rather than to a disk that throttles writers. The run is
-    // paused while the file is replaced, so it cannot finish first.
-    let ckpt = sparse_checkpoint(&root, 1 << 30);
-    let config = fs::read(ckpt.join("config.json")).unwrap();
-    let rank0 = ckpt.join("rank0.safetensors");
-    let out = root.join("tmpfs/out");
-    let _mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
-    // Beside the checkpoint, not in it, or it would be copied as an extra file.
-    let replacement = root.join("replacement.safetensors");
-    fixture::write_safetensors(&replacement, &rank_keeping(16), None).unwrap();
-
-    let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
-    running.wait_for_temp_file(&out, "rank0.safetensors");
-    running.signal(libc::SIGSTOP);
-    fs::rename(&replacement, &rank0).expect("input replaced");
-    running.signal(libc::SIGCONT);
-    let result = running.finish();
-
-    assert_fails(&result, 1, Some(&rank0), "input file was replaced");
-    assert!(!out.exists(), "left {:?}", util::file_names(&out));
-    assert_eq!(
-        util::file_names(&ckpt),
-        ["config.json", "rank0.safetensors"]
+fn input_truncated_mid_copy_is_reported_without_sigbus() {
+    change_input_mid_copy(
+        SLOW_RANK_BYTES,
+        |ckpt, _| {
+            File::options()
+                .write(true)
+                .open(ckpt.join("rank0.safetensors"))
+                .and_then(|f| f.set_len(1 << 20))
+                .expect("input truncated");
+        },
+        "input file changed while it was being copied: it ends before byte",
     );
-    assert_eq!(fs::read(ckpt.join("config.json")).unwrap(), config);
+}
+
+// A replaced or rewritten input is noticed only after the whole (old)
+// file is copied: these use a smaller hole than the interrupt tests.
+
+#[test]
+fn input_replaced_mid_copy_is_reported() {
+    change_input_mid_copy(
+        1 << 30,
+        |ckpt, root| {
+            // Made beside the checkpoint, not in it, or it would be copied
+            // as an extra file.
+            let replacement = root.join("replacement.safetensors");
+            fixture::write_safetensors(&replacement, &rank_keeping(16), None).unwrap();
+            fs::rename(&replacement, ckpt.join("rank0.safetensors")).expect("input replaced");
+        },
+        "input file was replaced or removed while it was being copied",
+    );
+}
+
+#[test]
+fn input_removed_mid_copy_is_reported() {
+    change_input_mid_copy(
+        1 << 30,
+        |ckpt, _| {
+            let rank0 = ckpt.join("rank0.safetensors");
+            fs::remove_file(&rank0).expect("input removed");
+            // Back in place as a new file, so the folder listing matches.
+            fixture::write_safetensors(&rank0, &rank_keeping(16), None).unwrap();
+        },
+        "input file was replaced or removed while it was being copied",
+    );
+}
+
+#[test]
+fn input_rewritten_in_place_mid_copy_is_reported() {
+    change_input_mid_copy(
+        1 << 30,
+        |ckpt, _| {
+            // Same size, same inode, new bytes (and a new mtime: past a
+            // coarse timestamp tick on kernels without fine-grained ones).
+            std::thread::sleep(Duration::from_millis(20));
+            let file = File::options()
+                .write(true)
+                .open(ckpt.join("rank0.safetensors"))
+                .expect("input opens");
+            std::os::unix::fs::FileExt::write_all_at(&file, b"new bytes", 1 << 20)
+                .expect("input rewritten");
+        },
+        "input file was modified while it was being copied",
+    );
 }
 
 // ------------------------------------------------------ unusable rank files
@@ -748,14 +878,7 @@ fn rank_file_that_is_a_dangling_symlink() {
 
 #[test]
 fn rank_file_that_is_a_fifo_does_not_block() {
-    assert_bad_rank1(
-        |p| {
-            let path = CString::new(p.as_os_str().as_bytes()).unwrap();
-            // SAFETY: `path` is a live NUL-terminated string.
-            assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
-        },
-        "not a regular file",
-    );
+    assert_bad_rank1(mkfifo, "not a regular file");
 }
 
 #[test]
@@ -834,6 +957,65 @@ fn assert_bad_config(config: Option<&str>, file: &str, problem: &str) {
     assert_eq!(tree(&ckpt), input);
 }
 
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let path = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `path` is a live NUL-terminated string.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+}
+
+#[test]
+fn config_that_is_a_fifo_does_not_block() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let config = ckpt.join("config.json");
+    fs::remove_file(&config).unwrap();
+    mkfifo(&config);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
+    // A reader blocked on the FIFO would wait for a writer forever (and
+    // retry through Ctrl-C); give it a moment, then unblock it so that the
+    // test ends either way.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = running.child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let blocked = matches!(running.child.try_wait(), Ok(None));
+    if blocked {
+        let _ = File::options()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&config)
+            .and_then(|mut f| f.write_all(b"{}"));
+    }
+    let result = running.finish();
+
+    assert!(!blocked, "the run blocked reading a FIFO config.json");
+    assert_fails(&result, 1, Some(&config), "not a regular file");
+    assert!(!out.exists());
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn config_that_is_a_directory() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let config = ckpt.join("config.json");
+    fs::remove_file(&config).unwrap();
+    fs::create_dir(&config).unwrap();
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&config), "not a regular file");
+    assert!(!out.exists());
+}
+
 #[test]
 fn config_missing() {
     assert_bad_config(None, "config.json", "not a TensorRT-LLM checkpoint folder");
@@ -902,6 +1084,36 @@ fn rank_file_missing() {
 }
 
 #[test]
+fn more_rank_files_than_the_open_file_limit() {
+    // Every rank stays open from validation to copy; past the process's
+    // file limit that is an error naming the rank, not a crash.
+    let (_dir, root) = temp_root();
+    let ckpt = checkpoint_keeping(&root, &[64; 40]);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+    let mut cmd = command(&ckpt, Some(&out), &[]);
+    // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 24,
+                rlim_max: 24,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+
+    let result = Running::spawn(cmd).finish();
+
+    assert_fails(&result, 1, Some(&ckpt.join("rank")), "Too many open files");
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
 fn checkpoint_folder_missing() {
     let (_dir, root) = temp_root();
     let ckpt = root.join("nowhere");
@@ -918,4 +1130,81 @@ fn checkpoint_path_is_a_file() {
     let result = run(&ckpt, None, &[]);
     assert_fails(&result, 1, Some(&ckpt), "checkpoint path is not a folder");
     assert_eq!(util::file_names(&root), ["ckpt"]);
+}
+
+// ------------------------------------------------------------ long names
+
+#[test]
+fn files_with_the_longest_names_are_copied() {
+    // A temp file name adds ~30 bytes to the output's name: names near
+    // NAME_MAX (255 bytes) once made a valid checkpoint fail with
+    // "File name too long".
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let long_a = format!("{}a.json", "x".repeat(248));
+    let long_b = format!("{}b.json", "x".repeat(248));
+    let long_utf8 = format!("{}.json", "é".repeat(125));
+    for (name, text) in [(&long_a, "a"), (&long_b, "b"), (&long_utf8, "é")] {
+        assert!(name.len() <= 255, "{}", name.len());
+        fs::write(ckpt.join(name), text).unwrap();
+    }
+    let out = root.join("out");
+    // An earlier output with one of the names, to go through the backup path.
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join(&long_a), "old").unwrap();
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    util::assert_success(result);
+    for (name, text) in [(&long_a, "a"), (&long_b, "b"), (&long_utf8, "é")] {
+        assert_eq!(fs::read_to_string(out.join(name)).unwrap(), text);
+    }
+    assert_eq!(
+        util::file_names(&out).len(),
+        6,
+        "{:?}",
+        util::file_names(&out)
+    );
+}
+
+// ------------------------------------------------------------ closed stderr
+
+/// Runs the binary with stderr a pipe whose reader is gone, as in
+/// `trtllm-prune ... 2>&1 | head -0`.
+fn run_with_broken_stderr(mut cmd: Command) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: pipe() just opened both descriptors and nothing else owns them.
+    let (reader, writer) = unsafe {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    drop(reader);
+    cmd.stderr(Stdio::from(writer));
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    Running { child }.finish()
+}
+
+#[test]
+fn closed_stderr_does_not_change_the_exit_status() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let out = root.join("out");
+
+    let ok = run_with_broken_stderr(command(&ckpt, Some(&out), &[]));
+    assert_eq!(ok.status.code(), Some(0), "a finished run: {:?}", ok.status);
+    assert!(out.join("rank1.safetensors").is_file());
+
+    let failed = run_with_broken_stderr(command(&root.join("nowhere"), None, &[]));
+    assert_eq!(
+        failed.status.code(),
+        Some(1),
+        "a failed run: {:?}",
+        failed.status
+    );
 }

@@ -668,3 +668,38 @@ fn input_is_left_unchanged() {
     prune(&ckpt, &tmp.path().join("out"), &[]);
     assert_eq!(util::snapshot(&ckpt), before);
 }
+
+#[test]
+fn copies_files_with_non_utf8_names_under_their_own_names() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = util::tempdir();
+    let ckpt = util::write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 1, 1),
+    );
+    // Two names that differ only in bytes that are not UTF-8: a lossy
+    // conversion would give both the same name.
+    let names = [
+        OsStr::from_bytes(b"tok\xffen.bin"),
+        OsStr::from_bytes(b"tok\xfeen.bin"),
+    ];
+    for (i, name) in names.iter().enumerate() {
+        fs::write(ckpt.join(name), format!("file {i}")).unwrap();
+    }
+    let out = tmp.path().join("out");
+    prune(&ckpt, &out, &[]);
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(
+            fs::read_to_string(out.join(name)).ok(),
+            Some(format!("file {i}")),
+            "{name:?}"
+        );
+    }
+    let count = fs::read_dir(&out).unwrap().count();
+    assert_eq!(count, 4, "config, rank0 and the two files, nothing else");
+    // A second run replaces them, again under their own names.
+    prune(&ckpt, &out, &[]);
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 4);
+}

@@ -109,11 +109,7 @@ fn run_verify(
     checkpoint_dir: &std::path::Path,
     out_dir: Option<&std::path::Path>,
 ) -> Result<(), Error> {
-    let verdicts = prune::verify_existing(checkpoint_dir, out_dir)?;
-    let out_dir = match out_dir {
-        Some(d) => d.to_path_buf(),
-        None => prune::default_out_dir(&std::fs::canonicalize(checkpoint_dir).unwrap_or_default())?,
-    };
+    let (out_dir, verdicts) = prune::verify_existing(checkpoint_dir, out_dir)?;
     if cli.output.json {
         print_json(&report::verify_json(checkpoint_dir, &out_dir, &verdicts))?;
     } else {

@@ -180,7 +180,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     let out_dir = match &options.out_dir {
         Some(dir) => resolve_out_dir(dir)?,
         None if options.in_place => checkpoint_dir.clone(),
-        None => default_out_dir(&checkpoint_dir)?,
+        None => default_out_dir(&options.checkpoint_dir, &checkpoint_dir)?,
     };
     if options.in_place && out_dir != checkpoint_dir {
         return Err(Error::refused(
@@ -347,12 +347,16 @@ fn verify_staged(
     Ok(verdicts)
 }
 
-/// Verifies an existing output folder against its checkpoint.
-pub fn verify_existing(checkpoint_dir: &Path, out_dir: Option<&Path>) -> Result<Vec<FileVerdict>> {
-    let checkpoint_dir = canonical_checkpoint_dir(checkpoint_dir)?;
+/// Verifies an existing output folder against its checkpoint; returns the
+/// output folder it checked and a verdict per file.
+pub fn verify_existing(
+    given_checkpoint_dir: &Path,
+    out_dir: Option<&Path>,
+) -> Result<(PathBuf, Vec<FileVerdict>)> {
+    let checkpoint_dir = canonical_checkpoint_dir(given_checkpoint_dir)?;
     let out_dir = match out_dir {
         Some(dir) => resolve_out_dir(dir)?,
-        None => default_out_dir(&checkpoint_dir)?,
+        None => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
     };
     if !out_dir.is_dir() {
         return Err(Error::invalid(&out_dir, "output folder not found"));
@@ -379,7 +383,7 @@ pub fn verify_existing(checkpoint_dir: &Path, out_dir: Option<&Path>) -> Result<
         verdicts.push(verify::verify_config(config, &out_dir.join(CONFIG_FILE))?);
     }
     verdicts.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(verdicts)
+    Ok((out_dir, verdicts))
 }
 
 /// The last component of `path`, as it is (names need not be UTF-8).
@@ -561,21 +565,24 @@ fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
     fs::canonicalize(dir).map_err(|e| Error::io(dir, "cannot resolve", e))
 }
 
-/// The original's default output: the sibling folder `<name>.pruned`.
-pub fn default_out_dir(canonical_checkpoint: &Path) -> Result<PathBuf> {
-    match (
-        canonical_checkpoint.parent(),
-        canonical_checkpoint.file_name(),
-    ) {
-        (Some(parent), Some(name)) => {
-            let mut name = name.to_os_string();
-            name.push(".pruned");
-            Ok(parent.join(name))
-        }
-        _ => Err(Error::refused(
-            canonical_checkpoint,
-            "cannot derive a default output folder; give --out_dir",
-        )),
+/// The original's default output, `Path(dir).with_name(name + ".pruned")`:
+/// beside the folder as the user named it (`given`), so a checkpoint reached
+/// through a symlink gets its output next to the link. A path without a
+/// last name of its own (`.`, `..`) uses its real path (`canonical`).
+pub fn default_out_dir(given: &Path, canonical: &Path) -> Result<PathBuf> {
+    let sibling = |dir: &Path| {
+        let mut name = dir.file_name()?.to_os_string();
+        name.push(".pruned");
+        Some(dir.with_file_name(name))
+    };
+    match sibling(given) {
+        Some(dir) => resolve_out_dir(&dir),
+        None => sibling(canonical).ok_or_else(|| {
+            Error::refused(
+                canonical,
+                "cannot derive a default output folder; give --out_dir",
+            )
+        }),
     }
 }
 

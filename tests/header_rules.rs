@@ -396,7 +396,21 @@ fn rejects_duplicate_tensor_names() {
 #[test]
 fn rejects_a_duplicate_metadata_key() {
     let json = format!(r#"{{"__metadata__":{{}},"w":{U8X4},"__metadata__":{{"a":"b"}}}}"#);
-    says(&rejected(&file(&json, &[0; 4])), &["duplicate"]);
+    let bytes = file(&json, &[0; 4]);
+    says(&rejected(&bytes), &["duplicate", "__metadata__"]);
+    official_rejects(&bytes);
+}
+
+#[test]
+fn rejects_a_duplicate_field_in_an_entry() {
+    for json in [
+        r#"{"w":{"dtype":"U8","dtype":"I8","shape":[4],"data_offsets":[0,4]}}"#,
+        r#"{"w":{"dtype":"U8","shape":[4],"data_offsets":[0,4],"data_offsets":[0,4]}}"#,
+    ] {
+        let bytes = file(json, &[0; 4]);
+        says(&rejected(&bytes), &["duplicate field"]);
+        official_rejects(&bytes);
+    }
 }
 
 #[test]

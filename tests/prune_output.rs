@@ -586,6 +586,43 @@ fn default_out_dir_is_the_sibling_dot_pruned() {
 }
 
 #[test]
+fn default_out_dir_is_beside_the_name_given_not_beside_a_symlink_target() {
+    // The original derives it from the path as given
+    // (`Path(dir).with_name(name + ".pruned")`): a checkpoint reached
+    // through a symlink gets its output next to the link, which may be the
+    // only writable place (the target can sit on a read-only mount).
+    let tmp = util::tempdir();
+    let root = tmp.path().canonicalize().unwrap();
+    fs::create_dir(root.join("data")).unwrap();
+    fs::create_dir(root.join("work")).unwrap();
+    util::write_checkpoint(
+        &root.join("data"),
+        "real",
+        &CheckpointSpec::tiny(Family::Llama, 1, 1),
+    );
+    std::os::unix::fs::symlink("../data/real", root.join("work/llama")).unwrap();
+    util::assert_success(util::run_in(
+        &root.join("work"),
+        &[&"--checkpoint_dir", &"llama/", &"-q"],
+    ));
+    assert_eq!(
+        util::file_names(&root.join("work/llama.pruned")),
+        ["config.json", "rank0.safetensors"]
+    );
+    assert_eq!(util::file_names(&root.join("data")), ["real"]);
+    // A spelling without a last name of its own falls back to the folder's
+    // real name.
+    util::assert_success(util::run_in(
+        &root.join("data/real"),
+        &[&"--checkpoint_dir", &".", &"-q"],
+    ));
+    assert_eq!(
+        util::file_names(&root.join("data/real.pruned")),
+        ["config.json", "rank0.safetensors"]
+    );
+}
+
+#[test]
 fn keeps_unrelated_files_in_an_existing_out_dir() {
     let tmp = util::tempdir();
     let ckpt = util::write_checkpoint(

@@ -211,14 +211,6 @@ impl InputFile {
     }
 }
 
-/// An input rank file, open, with its validated header.
-#[derive(Debug)]
-pub struct RankInput {
-    pub rank: u64,
-    pub input: InputFile,
-    pub header: Header,
-}
-
 /// Opens a rank (or any safetensors) file and validates its header.
 pub fn open_safetensors(path: &Path) -> Result<(InputFile, Header)> {
     let input = InputFile::open(path)?;
@@ -281,12 +273,138 @@ fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> 
     Ok(done)
 }
 
-/// The whole input side of a run: config, every rank, the other files.
+/// The set of ranks a run processes (`--ranks 0-3,6`), sorted, unique.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RankSet(Vec<u64>);
+
+impl RankSet {
+    /// Parses `0-3,6`: comma-separated ranks and inclusive ranges.
+    pub fn parse(text: &str) -> std::result::Result<RankSet, String> {
+        let mut ranks = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let number = |s: &str| {
+                s.trim()
+                    .parse::<u64>()
+                    .map_err(|_| format!("`{s}` is not a rank number (in `{text}`)"))
+            };
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (number(a)?, number(b)?);
+                    if a > b {
+                        return Err(format!("range `{part}` is empty"));
+                    }
+                    if b - a >= 1 << 20 {
+                        return Err(format!("range `{part}` is too large"));
+                    }
+                    ranks.extend(a..=b);
+                }
+                None => ranks.push(number(part)?),
+            }
+        }
+        ranks.sort_unstable();
+        ranks.dedup();
+        Ok(RankSet(ranks))
+    }
+
+    pub fn ranks(&self) -> &[u64] {
+        &self.0
+    }
+}
+
+/// One safetensors file to prune.
+#[derive(Debug)]
+pub struct SafetensorsInput {
+    /// File name inside the checkpoint folder (and the output folder).
+    pub name: String,
+    pub input: InputFile,
+    pub header: Header,
+}
+
+/// What kind of checkpoint a folder holds.
+#[derive(Debug)]
+pub enum Layout {
+    /// TensorRT-LLM: `config.json` and `rank{N}.safetensors`.
+    TrtLlm { config: ConfigFile },
+    /// Any other folder of `.safetensors` files (Hugging Face style), with
+    /// an optional `model.safetensors.index.json`.
+    Generic { index: Option<IndexFile> },
+}
+
+/// A Hugging Face shard index, `model.safetensors.index.json`.
+#[derive(Debug, Clone)]
+pub struct IndexFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub object: Map<String, Value>,
+}
+
+pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
+
+impl IndexFile {
+    fn read(path: &Path, name: &str) -> Result<IndexFile> {
+        let text = fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+        let Value::Object(object) = value else {
+            return Err(Error::invalid(path, "top level is not a JSON object"));
+        };
+        match object.get("weight_map") {
+            Some(Value::Object(map)) if map.values().all(Value::is_string) => {}
+            _ => {
+                return Err(Error::invalid(
+                    path,
+                    "`weight_map` must be an object mapping tensor names to shard file names",
+                ))
+            }
+        }
+        Ok(IndexFile {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            object,
+        })
+    }
+
+    /// Shard file names the index refers to, sorted and unique.
+    pub fn shards(&self) -> Vec<String> {
+        let mut shards: Vec<String> = self.object["weight_map"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        shards.sort();
+        shards.dedup();
+        shards
+    }
+
+    /// The index with `metadata.total_size` set to `total_size` (the bytes
+    /// of tensor data in the pruned shards); everything else is kept.
+    pub fn pruned_text(&self, total_size: u64) -> String {
+        let mut object = self.object.clone();
+        let metadata = object
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !metadata.is_object() {
+            *metadata = Value::Object(Map::new());
+        }
+        if let Value::Object(m) = metadata {
+            m.insert("total_size".into(), Value::from(total_size));
+        }
+        let mut text = serde_json::to_string_pretty(&Value::Object(object)).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
+/// The whole input side of a run: the layout, every safetensors file to
+/// prune, the other files.
 #[derive(Debug)]
 pub struct Checkpoint {
     pub dir: PathBuf,
-    pub config: ConfigFile,
-    pub ranks: Vec<RankInput>,
+    pub layout: Layout,
+    pub files: Vec<SafetensorsInput>,
     /// Other regular files at the top of the folder, copied as they are.
     pub extra_files: Vec<InputFile>,
     /// Things the user should know that are not errors.
@@ -294,9 +412,10 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Reads `config.json`, opens and validates every rank file and lists
-    /// the other files. Writes nothing.
-    pub fn open(dir: &Path) -> Result<Checkpoint> {
+    /// Reads the folder, opens and validates every file to prune and lists
+    /// the other files. Writes nothing. `ranks` limits a TensorRT-LLM
+    /// checkpoint to some of its ranks.
+    pub fn open(dir: &Path, ranks: Option<&RankSet>) -> Result<Checkpoint> {
         let meta = fs::metadata(dir).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::invalid(dir, "checkpoint folder not found"),
             _ => Error::io(dir, "cannot open", e),
@@ -304,79 +423,154 @@ impl Checkpoint {
         if !meta.is_dir() {
             return Err(Error::invalid(dir, "checkpoint path is not a folder"));
         }
+        let listing = list_folder(dir)?;
+        let generic = !listing.iter().any(|e| e.rank.is_some())
+            && listing
+                .iter()
+                .any(|e| e.is_file && e.name.ends_with(".safetensors"));
+        if generic {
+            if ranks.is_some() {
+                return Err(Error::invalid(
+                    dir,
+                    "--ranks applies to TensorRT-LLM checkpoints (rank{N}.safetensors); this folder has none",
+                ));
+            }
+            Checkpoint::open_generic(dir, listing)
+        } else {
+            Checkpoint::open_trtllm(dir, listing, ranks)
+        }
+    }
+
+    fn open_trtllm(
+        dir: &Path,
+        listing: Vec<FolderEntry>,
+        only: Option<&RankSet>,
+    ) -> Result<Checkpoint> {
         let config = ConfigFile::read(&dir.join(CONFIG_FILE))?;
-        let mut ranks = Vec::new();
-        for rank in 0..config.world_size {
-            let path = dir.join(rank_file_name(rank));
+        let world_size = config.world_size;
+        let ranks: Vec<u64> = match only {
+            Some(set) => {
+                if let Some(bad) = set.ranks().iter().find(|&&r| r >= world_size) {
+                    return Err(Error::invalid(
+                        &config.path,
+                        format!("--ranks asks for rank {bad} but world_size is {world_size}"),
+                    ));
+                }
+                set.ranks().to_vec()
+            }
+            None => (0..world_size).collect(),
+        };
+        let mut files = Vec::with_capacity(ranks.len());
+        for rank in ranks {
+            let name = rank_file_name(rank);
+            let path = dir.join(&name);
             let (input, header) = open_safetensors(&path).map_err(|e| match e {
                 Error::Invalid { file, problem } if problem == "file not found" => Error::Invalid {
                     file,
-                    problem: format!(
-                        "rank file missing: config.json has world_size {}",
-                        config.world_size
-                    ),
+                    problem: format!("rank file missing: config.json has world_size {world_size}"),
                 },
                 other => other,
             })?;
-            ranks.push(RankInput {
-                rank,
+            files.push(SafetensorsInput {
+                name,
                 input,
                 header,
             });
         }
-        let (extra_paths, warnings) = list_extra_files(dir, config.world_size)?;
-        let extra_files = extra_paths
-            .iter()
-            .map(|p| InputFile::open(p))
-            .collect::<Result<Vec<_>>>()?;
+        let mut extra = Vec::new();
+        let mut warnings = Vec::new();
+        for entry in listing {
+            if entry.name == CONFIG_FILE || !entry.is_file {
+                continue;
+            }
+            match entry.rank {
+                Some(rank) if rank < world_size => {}
+                Some(rank) => warnings.push(format!(
+                    "{}: skipped: rank {rank} is outside world_size {world_size}",
+                    entry.path.display()
+                )),
+                None => extra.push(InputFile::open(&entry.path)?),
+            }
+        }
         Ok(Checkpoint {
             dir: dir.to_path_buf(),
-            config,
-            ranks,
-            extra_files,
+            layout: Layout::TrtLlm { config },
+            files,
+            extra_files: extra,
             warnings,
+        })
+    }
+
+    fn open_generic(dir: &Path, listing: Vec<FolderEntry>) -> Result<Checkpoint> {
+        let mut files = Vec::new();
+        let mut extra = Vec::new();
+        let mut index = None;
+        for entry in listing.into_iter().filter(|e| e.is_file) {
+            if entry.name.ends_with(".safetensors") {
+                let (input, header) = open_safetensors(&entry.path)?;
+                files.push(SafetensorsInput {
+                    name: entry.name,
+                    input,
+                    header,
+                });
+            } else if entry.name.ends_with(INDEX_SUFFIX) && index.is_none() {
+                index = Some(IndexFile::read(&entry.path, &entry.name)?);
+            } else {
+                extra.push(InputFile::open(&entry.path)?);
+            }
+        }
+        if let Some(index) = &index {
+            for shard in index.shards() {
+                if !files.iter().any(|f| f.name == shard) {
+                    return Err(Error::invalid(
+                        &index.path,
+                        format!("weight_map names shard `{shard}`, which is not in the folder"),
+                    ));
+                }
+            }
+        }
+        Ok(Checkpoint {
+            dir: dir.to_path_buf(),
+            layout: Layout::Generic { index },
+            files,
+            extra_files: extra,
+            warnings: Vec::new(),
         })
     }
 }
 
-/// Regular files at the top of `dir` other than config.json and the rank
-/// files in use, sorted by name; rank files beyond `world_size` are skipped
-/// with a warning, as the original tool ignored them too.
-fn list_extra_files(dir: &Path, world_size: u64) -> Result<(Vec<PathBuf>, Vec<String>)> {
-    let mut files = Vec::new();
-    let mut warnings = Vec::new();
-    let entries = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
-    for entry in entries {
+/// One entry at the top of a checkpoint folder.
+struct FolderEntry {
+    name: String,
+    path: PathBuf,
+    /// A regular file, or a symlink to one.
+    is_file: bool,
+    /// `N` for `rank{N}.safetensors`.
+    rank: Option<u64>,
+}
+
+/// The folder's entries, sorted by name, without our own temp files.
+fn list_folder(dir: &Path) -> Result<Vec<FolderEntry>> {
+    let mut entries = Vec::new();
+    let read = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
+    for entry in read {
         let entry = entry.map_err(|e| Error::io(dir, "cannot list", e))?;
-        let name = entry.file_name();
-        let Some(name_str) = name.to_str() else {
-            let path = entry.path();
-            if path.is_file() {
-                files.push(path);
-            }
-            continue;
-        };
-        if name_str == CONFIG_FILE || crate::stage::is_temp_name(name_str) {
-            continue;
-        }
-        if let Some(rank) = parse_rank_file_name(name_str) {
-            if rank < world_size {
-                continue;
-            }
-            warnings.push(format!(
-                "{}: skipped: rank {rank} is outside world_size {world_size}",
-                entry.path().display()
-            ));
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if crate::stage::is_temp_name(&name) {
             continue;
         }
         let path = entry.path();
-        // Follows symlinks: a link to a regular file is copied as a file.
-        if fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false) {
-            files.push(path);
-        }
+        let is_file = fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false);
+        let rank = parse_rank_file_name(&name);
+        entries.push(FolderEntry {
+            name,
+            path,
+            is_file,
+            rank,
+        });
     }
-    files.sort();
-    Ok((files, warnings))
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
 }
 
 #[cfg(test)]
@@ -434,6 +628,15 @@ mod tests {
     fn pruned_text_overwrites_existing_flag_in_place() {
         let c = config(r#"{"a": 1, "is_pruned": false, "z": 2}"#).unwrap();
         assert_eq!(c.pruned_text(), "{\"a\":1,\"is_pruned\":true,\"z\":2}\n");
+    }
+
+    #[test]
+    fn parses_rank_lists() {
+        assert_eq!(RankSet::parse("0-3,6").unwrap().ranks(), &[0, 1, 2, 3, 6]);
+        assert_eq!(RankSet::parse("5, 1,1").unwrap().ranks(), &[1, 5]);
+        assert!(RankSet::parse("3-1").is_err());
+        assert!(RankSet::parse("a").is_err());
+        assert!(RankSet::parse("").is_err());
     }
 
     #[test]

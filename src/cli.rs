@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use trtllm_prune::checkpoint::RankSet;
 use trtllm_prune::prune::Options;
-use trtllm_prune::rule::PruneRule;
+use trtllm_prune::rule::{Pattern, PruneRule};
 
 const ABOUT: &str = "Empty the large weight matrices of a TensorRT-LLM checkpoint, keeping every \
 tensor name, dtype and the config.";
@@ -18,8 +19,13 @@ into a weight-stripped engine without its weights.
 Prune rule (the original trtllm-prune's, exactly): a tensor is emptied when its name CONTAINS any of
   attention.qkv.weight  attention.proj.weight  mlp.fc.weight  mlp.proj.weight  mlp.gate.weight
 (so `attention.qkv.weights_scaling_factor` is emptied too, `attention.dense.weight` is kept). With \
---prune_all every tensor is emptied. An emptied tensor keeps its dtype and gets shape [0] and no \
+--prune_all every tensor is emptied. --prune PATTERN adds tensors, --keep PATTERN protects them \
+(keep wins, even over --prune_all). An emptied tensor keeps its dtype and gets shape [0] and no \
 bytes; every other tensor keeps its dtype, shape and bytes. config.json gets \"is_pruned\": true.
+
+A folder without rank{N}.safetensors is pruned as a generic safetensors checkpoint (model.safetensors \
+or shards with model.safetensors.index.json); Hugging Face names do not match the default rule, so \
+use --prune patterns or --prune_all there.
 
 Tensor bytes are streamed from input to output by the kernel; only headers are held in memory. \
 All outputs are written to temp files and renamed into place together, or not at all.";
@@ -33,7 +39,11 @@ Examples:
     trtllm-prune --checkpoint_dir ./llama-7b-checkpoint --out_dir ./llama-7b-skeleton --prune_all
 
   Default output folder is the sibling <checkpoint_dir>.pruned:
-    trtllm-prune --checkpoint_dir ./original";
+    trtllm-prune --checkpoint_dir ./original
+
+  Look before you cut, then also empty the output projection the original misses:
+    trtllm-prune --checkpoint_dir ./original --prune attention.dense.weight --dry-run -v
+    trtllm-prune inspect ./original/rank0.safetensors";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,44 +52,157 @@ Examples:
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = EXAMPLES,
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
 )]
 pub struct Cli {
-    /// Input TensorRT-LLM checkpoint folder (config.json and rank*.safetensors).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Input checkpoint folder (config.json and rank*.safetensors).
     #[arg(
         long = "checkpoint_dir",
         visible_alias = "checkpoint-dir",
-        value_name = "DIR"
+        value_name = "DIR",
+        required = true
     )]
-    pub checkpoint_dir: PathBuf,
+    pub checkpoint_dir: Option<PathBuf>,
 
     /// Output folder [default: <checkpoint_dir>.pruned].
     #[arg(long = "out_dir", visible_alias = "out-dir", value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
-    /// Remove all weights, not only the prunable ones.
-    #[arg(long = "prune_all", visible_alias = "prune-all")]
-    pub prune_all: bool,
+    #[command(flatten)]
+    pub rule: RuleArgs,
+
+    /// Read, validate and print the plan; write nothing.
+    #[arg(long = "dry-run", visible_alias = "dry_run")]
+    pub dry_run: bool,
+
+    /// Re-read every output and compare it with the input (CRC32) before
+    /// committing; any mismatch keeps nothing and exits 1.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Prune the checkpoint folder itself (for disks that cannot hold two
+    /// copies); the originals are replaced only once every output is complete.
+    #[arg(long = "in-place", visible_alias = "in_place")]
+    pub in_place: bool,
+
+    /// Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines).
+    #[arg(long, value_name = "LIST", value_parser = parse_ranks)]
+    pub ranks: Option<RankSet>,
 
     /// Files copied at once [default: number of cores, at most the number of files].
-    #[arg(long, short = 'j', value_name = "N")]
-    pub jobs: Option<usize>,
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
 
     /// Flush every output to disk before it is renamed into place.
     #[arg(long)]
     pub fsync: bool,
 
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Which tensors to prune.
+#[derive(Debug, Args, Clone)]
+pub struct RuleArgs {
+    /// Remove all weights, not only the prunable ones.
+    #[arg(long = "prune_all", visible_alias = "prune-all")]
+    pub prune_all: bool,
+
+    /// Also prune tensors matching PATTERN (substring; a glob over the whole
+    /// name when it has `*` or `?`). Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub prune: Vec<String>,
+
+    /// Never prune tensors matching PATTERN, even with --prune_all. Repeatable.
+    #[arg(long, value_name = "PATTERN")]
+    pub keep: Vec<String>,
+}
+
+impl RuleArgs {
+    pub fn rule(&self) -> PruneRule {
+        PruneRule {
+            prune_all: self.prune_all,
+            prune: self.prune.iter().map(|p| Pattern::new(p)).collect(),
+            keep: self.keep.iter().map(|p| Pattern::new(p)).collect(),
+        }
+    }
+}
+
+/// How results are printed.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Print one JSON document on stdout (schema: docs/GUIDE.md).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// With --dry-run: one line per tensor.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
     /// No progress bars and no summary.
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the tensors of a checkpoint folder or a .safetensors file (name,
+    /// dtype, shape, bytes, offset), its metadata, and what the rule would
+    /// prune. Reads headers only.
+    Inspect {
+        /// A checkpoint folder or a single .safetensors file.
+        path: PathBuf,
+        #[command(flatten)]
+        rule: RuleArgs,
+    },
+    /// Check an existing pruned output against its checkpoint: kept tensors
+    /// byte-identical (CRC32), pruned tensors empty with the right dtype.
+    Verify {
+        #[arg(
+            long = "checkpoint_dir",
+            visible_alias = "checkpoint-dir",
+            value_name = "DIR"
+        )]
+        checkpoint_dir: PathBuf,
+        /// [default: <checkpoint_dir>.pruned]
+        #[arg(long = "out_dir", visible_alias = "out-dir", value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+fn parse_ranks(text: &str) -> Result<RankSet, String> {
+    RankSet::parse(text)
+}
+
 impl Cli {
-    pub fn options(&self) -> Options {
-        let mut options = Options::new(&self.checkpoint_dir);
+    /// The options of a prune run (the top-level form).
+    pub fn options(&self, checkpoint_dir: PathBuf) -> Options {
+        let mut options = Options::new(checkpoint_dir);
         options.out_dir = self.out_dir.clone();
-        options.rule = PruneRule::original(self.prune_all);
-        options.jobs = self.jobs.unwrap_or(0);
+        options.rule = self.rule.rule();
+        options.jobs = self.jobs.unwrap_or(0) as usize;
         options.fsync = self.fsync;
+        options.in_place = self.in_place;
+        options.ranks = self.ranks.clone();
+        options.verify = self.verify;
         options
     }
 }

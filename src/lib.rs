@@ -25,7 +25,9 @@ pub mod interrupt;
 pub mod plan;
 pub mod progress;
 pub mod prune;
+pub mod report;
 pub mod rule;
 pub mod stage;
+pub mod verify;
 
 pub use error::{Error, Result};

@@ -1,58 +1,196 @@
 //! The `trtllm-prune` binary: parses arguments, sets up progress and
-//! signals, prints the summary or the error. Everything else is the library.
+//! signals, prints results (stdout) and messages (stderr). Everything else
+//! is the library.
 
 mod cli;
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+use cli::{Cli, Command, Shell};
+use trtllm_prune::error::EXIT_FAILURE;
 use trtllm_prune::progress::Progress;
+use trtllm_prune::report::{self, human_bytes, InspectedFile};
 use trtllm_prune::{interrupt, prune, Error};
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // Prints help/version (exit 0) or the usage error (exit 2).
         Err(e) => e.exit(),
     };
     interrupt::install();
-    let progress = Progress::stderr(!cli.quiet);
-    let options = cli.options();
-    let result = prune::prepare(&options).and_then(|prepared| {
-        // --quiet means nothing at all on stderr when the run succeeds.
-        if !cli.quiet {
-            for warning in &prepared.warnings {
-                progress.println(&format!("trtllm-prune: warning: {warning}"));
-            }
+    let result = match &cli.command {
+        None => run_prune(&cli),
+        Some(Command::Inspect { path, rule }) => run_inspect(&cli, path, &rule.rule()),
+        Some(Command::Verify {
+            checkpoint_dir,
+            out_dir,
+        }) => run_verify(&cli, checkpoint_dir, out_dir.as_deref()),
+        Some(Command::Completions { shell }) => {
+            print_completions(*shell);
+            Ok(())
         }
-        prune::execute(&prepared, &options, &progress)
-    });
-    progress.finish();
+        Some(Command::Man) => print_man(),
+    };
     match result {
-        Ok(summary) => {
-            if !cli.quiet {
-                // Not eprintln!: it panics when stderr is a closed pipe,
-                // which would turn a finished run into exit status 101.
-                let _ = writeln!(std::io::stderr(), "{}", summary_line(&summary));
-            }
-            ExitCode::SUCCESS
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(&format!("trtllm-prune: error: {e}"));
+            ExitCode::from(e.exit_code().clamp(1, 255) as u8)
         }
-        Err(e) => fail(&e),
     }
 }
 
-fn fail(e: &Error) -> ExitCode {
-    let _ = writeln!(std::io::stderr(), "trtllm-prune: error: {e}");
-    ExitCode::from(e.exit_code().clamp(1, 255) as u8)
+fn run_prune(cli: &Cli) -> Result<(), Error> {
+    let Some(checkpoint_dir) = cli.checkpoint_dir.clone() else {
+        // clap requires it without a subcommand; kept for completeness.
+        return Err(Error::invalid(
+            std::path::Path::new("."),
+            "--checkpoint_dir is required",
+        ));
+    };
+    let options = cli.options(checkpoint_dir);
+    let out = &cli.output;
+    let prepared = prune::prepare(&options)?;
+    // --quiet means nothing at all on stderr when the run succeeds.
+    if !out.quiet {
+        for warning in &prepared.warnings {
+            say(&format!("trtllm-prune: warning: {warning}"));
+        }
+    }
+    if cli.dry_run {
+        return if out.json {
+            print_json(&report::run_json(&prepared, None))
+        } else {
+            print_stdout(&report::plan_table(&prepared, out.verbose))
+        };
+    }
+    let progress = Progress::stderr(!out.quiet);
+    let result = prune::execute(&prepared, &options, &progress);
+    progress.finish();
+    let summary = result?;
+    if out.json {
+        print_json(&report::run_json(&prepared, Some(&summary)))?;
+    }
+    if !out.quiet {
+        say(&summary_line(&summary));
+    }
+    Ok(())
+}
+
+fn run_inspect(
+    cli: &Cli,
+    path: &std::path::Path,
+    rule: &trtllm_prune::rule::PruneRule,
+) -> Result<(), Error> {
+    let inspected = prune::inspect(path, rule)?;
+    let files: Vec<InspectedFile> = inspected
+        .iter()
+        .map(|i| InspectedFile {
+            name: i.name.clone(),
+            path: &i.path,
+            header_len: i.header.header_len,
+            metadata: i.header.metadata.as_deref(),
+            plan: &i.plan,
+        })
+        .collect();
+    if cli.output.json {
+        print_json(&report::inspect_json(path, &files))
+    } else {
+        print_stdout(&report::inspect_table(&files))
+    }
+}
+
+fn run_verify(
+    cli: &Cli,
+    checkpoint_dir: &std::path::Path,
+    out_dir: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    let (out_dir, verdicts) = prune::verify_existing(checkpoint_dir, out_dir)?;
+    if cli.output.json {
+        print_json(&report::verify_json(checkpoint_dir, &out_dir, &verdicts))?;
+    } else {
+        print_stdout(&report::verify_table(&verdicts))?;
+    }
+    match verdicts.iter().find(|v| !v.ok()) {
+        Some(bad) => Err(Error::Mismatch {
+            file: out_dir.join(&bad.name),
+            problem: format!(
+                "verification failed: {}",
+                bad.problems
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("mismatch")
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One line on stderr. Not `eprintln!`: it panics when stderr is a closed
+/// pipe, which would turn a finished run into exit status 101.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn print_completions(shell: Shell) {
+    let mut command = Cli::command();
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut command, "trtllm-prune", &mut std::io::stdout());
+}
+
+fn print_man() -> Result<(), Error> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| {
+            Error::io(
+                std::path::Path::new("<stdout>"),
+                "cannot render the man page",
+                e,
+            )
+        })?;
+    write_stdout(&page)
+}
+
+fn print_json(value: &serde_json::Value) -> Result<(), Error> {
+    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
+    text.push('\n');
+    write_stdout(text.as_bytes())
+}
+
+fn print_stdout(text: &str) -> Result<(), Error> {
+    write_stdout(text.as_bytes())
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error worth a
+/// message, but is still a failure.
+fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(EXIT_FAILURE),
+        Err(e) => Err(Error::io(
+            std::path::Path::new("<stdout>"),
+            "cannot write",
+            e,
+        )),
+    }
 }
 
 fn summary_line(s: &prune::Summary) -> String {
+    let unit = if s.layout == "trtllm" { "rank" } else { "file" };
     let mut line = format!(
-        "pruned {} rank{} into {}: {} tensors pruned, {} kept, {} -> {}",
-        s.ranks,
-        if s.ranks == 1 { "" } else { "s" },
+        "pruned {} {unit}{} into {}: {} tensors pruned, {} kept, {} -> {}",
+        s.files,
+        if s.files == 1 { "" } else { "s" },
         s.out_dir.display(),
         s.tensors_pruned,
         s.tensors_kept,
@@ -72,9 +210,8 @@ fn summary_line(s: &prune::Summary) -> String {
             if s.extra_files == 1 { "" } else { "s" }
         ));
     }
+    if let Some(verdicts) = &s.verified {
+        line.push_str(&format!("; verified {} files", verdicts.len()));
+    }
     line
-}
-
-fn human_bytes(n: u64) -> String {
-    indicatif::BinaryBytes(n).to_string()
 }

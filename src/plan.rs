@@ -198,6 +198,9 @@ fn aligned_order(runs: &[Run], data_start: u64, align: u64) -> (u64, Vec<usize>)
     let residue = input_residue(&runs[first_large]) / 8 * 8;
 
     let mut small: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].len < align).collect();
+    // Subset-sum work allowed for the whole file: keeps planning fast on
+    // adversarial layouts (a few milliseconds at most).
+    let mut budget: u64 = 1 << 22;
     let mut order = Vec::with_capacity(runs.len());
     let mut offset = 0u64;
     for (i, run) in runs.iter().enumerate() {
@@ -207,7 +210,7 @@ fn aligned_order(runs: &[Run], data_start: u64, align: u64) -> (u64, Vec<usize>)
         let have = (residue + offset) % align;
         let need = (input_residue(run) + align - have) % align;
         if need != 0 {
-            if let Some(fillers) = pick_fillers(runs, &small, need) {
+            if let Some(fillers) = pick_fillers(runs, &small, need, &mut budget) {
                 for &f in &fillers {
                     order.push(f);
                     offset += runs[f].len;
@@ -226,7 +229,12 @@ fn aligned_order(runs: &[Run], data_start: u64, align: u64) -> (u64, Vec<usize>)
 /// Finds small runs (indices from `candidates`) whose lengths add up to
 /// exactly `need` bytes. Bounded work: an exact single run, then a greedy
 /// pass, then a small subset-sum over the first candidates.
-fn pick_fillers(runs: &[Run], candidates: &[usize], need: u64) -> Option<Vec<usize>> {
+fn pick_fillers(
+    runs: &[Run],
+    candidates: &[usize],
+    need: u64,
+    budget: &mut u64,
+) -> Option<Vec<usize>> {
     if let Some(&i) = candidates.iter().find(|&&i| runs[i].len == need) {
         return Some(vec![i]);
     }
@@ -252,6 +260,17 @@ fn pick_fillers(runs: &[Run], candidates: &[usize], need: u64) -> Option<Vec<usi
         .filter(|&i| runs[i].len <= need)
         .take(MAX_ITEMS)
         .collect();
+    // Sums of the items are multiples of their gcd: often this alone shows
+    // that no subset fits (e.g. 8-byte fillers for a 4-byte gap).
+    let gcd = items.iter().fold(0, |g, &i| gcd(g, runs[i].len));
+    if gcd == 0 || need % gcd != 0 {
+        return None;
+    }
+    let cost = items.len() as u64 * need;
+    if cost > *budget {
+        return None;
+    }
+    *budget -= cost;
     let target = need as usize;
     let mut parent: Vec<Option<usize>> = vec![None; target + 1];
     let mut reachable = vec![false; target + 1];
@@ -279,6 +298,14 @@ fn pick_fillers(runs: &[Run], candidates: &[usize], need: u64) -> Option<Vec<usi
         sum -= runs[items[k]].len as usize;
     }
     Some(picked)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// Smallest padded header length >= `len` that is a multiple of 8 and, when

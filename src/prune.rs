@@ -13,20 +13,26 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::checkpoint::{self, Checkpoint, FileStamp, InputFile, CONFIG_FILE};
+use crate::checkpoint::{
+    self, Checkpoint, ConfigFile, FileStamp, InputFile, Layout, RankSet, SafetensorsInput,
+    CONFIG_FILE,
+};
 use crate::copy::{CopyMethods, CopyStats, RangeCopier};
 use crate::error::{Error, Result};
+use crate::header::Header;
 use crate::interrupt;
 use crate::plan::{plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::rule::PruneRule;
 use crate::stage::{StagedFile, Staging};
+use crate::verify::{self, FileVerdict};
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub checkpoint_dir: PathBuf,
-    /// `None`: the sibling folder `<checkpoint_dir>.pruned`.
+    /// `None`: the sibling folder `<checkpoint_dir>.pruned` (or the
+    /// checkpoint folder itself with `in_place`).
     pub out_dir: Option<PathBuf>,
     pub rule: PruneRule,
     /// Files copied at once; 0 means one per core.
@@ -34,8 +40,15 @@ pub struct Options {
     /// Block size the planner keeps large ranges congruent to (0: none).
     pub align: u64,
     pub methods: CopyMethods,
-    /// `fsync` every output before it is renamed into place.
+    /// `fsync` every output before it is renamed into place (always on
+    /// with `in_place`, where the originals are replaced).
     pub fsync: bool,
+    /// Prune the checkpoint folder itself.
+    pub in_place: bool,
+    /// Only these ranks of a TensorRT-LLM checkpoint.
+    pub ranks: Option<RankSet>,
+    /// Re-read every output before committing and compare with the input.
+    pub verify: bool,
 }
 
 impl Options {
@@ -48,22 +61,28 @@ impl Options {
             align: SHARE_ALIGNMENT,
             methods: CopyMethods::default(),
             fsync: false,
+            in_place: false,
+            ranks: None,
+            verify: false,
         }
     }
 }
 
-/// One rank, validated and planned.
+/// One safetensors file, validated and planned.
 #[derive(Debug)]
-pub struct RankPlan {
-    pub rank: u64,
+pub struct FilePlan {
+    /// File name in the checkpoint and in the output folder.
+    pub name: String,
     pub input: InputFile,
+    pub header: Header,
     pub plan: PrunePlan,
 }
 
-impl RankPlan {
-    pub fn file_name(&self) -> String {
-        checkpoint::rank_file_name(self.rank)
-    }
+/// A small output file produced from text (config.json, a shard index).
+#[derive(Debug, Clone)]
+pub struct GeneratedFile {
+    pub name: String,
+    pub text: String,
 }
 
 /// A run that has been validated and planned, before anything is written.
@@ -71,18 +90,42 @@ impl RankPlan {
 pub struct Prepared {
     pub checkpoint_dir: PathBuf,
     pub out_dir: PathBuf,
-    pub ranks: Vec<RankPlan>,
-    pub config_text: String,
+    pub in_place: bool,
+    /// `"trtllm"` or `"safetensors"` (a generic folder).
+    pub layout: &'static str,
+    pub files: Vec<FilePlan>,
+    pub generated: Vec<GeneratedFile>,
+    /// Other files, copied as they are (none in place: they stay).
     pub extra_files: Vec<InputFile>,
+    /// The input config of a TensorRT-LLM checkpoint, for verification.
+    pub config: Option<ConfigFile>,
     pub warnings: Vec<String>,
 }
 
 impl Prepared {
     /// Bytes the run will move: kept tensor data plus the other files.
     pub fn bytes_to_move(&self) -> u64 {
-        let ranks: u64 = self.ranks.iter().map(|r| r.plan.kept_bytes()).sum();
+        let files: u64 = self.files.iter().map(|f| f.plan.kept_bytes()).sum();
         let extra: u64 = self.extra_files.iter().map(|f| f.stamp.len).sum();
-        ranks + extra
+        files + extra
+    }
+
+    pub fn tensors_pruned(&self) -> usize {
+        self.files.iter().map(|f| f.plan.pruned_count()).sum()
+    }
+
+    pub fn tensors_kept(&self) -> usize {
+        self.files.iter().map(|f| f.plan.kept_count()).sum()
+    }
+
+    /// Total size of the input safetensors files.
+    pub fn bytes_in(&self) -> u64 {
+        self.files.iter().map(|f| f.plan.input_len).sum()
+    }
+
+    /// Total size of the output safetensors files.
+    pub fn bytes_out(&self) -> u64 {
+        self.files.iter().map(|f| f.plan.output_len).sum()
     }
 }
 
@@ -90,31 +133,37 @@ impl Prepared {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub out_dir: PathBuf,
-    pub ranks: usize,
+    /// `"trtllm"` or `"safetensors"`, as in [`Prepared::layout`].
+    pub layout: &'static str,
+    /// Safetensors files written (ranks or shards).
+    pub files: usize,
     pub tensors_pruned: usize,
     pub tensors_kept: usize,
-    /// Total size of the input rank files.
+    /// Total size of the input safetensors files.
     pub bytes_in: u64,
-    /// Total size of the output rank files.
+    /// Total size of the output safetensors files.
     pub bytes_out: u64,
     /// Bytes the outputs share with the inputs (cloned blocks).
     pub bytes_shared: u64,
-    /// Other files copied beside the ranks.
+    /// Other files copied beside the safetensors files.
     pub extra_files: usize,
+    /// Per-file verdicts when `verify` was asked for.
+    pub verified: Option<Vec<FileVerdict>>,
 }
 
 impl Summary {
-    fn of(prepared: &Prepared, stats: CopyStats) -> Summary {
-        let plans = prepared.ranks.iter().map(|r| &r.plan);
+    fn of(prepared: &Prepared, stats: CopyStats, verified: Option<Vec<FileVerdict>>) -> Summary {
         Summary {
             out_dir: prepared.out_dir.clone(),
-            ranks: prepared.ranks.len(),
-            tensors_pruned: plans.clone().map(PrunePlan::pruned_count).sum(),
-            tensors_kept: plans.clone().map(PrunePlan::kept_count).sum(),
-            bytes_in: plans.clone().map(|p| p.input_len).sum(),
-            bytes_out: plans.map(|p| p.output_len).sum(),
+            layout: prepared.layout,
+            files: prepared.files.len(),
+            tensors_pruned: prepared.tensors_pruned(),
+            tensors_kept: prepared.tensors_kept(),
+            bytes_in: prepared.bytes_in(),
+            bytes_out: prepared.bytes_out(),
             bytes_shared: stats.shared,
             extra_files: prepared.extra_files.len(),
+            verified,
         }
     }
 }
@@ -130,15 +179,19 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
     let out_dir = match &options.out_dir {
         Some(dir) => resolve_out_dir(dir)?,
-        None => match pruned_sibling(&options.checkpoint_dir) {
-            Some(dir) => resolve_out_dir(&dir)?,
-            None => default_out_dir(&checkpoint_dir)?,
-        },
+        None if options.in_place => checkpoint_dir.clone(),
+        None => default_out_dir(&options.checkpoint_dir, &checkpoint_dir)?,
     };
-    if out_dir == checkpoint_dir {
+    if options.in_place && out_dir != checkpoint_dir {
         return Err(Error::refused(
             &out_dir,
-            "the output folder is the checkpoint folder; refusing to overwrite the input",
+            "--in-place writes into the checkpoint folder; drop --out_dir or give the checkpoint folder",
+        ));
+    }
+    if out_dir == checkpoint_dir && !options.in_place {
+        return Err(Error::refused(
+            &out_dir,
+            "the output folder is the checkpoint folder; refusing to overwrite the input (use --in-place to prune it in place)",
         ));
     }
     if fs::metadata(&out_dir).is_ok_and(|m| !m.is_dir()) {
@@ -147,78 +200,216 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             "the output path exists and is not a folder",
         ));
     }
-    let checkpoint = Checkpoint::open(&checkpoint_dir)?;
+    let checkpoint = Checkpoint::open(&checkpoint_dir, options.ranks.as_ref())?;
     interrupt::check()?;
     let Checkpoint {
-        config,
-        ranks,
+        layout,
+        files,
         extra_files,
         warnings,
         ..
     } = checkpoint;
-    let ranks: Vec<RankPlan> = ranks
+    let files: Vec<FilePlan> = files
         .into_iter()
-        .map(|r| RankPlan {
-            rank: r.rank,
-            plan: plan_prune(&r.header, &options.rule, options.align),
-            input: r.input,
-        })
+        .map(
+            |SafetensorsInput {
+                 name,
+                 input,
+                 header,
+             }| FilePlan {
+                plan: plan_prune(&header, &options.rule, options.align),
+                name,
+                input,
+                header,
+            },
+        )
         .collect();
+    let (layout_name, generated, config) = match layout {
+        Layout::TrtLlm { config } => (
+            "trtllm",
+            vec![GeneratedFile {
+                name: CONFIG_FILE.to_string(),
+                text: config.pruned_text(),
+            }],
+            Some(config),
+        ),
+        Layout::Generic { index } => {
+            // The index's total_size counts tensor bytes, not file bytes.
+            let total: u64 = files.iter().map(|f| f.plan.kept_bytes()).sum();
+            let generated = index
+                .map(|i| GeneratedFile {
+                    text: i.pruned_text(total),
+                    name: i.name,
+                })
+                .into_iter()
+                .collect();
+            ("safetensors", generated, None)
+        }
+    };
     let prepared = Prepared {
         checkpoint_dir,
         out_dir,
-        ranks,
-        config_text: config.pruned_text(),
-        extra_files,
+        in_place: options.in_place,
+        layout: layout_name,
+        files,
+        generated,
+        // In place, the other files are already where they belong.
+        extra_files: if options.in_place {
+            Vec::new()
+        } else {
+            extra_files
+        },
+        config,
         warnings,
     };
-    refuse_overwriting_inputs(&prepared, &config.path)?;
+    if !prepared.in_place {
+        refuse_overwriting_inputs(&prepared)?;
+    }
     Ok(prepared)
 }
 
-/// Writes every output to a temp file, then renames them all into place.
+/// Writes every output to a temp file, verifies them if asked, then renames
+/// them all into place.
 pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> Result<Summary> {
+    let fsync = options.fsync || prepared.in_place;
     let mut staging = Staging::new(&prepared.out_dir)?;
-    let config_out = staging.add(CONFIG_FILE);
+    let generated: Vec<(&GeneratedFile, StagedFile)> = prepared
+        .generated
+        .iter()
+        .map(|g| (g, staging.add(&g.name)))
+        .collect();
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
-    for rank in &prepared.ranks {
-        jobs.push((Job::Rank(rank), staging.add(rank.file_name())));
+    for file in &prepared.files {
+        jobs.push((Job::Prune(file), staging.add(&file.name)));
     }
     for extra in &prepared.extra_files {
-        let name = extra.path.file_name().unwrap_or_default();
-        jobs.push((Job::Copy(extra), staging.add(name)));
+        jobs.push((Job::Copy(extra), staging.add(file_name(&extra.path))));
     }
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
 
-    write_new(&config_out, prepared.config_text.as_bytes(), options.fsync)?;
+    for (g, staged) in &generated {
+        write_new(staged, g.text.as_bytes(), fsync)?;
+    }
     progress.set_total(prepared.bytes_to_move());
-    let stats = run_jobs(&jobs, options, progress)?;
+    let stats = run_jobs(&jobs, options, fsync, progress)?;
     interrupt::check()?;
+    let verified = if options.verify {
+        let verdicts = verify_staged(prepared, &jobs, &generated)?;
+        if let Some(bad) = verdicts.iter().find(|v| !v.ok()) {
+            return Err(Error::Mismatch {
+                file: prepared.out_dir.join(&bad.name),
+                problem: format!(
+                    "verification failed, nothing was kept: {}",
+                    bad.problems
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("mismatch")
+                ),
+            });
+        }
+        Some(verdicts)
+    } else {
+        None
+    };
     staging.commit()?;
-    if options.fsync {
+    if fsync {
         sync_dir(&prepared.out_dir)?;
     }
-    Ok(Summary::of(prepared, stats))
+    Ok(Summary::of(prepared, stats, verified))
+}
+
+/// Verifies the finished temp files against their inputs.
+fn verify_staged(
+    prepared: &Prepared,
+    jobs: &[(Job, StagedFile)],
+    generated: &[(&GeneratedFile, StagedFile)],
+) -> Result<Vec<FileVerdict>> {
+    let mut verdicts = Vec::new();
+    for (job, staged) in jobs {
+        verdicts.push(match job {
+            Job::Prune(f) => {
+                verify::verify_safetensors(&f.name, &f.input, &f.header, &staged.temp)?
+            }
+            Job::Copy(input) => verify::verify_copy(
+                &file_name(&input.path).to_string_lossy(),
+                input,
+                &staged.temp,
+            )?,
+        });
+    }
+    if let Some(config) = &prepared.config {
+        if let Some((_, staged)) = generated.iter().find(|(g, _)| g.name == CONFIG_FILE) {
+            verdicts.push(verify::verify_config(config, &staged.temp)?);
+        }
+    }
+    verdicts.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(verdicts)
+}
+
+/// Verifies an existing output folder against its checkpoint; returns the
+/// output folder it checked and a verdict per file.
+pub fn verify_existing(
+    given_checkpoint_dir: &Path,
+    out_dir: Option<&Path>,
+) -> Result<(PathBuf, Vec<FileVerdict>)> {
+    let checkpoint_dir = canonical_checkpoint_dir(given_checkpoint_dir)?;
+    let out_dir = match out_dir {
+        Some(dir) => resolve_out_dir(dir)?,
+        None => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
+    };
+    if !out_dir.is_dir() {
+        return Err(Error::invalid(&out_dir, "output folder not found"));
+    }
+    let checkpoint = Checkpoint::open(&checkpoint_dir, None)?;
+    let mut verdicts = Vec::new();
+    for f in &checkpoint.files {
+        verdicts.push(verify::verify_safetensors(
+            &f.name,
+            &f.input,
+            &f.header,
+            &out_dir.join(&f.name),
+        )?);
+    }
+    for extra in &checkpoint.extra_files {
+        let name = file_name(&extra.path);
+        verdicts.push(verify::verify_copy(
+            &name.to_string_lossy(),
+            extra,
+            &out_dir.join(&name),
+        )?);
+    }
+    if let Layout::TrtLlm { config } = &checkpoint.layout {
+        verdicts.push(verify::verify_config(config, &out_dir.join(CONFIG_FILE))?);
+    }
+    verdicts.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((out_dir, verdicts))
+}
+
+/// The last component of `path`, as it is (names need not be UTF-8).
+fn file_name(path: &Path) -> OsString {
+    path.file_name()
+        .map(OsStr::to_os_string)
+        .unwrap_or_default()
 }
 
 /// One output file to produce.
 enum Job<'a> {
-    Rank(&'a RankPlan),
+    Prune(&'a FilePlan),
     Copy(&'a InputFile),
 }
 
 impl Job<'_> {
     fn bytes(&self) -> u64 {
         match self {
-            Job::Rank(r) => r.plan.kept_bytes(),
+            Job::Prune(f) => f.plan.kept_bytes(),
             Job::Copy(f) => f.stamp.len,
         }
     }
 
     fn input(&self) -> &InputFile {
         match self {
-            Job::Rank(r) => &r.input,
+            Job::Prune(f) => &f.input,
             Job::Copy(f) => f,
         }
     }
@@ -230,6 +421,7 @@ impl Job<'_> {
 fn run_jobs(
     jobs: &[(Job, StagedFile)],
     options: &Options,
+    fsync: bool,
     progress: &Progress,
 ) -> Result<CopyStats> {
     let threads = match options.jobs {
@@ -255,7 +447,7 @@ fn run_jobs(
                 let Some((job, staged)) = jobs.get(i) else {
                     return;
                 };
-                match run_job(job, staged, options, progress, &cancel) {
+                match run_job(job, staged, options, fsync, progress, &cancel) {
                     Ok(stats) => {
                         let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                         t.shared += stats.shared;
@@ -284,16 +476,17 @@ fn run_job(
     job: &Job,
     staged: &StagedFile,
     options: &Options,
+    fsync: bool,
     progress: &Progress,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<CopyStats> {
     cancel()?;
     let input = job.input();
     let (header, output_len, ranges): (&[u8], u64, Vec<CopyRange>) = match job {
-        Job::Rank(r) => (
-            &r.plan.header_bytes,
-            r.plan.output_len,
-            r.plan.copies.clone(),
+        Job::Prune(f) => (
+            &f.plan.header_bytes,
+            f.plan.output_len,
+            f.plan.copies.clone(),
         ),
         Job::Copy(f) => (
             &[],
@@ -305,14 +498,7 @@ fn run_job(
             }],
         ),
     };
-    let name = staged
-        .target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let bar = progress.file(&name, job.bytes());
-    // Errors name the output file the user asked for: the temp file is
-    // removed when the run fails.
+    let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
     let out = OpenOptions::new()
         .write(true)
         .create(true)
@@ -340,7 +526,7 @@ fn run_job(
     }
     let stats = copier.stats;
     input.check_unchanged()?;
-    if options.fsync {
+    if fsync {
         out.sync_all()
             .map_err(|e| Error::io(&staged.target, "cannot flush to disk", e))?;
     }
@@ -380,30 +566,23 @@ fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
 }
 
 /// The original's default output, `Path(dir).with_name(name + ".pruned")`:
-/// beside the folder as the user named it, so a checkpoint reached through
-/// a symlink gets its output next to the link. `None` when the path has no
-/// last name of its own (`.`, `..`, `/`).
-fn pruned_sibling(checkpoint_dir: &Path) -> Option<PathBuf> {
-    let mut name = checkpoint_dir.file_name()?.to_os_string();
-    name.push(".pruned");
-    Some(checkpoint_dir.with_file_name(name))
-}
-
-/// The sibling folder `<name>.pruned` of the checkpoint's real path.
-pub fn default_out_dir(canonical_checkpoint: &Path) -> Result<PathBuf> {
-    match (
-        canonical_checkpoint.parent(),
-        canonical_checkpoint.file_name(),
-    ) {
-        (Some(parent), Some(name)) => {
-            let mut name = name.to_os_string();
-            name.push(".pruned");
-            Ok(parent.join(name))
-        }
-        _ => Err(Error::refused(
-            canonical_checkpoint,
-            "cannot derive a default output folder; give --out_dir",
-        )),
+/// beside the folder as the user named it (`given`), so a checkpoint reached
+/// through a symlink gets its output next to the link. A path without a
+/// last name of its own (`.`, `..`) uses its real path (`canonical`).
+pub fn default_out_dir(given: &Path, canonical: &Path) -> Result<PathBuf> {
+    let sibling = |dir: &Path| {
+        let mut name = dir.file_name()?.to_os_string();
+        name.push(".pruned");
+        Some(dir.with_file_name(name))
+    };
+    match sibling(given) {
+        Some(dir) => resolve_out_dir(&dir),
+        None => sibling(canonical).ok_or_else(|| {
+            Error::refused(
+                canonical,
+                "cannot derive a default output folder; give --out_dir",
+            )
+        }),
     }
 }
 
@@ -443,11 +622,11 @@ pub fn resolve_out_dir(dir: &Path) -> Result<PathBuf> {
 /// Refuses a run in which any output file would replace an input file
 /// (through a hard link, a symlink, or the same folder under another name)
 /// or a folder.
-fn refuse_overwriting_inputs(prepared: &Prepared, config_path: &Path) -> Result<()> {
+fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
     let mut inputs: Vec<(PathBuf, FileStamp)> = prepared
-        .ranks
+        .files
         .iter()
-        .map(|r| (r.input.path.clone(), r.input.stamp))
+        .map(|f| (f.input.path.clone(), f.input.stamp))
         .chain(
             prepared
                 .extra_files
@@ -455,17 +634,18 @@ fn refuse_overwriting_inputs(prepared: &Prepared, config_path: &Path) -> Result<
                 .map(|f| (f.path.clone(), f.stamp)),
         )
         .collect();
-    if let Ok(meta) = fs::metadata(config_path) {
-        inputs.push((config_path.to_path_buf(), FileStamp::of(&meta)));
+    for g in &prepared.generated {
+        let source = prepared.checkpoint_dir.join(&g.name);
+        if let Ok(meta) = fs::metadata(&source) {
+            inputs.push((source, FileStamp::of(&meta)));
+        }
     }
-    let mut names: Vec<OsString> = vec![CONFIG_FILE.into()];
-    names.extend(prepared.ranks.iter().map(|r| r.file_name().into()));
-    names.extend(
-        prepared
-            .extra_files
-            .iter()
-            .filter_map(|f| f.path.file_name().map(OsStr::to_os_string)),
-    );
+    let names = prepared
+        .files
+        .iter()
+        .map(|f| OsString::from(&f.name))
+        .chain(prepared.generated.iter().map(|g| OsString::from(&g.name)))
+        .chain(prepared.extra_files.iter().map(|f| file_name(&f.path)));
     for name in names {
         let target = prepared.out_dir.join(&name);
         // The commit would move a folder aside under a hidden temp name and
@@ -488,4 +668,46 @@ fn refuse_overwriting_inputs(prepared: &Prepared, config_path: &Path) -> Result<
         }
     }
     Ok(())
+}
+
+/// One safetensors file as `inspect` shows it.
+#[derive(Debug)]
+pub struct Inspected {
+    pub name: String,
+    pub path: PathBuf,
+    pub header: Header,
+    pub plan: PrunePlan,
+}
+
+/// Reads the headers of a checkpoint folder (TensorRT-LLM or generic) or a
+/// single `.safetensors` file and plans them under `rule`. Reads headers
+/// only.
+pub fn inspect(path: &Path, rule: &PruneRule) -> Result<Vec<Inspected>> {
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
+        _ => Error::io(path, "cannot open", e),
+    })?;
+    let files: Vec<(String, PathBuf, Header)> = if meta.is_dir() {
+        Checkpoint::open(path, None)?
+            .files
+            .into_iter()
+            .map(|f| (f.name, f.input.path, f.header))
+            .collect()
+    } else {
+        let (input, header) = checkpoint::open_safetensors(path)?;
+        vec![(
+            file_name(path).to_string_lossy().into_owned(),
+            input.path,
+            header,
+        )]
+    };
+    Ok(files
+        .into_iter()
+        .map(|(name, path, header)| Inspected {
+            plan: plan_prune(&header, rule, SHARE_ALIGNMENT),
+            name,
+            path,
+            header,
+        })
+        .collect())
 }

@@ -293,7 +293,7 @@ proptest! {
             options.methods = CopyMethods::buffered_only();
         }
         let summary = prune(&options, &Progress::hidden()).expect("prune succeeds");
-        prop_assert_eq!(summary.ranks, run.source.world_size());
+        prop_assert_eq!(summary.files, run.source.world_size());
         assert_nothing_lost(&input, &output, run.source.world_size(), &run.rule);
     }
 }

@@ -1,0 +1,212 @@
+//! Checking a pruned output against its input: every name present, every
+//! kept tensor's bytes equal (CRC32 of input and output ranges), every
+//! pruned tensor empty with the input's dtype, other files identical.
+//!
+//! Rule-agnostic on purpose: a tensor counts as pruned when the output
+//! holds it as shape `[0]` with no bytes while the input did not, so the
+//! same check serves `--verify` after a run and `verify` on any pair.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::checkpoint::{open_safetensors, ConfigFile, InputFile, IS_PRUNED_KEY};
+use crate::error::{Error, Result};
+use crate::header::{printable, Header};
+use crate::interrupt;
+
+/// The verdict on one output file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileVerdict {
+    pub name: String,
+    pub tensors_pruned: usize,
+    pub tensors_kept: usize,
+    /// Bytes whose CRC32 was compared.
+    pub bytes_checked: u64,
+    /// Every mismatch found, one line each.
+    pub problems: Vec<String>,
+}
+
+impl FileVerdict {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// CRC32 of `len` bytes of `file` from `offset`, read through a fixed buffer.
+pub fn crc32_range(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    len: u64,
+    buffer: &mut [u8],
+) -> Result<u32> {
+    let mut hasher = crc32fast::Hasher::new();
+    let mut done = 0u64;
+    while done < len {
+        interrupt::check()?;
+        let want = (len - done).min(buffer.len() as u64) as usize;
+        let n = match file.read_at(&mut buffer[..want], offset + done) {
+            Ok(0) => {
+                return Err(Error::InputChanged {
+                    file: path.to_path_buf(),
+                    offset: offset + done,
+                })
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, "cannot read", e)),
+        };
+        hasher.update(&buffer[..n]);
+        done += n as u64;
+    }
+    Ok(hasher.finalize())
+}
+
+/// Compares the safetensors file at `output` with its input.
+pub fn verify_safetensors(
+    name: &str,
+    input: &InputFile,
+    in_header: &Header,
+    output: &Path,
+) -> Result<FileVerdict> {
+    let (out_file, out_header) = open_safetensors(output)?;
+    let mut verdict = FileVerdict {
+        name: name.to_string(),
+        ..FileVerdict::default()
+    };
+    let mut problem = |p: String| verdict_problem(&mut verdict.problems, p);
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensors.len());
+    for t in &out_header.tensors {
+        out_by_name.insert(t.name.as_str(), t);
+    }
+    let (mut pruned, mut kept, mut checked) = (0, 0, 0u64);
+    for t in &in_header.tensors {
+        let Some(o) = out_by_name.remove(t.name.as_str()) else {
+            problem(format!(
+                "tensor `{}` is missing from the output",
+                printable(&t.name)
+            ));
+            continue;
+        };
+        if o.dtype != t.dtype {
+            problem(format!(
+                "tensor `{}` has dtype {} in the output but {} in the input",
+                printable(&t.name),
+                o.dtype,
+                t.dtype
+            ));
+            continue;
+        }
+        let emptied = o.shape == [0] && o.byte_len() == 0 && t.shape != [0];
+        if emptied {
+            pruned += 1;
+            continue;
+        }
+        kept += 1;
+        if o.shape != t.shape {
+            problem(format!(
+                "tensor `{}` has shape {:?} in the output but {:?} in the input",
+                printable(&t.name),
+                o.shape,
+                t.shape
+            ));
+            continue;
+        }
+        let len = t.byte_len();
+        let a = crc32_range(
+            &input.file,
+            &input.path,
+            in_header.data_start() + t.begin,
+            len,
+            &mut buffer,
+        )?;
+        let b = crc32_range(
+            &out_file.file,
+            output,
+            out_header.data_start() + o.begin,
+            len,
+            &mut buffer,
+        )?;
+        checked += len;
+        if a != b {
+            problem(format!(
+                "tensor `{}`: bytes differ (crc32 {a:08x} in the input, {b:08x} in the output, output byte {})",
+                printable(&t.name),
+                out_header.data_start() + o.begin
+            ));
+        }
+    }
+    for name in out_by_name.keys() {
+        problem(format!(
+            "tensor `{}` is in the output but not in the input",
+            printable(name)
+        ));
+    }
+    verdict.tensors_pruned = pruned;
+    verdict.tensors_kept = kept;
+    verdict.bytes_checked = checked;
+    Ok(verdict)
+}
+
+/// Compares a copied file with its input, byte for byte (by CRC32).
+pub fn verify_copy(name: &str, input: &InputFile, output: &Path) -> Result<FileVerdict> {
+    let out = InputFile::open(output)?;
+    let mut verdict = FileVerdict {
+        name: name.to_string(),
+        ..FileVerdict::default()
+    };
+    let mut buffer = vec![0u8; 1 << 20];
+    if out.stamp.len != input.stamp.len {
+        verdict.problems.push(format!(
+            "{} bytes in the output but {} in the input",
+            out.stamp.len, input.stamp.len
+        ));
+        return Ok(verdict);
+    }
+    let a = crc32_range(&input.file, &input.path, 0, input.stamp.len, &mut buffer)?;
+    let b = crc32_range(&out.file, output, 0, out.stamp.len, &mut buffer)?;
+    verdict.bytes_checked = input.stamp.len;
+    if a != b {
+        verdict.problems.push(format!(
+            "contents differ (crc32 {a:08x} in the input, {b:08x} in the output)"
+        ));
+    }
+    Ok(verdict)
+}
+
+/// Checks that the output config is the input's with `"is_pruned": true`.
+pub fn verify_config(input: &ConfigFile, output: &Path) -> Result<FileVerdict> {
+    let out = ConfigFile::read(output)?;
+    let mut verdict = FileVerdict {
+        name: crate::checkpoint::CONFIG_FILE.to_string(),
+        bytes_checked: out.text.len() as u64,
+        ..FileVerdict::default()
+    };
+    if out.object.get(IS_PRUNED_KEY) != Some(&Value::Bool(true)) {
+        verdict.problems.push("`is_pruned` is not true".to_string());
+    }
+    let strip = |c: &ConfigFile| {
+        let mut o = c.object.clone();
+        o.shift_remove(IS_PRUNED_KEY);
+        o
+    };
+    if strip(input) != strip(&out) {
+        verdict
+            .problems
+            .push("differs from the input's config beyond `is_pruned`".to_string());
+    }
+    Ok(verdict)
+}
+
+fn verdict_problem(problems: &mut Vec<String>, problem: String) {
+    // A badly broken output could list thousands; the first ones tell.
+    const MAX_PROBLEMS: usize = 100;
+    if problems.len() < MAX_PROBLEMS {
+        problems.push(problem);
+    }
+}

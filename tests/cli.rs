@@ -371,11 +371,12 @@ fn prints_a_one_line_summary_on_stderr_and_nothing_on_stdout() {
 #[test]
 fn progress_bars_never_appear_when_stderr_is_not_a_terminal() {
     let tmp = util::tempdir();
-    // Big enough that a visible bar would have time to draw.
+    // A few MiB: a visible bar draws on its first update, and would have
+    // time for more.
     let mut spec = CheckpointSpec::tiny(Family::Llama, 2, 1);
-    spec.hidden = 512;
-    spec.intermediate = 2048;
-    spec.vocab = 8192;
+    spec.hidden = 256;
+    spec.intermediate = 1024;
+    spec.vocab = 2048;
     let ckpt = util::write_checkpoint(tmp.path(), "ckpt", &spec);
     // Once into a pipe (util::run), once into a regular file.
     let out = util::assert_success(util::run(&[

@@ -303,13 +303,22 @@ fn keeps_every_dtype_scalars_and_zero_size_tensors() {
         assert_eq!(pruned + kept, tensors.len());
         if !prune_all {
             // Scalars keep shape [] and their bytes; a kept zero-size tensor
-            // keeps its own shape, not [0].
-            assert_eq!(output["scalars.17.F32"].shape, Vec::<u64>::new());
-            assert_eq!(output["scalars.17.F32"].data.len(), 4);
-            assert_eq!(output["empty.3.kept"].shape, [3, 0]);
-            assert_eq!(output["empty.3.attention.qkv.weight"].shape, [0]);
-            let f4 = &output["transformer.layers.1.attention.dense.weight"];
-            assert_eq!((f4.dtype.as_str(), f4.data.len()), ("F4", 24));
+            // keeps its own shape, not [0]; sub-byte tensors keep theirs.
+            let i = |d: Dtype| Dtype::ALL.iter().position(|&x| x == d).unwrap();
+            let scalar = &output[&format!("scalars.{}.F32", i(Dtype::F32))];
+            assert_eq!((&scalar.shape[..], scalar.data.len()), (&[][..], 4));
+            let f6 = i(Dtype::F6_E3M2);
+            assert_eq!(output[&format!("empty.{f6}.kept")].shape, [3, 0]);
+            let pruned_empty = &output[&format!("empty.{f6}.attention.qkv.weight")];
+            assert_eq!(
+                (&pruned_empty.shape[..], &pruned_empty.dtype[..]),
+                (&[0][..], "F6_E3M2")
+            );
+            let f4 = output
+                .values()
+                .find(|t| t.dtype == "F4" && t.shape == [4, 12])
+                .expect("a kept F4 matrix");
+            assert_eq!(f4.data.len(), 24);
         }
     }
 }

@@ -501,6 +501,20 @@ fn output_under_a_file_cannot_be_created() {
     assert_eq!(tree(&ckpt), input);
 }
 
+#[test]
+fn output_that_is_a_dangling_symlink_is_left_alone() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let out = root.join("out");
+    symlink("nowhere/out", &out).unwrap();
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "cannot create folder");
+    assert_eq!(fs::read_link(&out).unwrap(), Path::new("nowhere/out"));
+    assert!(!root.join("nowhere").exists());
+}
+
 /// Asserts that `--out_dir spelling` is refused as the checkpoint folder
 /// and that neither the checkpoint nor its parent changed.
 #[track_caller]
@@ -645,6 +659,16 @@ fn a_rename_failing_mid_commit_puts_every_existing_file_back() {
 
 // -------------------------------------------------------------- interrupts
 
+/// Where a run copying a [`sparse_checkpoint`] writes: `out` in a tmpfs when
+/// one can be mounted, so that the hole is really copied everywhere (within
+/// one XFS or btrfs filesystem the kernel would share its blocks at once,
+/// and the run would end before the test acts). The tmpfs is bounded: a run
+/// that is not stopped fails with a full disk rather than eat the memory.
+fn slow_output_folder(root: &Path) -> (Option<Mount>, PathBuf) {
+    let mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
+    (mount, root.join("tmpfs/out"))
+}
+
 /// Interrupts a run with `signal` while it copies a slow rank into `out`,
 /// and asserts the exit status and the one-line message.
 fn interrupt_mid_copy(ckpt: &Path, out: &Path, signal: libc::c_int, name: &str) {
@@ -665,7 +689,7 @@ fn sigint_mid_copy_exits_130_and_leaves_nothing() {
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
-    let out = root.join("out");
+    let (_mount, out) = slow_output_folder(&root);
 
     interrupt_mid_copy(&ckpt, &out, libc::SIGINT, "SIGINT");
 
@@ -678,10 +702,7 @@ fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
-    // On another filesystem when possible, so the copy takes the
-    // cross-filesystem path (sendfile) instead of copy_file_range.
-    let out = root.join("out");
-    let _mount = Mount::tmpfs(&out, "size=1g");
+    let (_mount, out) = slow_output_folder(&root);
     put_existing_files(&out);
     let before = tree(&out);
 
@@ -697,7 +718,7 @@ fn sighup_mid_copy_exits_129_and_leaves_nothing() {
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
-    let out = root.join("out");
+    let (_mount, out) = slow_output_folder(&root);
 
     interrupt_mid_copy(&ckpt, &out, libc::SIGHUP, "SIGHUP");
 
@@ -710,7 +731,7 @@ fn sighup_ignored_by_the_parent_stays_ignored() {
     // `nohup trtllm-prune ...` must survive the hangup.
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
-    let out = root.join("out");
+    let (_mount, out) = slow_output_folder(&root);
     let mut cmd = command(&ckpt, Some(&out), &[]);
     // SAFETY: signal() is async-signal-safe, as pre_exec requires.
     unsafe {
@@ -746,10 +767,7 @@ fn change_input_mid_copy(kept: u64, change: impl FnOnce(&Path, &Path), problem: 
     let ckpt = sparse_checkpoint(&root, kept);
     let config = fs::read(ckpt.join("config.json")).unwrap();
     let rank0 = ckpt.join("rank0.safetensors");
-    // Written to memory when possible rather than to a disk that throttles
-    // writers: some changes are only noticed once the whole file is copied.
-    let _mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
-    let out = root.join("tmpfs/out");
+    let (_mount, out) = slow_output_folder(&root);
 
     let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
     running.wait_for_temp_file(&out, "rank0.safetensors");
@@ -785,11 +803,12 @@ fn input_truncated_mid_copy_is_reported_without_sigbus() {
 
 // A replaced or rewritten input is noticed only after the whole (old)
 // file is copied: these use a smaller hole than the interrupt tests.
+const REPLACED_RANK_BYTES: u64 = 512 << 20;
 
 #[test]
 fn input_replaced_mid_copy_is_reported() {
     change_input_mid_copy(
-        1 << 30,
+        REPLACED_RANK_BYTES,
         |ckpt, root| {
             // Made beside the checkpoint, not in it, or it would be copied
             // as an extra file.
@@ -804,7 +823,7 @@ fn input_replaced_mid_copy_is_reported() {
 #[test]
 fn input_removed_mid_copy_is_reported() {
     change_input_mid_copy(
-        1 << 30,
+        REPLACED_RANK_BYTES,
         |ckpt, _| {
             let rank0 = ckpt.join("rank0.safetensors");
             fs::remove_file(&rank0).expect("input removed");
@@ -818,7 +837,7 @@ fn input_removed_mid_copy_is_reported() {
 #[test]
 fn input_rewritten_in_place_mid_copy_is_reported() {
     change_input_mid_copy(
-        1 << 30,
+        REPLACED_RANK_BYTES,
         |ckpt, _| {
             // Same size, same inode, new bytes (and a new mtime: past a
             // coarse timestamp tick on kernels without fine-grained ones).

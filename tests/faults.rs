@@ -1151,6 +1151,27 @@ fn checkpoint_path_is_a_file() {
     assert_eq!(util::file_names(&root), ["ckpt"]);
 }
 
+#[test]
+fn special_files_beside_the_ranks_are_skipped_without_blocking() {
+    // Only regular files travel with the ranks; a FIFO is never opened
+    // (it would block), a folder is not copied.
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    mkfifo(&ckpt.join("pipe"));
+    fs::create_dir(ckpt.join("tokenizer")).unwrap();
+    fs::write(ckpt.join("tokenizer/vocab.json"), "{}").unwrap();
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    util::assert_success(run(&ckpt, Some(&out), &["--quiet"]));
+
+    assert_eq!(
+        util::file_names(&out),
+        ["config.json", "rank0.safetensors", "rank1.safetensors"]
+    );
+    assert_eq!(tree(&ckpt), input);
+}
+
 // ------------------------------------------------------------ long names
 
 #[test]

@@ -380,6 +380,7 @@ fn aligned_plan_makes_the_first_large_range_congruent_whatever_the_header_size()
 
 #[test]
 fn aligned_plan_keeps_the_first_large_ranges_of_an_fp8_rank_congruent() {
+    // In layer order (a writer that keeps insertion order; the fixture's),
     // FP8 puts 4-byte scales between the matrices, and the rule prunes the
     // `weights_scaling_factor` of qkv, fc, gate and proj: 16 bytes per layer
     // that the kept 4-byte scales (8 bytes per layer) cannot make up, so
@@ -485,5 +486,29 @@ proptest::proptest! {
         }
         let input = file_listed(&tensors, &listing, pad);
         check_plan(&input, &PruneRule::original(prune_all), align);
+    }
+}
+
+#[test]
+fn aligned_plan_makes_every_large_range_congruent_in_the_official_writers_order() {
+    // The official writer (which TensorRT-LLM uses) sorts tensors by dtype,
+    // widest first, then by name: the 4-byte FP8 scales then sit together
+    // at the start instead of between the matrices, and every large range
+    // can be congruent, in every family.
+    for family in [
+        Family::Llama,
+        Family::Gpt,
+        Family::Moe,
+        Family::Fp8,
+        Family::Awq,
+    ] {
+        let spec = realistic_llama(family);
+        let mut tensors = spec.rank_tensors(0);
+        tensors.sort_by(|a, b| b.dtype.cmp(&a.dtype).then_with(|| a.name.cmp(&b.name)));
+        let input = file(&tensors);
+        let plan = check_plan(&input, &PruneRule::original(false), ALIGN);
+        let (total, congruent) = large_range_bytes(&plan, ALIGN);
+        assert!(total > 0, "{family:?}: no large range");
+        assert_eq!(congruent, total, "{family:?}: {:?}", plan.copies);
     }
 }

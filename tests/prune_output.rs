@@ -695,15 +695,19 @@ fn rerun_replaces_the_existing_output() {
 }
 
 #[test]
-fn output_does_not_depend_on_the_number_of_jobs() {
+fn output_does_not_depend_on_jobs_or_fsync() {
     let tmp = util::tempdir();
     let ckpt = util::write_checkpoint(tmp.path(), "ckpt", &CheckpointSpec::tiny(Family::Fp8, 2, 2));
     fs::write(ckpt.join("quant_cfg.json"), "{}").unwrap();
     let one = tmp.path().join("one");
     let many = tmp.path().join("many");
+    let synced = tmp.path().join("synced");
     prune(&ckpt, &one, &["--jobs", "1"]);
-    prune(&ckpt, &many, &["--jobs", "8"]);
+    prune(&ckpt, &many, &["-j", "8"]);
+    prune(&ckpt, &synced, &["--fsync"]);
     assert_eq!(util::snapshot(&one), util::snapshot(&many));
+    assert_eq!(util::snapshot(&one), util::snapshot(&synced));
+    assert_eq!(util::snapshot(&one).len(), 6);
 }
 
 #[test]

@@ -922,8 +922,9 @@ fn unreadable_rank_file() {
     let (dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
     let rank1 = ckpt.join("rank1.safetensors");
-    fs::set_permissions(&rank1, fs::Permissions::from_mode(0o000)).unwrap();
+    // Taken while the test can still read every file.
     let input = tree(&ckpt);
+    fs::set_permissions(&rank1, fs::Permissions::from_mode(0o000)).unwrap();
     let out = root.join("out");
     let mut cmd = command(&ckpt, Some(&out), &[]);
     // SAFETY: geteuid has no preconditions.
@@ -952,6 +953,7 @@ fn unreadable_rank_file() {
 
     assert_fails(&result, 1, Some(&rank1), "Permission denied");
     assert!(!out.exists());
+    fs::set_permissions(&rank1, fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(tree(&ckpt), input);
 }
 

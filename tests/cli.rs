@@ -222,9 +222,11 @@ fn a_path_with_a_newline_stays_on_one_error_line() {
 #[track_caller]
 fn assert_refused(ckpt: &Path, out_dir: &dyn AsRef<std::ffi::OsStr>, cwd: &Path) -> String {
     let before = util::snapshot(ckpt);
+    let names = util::file_names(ckpt);
     let out = util::run_in(cwd, &[&"--checkpoint_dir", &ckpt, &"--out_dir", out_dir]);
     let line = util::assert_error(&out);
     assert_eq!(util::snapshot(ckpt), before, "input changed");
+    assert_eq!(util::file_names(ckpt), names, "entry added to the input");
     line
 }
 

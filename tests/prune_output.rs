@@ -261,6 +261,36 @@ fn substring_rule_prunes_scales_and_keeps_dense_router_and_shared_expert() {
 }
 
 #[test]
+fn substring_rule_matches_anywhere_and_is_case_sensitive() {
+    let cases = [
+        ("prefix.attention.qkv.weightXYZ", true),
+        ("attention.proj.weight", true),
+        ("a.mlp.gate.weight.b", true),
+        ("layers.0.mlp.fc.weight_scale", true),
+        ("x.mlp.proj.weights_scaling_factor", true),
+        ("attention.qkv.weigh", false),
+        ("ATTENTION.QKV.WEIGHT", false),
+        ("mlp_fc.weight", false),
+        ("mlp.fc.bias", false),
+        ("attention.qkv_weight", false),
+    ];
+    let tensors: Vec<TensorSpec> = cases
+        .iter()
+        .map(|(name, _)| TensorSpec::new(*name, Dtype::F16, &[3]))
+        .collect();
+    let tmp = util::tempdir();
+    let ckpt = single_rank_checkpoint(tmp.path(), &tensors, None);
+    let out = tmp.path().join("out");
+    prune(&ckpt, &out, &[]);
+    let output = official(&rank(&out, 0));
+    for (name, pruned) in cases {
+        let expected: &[u64] = if pruned { &[0] } else { &[3] };
+        assert_eq!(output[name].shape, expected, "{name}");
+        assert_eq!(original_rule(name), pruned, "the test's own oracle: {name}");
+    }
+}
+
+#[test]
 fn prune_all_empties_every_tensor() {
     for family in [Family::Moe, Family::Fp8] {
         let tmp = util::tempdir();

@@ -471,3 +471,28 @@ fn bad_world_size_or_rank_path_names_the_file() {
     assert!(line.contains("rank1.safetensors"), "{line}");
     assert!(!out_dir.exists());
 }
+
+#[test]
+fn warns_about_a_skipped_rank_file_unless_quiet() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path(), Family::Llama, 2);
+    fs::copy(
+        ckpt.join("rank0.safetensors"),
+        ckpt.join("rank2.safetensors"),
+    )
+    .unwrap();
+    let out = util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &tmp.path().join("out"),
+    ]));
+    let err = util::stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("trtllm-prune: warning: ") && lines[0].contains("rank2.safetensors"),
+        "{err}"
+    );
+    assert!(lines[1].starts_with("pruned 2 ranks"), "{err}");
+}

@@ -755,6 +755,77 @@ fn sighup_ignored_by_the_parent_stays_ignored() {
     assert!(!out.exists(), "left {:?}", util::file_names(&out));
 }
 
+// ---------------------------------------------------------------- in place
+//
+// `--in-place` stages the outputs beside the inputs and renames them over
+// the inputs: every failure before the commit, and a failure during it,
+// must leave the checkpoint exactly as it was.
+
+#[test]
+fn in_place_interrupted_mid_copy_leaves_the_checkpoint_as_it_was() {
+    let (_dir, root) = temp_root();
+    // On a bounded tmpfs when possible, for the reasons of
+    // `slow_output_folder`: here the output folder is the checkpoint's.
+    let _mount = Mount::tmpfs(&root.join("fs"), "size=2g");
+    let ckpt = sparse_checkpoint(&root.join("fs"), SLOW_RANK_BYTES);
+    let input = tree(&ckpt);
+
+    let mut running = Running::spawn(command(&ckpt, None, &["--in-place"]));
+    running.wait_for_temp_file(&ckpt, "rank0.safetensors");
+    running.signal(libc::SIGINT);
+    let result = running.finish();
+
+    assert_fails(&result, 130, None, "interrupted by SIGINT");
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn in_place_disk_full_leaves_the_checkpoint_as_it_was() {
+    // Pruning in place to free space, on a nearly full disk: the pruned
+    // copy does not fit beside the original.
+    let (_dir, root) = temp_root();
+    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
+        return;
+    };
+    let ckpt = checkpoint_keeping(&root.join("small"), &[1280 << 10]);
+    let input = tree(&ckpt);
+
+    let result = run(&ckpt, None, &["--in-place"]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(&ckpt.join("rank0.safetensors: cannot write")),
+        "No space left on device",
+    );
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn in_place_rename_failing_mid_commit_puts_every_input_back() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    // rank1 is a mount point (a bind mount of a copy of itself): the commit
+    // replaces config.json and rank0, then cannot move rank1 (EBUSY) and
+    // must put the two originals back.
+    let copy = root.join("rank1.copy");
+    fs::copy(ckpt.join("rank1.safetensors"), &copy).unwrap();
+    let Some(_mount) = Mount::bind(&copy, &ckpt.join("rank1.safetensors")) else {
+        return;
+    };
+    let input = tree(&ckpt);
+
+    let result = run(&ckpt, None, &["--in-place"]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(&ckpt.join("rank1.safetensors")),
+        "cannot move the existing file aside",
+    );
+    assert_eq!(tree(&ckpt), input);
+}
+
 // ------------------------------------------------ input changed mid-copy
 
 /// Runs on a one-rank checkpoint whose kept tensor is a `kept`-byte hole,

@@ -1205,6 +1205,108 @@ fn more_rank_files_than_the_open_file_limit() {
     assert_eq!(tree(&ckpt), input);
 }
 
+// ------------------------------------------- generic safetensors folders
+
+/// A Hugging Face style folder in `root/hf`: two shards and their index
+/// (as `index` gives it, or none), no config.json and no rank files.
+fn generic_checkpoint(root: &Path, index: Option<&str>) -> PathBuf {
+    let dir = root.join("hf");
+    fs::create_dir_all(&dir).unwrap();
+    for shard in ["model-00001-of-00002", "model-00002-of-00002"] {
+        let path = dir.join(format!("{shard}.safetensors"));
+        let tensors = vec![TensorSpec::new(
+            format!("{shard}.mlp.fc.weight"),
+            Dtype::BF16,
+            &[4, 4],
+        )];
+        fixture::write_safetensors(&path, &tensors, None).unwrap();
+    }
+    if let Some(text) = index {
+        fs::write(dir.join("model.safetensors.index.json"), text).unwrap();
+    }
+    dir
+}
+
+/// Runs on a generic folder with `index` and asserts an error naming
+/// `file` (relative to the folder) with `problem`, nothing written.
+fn assert_bad_generic(index: Option<&str>, extra: &[&str], file: &str, problem: &str) {
+    let (_dir, root) = temp_root();
+    let ckpt = generic_checkpoint(&root, index);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), extra);
+
+    let file = match file {
+        "" => ckpt.clone(),
+        name => ckpt.join(name),
+    };
+    assert_fails(&result, 1, Some(&file), problem);
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+const INDEX: &str = "model.safetensors.index.json";
+
+#[test]
+fn shard_index_not_json() {
+    assert_bad_generic(Some("{\"weight_map\": "), &[], INDEX, "invalid JSON");
+}
+
+#[test]
+fn shard_index_without_a_weight_map_of_strings() {
+    assert_bad_generic(Some("[]"), &[], INDEX, "top level is not a JSON object");
+    for bad in ["{}", "{\"weight_map\": []}", "{\"weight_map\": {\"a\": 1}}"] {
+        assert_bad_generic(
+            Some(bad),
+            &[],
+            INDEX,
+            "`weight_map` must be an object mapping tensor names to shard file names",
+        );
+    }
+}
+
+#[test]
+fn shard_index_naming_a_missing_shard() {
+    assert_bad_generic(
+        Some("{\"weight_map\": {\"x\": \"model-00003-of-00003.safetensors\"}}"),
+        &[],
+        INDEX,
+        "weight_map names shard `model-00003-of-00003.safetensors`, which is not in the folder",
+    );
+}
+
+#[test]
+fn generic_shard_with_a_bad_header_writes_nothing() {
+    let (_dir, root) = temp_root();
+    let ckpt = generic_checkpoint(&root, None);
+    let shard = ckpt.join("model-00002-of-00002.safetensors");
+    let len = fs::metadata(&shard).unwrap().len();
+    File::options()
+        .write(true)
+        .open(&shard)
+        .and_then(|f| f.set_len(len + 3))
+        .unwrap();
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&shard), "3 trailing bytes");
+    assert!(!out.exists());
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn ranks_option_on_a_generic_folder() {
+    assert_bad_generic(
+        None,
+        &["--ranks", "0"],
+        "",
+        "--ranks applies to TensorRT-LLM checkpoints",
+    );
+}
+
 #[test]
 fn checkpoint_folder_missing() {
     let (_dir, root) = temp_root();

@@ -829,31 +829,18 @@ fn adversarial_files() -> Vec<(String, Vec<u8>)> {
         format!(r#"{{"dtype":"{dtype}","shape":{shape},"data_offsets":[{b},{e}]}}"#)
     };
     let one = |entry: String, data: usize| file(&format!(r#"{{"w":{entry}}}"#), data);
+    let two = |a: String, b: String, data: usize| file(&format!(r#"{{"a":{a},"b":{b}}}"#), data);
     let mut out: Vec<(String, Vec<u8>)> = vec![
         ("valid-empty".into(), file("{}", 0)),
         ("valid-one-f32".into(), one(t("F32", "[2]", 0, 8), 8)),
         ("valid-scalar".into(), one(t("F64", "[]", 0, 8), 8)),
         (
             "valid-zero-size".into(),
-            file(
-                &format!(
-                    r#"{{"z":{},"a":{}}}"#,
-                    t("BF16", "[0,3]", 0, 0),
-                    t("U8", "[1]", 0, 1)
-                ),
-                1,
-            ),
+            two(t("BF16", "[0,3]", 0, 0), t("U8", "[1]", 0, 1), 1),
         ),
         (
             "valid-unordered".into(),
-            file(
-                &format!(
-                    r#"{{"b":{},"a":{}}}"#,
-                    t("I16", "[2]", 4, 8),
-                    t("I32", "[1]", 0, 4)
-                ),
-                8,
-            ),
+            two(t("I16", "[2]", 4, 8), t("I32", "[1]", 0, 4), 8),
         ),
         (
             "valid-metadata".into(),
@@ -910,25 +897,15 @@ fn adversarial_files() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "valid-fnuz".into(),
-            file(
-                &format!(
-                    r#"{{"a":{},"b":{}}}"#,
-                    t("F8_E4M3FNUZ", "[2]", 0, 2),
-                    t("F8_E5M2FNUZ", "[1]", 2, 3)
-                ),
+            two(
+                t("F8_E4M3FNUZ", "[2]", 0, 2),
+                t("F8_E5M2FNUZ", "[1]", 2, 3),
                 3,
             ),
         ),
         (
             "valid-f4-f6".into(),
-            file(
-                &format!(
-                    r#"{{"a":{},"b":{}}}"#,
-                    t("F4", "[2,3]", 0, 3),
-                    t("F6_E2M3", "[4]", 3, 6)
-                ),
-                6,
-            ),
+            two(t("F4", "[2,3]", 0, 3), t("F6_E2M3", "[4]", 3, 6), 6),
         ),
         (
             "valid-huge-dims-zero-size".into(),
@@ -1011,37 +988,16 @@ fn adversarial_files() -> Vec<(String, Vec<u8>)> {
         ),
         (
             "reject-hole".into(),
-            file(
-                &format!(
-                    r#"{{"a":{},"b":{}}}"#,
-                    t("U8", "[1]", 0, 1),
-                    t("U8", "[1]", 2, 3)
-                ),
-                3,
-            ),
+            two(t("U8", "[1]", 0, 1), t("U8", "[1]", 2, 3), 3),
         ),
         (
             "reject-overlap".into(),
-            file(
-                &format!(
-                    r#"{{"a":{},"b":{}}}"#,
-                    t("U8", "[2]", 0, 2),
-                    t("U8", "[2]", 1, 3)
-                ),
-                3,
-            ),
+            two(t("U8", "[2]", 0, 2), t("U8", "[2]", 1, 3), 3),
         ),
         ("reject-not-at-zero".into(), one(t("U8", "[1]", 1, 2), 2)),
         (
             "reject-end-before-begin".into(),
-            file(
-                &format!(
-                    r#"{{"a":{},"b":{}}}"#,
-                    t("U8", "[0]", 0, 0),
-                    t("U8", "[0]", 2, 0)
-                ),
-                0,
-            ),
+            two(t("U8", "[0]", 0, 0), t("U8", "[0]", 2, 0), 0),
         ),
         ("reject-size-mismatch".into(), one(t("F32", "[2]", 0, 4), 4)),
         ("reject-f4-odd".into(), one(t("F4", "[3]", 0, 1), 1)),

@@ -222,9 +222,11 @@ fn a_path_with_a_newline_stays_on_one_error_line() {
 #[track_caller]
 fn assert_refused(ckpt: &Path, out_dir: &dyn AsRef<std::ffi::OsStr>, cwd: &Path) -> String {
     let before = util::snapshot(ckpt);
+    let names = util::file_names(ckpt);
     let out = util::run_in(cwd, &[&"--checkpoint_dir", &ckpt, &"--out_dir", out_dir]);
     let line = util::assert_error(&out);
     assert_eq!(util::snapshot(ckpt), before, "input changed");
+    assert_eq!(util::file_names(ckpt), names, "entry added to the input");
     line
 }
 
@@ -371,11 +373,12 @@ fn prints_a_one_line_summary_on_stderr_and_nothing_on_stdout() {
 #[test]
 fn progress_bars_never_appear_when_stderr_is_not_a_terminal() {
     let tmp = util::tempdir();
-    // Big enough that a visible bar would have time to draw.
+    // A few MiB: a visible bar draws on its first update, and would have
+    // time for more.
     let mut spec = CheckpointSpec::tiny(Family::Llama, 2, 1);
-    spec.hidden = 512;
-    spec.intermediate = 2048;
-    spec.vocab = 8192;
+    spec.hidden = 256;
+    spec.intermediate = 1024;
+    spec.vocab = 2048;
     let ckpt = util::write_checkpoint(tmp.path(), "ckpt", &spec);
     // Once into a pipe (util::run), once into a regular file.
     let out = util::assert_success(util::run(&[
@@ -467,4 +470,29 @@ fn bad_world_size_or_rank_path_names_the_file() {
     ]));
     assert!(line.contains("rank1.safetensors"), "{line}");
     assert!(!out_dir.exists());
+}
+
+#[test]
+fn warns_about_a_skipped_rank_file_unless_quiet() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path(), Family::Llama, 2);
+    fs::copy(
+        ckpt.join("rank0.safetensors"),
+        ckpt.join("rank2.safetensors"),
+    )
+    .unwrap();
+    let out = util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &tmp.path().join("out"),
+    ]));
+    let err = util::stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(
+        lines[0].starts_with("trtllm-prune: warning: ") && lines[0].contains("rank2.safetensors"),
+        "{err}"
+    );
+    assert!(lines[1].starts_with("pruned 2 ranks"), "{err}");
 }

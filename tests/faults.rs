@@ -501,6 +501,20 @@ fn output_under_a_file_cannot_be_created() {
     assert_eq!(tree(&ckpt), input);
 }
 
+#[test]
+fn output_that_is_a_dangling_symlink_is_left_alone() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    let out = root.join("out");
+    symlink("nowhere/out", &out).unwrap();
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&out), "cannot create folder");
+    assert_eq!(fs::read_link(&out).unwrap(), Path::new("nowhere/out"));
+    assert!(!root.join("nowhere").exists());
+}
+
 /// Asserts that `--out_dir spelling` is refused as the checkpoint folder
 /// and that neither the checkpoint nor its parent changed.
 #[track_caller]
@@ -645,6 +659,16 @@ fn a_rename_failing_mid_commit_puts_every_existing_file_back() {
 
 // -------------------------------------------------------------- interrupts
 
+/// Where a run copying a [`sparse_checkpoint`] writes: `out` in a tmpfs when
+/// one can be mounted, so that the hole is really copied everywhere (within
+/// one XFS or btrfs filesystem the kernel would share its blocks at once,
+/// and the run would end before the test acts). The tmpfs is bounded: a run
+/// that is not stopped fails with a full disk rather than eat the memory.
+fn slow_output_folder(root: &Path) -> (Option<Mount>, PathBuf) {
+    let mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
+    (mount, root.join("tmpfs/out"))
+}
+
 /// Interrupts a run with `signal` while it copies a slow rank into `out`,
 /// and asserts the exit status and the one-line message.
 fn interrupt_mid_copy(ckpt: &Path, out: &Path, signal: libc::c_int, name: &str) {
@@ -665,7 +689,7 @@ fn sigint_mid_copy_exits_130_and_leaves_nothing() {
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
-    let out = root.join("out");
+    let (_mount, out) = slow_output_folder(&root);
 
     interrupt_mid_copy(&ckpt, &out, libc::SIGINT, "SIGINT");
 
@@ -678,10 +702,7 @@ fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
-    // On another filesystem when possible, so the copy takes the
-    // cross-filesystem path (sendfile) instead of copy_file_range.
-    let out = root.join("out");
-    let _mount = Mount::tmpfs(&out, "size=1g");
+    let (_mount, out) = slow_output_folder(&root);
     put_existing_files(&out);
     let before = tree(&out);
 
@@ -697,7 +718,7 @@ fn sighup_mid_copy_exits_129_and_leaves_nothing() {
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
-    let out = root.join("out");
+    let (_mount, out) = slow_output_folder(&root);
 
     interrupt_mid_copy(&ckpt, &out, libc::SIGHUP, "SIGHUP");
 
@@ -710,7 +731,7 @@ fn sighup_ignored_by_the_parent_stays_ignored() {
     // `nohup trtllm-prune ...` must survive the hangup.
     let (_dir, root) = temp_root();
     let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
-    let out = root.join("out");
+    let (_mount, out) = slow_output_folder(&root);
     let mut cmd = command(&ckpt, Some(&out), &[]);
     // SAFETY: signal() is async-signal-safe, as pre_exec requires.
     unsafe {
@@ -734,6 +755,77 @@ fn sighup_ignored_by_the_parent_stays_ignored() {
     assert!(!out.exists(), "left {:?}", util::file_names(&out));
 }
 
+// ---------------------------------------------------------------- in place
+//
+// `--in-place` stages the outputs beside the inputs and renames them over
+// the inputs: every failure before the commit, and a failure during it,
+// must leave the checkpoint exactly as it was.
+
+#[test]
+fn in_place_interrupted_mid_copy_leaves_the_checkpoint_as_it_was() {
+    let (_dir, root) = temp_root();
+    // On a bounded tmpfs when possible, for the reasons of
+    // `slow_output_folder`: here the output folder is the checkpoint's.
+    let _mount = Mount::tmpfs(&root.join("fs"), "size=2g");
+    let ckpt = sparse_checkpoint(&root.join("fs"), SLOW_RANK_BYTES);
+    let input = tree(&ckpt);
+
+    let mut running = Running::spawn(command(&ckpt, None, &["--in-place"]));
+    running.wait_for_temp_file(&ckpt, "rank0.safetensors");
+    running.signal(libc::SIGINT);
+    let result = running.finish();
+
+    assert_fails(&result, 130, None, "interrupted by SIGINT");
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn in_place_disk_full_leaves_the_checkpoint_as_it_was() {
+    // Pruning in place to free space, on a nearly full disk: the pruned
+    // copy does not fit beside the original.
+    let (_dir, root) = temp_root();
+    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
+        return;
+    };
+    let ckpt = checkpoint_keeping(&root.join("small"), &[1280 << 10]);
+    let input = tree(&ckpt);
+
+    let result = run(&ckpt, None, &["--in-place"]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(&ckpt.join("rank0.safetensors: cannot write")),
+        "No space left on device",
+    );
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn in_place_rename_failing_mid_commit_puts_every_input_back() {
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    // rank1 is a mount point (a bind mount of a copy of itself): the commit
+    // replaces config.json and rank0, then cannot move rank1 (EBUSY) and
+    // must put the two originals back.
+    let copy = root.join("rank1.copy");
+    fs::copy(ckpt.join("rank1.safetensors"), &copy).unwrap();
+    let Some(_mount) = Mount::bind(&copy, &ckpt.join("rank1.safetensors")) else {
+        return;
+    };
+    let input = tree(&ckpt);
+
+    let result = run(&ckpt, None, &["--in-place"]);
+
+    assert_fails(
+        &result,
+        1,
+        Some(&ckpt.join("rank1.safetensors")),
+        "cannot move the existing file aside",
+    );
+    assert_eq!(tree(&ckpt), input);
+}
+
 // ------------------------------------------------ input changed mid-copy
 
 /// Runs on a one-rank checkpoint whose kept tensor is a `kept`-byte hole,
@@ -746,10 +838,7 @@ fn change_input_mid_copy(kept: u64, change: impl FnOnce(&Path, &Path), problem: 
     let ckpt = sparse_checkpoint(&root, kept);
     let config = fs::read(ckpt.join("config.json")).unwrap();
     let rank0 = ckpt.join("rank0.safetensors");
-    // Written to memory when possible rather than to a disk that throttles
-    // writers: some changes are only noticed once the whole file is copied.
-    let _mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
-    let out = root.join("tmpfs/out");
+    let (_mount, out) = slow_output_folder(&root);
 
     let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
     running.wait_for_temp_file(&out, "rank0.safetensors");
@@ -785,11 +874,12 @@ fn input_truncated_mid_copy_is_reported_without_sigbus() {
 
 // A replaced or rewritten input is noticed only after the whole (old)
 // file is copied: these use a smaller hole than the interrupt tests.
+const REPLACED_RANK_BYTES: u64 = 512 << 20;
 
 #[test]
 fn input_replaced_mid_copy_is_reported() {
     change_input_mid_copy(
-        1 << 30,
+        REPLACED_RANK_BYTES,
         |ckpt, root| {
             // Made beside the checkpoint, not in it, or it would be copied
             // as an extra file.
@@ -804,7 +894,7 @@ fn input_replaced_mid_copy_is_reported() {
 #[test]
 fn input_removed_mid_copy_is_reported() {
     change_input_mid_copy(
-        1 << 30,
+        REPLACED_RANK_BYTES,
         |ckpt, _| {
             let rank0 = ckpt.join("rank0.safetensors");
             fs::remove_file(&rank0).expect("input removed");
@@ -818,7 +908,7 @@ fn input_removed_mid_copy_is_reported() {
 #[test]
 fn input_rewritten_in_place_mid_copy_is_reported() {
     change_input_mid_copy(
-        1 << 30,
+        REPLACED_RANK_BYTES,
         |ckpt, _| {
             // Same size, same inode, new bytes (and a new mtime: past a
             // coarse timestamp tick on kernels without fine-grained ones).
@@ -903,8 +993,9 @@ fn unreadable_rank_file() {
     let (dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
     let rank1 = ckpt.join("rank1.safetensors");
-    fs::set_permissions(&rank1, fs::Permissions::from_mode(0o000)).unwrap();
+    // Taken while the test can still read every file.
     let input = tree(&ckpt);
+    fs::set_permissions(&rank1, fs::Permissions::from_mode(0o000)).unwrap();
     let out = root.join("out");
     let mut cmd = command(&ckpt, Some(&out), &[]);
     // SAFETY: geteuid has no preconditions.
@@ -933,6 +1024,7 @@ fn unreadable_rank_file() {
 
     assert_fails(&result, 1, Some(&rank1), "Permission denied");
     assert!(!out.exists());
+    fs::set_permissions(&rank1, fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(tree(&ckpt), input);
 }
 
@@ -1113,6 +1205,108 @@ fn more_rank_files_than_the_open_file_limit() {
     assert_eq!(tree(&ckpt), input);
 }
 
+// ------------------------------------------- generic safetensors folders
+
+/// A Hugging Face style folder in `root/hf`: two shards and their index
+/// (as `index` gives it, or none), no config.json and no rank files.
+fn generic_checkpoint(root: &Path, index: Option<&str>) -> PathBuf {
+    let dir = root.join("hf");
+    fs::create_dir_all(&dir).unwrap();
+    for shard in ["model-00001-of-00002", "model-00002-of-00002"] {
+        let path = dir.join(format!("{shard}.safetensors"));
+        let tensors = vec![TensorSpec::new(
+            format!("{shard}.mlp.fc.weight"),
+            Dtype::BF16,
+            &[4, 4],
+        )];
+        fixture::write_safetensors(&path, &tensors, None).unwrap();
+    }
+    if let Some(text) = index {
+        fs::write(dir.join("model.safetensors.index.json"), text).unwrap();
+    }
+    dir
+}
+
+/// Runs on a generic folder with `index` and asserts an error naming
+/// `file` (relative to the folder) with `problem`, nothing written.
+fn assert_bad_generic(index: Option<&str>, extra: &[&str], file: &str, problem: &str) {
+    let (_dir, root) = temp_root();
+    let ckpt = generic_checkpoint(&root, index);
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), extra);
+
+    let file = match file {
+        "" => ckpt.clone(),
+        name => ckpt.join(name),
+    };
+    assert_fails(&result, 1, Some(&file), problem);
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+    assert_eq!(tree(&ckpt), input);
+}
+
+const INDEX: &str = "model.safetensors.index.json";
+
+#[test]
+fn shard_index_not_json() {
+    assert_bad_generic(Some("{\"weight_map\": "), &[], INDEX, "invalid JSON");
+}
+
+#[test]
+fn shard_index_without_a_weight_map_of_strings() {
+    assert_bad_generic(Some("[]"), &[], INDEX, "top level is not a JSON object");
+    for bad in ["{}", "{\"weight_map\": []}", "{\"weight_map\": {\"a\": 1}}"] {
+        assert_bad_generic(
+            Some(bad),
+            &[],
+            INDEX,
+            "`weight_map` must be an object mapping tensor names to shard file names",
+        );
+    }
+}
+
+#[test]
+fn shard_index_naming_a_missing_shard() {
+    assert_bad_generic(
+        Some("{\"weight_map\": {\"x\": \"model-00003-of-00003.safetensors\"}}"),
+        &[],
+        INDEX,
+        "weight_map names shard `model-00003-of-00003.safetensors`, which is not in the folder",
+    );
+}
+
+#[test]
+fn generic_shard_with_a_bad_header_writes_nothing() {
+    let (_dir, root) = temp_root();
+    let ckpt = generic_checkpoint(&root, None);
+    let shard = ckpt.join("model-00002-of-00002.safetensors");
+    let len = fs::metadata(&shard).unwrap().len();
+    File::options()
+        .write(true)
+        .open(&shard)
+        .and_then(|f| f.set_len(len + 3))
+        .unwrap();
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    let result = run(&ckpt, Some(&out), &[]);
+
+    assert_fails(&result, 1, Some(&shard), "3 trailing bytes");
+    assert!(!out.exists());
+    assert_eq!(tree(&ckpt), input);
+}
+
+#[test]
+fn ranks_option_on_a_generic_folder() {
+    assert_bad_generic(
+        None,
+        &["--ranks", "0"],
+        "",
+        "--ranks applies to TensorRT-LLM checkpoints",
+    );
+}
+
 #[test]
 fn checkpoint_folder_missing() {
     let (_dir, root) = temp_root();
@@ -1130,6 +1324,27 @@ fn checkpoint_path_is_a_file() {
     let result = run(&ckpt, None, &[]);
     assert_fails(&result, 1, Some(&ckpt), "checkpoint path is not a folder");
     assert_eq!(util::file_names(&root), ["ckpt"]);
+}
+
+#[test]
+fn special_files_beside_the_ranks_are_skipped_without_blocking() {
+    // Only regular files travel with the ranks; a FIFO is never opened
+    // (it would block), a folder is not copied.
+    let (_dir, root) = temp_root();
+    let ckpt = tiny_checkpoint(&root);
+    mkfifo(&ckpt.join("pipe"));
+    fs::create_dir(ckpt.join("tokenizer")).unwrap();
+    fs::write(ckpt.join("tokenizer/vocab.json"), "{}").unwrap();
+    let input = tree(&ckpt);
+    let out = root.join("out");
+
+    util::assert_success(run(&ckpt, Some(&out), &["--quiet"]));
+
+    assert_eq!(
+        util::file_names(&out),
+        ["config.json", "rank0.safetensors", "rank1.safetensors"]
+    );
+    assert_eq!(tree(&ckpt), input);
 }
 
 // ------------------------------------------------------------ long names

@@ -351,6 +351,37 @@ fn rejects_a_size_that_does_not_match_the_shape() {
 }
 
 #[test]
+fn points_at_the_tensor_entry_not_at_an_equal_string_elsewhere() {
+    // The tensor's name also appears earlier as a metadata key and as a
+    // dtype value: the offset must be the entry's own key.
+    for (json, needle) in [
+        (
+            r#"{"__metadata__":{"w":"x"},"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"w":{"dtype":"U8","shape":[5],"data_offsets":[4,8]}}"#,
+            r#""w":{"#,
+        ),
+        (
+            r#"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"U8":{"dtype":"U8","shape":[5],"data_offsets":[4,8]}}"#,
+            r#""U8":{"#,
+        ),
+        // Spelled with an escape in the header.
+        (
+            r#"{"b":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"\u0061":{"dtype":"U8","shape":[5],"data_offsets":[4,8]}}"#,
+            r#""\u0061""#,
+        ),
+    ] {
+        let bytes = file(json, &[0; 8]);
+        let e = rejected(&bytes);
+        assert_eq!(e.offset, Some(position(&bytes, needle)), "{e}");
+    }
+    // A duplicate: the second key, not a value equal to it.
+    let json = r#"{"U8":{"dtype":"U8","shape":[0],"data_offsets":[0,0]},"U8":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}"#;
+    let bytes = file(json, &[]);
+    let e = rejected(&bytes);
+    says(&e, &["duplicate"]);
+    assert_eq!(e.offset, Some(position(&bytes, r#"},"U8""#) + 2), "{e}");
+}
+
+#[test]
 fn rejects_trailing_bytes_after_the_last_tensor() {
     let bytes = file(&format!(r#"{{"w":{U8X4}}}"#), &[0; 5]);
     let e = rejected(&bytes);

@@ -380,6 +380,7 @@ fn aligned_plan_makes_the_first_large_range_congruent_whatever_the_header_size()
 
 #[test]
 fn aligned_plan_keeps_the_first_large_ranges_of_an_fp8_rank_congruent() {
+    // In layer order (a writer that keeps insertion order; the fixture's),
     // FP8 puts 4-byte scales between the matrices, and the rule prunes the
     // `weights_scaling_factor` of qkv, fc, gate and proj: 16 bytes per layer
     // that the kept 4-byte scales (8 bytes per layer) cannot make up, so
@@ -420,5 +421,94 @@ fn aligned_plan_is_still_a_valid_plan_with_few_or_no_fillers() {
         let listing: Vec<usize> = (0..tensors.len()).collect();
         let input = file_listed(&tensors, &listing, pad);
         check_plan(&input, &PruneRule::original(false), ALIGN);
+    }
+}
+
+/// A tensor list from proptest's numbers: names that hit and miss the rule,
+/// every dtype the official reader knows, scalars, zero-size tensors and
+/// tensors of a few blocks (so that alignment has work to do).
+fn arbitrary_tensors(raw: &[(u8, u8, u8, u16)]) -> Vec<TensorSpec> {
+    const NAMES: [&str; 6] = [
+        "attention.qkv.weight",
+        "mlp.fc.weight",
+        "attention.dense.weight",
+        "input_layernorm.weight",
+        "attention.qkv.weights_scaling_factor",
+        "mlp.router.weight",
+    ];
+    let dtypes: Vec<Dtype> = Dtype::ALL
+        .into_iter()
+        .filter(|d| !matches!(d, Dtype::F8_E4M3FNUZ | Dtype::F8_E5M2FNUZ))
+        .collect();
+    raw.iter()
+        .enumerate()
+        .map(|(i, &(name, dtype, shape, n))| {
+            let dtype = dtypes[dtype as usize % dtypes.len()];
+            // Multiples of 4 elements fill whole bytes for F4 and F6 too.
+            let n = 4 * u64::from(n);
+            let shape: Vec<u64> = match shape % 4 {
+                0 if dtype.bits() >= 8 => vec![],
+                0 | 1 => vec![n],
+                2 => vec![2, n],
+                _ => vec![0, n],
+            };
+            let name = format!("layers.{i}.{}", NAMES[name as usize % NAMES.len()]);
+            TensorSpec::new(name, dtype, &shape)
+        })
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 96,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_plan_is_valid_for_both_readers(
+        raw in proptest::collection::vec(
+            (0u8..6, proptest::prelude::any::<u8>(), 0u8..4, 0u16..1600),
+            0..24,
+        ),
+        shuffle in proptest::prelude::any::<u64>(),
+        pad in 0usize..16,
+        align in proptest::sample::select(vec![0u64, 8, 512, ALIGN]),
+        prune_all in proptest::prelude::any::<bool>(),
+    ) {
+        let tensors = arbitrary_tensors(&raw);
+        // Listing order: a Fisher-Yates shuffle driven by `shuffle`.
+        let mut listing: Vec<usize> = (0..tensors.len()).collect();
+        let mut state = shuffle | 1;
+        for i in (1..listing.len()).rev() {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            listing.swap(i, (state >> 33) as usize % (i + 1));
+        }
+        let input = file_listed(&tensors, &listing, pad);
+        check_plan(&input, &PruneRule::original(prune_all), align);
+    }
+}
+
+#[test]
+fn aligned_plan_makes_every_large_range_congruent_in_the_official_writers_order() {
+    // The official writer (which TensorRT-LLM uses) sorts tensors by dtype,
+    // widest first, then by name: the 4-byte FP8 scales then sit together
+    // at the start instead of between the matrices, and every large range
+    // can be congruent, in every family.
+    for family in [
+        Family::Llama,
+        Family::Gpt,
+        Family::Moe,
+        Family::Fp8,
+        Family::Awq,
+    ] {
+        let spec = realistic_llama(family);
+        let mut tensors = spec.rank_tensors(0);
+        tensors.sort_by(|a, b| b.dtype.cmp(&a.dtype).then_with(|| a.name.cmp(&b.name)));
+        let input = file(&tensors);
+        let plan = check_plan(&input, &PruneRule::original(false), ALIGN);
+        let (total, congruent) = large_range_bytes(&plan, ALIGN);
+        assert!(total > 0, "{family:?}: no large range");
+        assert_eq!(congruent, total, "{family:?}: {:?}", plan.copies);
     }
 }

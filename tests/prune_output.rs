@@ -261,6 +261,36 @@ fn substring_rule_prunes_scales_and_keeps_dense_router_and_shared_expert() {
 }
 
 #[test]
+fn substring_rule_matches_anywhere_and_is_case_sensitive() {
+    let cases = [
+        ("prefix.attention.qkv.weightXYZ", true),
+        ("attention.proj.weight", true),
+        ("a.mlp.gate.weight.b", true),
+        ("layers.0.mlp.fc.weight_scale", true),
+        ("x.mlp.proj.weights_scaling_factor", true),
+        ("attention.qkv.weigh", false),
+        ("ATTENTION.QKV.WEIGHT", false),
+        ("mlp_fc.weight", false),
+        ("mlp.fc.bias", false),
+        ("attention.qkv_weight", false),
+    ];
+    let tensors: Vec<TensorSpec> = cases
+        .iter()
+        .map(|(name, _)| TensorSpec::new(*name, Dtype::F16, &[3]))
+        .collect();
+    let tmp = util::tempdir();
+    let ckpt = single_rank_checkpoint(tmp.path(), &tensors, None);
+    let out = tmp.path().join("out");
+    prune(&ckpt, &out, &[]);
+    let output = official(&rank(&out, 0));
+    for (name, pruned) in cases {
+        let expected: &[u64] = if pruned { &[0] } else { &[3] };
+        assert_eq!(output[name].shape, expected, "{name}");
+        assert_eq!(original_rule(name), pruned, "the test's own oracle: {name}");
+    }
+}
+
+#[test]
 fn prune_all_empties_every_tensor() {
     for family in [Family::Moe, Family::Fp8] {
         let tmp = util::tempdir();
@@ -303,13 +333,22 @@ fn keeps_every_dtype_scalars_and_zero_size_tensors() {
         assert_eq!(pruned + kept, tensors.len());
         if !prune_all {
             // Scalars keep shape [] and their bytes; a kept zero-size tensor
-            // keeps its own shape, not [0].
-            assert_eq!(output["scalars.17.F32"].shape, Vec::<u64>::new());
-            assert_eq!(output["scalars.17.F32"].data.len(), 4);
-            assert_eq!(output["empty.3.kept"].shape, [3, 0]);
-            assert_eq!(output["empty.3.attention.qkv.weight"].shape, [0]);
-            let f4 = &output["transformer.layers.1.attention.dense.weight"];
-            assert_eq!((f4.dtype.as_str(), f4.data.len()), ("F4", 24));
+            // keeps its own shape, not [0]; sub-byte tensors keep theirs.
+            let i = |d: Dtype| Dtype::ALL.iter().position(|&x| x == d).unwrap();
+            let scalar = &output[&format!("scalars.{}.F32", i(Dtype::F32))];
+            assert_eq!((&scalar.shape[..], scalar.data.len()), (&[][..], 4));
+            let f6 = i(Dtype::F6_E3M2);
+            assert_eq!(output[&format!("empty.{f6}.kept")].shape, [3, 0]);
+            let pruned_empty = &output[&format!("empty.{f6}.attention.qkv.weight")];
+            assert_eq!(
+                (&pruned_empty.shape[..], &pruned_empty.dtype[..]),
+                (&[0][..], "F6_E3M2")
+            );
+            let f4 = output
+                .values()
+                .find(|t| t.dtype == "F4" && t.shape == [4, 12])
+                .expect("a kept F4 matrix");
+            assert_eq!(f4.data.len(), 24);
         }
     }
 }
@@ -686,15 +725,19 @@ fn rerun_replaces_the_existing_output() {
 }
 
 #[test]
-fn output_does_not_depend_on_the_number_of_jobs() {
+fn output_does_not_depend_on_jobs_or_fsync() {
     let tmp = util::tempdir();
     let ckpt = util::write_checkpoint(tmp.path(), "ckpt", &CheckpointSpec::tiny(Family::Fp8, 2, 2));
     fs::write(ckpt.join("quant_cfg.json"), "{}").unwrap();
     let one = tmp.path().join("one");
     let many = tmp.path().join("many");
+    let synced = tmp.path().join("synced");
     prune(&ckpt, &one, &["--jobs", "1"]);
-    prune(&ckpt, &many, &["--jobs", "8"]);
+    prune(&ckpt, &many, &["-j", "8"]);
+    prune(&ckpt, &synced, &["--fsync"]);
     assert_eq!(util::snapshot(&one), util::snapshot(&many));
+    assert_eq!(util::snapshot(&one), util::snapshot(&synced));
+    assert_eq!(util::snapshot(&one).len(), 6);
 }
 
 #[test]

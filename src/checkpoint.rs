@@ -30,6 +30,11 @@ pub fn parse_rank_file_name(name: &str) -> Option<u64> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // `rank01` is not a name the original would read for rank 1: it is an
+    // ordinary file, copied like any other.
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
     digits.parse().ok()
 }
 
@@ -106,6 +111,13 @@ impl ConfigFile {
     /// the last member, so every other byte of the file stays as it was.
     pub fn pruned_text(&self) -> String {
         if self.object.contains_key(IS_PRUNED_KEY) {
+            // Replace the value's text in place, so every other byte (floats
+            // spelled `1e-05`, huge integers) stays as written.
+            if let Some((start, end)) = top_level_value_span(&self.text, IS_PRUNED_KEY) {
+                return format!("{}true{}", &self.text[..start], &self.text[end..]);
+            }
+            // The key is spelled with escapes: re-serialize (same keys,
+            // values and order).
             let mut object = self.object.clone();
             object.insert(IS_PRUNED_KEY.to_string(), Value::Bool(true));
             // Key order is preserved (serde_json's preserve_order).
@@ -128,6 +140,87 @@ impl ConfigFile {
         text.push_str(&self.text[body_end..]);
         text
     }
+}
+
+/// Byte span of the value of the last top-level `key` in `text`, a JSON
+/// object already validated by serde_json (the last one is the one JSON
+/// readers keep). `None` if the key is only spelled with escapes.
+fn top_level_value_span(text: &str, key: &str) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    // End (exclusive) of the string starting at the quote at `i`.
+    let string_end = |mut i: usize| {
+        i += 1;
+        loop {
+            match b.get(i)? {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+    };
+    // End (exclusive) of the value starting at `i`.
+    let value_end = |i: usize| -> Option<usize> {
+        match b.get(i)? {
+            b'"' => string_end(i),
+            b'{' | b'[' => {
+                let (mut depth, mut j) = (0usize, i);
+                loop {
+                    match b.get(j)? {
+                        b'"' => {
+                            j = string_end(j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            _ => {
+                let mut j = i;
+                while b.get(j).is_some_and(|c| !b",}] \t\r\n".contains(c)) {
+                    j += 1;
+                }
+                Some(j)
+            }
+        }
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    let mut found = None;
+    while b.get(i) == Some(&b'"') {
+        let key_end = string_end(i)?;
+        let raw_key = text.get(i + 1..key_end - 1)?;
+        i = ws(key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = ws(i + 1);
+        let end = value_end(start)?;
+        if raw_key == key {
+            found = Some((start, end));
+        }
+        i = ws(end);
+        if b.get(i) == Some(&b',') {
+            i = ws(i + 1);
+        }
+    }
+    found
 }
 
 /// Identity and state of an input file when it was opened, to notice a file
@@ -626,8 +719,27 @@ mod tests {
 
     #[test]
     fn pruned_text_overwrites_existing_flag_in_place() {
-        let c = config(r#"{"a": 1, "is_pruned": false, "z": 2}"#).unwrap();
-        assert_eq!(c.pruned_text(), "{\"a\":1,\"is_pruned\":true,\"z\":2}\n");
+        let c = config(r#"{"a": 1e-05, "is_pruned": false, "z": 2}"#).unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            r#"{"a": 1e-05, "is_pruned": true, "z": 2}"#
+        );
+        // Nested keys of the same name and strings holding braces are skipped;
+        // of a duplicated key, the last one (the one readers keep) is set.
+        let c = config(
+            r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": [1, {"x": "]"}], "is_pruned": null, "n": 123456789012345678901234567890}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": [1, {"x": "]"}], "is_pruned": true, "n": 123456789012345678901234567890}"#
+        );
+    }
+
+    #[test]
+    fn pruned_text_reserializes_a_key_spelled_with_escapes() {
+        let c = config(r#"{"a": 1, "is\u005fpruned": false}"#).unwrap();
+        assert_eq!(c.pruned_text(), "{\"a\":1,\"is_pruned\":true}\n");
     }
 
     #[test]
@@ -644,6 +756,8 @@ mod tests {
         assert_eq!(parse_rank_file_name("rank0.safetensors"), Some(0));
         assert_eq!(parse_rank_file_name("rank17.safetensors"), Some(17));
         assert_eq!(parse_rank_file_name("rank.safetensors"), None);
+        assert_eq!(parse_rank_file_name("rank01.safetensors"), None);
+        assert_eq!(parse_rank_file_name("rank10.safetensors"), Some(10));
         assert_eq!(parse_rank_file_name("rank-1.safetensors"), None);
         assert_eq!(parse_rank_file_name("model.safetensors"), None);
     }

@@ -38,6 +38,9 @@ Examples:
   Prune all weights, creating a minimal checkpoint skeleton:
     trtllm-prune --checkpoint_dir ./llama-7b-checkpoint --out_dir ./llama-7b-skeleton --prune_all
 
+  Create a lightweight checkpoint to test model loading logic:
+    trtllm-prune --checkpoint_dir ./original --out_dir ./test-ckpt
+
   Default output folder is the sibling <checkpoint_dir>.pruned:
     trtllm-prune --checkpoint_dir ./original
 

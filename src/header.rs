@@ -295,7 +295,11 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
         duplicate,
     } = raw;
     if let Some(name) = duplicate {
-        let mut err = HeaderError::new("duplicate tensor name").tensor(&name);
+        let mut err = if name == METADATA_KEY {
+            HeaderError::new("duplicate `__metadata__` key")
+        } else {
+            HeaderError::new("duplicate tensor name").tensor(&name)
+        };
         err.offset = locate_key(text, &name, 1);
         return Err(err);
     }

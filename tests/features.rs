@@ -10,7 +10,7 @@ use serde_json::Value;
 use trtllm_prune::fixture::{write_safetensors, CheckpointSpec, Family, TensorSpec};
 use trtllm_prune::header::Dtype;
 
-use crate::util::{file_names, run, tempdir};
+use crate::util::{assert_error, assert_success, file_names, run, snapshot, stderr, tempdir};
 
 fn llama(dir: &Path, tp: u64) {
     CheckpointSpec::tiny(Family::Llama, tp, 1)
@@ -173,14 +173,10 @@ fn verify_catches_a_flipped_byte_in_an_output() {
     let out = tmp.path().join("out");
     let r = run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out, &"--verify"]);
     assert!(r.status.success());
-    assert!(String::from_utf8_lossy(&r.stderr).contains("verified"));
+    assert!(stderr(&r).contains("verified"));
 
     let ok = run(&[&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &out]);
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert!(ok.status.success(), "{}", stderr(&ok));
 
     // Flip the last byte of the data buffer: it belongs to a kept tensor
     // (which one depends on the block-aligned layout).
@@ -201,7 +197,7 @@ fn verify_catches_a_flipped_byte_in_an_output() {
     assert_eq!(bad.status.code(), Some(1));
     let doc: Value = serde_json::from_slice(&bad.stdout).unwrap();
     assert_eq!(doc["ok"], false);
-    let stderr = String::from_utf8_lossy(&bad.stderr);
+    let stderr = stderr(&bad);
     assert!(stderr.starts_with("trtllm-prune: error: "), "{stderr}");
     assert!(stderr.contains("rank0.safetensors"), "{stderr}");
     assert!(stderr.contains("bytes differ"), "{stderr}");
@@ -301,7 +297,7 @@ fn sharded_hugging_face_checkpoint_round_trips_with_a_correct_index() {
         &"*_proj.weight",
         &"--verify",
     ]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(r.status.success(), "{}", stderr(&r));
     assert_eq!(file_names(&out), file_names(&ckpt));
     // Hugging Face config is not a TensorRT-LLM config: copied unchanged.
     assert_eq!(
@@ -347,7 +343,7 @@ fn single_model_safetensors_folder_is_pruned_as_generic() {
     ];
     write_safetensors(&ckpt.join("model.safetensors"), &specs, None).unwrap();
     let r = run(&[&"--checkpoint_dir", &ckpt, &"--prune_all"]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(r.status.success(), "{}", stderr(&r));
     let out = tmp.path().join("m.pruned");
     assert_eq!(pruned_names(&out.join("model.safetensors")).len(), 2);
     assert!(!out.join("config.json").exists());
@@ -359,19 +355,18 @@ fn in_place_prunes_the_checkpoint_folder_itself() {
     let ckpt = tmp.path().join("ckpt");
     llama(&ckpt, 2);
     let reference = tmp.path().join("reference");
-    assert!(run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &reference])
-        .status
-        .success());
-    let r = run(&[&"--checkpoint_dir", &ckpt, &"--in-place"]);
-    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    assert_eq!(file_names(&ckpt), file_names(&reference));
-    for name in file_names(&reference) {
-        assert_eq!(
-            fs::read(ckpt.join(&name)).unwrap(),
-            fs::read(reference.join(&name)).unwrap(),
-            "{name}"
-        );
-    }
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &reference,
+        &"-q",
+    ]));
+    assert_success(run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"]));
+    assert!(
+        snapshot(&ckpt) == snapshot(&reference),
+        "in-place output differs"
+    );
 }
 
 #[test]
@@ -388,17 +383,10 @@ fn in_place_failure_leaves_the_checkpoint_untouched() {
         .unwrap()
         .set_len(len - 1)
         .unwrap();
-    let before: Vec<(String, Vec<u8>)> = file_names(&ckpt)
-        .into_iter()
-        .map(|n| (n.clone(), fs::read(ckpt.join(&n)).unwrap()))
-        .collect();
-    let r = run(&[&"--checkpoint_dir", &ckpt, &"--in-place"]);
-    assert_eq!(r.status.code(), Some(1));
-    let after: Vec<(String, Vec<u8>)> = file_names(&ckpt)
-        .into_iter()
-        .map(|n| (n.clone(), fs::read(ckpt.join(&n)).unwrap()))
-        .collect();
-    assert!(before == after, "the checkpoint changed");
+    let before = snapshot(&ckpt);
+    let line = assert_error(&run(&[&"--checkpoint_dir", &ckpt, &"--in-place"]));
+    assert!(line.contains("rank1.safetensors"), "{line}");
+    assert!(snapshot(&ckpt) == before, "the checkpoint changed");
 }
 
 #[test]
@@ -408,7 +396,7 @@ fn same_folder_is_refused_without_in_place_and_other_folder_with_it() {
     llama(&ckpt, 1);
     let same = run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &ckpt]);
     assert_eq!(same.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&same.stderr).contains("--in-place"));
+    assert!(stderr(&same).contains("--in-place"));
     let other = tmp.path().join("other");
     let mixed = run(&[
         &"--checkpoint_dir",
@@ -428,37 +416,32 @@ fn rank_subsets_from_separate_runs_add_up_to_a_full_run() {
     llama(&ckpt, 4);
     let full = tmp.path().join("full");
     let split = tmp.path().join("split");
-    assert!(run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &full])
-        .status
-        .success());
-    let first = run(&[
+    let prune_ranks = |out: &Path, ranks: &str| {
+        assert_success(run(&[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out,
+            &"--ranks",
+            &ranks,
+            &"-q",
+        ]));
+    };
+    assert_success(run(&[
         &"--checkpoint_dir",
         &ckpt,
         &"--out_dir",
-        &split,
-        &"--ranks",
-        &"0,2-3",
-    ]);
-    assert!(first.status.success());
+        &full,
+        &"-q",
+    ]));
+    prune_ranks(&split, "0,2-3");
     assert!(!split.join("rank1.safetensors").exists());
     assert!(split.join("rank2.safetensors").exists());
-    assert!(run(&[
-        &"--checkpoint_dir",
-        &ckpt,
-        &"--out_dir",
-        &split,
-        &"--ranks",
-        &"1"
-    ])
-    .status
-    .success());
-    for name in file_names(&full) {
-        assert_eq!(
-            fs::read(full.join(&name)).unwrap(),
-            fs::read(split.join(&name)).unwrap(),
-            "{name}"
-        );
-    }
+    prune_ranks(&split, "1");
+    assert!(
+        snapshot(&full) == snapshot(&split),
+        "split runs differ from one run"
+    );
 }
 
 #[test]
@@ -468,7 +451,7 @@ fn ranks_outside_world_size_are_refused() {
     llama(&ckpt, 2);
     let r = run(&[&"--checkpoint_dir", &ckpt, &"--ranks", &"1-2"]);
     assert_eq!(r.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("rank 2"));
+    assert!(stderr(&r).contains("rank 2"));
     let bad = run(&[&"--checkpoint_dir", &ckpt, &"--ranks", &"x"]);
     assert_eq!(bad.status.code(), Some(2));
 }
@@ -575,5 +558,5 @@ fn json_run_prints_one_document_on_stdout_and_messages_on_stderr() {
     let doc = stdout_json(&r);
     assert_eq!(doc["schema"], "trtllm-prune/v1");
     assert!(doc["bytes_shared"].is_u64());
-    assert!(String::from_utf8_lossy(&r.stderr).contains("pruned 1 rank"));
+    assert!(stderr(&r).contains("pruned 1 rank"));
 }

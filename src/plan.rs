@@ -20,7 +20,7 @@
 //! places small ranges (moved from elsewhere: tensors may sit in any order in
 //! the data buffer) whose sizes add up to exactly the missing bytes.
 
-use std::io::Write;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::header::{Dtype, Header, N_LEN};
 use crate::rule::{PruneRule, Reason};
@@ -197,7 +197,7 @@ fn aligned_order(runs: &[Run], data_start: u64, align: u64) -> (u64, Vec<usize>)
     // take residues that are multiples of 8; fillers make up the rest.
     let residue = input_residue(&runs[first_large]) / 8 * 8;
 
-    let mut small: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].len < align).collect();
+    let mut pool = FillerPool::new(runs, align);
     // Subset-sum work allowed for the whole file: keeps planning fast on
     // adversarial layouts (a few milliseconds at most).
     let mut budget: u64 = 1 << 22;
@@ -210,94 +210,182 @@ fn aligned_order(runs: &[Run], data_start: u64, align: u64) -> (u64, Vec<usize>)
         let have = (residue + offset) % align;
         let need = (input_residue(run) + align - have) % align;
         if need != 0 {
-            if let Some(fillers) = pick_fillers(runs, &small, need, &mut budget) {
+            if let Some(fillers) = pool.pick(runs, need, &mut budget) {
                 for &f in &fillers {
                     order.push(f);
                     offset += runs[f].len;
                 }
-                small.retain(|s| !fillers.contains(s));
             }
         }
         order.push(i);
         offset += run.len;
     }
     // Small runs not used as fillers go last, in input order.
-    order.extend(small);
+    order.extend(pool.unused());
     (residue, order)
 }
 
-/// Finds small runs (indices from `candidates`) whose lengths add up to
-/// exactly `need` bytes. Bounded work: an exact single run, then a greedy
-/// pass, then a small subset-sum over the first candidates.
-fn pick_fillers(
-    runs: &[Run],
-    candidates: &[usize],
-    need: u64,
-    budget: &mut u64,
-) -> Option<Vec<usize>> {
-    if let Some(&i) = candidates.iter().find(|&&i| runs[i].len == need) {
-        return Some(vec![i]);
+/// The small runs (shorter than the alignment) not yet used as fillers,
+/// indexed so that a pick costs about the number of runs it returns rather
+/// than the number of small runs: a 20,000-tensor header has thousands.
+struct FillerPool {
+    /// Unused small runs by length, each list in input order.
+    by_len: BTreeMap<u64, VecDeque<usize>>,
+    /// Every small run in input order; entries marked used are dropped
+    /// lazily, once they are half of the list.
+    in_order: Vec<usize>,
+    used: Vec<bool>,
+    used_in_order: usize,
+    /// Bytes of the unused small runs.
+    bytes: u64,
+}
+
+impl FillerPool {
+    fn new(runs: &[Run], align: u64) -> FillerPool {
+        let in_order: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].len < align).collect();
+        let mut by_len: BTreeMap<u64, VecDeque<usize>> = BTreeMap::new();
+        for &i in &in_order {
+            by_len.entry(runs[i].len).or_default().push_back(i);
+        }
+        FillerPool {
+            by_len,
+            bytes: in_order.iter().map(|&i| runs[i].len).sum(),
+            in_order,
+            used: vec![false; runs.len()],
+            used_in_order: 0,
+        }
     }
-    let mut by_size: Vec<usize> = candidates.to_vec();
-    by_size.sort_by_key(|&i| std::cmp::Reverse(runs[i].len));
-    let mut left = need;
-    let mut greedy = Vec::new();
-    for &i in &by_size {
-        if runs[i].len <= left {
-            left -= runs[i].len;
-            greedy.push(i);
-            if left == 0 {
-                return Some(greedy);
+
+    /// The unused small runs, in input order.
+    fn unused(self) -> impl Iterator<Item = usize> {
+        let used = self.used;
+        self.in_order.into_iter().filter(move |&i| !used[i])
+    }
+
+    /// Finds unused small runs whose lengths add up to exactly `need`
+    /// bytes and marks them used. Bounded work: an exact single run, then a
+    /// greedy pass from the largest length down (ties in input order), then
+    /// a small subset-sum over the first candidates in input order.
+    fn pick(&mut self, runs: &[Run], need: u64, budget: &mut u64) -> Option<Vec<usize>> {
+        if self.bytes < need {
+            return None;
+        }
+        let picked = self
+            .by_len
+            .get(&need)
+            .and_then(|same| same.front())
+            .map(|&i| vec![i])
+            .or_else(|| self.greedy(need))
+            .or_else(|| self.subset_sum(runs, need, budget))?;
+        for &i in &picked {
+            self.take(runs, i);
+        }
+        Some(picked)
+    }
+
+    /// Takes runs largest first while they fit; all or nothing.
+    fn greedy(&self, need: u64) -> Option<Vec<usize>> {
+        let mut left = need;
+        let mut picked = Vec::new();
+        let mut below = need;
+        while left > 0 {
+            let (&len, same) = self.by_len.range(..=below.min(left)).next_back()?;
+            let count = (left / len).min(same.len() as u64) as usize;
+            picked.extend(same.iter().take(count));
+            left -= len * count as u64;
+            below = len - 1;
+            if below == 0 {
+                break;
+            }
+        }
+        (left == 0).then_some(picked)
+    }
+
+    /// 0/1 subset sum over the first candidates (in input order) that fit,
+    /// on bitsets: `reach[k]` holds the sums reachable with items `0..=k`,
+    /// so the item that first reaches a sum is found again when walking
+    /// back.
+    fn subset_sum(&mut self, runs: &[Run], need: u64, budget: &mut u64) -> Option<Vec<usize>> {
+        const MAX_ITEMS: usize = 48;
+        // Every candidate costs `need` work units: with none, or with more
+        // than the budget left, no subset is tried.
+        if need > *budget {
+            return None;
+        }
+        if self.used_in_order * 2 > self.in_order.len() {
+            let used = &self.used;
+            self.in_order.retain(|&i| !used[i]);
+            self.used_in_order = 0;
+        }
+        let items: Vec<usize> = self
+            .in_order
+            .iter()
+            .copied()
+            .filter(|&i| !self.used[i] && runs[i].len <= need)
+            .take(MAX_ITEMS)
+            .collect();
+        // Sums of the items are multiples of their gcd: often this alone shows
+        // that no subset fits (e.g. 8-byte fillers for a 4-byte gap).
+        let gcd = items.iter().fold(0, |g, &i| gcd(g, runs[i].len));
+        if gcd == 0 || need % gcd != 0 {
+            return None;
+        }
+        let cost = items.len() as u64 * need;
+        if cost > *budget {
+            return None;
+        }
+        *budget -= cost;
+        let target = need as usize;
+        let words = target / 64 + 1;
+        let mut reach: Vec<Vec<u64>> = Vec::with_capacity(items.len());
+        let mut current = vec![0u64; words];
+        current[0] = 1;
+        let has = |bits: &[u64], sum: usize| bits[sum / 64] >> (sum % 64) & 1 == 1;
+        for &i in &items {
+            let size = runs[i].len as usize;
+            let (shift_words, shift_bits) = (size / 64, size % 64);
+            let mut next = current.clone();
+            for w in shift_words..words {
+                let mut moved = current[w - shift_words] << shift_bits;
+                if shift_bits > 0 && w > shift_words {
+                    moved |= current[w - shift_words - 1] >> (64 - shift_bits);
+                }
+                next[w] |= moved;
+            }
+            reach.push(next.clone());
+            current = next;
+            if has(&current, target) {
+                break;
+            }
+        }
+        if !has(&current, target) {
+            return None;
+        }
+        let mut picked = Vec::new();
+        let mut sum = target;
+        while sum > 0 {
+            let k = reach.iter().position(|bits| has(bits, sum))?;
+            picked.push(items[k]);
+            sum -= runs[items[k]].len as usize;
+        }
+        Some(picked)
+    }
+
+    fn take(&mut self, runs: &[Run], i: usize) {
+        self.used[i] = true;
+        self.used_in_order += 1;
+        self.bytes -= runs[i].len;
+        if let Some(same) = self.by_len.get_mut(&runs[i].len) {
+            if same.front() == Some(&i) {
+                same.pop_front();
+            } else {
+                same.retain(|&j| j != i);
+            }
+            if same.is_empty() {
+                self.by_len.remove(&runs[i].len);
             }
         }
     }
-    // 0/1 subset sum with parent links; bounded to keep planning in
-    // microseconds even for 20,000-tensor headers.
-    const MAX_ITEMS: usize = 48;
-    let items: Vec<usize> = candidates
-        .iter()
-        .copied()
-        .filter(|&i| runs[i].len <= need)
-        .take(MAX_ITEMS)
-        .collect();
-    // Sums of the items are multiples of their gcd: often this alone shows
-    // that no subset fits (e.g. 8-byte fillers for a 4-byte gap).
-    let gcd = items.iter().fold(0, |g, &i| gcd(g, runs[i].len));
-    if gcd == 0 || need % gcd != 0 {
-        return None;
-    }
-    let cost = items.len() as u64 * need;
-    if cost > *budget {
-        return None;
-    }
-    *budget -= cost;
-    let target = need as usize;
-    let mut parent: Vec<Option<usize>> = vec![None; target + 1];
-    let mut reachable = vec![false; target + 1];
-    reachable[0] = true;
-    for (k, &i) in items.iter().enumerate() {
-        let size = runs[i].len as usize;
-        for sum in (size..=target).rev() {
-            if reachable[sum - size] && !reachable[sum] {
-                reachable[sum] = true;
-                parent[sum] = Some(k);
-            }
-        }
-        if reachable[target] {
-            break;
-        }
-    }
-    if !reachable[target] {
-        return None;
-    }
-    let mut picked = Vec::new();
-    let mut sum = target;
-    while sum > 0 {
-        let k = parent[sum]?;
-        picked.push(items[k]);
-        sum -= runs[items[k]].len as usize;
-    }
-    Some(picked)
 }
 
 fn gcd(a: u64, b: u64) -> u64 {
@@ -339,8 +427,7 @@ fn header_json(
             out.push(b',');
         }
         first = false;
-        // Serializing a &str into a Vec cannot fail.
-        serde_json::to_writer(&mut out, &entry.name).expect("string serializes");
+        write_json_str(&mut out, &entry.name);
         let (begin, end) = if outcome.pruned || entry.end == entry.begin {
             (0, 0)
         } else {
@@ -349,13 +436,17 @@ fn header_json(
             let begin = run_dst[i] + (entry.begin - runs[i].begin);
             (begin, begin + entry.byte_len())
         };
-        write!(out, ":{{\"dtype\":\"{}\",\"shape\":", entry.dtype).expect("vec write");
+        out.extend_from_slice(b":{\"dtype\":\"");
+        out.extend_from_slice(entry.dtype.name().as_bytes());
+        out.extend_from_slice(b"\",\"shape\":");
         if outcome.pruned {
             out.extend_from_slice(b"[0]");
         } else {
             write_u64_list(&mut out, &entry.shape);
         }
-        write!(out, ",\"data_offsets\":[{begin},{end}]}}").expect("vec write");
+        out.extend_from_slice(b",\"data_offsets\":");
+        write_u64_list(&mut out, &[begin, end]);
+        out.push(b'}');
     }
     out.push(b'}');
     out
@@ -367,7 +458,36 @@ fn write_u64_list(out: &mut Vec<u8>, values: &[u64]) {
         if i > 0 {
             out.push(b',');
         }
-        write!(out, "{v}").expect("vec write");
+        write_u64(out, *v);
     }
     out.push(b']');
+}
+
+/// `text` as a JSON string. Text that needs no escape (every real tensor
+/// name) is copied as it is, which is what serde_json writes for it too.
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        // Serializing a &str into a Vec cannot fail.
+        serde_json::to_writer(out, text).expect("string serializes");
+    }
+}
+
+/// Decimal digits of `v`, without going through `fmt` (a 20,000-tensor
+/// header has over 100,000 numbers).
+fn write_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: trtllm-prune (release build) against `cp` of the same
+# surviving bytes, measured side by side in one run, interleaved run by run.
+#
+#   benches/e2e.sh [DATA_DIR]        (default: /work/bench-data/e2e)
+#
+# Environment: RUNS (timed runs per case, default 5), SKIP_SPARSE=1 (no
+# 500 GB sparse case), KEEP=1 (keep the generated checkpoints afterwards;
+# a DATA_DIR that existed before the run is always kept, and reused),
+# RAW=DIR (copy every run's "seconds peak_rss_kib" lines there).
+#
+# What it does, in order:
+#  1. builds trtllm-prune and the bench_checkpoint example (release);
+#  2. writes Llama-7B-shaped checkpoints: TP2 (2 x 1.6 GB) and TP8
+#     (8 x 0.7 GB), a one-rank checkpoint (a hard link to TP2's rank 0) and a
+#     500 GB sparse one (header only, the data is a hole: no disk space);
+#  3. prunes each once; the outputs are the `cp` sources: files with exactly
+#     the sizes (and bytes) of what survives;
+#  4. for each case, RUNS times, in alternating order: delete the output,
+#     `sync`, run; the cache stays warm (every input has been read before);
+#     the ratio is taken per run (prune / cp), the median reported;
+#  5. peak resident memory of every prune run, from `/usr/bin/time`;
+#  6. the fallback path: output on a tmpfs (copy_file_range answers EXDEV),
+#     against `cp` to the same tmpfs;
+#  7. `--prune_all` (headers only) on every checkpoint;
+#  8. progress bars drawn on a pseudo-terminal (`script`) against `--quiet`.
+#
+# Parallel `cp` uses `xargs -P` with as many processes as trtllm-prune uses
+# threads (cores, at most the number of ranks).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DATA=${1:-/work/bench-data/e2e}
+RUNS=${RUNS:-5}
+CORES=$(nproc)
+BIN=$ROOT/target/release/trtllm-prune
+GEN=$ROOT/target/release/examples/bench_checkpoint
+RES=$(mktemp -d)
+TMPFS=$DATA/tmpfs
+MOUNTED_TMPFS=0
+CREATED_DATA=0
+[[ -d $DATA ]] || CREATED_DATA=1
+
+cleanup() {
+    if [[ $MOUNTED_TMPFS == 1 ]]; then umount "$TMPFS" || true; fi
+    if [[ -n ${RAW:-} ]]; then cp -r "$RES/." "$RAW"; fi
+    rm -rf "$RES"
+    if [[ $CREATED_DATA == 1 && ${KEEP:-0} != 1 ]]; then rm -rf "$DATA"; fi
+}
+trap cleanup EXIT
+
+log() { printf '%s\n' "$*" >&2; }
+
+median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+# timed LABEL DST CMD...: removes DST, syncs, runs CMD, appends
+# "seconds peak_rss_kib" to $RES/LABEL.
+timed() {
+    local label=$1 dst=$2
+    shift 2
+    rm -rf "$dst"
+    sync
+    local t0=$EPOCHREALTIME
+    /usr/bin/time -f %M -o "$RES/rss" "$@" >/dev/null 2>"$RES/err" || {
+        log "failed: $*"
+        cat "$RES/err" >&2
+        exit 1
+    }
+    local t1=$EPOCHREALTIME
+    echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", b - a}') $(tail -n1 "$RES/rss")" >>"$RES/$label"
+}
+
+# pcp SRC_DIR DST_DIR JOBS: copies SRC_DIR/*.safetensors with JOBS parallel cp.
+pcp() {
+    mkdir -p "$2"
+    printf '%s\n' "$1"/*.safetensors | xargs -P "$3" -I{} cp {} "$2"/
+}
+export -f pcp
+
+threads_for() { local n=$1; ((n < CORES)) && echo "$n" || echo "$CORES"; }
+
+# pair CASE CKPT OUT_PARENT RANKS [prune args...]: prune against parallel cp
+# of the reference outputs, interleaved.
+pair() {
+    local case=$1 ckpt=$2 parent=$3 ranks=$4
+    shift 4
+    local jobs
+    jobs=$(threads_for "$ranks")
+    for ((i = 1; i <= RUNS; i++)); do
+        if ((i % 2)); then
+            timed "$case.prune" "$parent/out" "$BIN" -q --checkpoint_dir "$ckpt" --out_dir "$parent/out" "$@"
+            timed "$case.cp" "$parent/cp" bash -c "pcp '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
+        else
+            timed "$case.cp" "$parent/cp" bash -c "pcp '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
+            timed "$case.prune" "$parent/out" "$BIN" -q --checkpoint_dir "$ckpt" --out_dir "$parent/out" "$@"
+        fi
+    done
+    rm -rf "$parent/out" "$parent/cp"
+    paste -d' ' "$RES/$case.prune" "$RES/$case.cp" | awk '{print $1 / $3}' >"$RES/$case.ratio"
+    printf '| %s | %d | %.3f | %.3f | **%.2f** | %.1f |\n' "$case" "$jobs" \
+        "$(cut -d' ' -f1 "$RES/$case.prune" | median)" \
+        "$(cut -d' ' -f1 "$RES/$case.cp" | median)" \
+        "$(median <"$RES/$case.ratio")" \
+        "$(cut -d' ' -f2 "$RES/$case.prune" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
+}
+
+log "== build"
+(cd "$ROOT" && cargo build --release -q --bin trtllm-prune --example bench_checkpoint)
+
+log "== checkpoints in $DATA"
+mkdir -p "$DATA"
+[[ -d $DATA/tp2 ]] || "$GEN" "$DATA/tp2" tp2 >&2
+[[ -d $DATA/tp8 ]] || "$GEN" "$DATA/tp8" tp8 >&2
+if [[ ! -d $DATA/single ]]; then
+    mkdir -p "$DATA/single"
+    ln "$DATA/tp2/rank0.safetensors" "$DATA/single/rank0.safetensors"
+    sed 's/"world_size": 2/"world_size": 1/; s/"tp_size": 2/"tp_size": 1/' "$DATA/tp2/config.json" >"$DATA/single/config.json"
+fi
+if [[ ${SKIP_SPARSE:-0} != 1 && ! -d $DATA/sparse ]]; then
+    "$GEN" "$DATA/sparse" sparse-500g >&2
+fi
+for c in tp2 tp8 single; do
+    rm -rf "$DATA/ref-$c"
+    "$BIN" -q --checkpoint_dir "$DATA/$c" --out_dir "$DATA/ref-$c"
+done
+sync
+
+if [[ $(id -u) == 0 ]]; then
+    mkdir -p "$TMPFS"
+    mount -t tmpfs -o size=8g trtllm-prune-bench "$TMPFS"
+    MOUNTED_TMPFS=1
+else
+    TMPFS=/dev/shm/trtllm-prune-bench-$$
+    mkdir -p "$TMPFS"
+fi
+
+echo "# trtllm-prune end-to-end, $(date -u '+%Y-%m-%d %H:%M UTC'), $CORES cores, $RUNS runs per case"
+echo
+echo "Checkpoints: tp2 $(du -sh --apparent-size "$DATA/tp2" | cut -f1), tp8 $(du -sh --apparent-size "$DATA/tp8" | cut -f1);" \
+    "surviving bytes: tp2 $(du -sh --apparent-size "$DATA/ref-tp2" | cut -f1), tp8 $(du -sh --apparent-size "$DATA/ref-tp8" | cut -f1)," \
+    "single $(du -sh --apparent-size "$DATA/ref-single" | cut -f1)"
+echo
+echo "| case | threads | trtllm-prune s (median) | cp s (median) | ratio (median of per-run ratios) | peak RSS MiB (max) |"
+echo "|---|---|---|---|---|---|"
+log "== prune vs cp (same filesystem: copy_file_range)"
+pair tp2 "$DATA/tp2" "$DATA" 2
+pair tp8 "$DATA/tp8" "$DATA" 8
+pair single "$DATA/single" "$DATA" 1
+log "== fallback: output on tmpfs"
+pair tp2-to-tmpfs "$DATA/tp2" "$TMPFS" 2
+pair single-to-tmpfs "$DATA/single" "$TMPFS" 1
+
+log "== --prune_all (headers only)"
+echo
+echo "| --prune_all on | ms (median of $((RUNS * 3))) | peak RSS MiB |"
+echo "|---|---|---|"
+for c in tp2 tp8 sparse; do
+    [[ -d $DATA/$c ]] || continue
+    for ((i = 1; i <= RUNS * 3; i++)); do
+        timed "all-$c" "$DATA/out" "$BIN" -q --prune_all --checkpoint_dir "$DATA/$c" --out_dir "$DATA/out"
+    done
+    printf '| %s (%s) | %.1f | %.1f |\n' "$c" "$(du -sh --apparent-size "$DATA/$c" | cut -f1)" \
+        "$(cut -d' ' -f1 "$RES/all-$c" | median | awk '{print $1 * 1000}')" \
+        "$(cut -d' ' -f2 "$RES/all-$c" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
+done
+rm -rf "$DATA/out"
+
+if [[ -d $DATA/sparse ]]; then
+    log "== 500 GB sparse checkpoint, default prune"
+    echo
+    echo "| 500 GB sparse, default rule, output on | s (median) | peak RSS MiB (max) |"
+    echo "|---|---|---|"
+    for target in "$DATA" "$TMPFS"; do
+        fs=$(stat -f -c %T "$target")
+        for ((i = 1; i <= RUNS; i++)); do
+            timed "sparse-$fs" "$target/out" "$BIN" -q --checkpoint_dir "$DATA/sparse" --out_dir "$target/out"
+        done
+        rm -rf "$target/out"
+        printf '| %s | %.3f | %.1f |\n' "$fs" \
+            "$(cut -d' ' -f1 "$RES/sparse-$fs" | median)" \
+            "$(cut -d' ' -f2 "$RES/sparse-$fs" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
+    done
+fi
+
+log "== progress bars on a pseudo-terminal"
+echo
+echo "| tp8, under script(1) | s (median) | peak RSS MiB (max) |"
+echo "|---|---|---|"
+for ((i = 1; i <= RUNS; i++)); do
+    timed bars "$DATA/out" script -qec "$BIN --checkpoint_dir $DATA/tp8 --out_dir $DATA/out" /dev/null
+    timed quiet "$DATA/out" script -qec "$BIN -q --checkpoint_dir $DATA/tp8 --out_dir $DATA/out" /dev/null
+done
+rm -rf "$DATA/out"
+for v in bars quiet; do
+    printf '| %s | %.3f | %.1f |\n' "$v" "$(cut -d' ' -f1 "$RES/$v" | median)" \
+        "$(cut -d' ' -f2 "$RES/$v" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
+done
+paste -d' ' "$RES/bars" "$RES/quiet" | awk '{print $1 / $3}' | median | xargs printf '\nbars / quiet: %.3f (median of per-run ratios)\n'

@@ -1,0 +1,149 @@
+//! Writes the large checkpoints the end-to-end benchmark (`benches/e2e.sh`)
+//! and the block-sharing measurements use. Tensor names, shapes and config
+//! follow TensorRT-LLM's Llama layout (`trtllm_prune::fixture`); the bytes are
+//! the fixture's deterministic pseudo-random data, so nothing compresses or
+//! deduplicates behind the benchmark's back.
+//!
+//! Run: `cargo run --release --example bench_checkpoint -- DIR PRESET [LAYERS]`
+//!
+//! Presets (LAYERS overrides the layer count):
+//! - `tp2`: Llama-7B shape (hidden 4096, intermediate 11008, vocab 32000),
+//!   6 layers, TP2: 2 ranks of 1.6 GB;
+//! - `tp8`: the same shape, 8 layers, TP8: 8 ranks of 0.7 GB;
+//! - `70b-rank`: rank 0 of Llama-2-70B at TP8 (hidden 8192, intermediate
+//!   28672, vocab 32000) as a one-rank checkpoint, 68 layers: 17 GB, the size
+//!   of a real 70B TP8 rank (the fixture's attention has no grouped KV heads,
+//!   so its layers are a little larger than the real ones);
+//! - `sparse-500g`: one 506 GB rank written as a sparse file: the header is
+//!   real, the data buffer is a hole that reads as zeros, so it takes no disk
+//!   space. The shape is a large mixture of experts (hidden 7168, 256 experts
+//!   of intermediate 2048, a shared expert, vocab 32000, 22 layers), where
+//!   the pruned expert matrices are 99% of the bytes: 5.3 GB survive (zeros,
+//!   which the kernel still reads and writes).
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use trtllm_prune::fixture::{header_json, write_safetensors, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::header::Dtype;
+
+fn llama(hidden: u64, intermediate: u64, vocab: u64, layers: u64, tp: u64) -> CheckpointSpec {
+    CheckpointSpec {
+        family: Family::Llama,
+        layers,
+        hidden,
+        intermediate,
+        vocab,
+        tp,
+        pp: 1,
+        dtype: Dtype::BF16,
+    }
+}
+
+/// Writes `tensors` as the only rank of a checkpoint in `dir`, with the
+/// config of `spec` saying world_size 1. `sparse` writes only the header and
+/// leaves the data buffer a hole.
+fn write_one_rank(
+    spec: &CheckpointSpec,
+    tensors: &[TensorSpec],
+    dir: &Path,
+    sparse: bool,
+) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&spec.config_json()).expect("fixture config is JSON");
+    config["mapping"] = serde_json::json!({"world_size": 1, "tp_size": 1, "pp_size": 1});
+    fs::write(
+        dir.join("config.json"),
+        serde_json::to_string_pretty(&config).expect("json serializes"),
+    )?;
+    let path = dir.join("rank0.safetensors");
+    if !sparse {
+        return write_safetensors(&path, tensors, None);
+    }
+    let mut json = header_json(tensors, None).into_bytes();
+    while json.len() % 8 != 0 {
+        json.push(b' ');
+    }
+    let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();
+    let mut file = File::create(&path)?;
+    file.write_all(&(json.len() as u64).to_le_bytes())?;
+    file.write_all(&json)?;
+    file.set_len(8 + json.len() as u64 + data)?;
+    file.sync_all()
+}
+
+/// A large mixture of experts in TensorRT-LLM's names: stacked expert
+/// matrices (`mlp.fc`, `mlp.proj`: pruned), a router and a shared expert
+/// (kept, as the rule keeps `shared_expert.*`).
+fn moe_tensors(spec: &CheckpointSpec, experts: u64) -> Vec<TensorSpec> {
+    let (h, inter, dt) = (spec.hidden, spec.intermediate, spec.dtype);
+    let mut out = vec![TensorSpec::new(
+        "transformer.vocab_embedding.weight",
+        dt,
+        &[spec.vocab, h],
+    )];
+    for layer in 0..spec.layers {
+        let p = format!("transformer.layers.{layer}.");
+        let t = |name: &str, dtype: Dtype, shape: &[u64]| {
+            TensorSpec::new(format!("{p}{name}"), dtype, shape)
+        };
+        out.extend([
+            t("input_layernorm.weight", dt, &[h]),
+            t("attention.qkv.weight", dt, &[3 * h, h]),
+            t("attention.dense.weight", dt, &[h, h]),
+            t("post_layernorm.weight", dt, &[h]),
+            t("mlp.router.weight", Dtype::F32, &[experts, h]),
+            t("mlp.fc.weight", dt, &[experts, 2 * inter, h]),
+            t("mlp.proj.weight", dt, &[experts, h, inter]),
+            t("mlp.shared_expert.fc.weight", dt, &[2 * inter, h]),
+            t("mlp.shared_expert.proj.weight", dt, &[h, inter]),
+        ]);
+    }
+    out.push(TensorSpec::new("transformer.ln_f.weight", dt, &[h]));
+    out.push(TensorSpec::new("lm_head.weight", dt, &[spec.vocab, h]));
+    out
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (Some(dir), Some(preset)) = (args.first(), args.get(1)) else {
+        eprintln!("usage: bench_checkpoint DIR tp2|tp8|70b-rank|sparse-500g [LAYERS]");
+        return ExitCode::from(2);
+    };
+    let dir = PathBuf::from(dir);
+    let layers = |default: u64| {
+        args.get(2)
+            .and_then(|l| l.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let result = match preset.as_str() {
+        "tp2" => llama(4096, 11008, 32000, layers(6), 2).write(&dir),
+        "tp8" => llama(4096, 11008, 32000, layers(8), 8).write(&dir),
+        "70b-rank" => {
+            let spec = llama(8192, 28672, 32000, layers(68), 8);
+            write_one_rank(&spec, &spec.rank_tensors(0), &dir, false)
+        }
+        "sparse-500g" => {
+            let mut spec = llama(7168, 2048, 32000, layers(22), 1);
+            spec.family = Family::Moe;
+            write_one_rank(&spec, &moe_tensors(&spec, 256), &dir, true)
+        }
+        other => {
+            eprintln!("bench_checkpoint: unknown preset `{other}`");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => {
+            println!("wrote {}", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("bench_checkpoint: {}: {e}", dir.display());
+            ExitCode::FAILURE
+        }
+    }
+}

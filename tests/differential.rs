@@ -463,6 +463,9 @@ enum Mutation {
     SetMetadata(String),
     /// Lists `__metadata__` twice.
     DuplicateMetadata,
+    /// Writes the first character of an entry's key, and of its fields'
+    /// keys, as a `\uXXXX` escape.
+    EscapeKeys(Index),
     /// Header length prefix off by the given amount.
     HeaderLen(i64),
     FlipHeaderByte(Index, u8),
@@ -505,6 +508,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         ]
         .prop_map(|m| Mutation::SetMetadata(m.to_string())),
         Just(Mutation::DuplicateMetadata),
+        i().prop_map(Mutation::EscapeKeys),
         prop_oneof![Just(-1i64), Just(1), -9i64..9].prop_map(Mutation::HeaderLen),
         (
             i(),
@@ -524,6 +528,19 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         ]
         .prop_map(|(a, b)| Mutation::WrapTopLevel(a, b)),
     ]
+}
+
+/// `"abc"` -> `"\u0061bc"`; keys starting with an escape stay as they are.
+fn escape_first_char(key: &mut String) {
+    if let Some(c) = key[1..].chars().next().filter(|&c| c != '\\' && c != '"') {
+        let mut units = [0u16; 2];
+        let escaped: String = c
+            .encode_utf16(&mut units)
+            .iter()
+            .map(|u| format!("\\u{u:04x}"))
+            .collect();
+        key.replace_range(1..1 + c.len_utf8(), &escaped);
+    }
 }
 
 /// Applies the document-level mutations, renders the file, then applies
@@ -635,6 +652,13 @@ fn mutate(mut doc: Doc, mutations: &[Mutation]) -> Vec<u8> {
                 key: quoted(header::METADATA_KEY),
                 value: Value::Raw("{}".into()),
             }),
+            Mutation::EscapeKeys(e) if n > 0 => {
+                let entry = &mut doc.entries[e.index(n)];
+                escape_first_char(&mut entry.key);
+                if let Value::Fields(fields) = &mut entry.value {
+                    fields.iter_mut().for_each(|(k, _)| escape_first_char(k));
+                }
+            }
             Mutation::WrapTopLevel(before, after) => wrap = (before, after),
             _ => {}
         }
@@ -805,6 +829,31 @@ fn unknown_keys_are_fully_parsed() {
         assert_eq!(header::parse_file(&bytes).is_ok(), accepted, "{extra}");
         assert_agrees(&bytes);
     }
+}
+
+#[test]
+fn escaped_keys_mean_what_they_decode_to() {
+    let w = r#"{"dtype":"U8","shape":[1],"data_offsets":[0,1]}"#;
+    for (header, data) in [
+        (r#"{"\u005f_metadata__":{"a":"b"}}"#.to_string(), 0),
+        (r#"{"\u005f_metadata__":{"a":1}}"#.to_string(), 0),
+        (format!(r#"{{"w":{w},"\u0077":{w}}}"#), 1),
+        (
+            r#"{"w":{"d\u0074ype":"U8","shape":[1],"data_\u006fffsets":[0,1]}}"#.to_string(),
+            1,
+        ),
+        (
+            r#"{"w":{"dtype":"\u0055\u0038","shape":[1],"data_offsets":[0,1]}}"#.to_string(),
+            1,
+        ),
+    ] {
+        assert_agrees(&file(&header, data));
+    }
+    let ours = header::parse_file(&file(r#"{"\u005f_metadata__":{"a":"b"}}"#, 0)).unwrap();
+    assert!(
+        ours.tensors.is_empty(),
+        "an escaped __metadata__ is the metadata"
+    );
 }
 
 /// Eight tensors of 2^61 - 1 bytes each, tiling up to u64::MAX - 7: every

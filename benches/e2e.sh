@@ -7,7 +7,8 @@
 # Environment: RUNS (timed runs per case, default 5), SKIP_SPARSE=1 (no
 # 500 GB sparse case), KEEP=1 (keep the generated checkpoints afterwards;
 # a DATA_DIR that existed before the run is always kept, and reused),
-# RAW=DIR (copy every run's "seconds peak_rss_kib" lines there).
+# RAW=DIR (copy every run's "seconds peak_rss_kib" lines there),
+# SECTIONS (default "copy fallback all sparse bars": which parts to run).
 #
 # What it does, in order:
 #  1. builds trtllm-prune and the bench_checkpoint example (release);
@@ -17,7 +18,8 @@
 #  3. prunes each once; the outputs are the `cp` sources: files with exactly
 #     the sizes (and bytes) of what survives;
 #  4. for each case, RUNS times, in alternating order: delete the output,
-#     `sync`, run; the cache stays warm (every input has been read before);
+#     `sync`, run; the cache is warm (every input and cp source is dropped
+#     from the cache and read back once first, so both sides start alike);
 #     the ratio is taken per run (prune / cp), the median reported;
 #  5. peak resident memory of every prune run, from `/usr/bin/time`;
 #  6. the fallback path: output on a tmpfs (copy_file_range answers EXDEV),
@@ -36,6 +38,7 @@ CORES=$(nproc)
 BIN=$ROOT/target/release/trtllm-prune
 GEN=$ROOT/target/release/examples/bench_checkpoint
 RES=$(mktemp -d)
+SECTIONS=" ${SECTIONS:-copy fallback all sparse bars} "
 TMPFS=$DATA/tmpfs
 MOUNTED_TMPFS=0
 CREATED_DATA=0
@@ -54,20 +57,20 @@ log() { printf '%s\n' "$*" >&2; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 # timed LABEL DST CMD...: removes DST, syncs, runs CMD, appends
-# "seconds peak_rss_kib" to $RES/LABEL.
+# "seconds peak_rss_kib cpu_seconds" to $RES/LABEL (cpu: user + system).
 timed() {
     local label=$1 dst=$2
     shift 2
     rm -rf "$dst"
     sync
     local t0=$EPOCHREALTIME
-    /usr/bin/time -f %M -o "$RES/rss" "$@" >/dev/null 2>"$RES/err" || {
+    /usr/bin/time -f '%M %U %S' -o "$RES/rss" "$@" >/dev/null 2>"$RES/err" || {
         log "failed: $*"
         cat "$RES/err" >&2
         exit 1
     }
     local t1=$EPOCHREALTIME
-    echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", b - a}') $(tail -n1 "$RES/rss")" >>"$RES/$label"
+    tail -n1 "$RES/rss" | awk -v a="$t0" -v b="$t1" '{printf "%.4f %d %.2f\n", b - a, $1, $2 + $3}' >>"$RES/$label"
 }
 
 # pcp SRC_DIR DST_DIR JOBS: copies SRC_DIR/*.safetensors with JOBS parallel cp.
@@ -96,7 +99,7 @@ pair() {
         fi
     done
     rm -rf "$parent/out" "$parent/cp"
-    paste -d' ' "$RES/$case.prune" "$RES/$case.cp" | awk '{print $1 / $3}' >"$RES/$case.ratio"
+    paste -d' ' "$RES/$case.prune" "$RES/$case.cp" | awk '{print $1 / $4}' >"$RES/$case.ratio"
     printf '| %s | %d | %.3f | %.3f | **%.2f** | %.1f |\n' "$case" "$jobs" \
         "$(cut -d' ' -f1 "$RES/$case.prune" | median)" \
         "$(cut -d' ' -f1 "$RES/$case.cp" | median)" \
@@ -123,7 +126,15 @@ for c in tp2 tp8 single; do
     rm -rf "$DATA/ref-$c"
     "$BIN" -q --checkpoint_dir "$DATA/$c" --out_dir "$DATA/ref-$c"
 done
+# Every input and every cp source in the same cache state: dropped, then
+# read once. The page cache keeps the folio sizes a file was written or read
+# with, and a file just written by the generator copies up to 25% slower
+# than one read back, which would favour whichever side was read last.
 sync
+for f in "$DATA"/{tp2,tp8,ref-tp2,ref-tp8,ref-single}/*.safetensors; do
+    dd if="$f" iflag=nocache count=0 status=none
+    cat "$f" >/dev/null
+done
 
 if [[ $(id -u) == 0 ]]; then
     mkdir -p "$TMPFS"
@@ -142,36 +153,42 @@ echo "Checkpoints: tp2 $(du -sh --apparent-size "$DATA/tp2" | cut -f1), tp8 $(du
 echo
 echo "| case | threads | trtllm-prune s (median) | cp s (median) | ratio (median of per-run ratios) | peak RSS MiB (max) |"
 echo "|---|---|---|---|---|---|"
-log "== prune vs cp (same filesystem: copy_file_range)"
-pair tp2 "$DATA/tp2" "$DATA" 2
-pair tp8 "$DATA/tp8" "$DATA" 8
-pair single "$DATA/single" "$DATA" 1
-log "== fallback: output on tmpfs"
-pair tp2-to-tmpfs "$DATA/tp2" "$TMPFS" 2
-pair single-to-tmpfs "$DATA/single" "$TMPFS" 1
+if [[ $SECTIONS == *" copy "* ]]; then
+    log "== prune vs cp (same filesystem: copy_file_range)"
+    pair tp2 "$DATA/tp2" "$DATA" 2
+    pair tp8 "$DATA/tp8" "$DATA" 8
+    pair single "$DATA/single" "$DATA" 1
+fi
+if [[ $SECTIONS == *" fallback "* ]]; then
+    log "== fallback: output on tmpfs"
+    pair tp2-to-tmpfs "$DATA/tp2" "$TMPFS" 2
+    pair single-to-tmpfs "$DATA/single" "$TMPFS" 1
+fi
 
-log "== --prune_all (headers only)"
-echo
-echo "| --prune_all on | ms (median of $((RUNS * 3))) | peak RSS MiB |"
-echo "|---|---|---|"
-for c in tp2 tp8 sparse; do
-    [[ -d $DATA/$c ]] || continue
-    for ((i = 1; i <= RUNS * 3; i++)); do
-        timed "all-$c" "$DATA/out" "$BIN" -q --prune_all --checkpoint_dir "$DATA/$c" --out_dir "$DATA/out"
+if [[ $SECTIONS == *" all "* ]]; then
+    log "== --prune_all (headers only)"
+    echo
+    echo "| --prune_all on | ms (median of $((RUNS * 3))) | peak RSS MiB |"
+    echo "|---|---|---|"
+    for c in tp2 tp8 sparse; do
+        [[ -d $DATA/$c ]] || continue
+        for ((i = 1; i <= RUNS * 3; i++)); do
+            timed "all-$c" "$DATA/out" "$BIN" -q --prune_all --checkpoint_dir "$DATA/$c" --out_dir "$DATA/out"
+        done
+        printf '| %s (%s) | %.1f | %.1f |\n' "$c" "$(du -sh --apparent-size "$DATA/$c" | cut -f1)" \
+            "$(cut -d' ' -f1 "$RES/all-$c" | median | awk '{print $1 * 1000}')" \
+            "$(cut -d' ' -f2 "$RES/all-$c" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
     done
-    printf '| %s (%s) | %.1f | %.1f |\n' "$c" "$(du -sh --apparent-size "$DATA/$c" | cut -f1)" \
-        "$(cut -d' ' -f1 "$RES/all-$c" | median | awk '{print $1 * 1000}')" \
-        "$(cut -d' ' -f2 "$RES/all-$c" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
-done
-rm -rf "$DATA/out"
+    rm -rf "$DATA/out"
+fi
 
-if [[ -d $DATA/sparse ]]; then
+if [[ $SECTIONS == *" sparse "* && -d $DATA/sparse ]]; then
     log "== 500 GB sparse checkpoint, default prune"
     echo
     echo "| 500 GB sparse, default rule, output on | s (median) | peak RSS MiB (max) |"
     echo "|---|---|---|"
     for target in "$DATA" "$TMPFS"; do
-        fs=$(stat -f -c %T "$target")
+        fs=$(findmnt -no FSTYPE -T "$target")
         for ((i = 1; i <= RUNS; i++)); do
             timed "sparse-$fs" "$target/out" "$BIN" -q --checkpoint_dir "$DATA/sparse" --out_dir "$target/out"
         done
@@ -182,17 +199,19 @@ if [[ -d $DATA/sparse ]]; then
     done
 fi
 
+[[ $SECTIONS == *" bars "* ]] || exit 0
 log "== progress bars on a pseudo-terminal"
 echo
-echo "| tp8, under script(1) | s (median) | peak RSS MiB (max) |"
-echo "|---|---|---|"
-for ((i = 1; i <= RUNS; i++)); do
+echo "| tp8, under script(1) | s (median) | s (min) | CPU s (median) | peak RSS MiB (max) |"
+echo "|---|---|---|---|---|"
+for ((i = 1; i <= RUNS * 2; i++)); do
     timed bars "$DATA/out" script -qec "$BIN --checkpoint_dir $DATA/tp8 --out_dir $DATA/out" /dev/null
     timed quiet "$DATA/out" script -qec "$BIN -q --checkpoint_dir $DATA/tp8 --out_dir $DATA/out" /dev/null
 done
 rm -rf "$DATA/out"
 for v in bars quiet; do
-    printf '| %s | %.3f | %.1f |\n' "$v" "$(cut -d' ' -f1 "$RES/$v" | median)" \
+    printf '| %s | %.3f | %.3f | %.2f | %.1f |\n' "$v" "$(cut -d' ' -f1 "$RES/$v" | median)" \
+        "$(cut -d' ' -f1 "$RES/$v" | sort -g | head -n1)" "$(cut -d' ' -f3 "$RES/$v" | median)" \
         "$(cut -d' ' -f2 "$RES/$v" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
 done
-paste -d' ' "$RES/bars" "$RES/quiet" | awk '{print $1 / $3}' | median | xargs printf '\nbars / quiet: %.3f (median of per-run ratios)\n'
+paste -d' ' "$RES/bars" "$RES/quiet" | awk '{print $1 / $4}' | median | xargs printf '\nbars / quiet: %.3f (median of per-run ratios)\n'

@@ -2,12 +2,13 @@
 # End-to-end benchmark: trtllm-prune (release build) against `cp` of the same
 # surviving bytes, measured side by side in one run, interleaved run by run.
 #
-#   benches/e2e.sh [DATA_DIR]        (default: /work/bench-data/e2e)
+#   benches/e2e.sh [DATA_DIR]    (default: /tmp/trtllm-prune-e2e; give a folder
+#                                on the disk to measure, outside the repo)
 #
 # Environment: RUNS (timed runs per case, default 5), SKIP_SPARSE=1 (no
 # 500 GB sparse case), KEEP=1 (keep the generated checkpoints afterwards;
 # a DATA_DIR that existed before the run is always kept, and reused),
-# RAW=DIR (copy every run's "seconds peak_rss_kib" lines there),
+# RAW=DIR (copy every run's "seconds peak_rss_kib cpu_seconds" lines there),
 # SECTIONS (default "copy fallback all sparse bars": which parts to run).
 #
 # What it does, in order:
@@ -17,9 +18,10 @@
 #     500 GB sparse one (header only, the data is a hole: no disk space);
 #  3. prunes each once; the outputs are the `cp` sources: files with exactly
 #     the sizes (and bytes) of what survives;
-#  4. for each case, RUNS times, in alternating order: delete the output,
-#     `sync`, run; the cache is warm (every input and cp source is dropped
-#     from the cache and read back once first, so both sides start alike);
+#  4. for each case, one untimed round, then RUNS times, in alternating
+#     order: delete the output, `sync`, run; the cache is warm (every input
+#     and cp source is dropped from the cache and read back once first, so
+#     both sides start alike);
 #     the ratio is taken per run (prune / cp), the median reported;
 #  5. peak resident memory of every prune run, from `/usr/bin/time`;
 #  6. the fallback path: output on a tmpfs (copy_file_range answers EXDEV),
@@ -32,7 +34,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DATA=${1:-/work/bench-data/e2e}
+DATA=${1:-/tmp/trtllm-prune-e2e}
 RUNS=${RUNS:-5}
 CORES=$(nproc)
 BIN=$ROOT/target/release/trtllm-prune
@@ -45,7 +47,11 @@ CREATED_DATA=0
 [[ -d $DATA ]] || CREATED_DATA=1
 
 cleanup() {
-    if [[ $MOUNTED_TMPFS == 1 ]]; then umount "$TMPFS" || true; fi
+    if [[ $MOUNTED_TMPFS == 1 ]]; then
+        umount "$TMPFS" || true
+    elif [[ $TMPFS == /dev/shm/* ]]; then
+        rm -rf "$TMPFS"
+    fi
     if [[ -n ${RAW:-} ]]; then cp -r "$RES/." "$RAW"; fi
     rm -rf "$RES"
     if [[ $CREATED_DATA == 1 && ${KEEP:-0} != 1 ]]; then rm -rf "$DATA"; fi
@@ -89,6 +95,10 @@ pair() {
     shift 4
     local jobs
     jobs=$(threads_for "$ranks")
+    # One untimed round: the first runs after the cache was refilled are
+    # slower on both sides (the kernel is still reclaiming).
+    timed warmup "$parent/out" "$BIN" -q --checkpoint_dir "$ckpt" --out_dir "$parent/out" "$@"
+    timed warmup "$parent/cp" bash -c "pcp '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
     for ((i = 1; i <= RUNS; i++)); do
         if ((i % 2)); then
             timed "$case.prune" "$parent/out" "$BIN" -q --checkpoint_dir "$ckpt" --out_dir "$parent/out" "$@"

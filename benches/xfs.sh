@@ -5,14 +5,14 @@
 # (df, after sync) against the output size, the summary line, and compares
 # the output byte for byte with the same plan copied off XFS (no sharing).
 #
-#   sudo benches/xfs.sh [DATA_DIR]     (default: /work/bench-data/xfs)
+#   sudo benches/xfs.sh [DATA_DIR]     (default: /tmp/trtllm-prune-xfs)
 #
 # Needs root and mkfs.xfs (Debian: apt-get install xfsprogs), and about
 # 20 GB of free disk for the image (sparse; removed afterwards unless KEEP=1).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-DATA=${1:-/work/bench-data/xfs}
+DATA=${1:-/tmp/trtllm-prune-xfs}
 RUNS=${RUNS:-5}
 BIN=$ROOT/target/release/trtllm-prune
 GEN=$ROOT/target/release/examples/bench_checkpoint

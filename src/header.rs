@@ -16,7 +16,9 @@
 //! Every arithmetic step on numbers from the file is checked: a crafted header
 //! gives a [`HeaderError`], never a panic, in debug and release builds alike.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use byteorder::{ByteOrder, LittleEndian};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -284,10 +286,8 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
     let text = std::str::from_utf8(json).map_err(|e| {
         HeaderError::new("header is not valid UTF-8").at(N_LEN + e.valid_up_to() as u64)
     })?;
-    // The official reader parses every value in full, unknown keys of a
-    // tensor entry included; serde skips those with a lenient skim (no depth
-    // limit, no string or number checks), so check the whole text first.
-    serde_json::from_str::<WellFormed>(text).map_err(|e| json_error(text, &e))?;
+    // One pass parses every value in full, unknown keys of a tensor entry
+    // included (as `WellFormed`), as the official reader does.
     let raw: RawHeader = serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
     let RawHeader {
         metadata,
@@ -382,7 +382,11 @@ pub fn tensor_byte_len(dtype: Dtype, shape: &[u64]) -> Result<u64, String> {
 /// and returns the buffer length.
 fn check_tiling(tensors: &[TensorEntry], data_start: u64) -> Result<u64, HeaderError> {
     let mut order: Vec<usize> = (0..tensors.len()).collect();
-    order.sort_unstable_by_key(|&i| (tensors[i].begin, tensors[i].end));
+    // Writers list tensors in data order, so the sort is usually skipped.
+    let key = |i: usize| (tensors[i].begin, tensors[i].end);
+    if !order.windows(2).all(|w| key(w[0]) <= key(w[1])) {
+        order.sort_unstable_by_key(|&i| key(i));
+    }
     let mut next = 0u64;
     for &i in &order {
         let t = &tensors[i];
@@ -540,13 +544,108 @@ impl<'de> Visitor<'de> for WellFormedVisitor {
     }
 }
 
-/// A tensor entry as deserialized; unknown extra keys are ignored, like the
-/// official reader does.
-#[derive(Deserialize)]
+/// A tensor entry as deserialized. Unknown extra keys are allowed, like the
+/// official reader allows them, but their values are parsed in full
+/// ([`WellFormed`]): the official reader buffers and so checks every value.
+/// Like a derived struct, the entry may also be written as an array of the
+/// three fields in order.
 struct RawTensor {
     dtype: Dtype,
     shape: Vec<u64>,
     data_offsets: [u64; 2],
+}
+
+const TENSOR_FIELDS: &[&str] = &["dtype", "shape", "data_offsets"];
+
+/// A key of a tensor entry.
+enum TensorField {
+    Dtype,
+    Shape,
+    DataOffsets,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for TensorField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl Visitor<'_> for FieldVisitor {
+            type Value = TensorField;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<TensorField, E> {
+                Ok(match v {
+                    "dtype" => TensorField::Dtype,
+                    "shape" => TensorField::Shape,
+                    "data_offsets" => TensorField::DataOffsets,
+                    _ => TensorField::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawTensor {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct("TensorInfo", TENSOR_FIELDS, RawTensorVisitor)
+    }
+}
+
+struct RawTensorVisitor;
+
+impl<'de> Visitor<'de> for RawTensorVisitor {
+    type Value = RawTensor;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a tensor entry with dtype, shape and data_offsets")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTensor, A::Error> {
+        let (mut dtype, mut shape, mut data_offsets) = (None, None, None);
+        while let Some(field) = map.next_key::<TensorField>()? {
+            match field {
+                TensorField::Dtype if dtype.is_some() => {
+                    return Err(de::Error::duplicate_field("dtype"))
+                }
+                TensorField::Shape if shape.is_some() => {
+                    return Err(de::Error::duplicate_field("shape"))
+                }
+                TensorField::DataOffsets if data_offsets.is_some() => {
+                    return Err(de::Error::duplicate_field("data_offsets"))
+                }
+                TensorField::Dtype => dtype = Some(map.next_value()?),
+                TensorField::Shape => shape = Some(map.next_value()?),
+                TensorField::DataOffsets => data_offsets = Some(map.next_value()?),
+                TensorField::Other => {
+                    map.next_value::<WellFormed>()?;
+                }
+            }
+        }
+        Ok(RawTensor {
+            dtype: dtype.ok_or_else(|| de::Error::missing_field("dtype"))?,
+            shape: shape.ok_or_else(|| de::Error::missing_field("shape"))?,
+            data_offsets: data_offsets.ok_or_else(|| de::Error::missing_field("data_offsets"))?,
+        })
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawTensor, A::Error> {
+        let expected = &"a tensor entry with dtype, shape and data_offsets";
+        let dtype = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(0, expected))?;
+        let shape = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(1, expected))?;
+        let data_offsets = seq
+            .next_element()?
+            .ok_or_else(|| de::Error::invalid_length(2, expected))?;
+        Ok(RawTensor {
+            dtype,
+            shape,
+            data_offsets,
+        })
+    }
 }
 
 /// The top-level object, read key by key so that duplicate names and the
@@ -575,8 +674,7 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
         let mut metadata: Option<Option<String>> = None;
-        let mut tensors = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut tensors: Vec<(String, RawTensor)> = Vec::new();
         let mut duplicate = None;
         while let Some(key) = map.next_key::<String>()? {
             if key == METADATA_KEY {
@@ -591,17 +689,47 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 metadata = Some(text);
             } else {
                 let entry: RawTensor = map.next_value()?;
-                if !seen.insert(key.clone()) && duplicate.is_none() {
-                    duplicate = Some(key.clone());
-                }
                 tensors.push((key, entry));
             }
+        }
+        if duplicate.is_none() {
+            let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
+                HashSet::with_capacity_and_hasher(tensors.len(), Default::default());
+            duplicate = tensors
+                .iter()
+                .find(|(n, _)| !seen.insert(n.as_str()))
+                .map(|(n, _)| n.clone());
         }
         Ok(RawHeader {
             metadata: metadata.flatten(),
             tensors,
             duplicate,
         })
+    }
+}
+
+/// A fast, non-cryptographic hasher for the duplicate-name check: tensor
+/// names are long and share prefixes, and SipHash (std's default) or
+/// sorting them costs more than the rest of parsing a big header. Collisions
+/// only cost time (the set compares names in full).
+#[derive(Default)]
+struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 

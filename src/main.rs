@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, Shell};
 use trtllm_prune::error::EXIT_FAILURE;
 use trtllm_prune::progress::Progress;
-use trtllm_prune::report::{self, human_bytes, InspectedFile};
+use trtllm_prune::report::{self, human_bytes};
 use trtllm_prune::{interrupt, prune, Error};
 
 fn main() -> ExitCode {
@@ -86,17 +86,7 @@ fn run_inspect(
     path: &std::path::Path,
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
-    let inspected = prune::inspect(path, rule)?;
-    let files: Vec<InspectedFile> = inspected
-        .iter()
-        .map(|i| InspectedFile {
-            name: i.name.clone(),
-            path: &i.path,
-            header_len: i.header.header_len,
-            metadata: i.header.metadata.as_deref(),
-            plan: &i.plan,
-        })
-        .collect();
+    let files = prune::inspect(path, rule)?;
     if cli.output.json {
         print_json(&report::inspect_json(path, &files))
     } else {

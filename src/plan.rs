@@ -37,13 +37,12 @@ pub struct CopyRange {
     pub len: u64,
 }
 
-/// What happens to one input tensor.
+/// What happens to one input tensor. `PrunePlan::tensors[i]` is about
+/// `Header::tensors[i]` (name and shape are there; not copied, so planning
+/// allocates nothing per tensor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorOutcome {
-    pub name: String,
     pub dtype: Dtype,
-    /// The input shape.
-    pub shape: Vec<u64>,
     /// Bytes of the tensor in the input.
     pub bytes: u64,
     /// File offset of the tensor's data in the input.
@@ -109,9 +108,7 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> PrunePlan {
         .map(|t| {
             let decision = rule.decide(&t.name);
             TensorOutcome {
-                name: t.name.clone(),
                 dtype: t.dtype,
-                shape: t.shape.clone(),
                 bytes: t.byte_len(),
                 input_offset: data_start + t.begin,
                 pruned: decision.prune,

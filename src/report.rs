@@ -6,9 +6,9 @@ use std::fmt::Write;
 
 use serde_json::{json, Value};
 
-use crate::header::printable;
+use crate::header::{printable, Header, TensorEntry};
 use crate::plan::{PrunePlan, TensorOutcome};
-use crate::prune::{Prepared, Summary};
+use crate::prune::{Inspected, Prepared, Summary};
 use crate::verify::FileVerdict;
 
 /// Identifies the JSON documents' layout; bumped on incompatible changes.
@@ -25,16 +25,16 @@ fn shape_text(shape: &[u64]) -> String {
 }
 
 /// One line per tensor: decision, dtype, shape, bytes, name, rule.
-fn tensor_lines(out: &mut String, plan: &PrunePlan) {
-    for t in &plan.tensors {
+fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan) {
+    for (entry, t) in header.tensors.iter().zip(&plan.tensors) {
         let _ = writeln!(
             out,
             "    {:<5}  {:<11}  {:<20}  {:>12}  {}  ({})",
             if t.pruned { "prune" } else { "keep" },
             t.dtype.name(),
-            shape_text(&t.shape),
+            shape_text(&entry.shape),
             t.bytes,
-            printable(&t.name),
+            printable(&entry.name),
             t.reason
         );
     }
@@ -73,7 +73,7 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
             human_bytes(f.plan.output_len)
         );
         if verbose {
-            tensor_lines(&mut out, &f.plan);
+            tensor_lines(&mut out, &f.header, &f.plan);
         }
     }
     let _ = writeln!(
@@ -95,11 +95,11 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
     out
 }
 
-fn tensor_json(t: &TensorOutcome) -> Value {
+fn tensor_json(entry: &TensorEntry, t: &TensorOutcome) -> Value {
     json!({
-        "name": t.name,
+        "name": entry.name,
         "dtype": t.dtype.name(),
-        "shape": t.shape,
+        "shape": entry.shape,
         "bytes": t.bytes,
         "offset": t.input_offset,
         "pruned": t.pruned,
@@ -107,14 +107,19 @@ fn tensor_json(t: &TensorOutcome) -> Value {
     })
 }
 
-fn plan_json(name: &str, plan: &PrunePlan) -> Value {
+fn plan_json(name: &str, header: &Header, plan: &PrunePlan) -> Value {
     json!({
         "name": name,
         "tensors_pruned": plan.pruned_count(),
         "tensors_kept": plan.kept_count(),
         "bytes_in": plan.input_len,
         "bytes_out": plan.output_len,
-        "tensors": plan.tensors.iter().map(tensor_json).collect::<Vec<_>>(),
+        "tensors": header
+            .tensors
+            .iter()
+            .zip(&plan.tensors)
+            .map(|(entry, t)| tensor_json(entry, t))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -139,7 +144,7 @@ pub fn run_json(prepared: &Prepared, summary: Option<&Summary>) -> Value {
         "out_dir": prepared.out_dir,
         "layout": prepared.layout,
         "in_place": prepared.in_place,
-        "files": prepared.files.iter().map(|f| plan_json(&f.name, &f.plan)).collect::<Vec<_>>(),
+        "files": prepared.files.iter().map(|f| plan_json(&f.name, &f.header, &f.plan)).collect::<Vec<_>>(),
         "generated_files": prepared.generated.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
         "copied_files": prepared.extra_files.iter().map(|f| f.path.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
         "totals": {
@@ -155,18 +160,9 @@ pub fn run_json(prepared: &Prepared, summary: Option<&Summary>) -> Value {
     })
 }
 
-/// One inspected safetensors file.
-pub struct InspectedFile<'a> {
-    pub name: String,
-    pub path: &'a std::path::Path,
-    pub header_len: u64,
-    pub metadata: Option<&'a str>,
-    pub plan: &'a PrunePlan,
-}
-
 /// The `inspect` listing: tensors with dtype, shape, bytes and offset, the
 /// header metadata, and what the current rule would prune.
-pub fn inspect_table(files: &[InspectedFile]) -> String {
+pub fn inspect_table(files: &[Inspected]) -> String {
     let mut out = String::new();
     for f in files {
         let _ = writeln!(
@@ -175,9 +171,9 @@ pub fn inspect_table(files: &[InspectedFile]) -> String {
             f.path.display(),
             f.plan.tensors.len(),
             human_bytes(f.plan.input_len),
-            human_bytes(f.header_len)
+            human_bytes(f.header.header_len)
         );
-        match f.metadata {
+        match &f.header.metadata {
             Some(m) => {
                 let _ = writeln!(out, "  metadata: {m}");
             }
@@ -190,7 +186,7 @@ pub fn inspect_table(files: &[InspectedFile]) -> String {
             "  {:<5}  {:>12}  {:>12}  {:<11}  {:<20}  NAME",
             "RULE", "OFFSET", "BYTES", "DTYPE", "SHAPE"
         );
-        for t in &f.plan.tensors {
+        for (entry, t) in f.header.tensors.iter().zip(&f.plan.tensors) {
             let _ = writeln!(
                 out,
                 "  {:<5}  {:>12}  {:>12}  {:<11}  {:<20}  {}",
@@ -198,8 +194,8 @@ pub fn inspect_table(files: &[InspectedFile]) -> String {
                 t.input_offset,
                 t.bytes,
                 t.dtype.name(),
-                shape_text(&t.shape),
-                printable(&t.name)
+                shape_text(&entry.shape),
+                printable(&entry.name)
             );
         }
         let _ = writeln!(
@@ -214,17 +210,19 @@ pub fn inspect_table(files: &[InspectedFile]) -> String {
     out
 }
 
-pub fn inspect_json(path: &std::path::Path, files: &[InspectedFile]) -> Value {
+pub fn inspect_json(path: &std::path::Path, files: &[Inspected]) -> Value {
     let files: Vec<Value> = files
         .iter()
         .map(|f| {
             let metadata: Value = f
+                .header
                 .metadata
+                .as_deref()
                 .and_then(|m| serde_json::from_str(m).ok())
                 .unwrap_or(Value::Null);
-            let mut v = plan_json(&f.name, f.plan);
+            let mut v = plan_json(&f.name, &f.header, &f.plan);
             v["path"] = json!(f.path);
-            v["header_len"] = json!(f.header_len);
+            v["header_len"] = json!(f.header.header_len);
             v["metadata"] = metadata;
             v
         })

@@ -129,8 +129,14 @@ fn check_plan(input: &[u8], rule: &PruneRule, align: u64) -> PrunePlan {
     assert_eq!(out_names, in_names, "listing order");
     let before = contents(input);
     let after = contents(&output);
-    for (t, outcome) in out_header.tensors.iter().zip(&plan.tensors) {
-        assert_eq!(t.name, outcome.name);
+    for ((t, input_entry), outcome) in out_header
+        .tensors
+        .iter()
+        .zip(&in_header.tensors)
+        .zip(&plan.tensors)
+    {
+        assert_eq!(t.name, input_entry.name);
+        assert_eq!(t.dtype, outcome.dtype);
         let decision = rule.decide(&t.name);
         assert_eq!(outcome.pruned, decision.prune, "{}", t.name);
         let (dtype, shape, data) = &before[&t.name];
@@ -268,15 +274,17 @@ fn keeps_the_listing_order_when_it_differs_from_the_data_order() {
     let input = file_listed(&tensors, &[3, 0, 4, 2, 1], 3);
     for align in [0, ALIGN] {
         let plan = check_plan(&input, &PruneRule::original(false), align);
-        let names: Vec<&str> = plan.tensors.iter().map(|t| t.name.as_str()).collect();
+        // Outcomes follow the listing: b.dense, z.mlp.fc.weight, c.scale,
+        // a.attention.qkv.weight, m.norm.
+        let listed: Vec<(Dtype, bool)> = plan.tensors.iter().map(|t| (t.dtype, t.pruned)).collect();
         assert_eq!(
-            names,
+            listed,
             [
-                "b.dense",
-                "z.mlp.fc.weight",
-                "c.scale",
-                "a.attention.qkv.weight",
-                "m.norm"
+                (Dtype::U8, false),
+                (Dtype::F16, true),
+                (Dtype::F32, false),
+                (Dtype::I8, true),
+                (Dtype::F32, false)
             ]
         );
     }

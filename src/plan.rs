@@ -117,7 +117,7 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> PrunePlan {
         })
         .collect();
 
-    let runs = kept_runs(header, &tensors);
+    let (runs, tensor_run) = kept_runs(header, &tensors);
     let (residue, order) = if align > 1 && runs.iter().any(|r| r.len >= align) {
         aligned_order(&runs, data_start, align)
     } else {
@@ -133,7 +133,7 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> PrunePlan {
     }
     let data_len = offset;
 
-    let json = header_json(header, &tensors, &runs, &run_dst);
+    let json = header_json(header, &tensors, &runs, &tensor_run, &run_dst);
     let padded = padded_len(json.len() as u64, residue, align);
     let mut header_bytes = Vec::with_capacity((N_LEN + padded) as usize);
     header_bytes.extend_from_slice(&padded.to_le_bytes());
@@ -160,17 +160,21 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> PrunePlan {
 
 /// Groups kept, non-empty tensors into runs of input-adjacent bytes, in
 /// input data order.
-fn kept_runs(header: &Header, outcomes: &[TensorOutcome]) -> Vec<Run> {
-    let mut kept: Vec<(u64, u64)> = header
+/// Also returns, for each tensor, the index of the run holding it
+/// ([`NO_RUN`] for pruned and empty tensors).
+fn kept_runs(header: &Header, outcomes: &[TensorOutcome]) -> (Vec<Run>, Vec<usize>) {
+    let mut kept: Vec<(u64, u64, usize)> = header
         .tensors
         .iter()
         .zip(outcomes)
-        .filter(|(t, o)| !o.pruned && t.end > t.begin)
-        .map(|(t, _)| (t.begin, t.end))
+        .enumerate()
+        .filter(|(_, (t, o))| !o.pruned && t.end > t.begin)
+        .map(|(i, (t, _))| (t.begin, t.end, i))
         .collect();
     kept.sort_unstable();
     let mut runs: Vec<Run> = Vec::new();
-    for (begin, end) in kept {
+    let mut tensor_run = vec![NO_RUN; header.tensors.len()];
+    for (begin, end, tensor) in kept {
         match runs.last_mut() {
             Some(last) if last.begin + last.len == begin => last.len += end - begin,
             _ => runs.push(Run {
@@ -178,9 +182,13 @@ fn kept_runs(header: &Header, outcomes: &[TensorOutcome]) -> Vec<Run> {
                 len: end - begin,
             }),
         }
+        tensor_run[tensor] = runs.len() - 1;
     }
-    runs
+    (runs, tensor_run)
 }
+
+/// The run index of a tensor that is in no run.
+const NO_RUN: usize = usize::MAX;
 
 /// Chooses the residue of the output data start modulo `align` and the order
 /// of runs in the output so that large runs land congruent to their input.
@@ -409,6 +417,7 @@ fn header_json(
     header: &Header,
     tensors: &[TensorOutcome],
     runs: &[Run],
+    tensor_run: &[usize],
     run_dst: &[u64],
 ) -> Vec<u8> {
     let mut out = Vec::with_capacity(header.header_len as usize);
@@ -419,18 +428,16 @@ fn header_json(
         out.extend_from_slice(metadata.as_bytes());
         first = false;
     }
-    for (entry, outcome) in header.tensors.iter().zip(tensors) {
+    for ((entry, outcome), &run) in header.tensors.iter().zip(tensors).zip(tensor_run) {
         if !first {
             out.push(b',');
         }
         first = false;
         write_json_str(&mut out, &entry.name);
-        let (begin, end) = if outcome.pruned || entry.end == entry.begin {
+        let (begin, end) = if run == NO_RUN {
             (0, 0)
         } else {
-            // Runs are sorted by input offset; find the one holding this tensor.
-            let i = runs.partition_point(|r| r.begin + r.len <= entry.begin);
-            let begin = run_dst[i] + (entry.begin - runs[i].begin);
+            let begin = run_dst[run] + (entry.begin - runs[run].begin);
             (begin, begin + entry.byte_len())
         };
         out.extend_from_slice(b":{\"dtype\":\"");
@@ -463,7 +470,11 @@ fn write_u64_list(out: &mut Vec<u8>, values: &[u64]) {
 /// `text` as a JSON string. Text that needs no escape (every real tensor
 /// name) is copied as it is, which is what serde_json writes for it too.
 fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // A fold without an early exit, so the check runs on whole vectors.
+    let plain = text.bytes().fold(true, |plain, b| {
+        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+    });
+    if plain {
         out.push(b'"');
         out.extend_from_slice(text.as_bytes());
         out.push(b'"');

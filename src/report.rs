@@ -19,6 +19,14 @@ pub fn human_bytes(n: u64) -> String {
     indicatif::BinaryBytes(n).to_string()
 }
 
+fn decision_word(t: &TensorOutcome) -> &'static str {
+    if t.pruned {
+        "prune"
+    } else {
+        "keep"
+    }
+}
+
 fn shape_text(shape: &[u64]) -> String {
     let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
     format!("[{}]", dims.join(", "))
@@ -30,7 +38,7 @@ fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan) {
         let _ = writeln!(
             out,
             "    {:<5}  {:<11}  {:<20}  {:>12}  {}  ({})",
-            if t.pruned { "prune" } else { "keep" },
+            decision_word(t),
             t.dtype.name(),
             shape_text(&entry.shape),
             t.bytes,
@@ -173,14 +181,8 @@ pub fn inspect_table(files: &[Inspected]) -> String {
             human_bytes(f.plan.input_len),
             human_bytes(f.header.header_len)
         );
-        match &f.header.metadata {
-            Some(m) => {
-                let _ = writeln!(out, "  metadata: {m}");
-            }
-            None => {
-                let _ = writeln!(out, "  metadata: none");
-            }
-        }
+        let metadata = f.header.metadata.as_deref().unwrap_or("none");
+        let _ = writeln!(out, "  metadata: {metadata}");
         let _ = writeln!(
             out,
             "  {:<5}  {:>12}  {:>12}  {:<11}  {:<20}  NAME",
@@ -190,7 +192,7 @@ pub fn inspect_table(files: &[Inspected]) -> String {
             let _ = writeln!(
                 out,
                 "  {:<5}  {:>12}  {:>12}  {:<11}  {:<20}  {}",
-                if t.pruned { "prune" } else { "keep" },
+                decision_word(t),
                 t.input_offset,
                 t.bytes,
                 t.dtype.name(),

@@ -482,21 +482,17 @@ fn run_job(
 ) -> Result<CopyStats> {
     cancel()?;
     let input = job.input();
-    let (header, output_len, ranges): (&[u8], u64, Vec<CopyRange>) = match job {
-        Job::Prune(f) => (
-            &f.plan.header_bytes,
-            f.plan.output_len,
-            f.plan.copies.clone(),
-        ),
-        Job::Copy(f) => (
-            &[],
-            f.stamp.len,
-            vec![CopyRange {
+    let whole_file;
+    let (header, output_len, ranges): (&[u8], u64, &[CopyRange]) = match job {
+        Job::Prune(f) => (&f.plan.header_bytes, f.plan.output_len, &f.plan.copies),
+        Job::Copy(f) => {
+            whole_file = [CopyRange {
                 src: 0,
                 dst: 0,
                 len: f.stamp.len,
-            }],
-        ),
+            }];
+            (&[], f.stamp.len, &whole_file)
+        }
     };
     let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
     let out = OpenOptions::new()
@@ -521,7 +517,7 @@ fn run_job(
         &on_progress,
         cancel,
     );
-    for range in ranges {
+    for &range in ranges {
         copier.copy(range)?;
     }
     let stats = copier.stats;

@@ -108,6 +108,11 @@ impl Dtype {
         }
     }
 
+    /// The dtype spelled `name` in a header (exact case), if any.
+    pub fn from_name(name: &str) -> Option<Dtype> {
+        Dtype::ALL.into_iter().find(|d| d.name() == name)
+    }
+
     /// The dtype's spelling in a header.
     pub fn name(self) -> &'static str {
         match self {
@@ -163,7 +168,7 @@ impl TensorEntry {
 }
 
 /// A validated safetensors header.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
     /// N: the length of the JSON header in bytes, as stored in the prefix.
     pub header_len: u64,
@@ -276,6 +281,22 @@ pub fn parse_file(bytes: &[u8]) -> Result<Header, HeaderError> {
 /// Parses and validates the N header bytes (the JSON text after the length
 /// prefix) of a file that is `file_len` bytes long.
 pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
+    parse_header_by(json, file_len, true)
+}
+
+/// [`parse_file`] with serde_json reading every header, for tests that
+/// check the fast scan against it.
+#[doc(hidden)]
+pub fn parse_file_without_fast_scan(bytes: &[u8]) -> Result<Header, HeaderError> {
+    let n = header_len_from_prefix(bytes, bytes.len() as u64)?;
+    parse_header_by(
+        &bytes[N_LEN as usize..(N_LEN + n) as usize],
+        bytes.len() as u64,
+        false,
+    )
+}
+
+fn parse_header_by(json: &[u8], file_len: u64, fast_scan: bool) -> Result<Header, HeaderError> {
     let header_len = json.len() as u64;
     if header_len > MAX_HEADER_SIZE {
         return Err(HeaderError::new(format!(
@@ -286,14 +307,25 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
     let text = std::str::from_utf8(json).map_err(|e| {
         HeaderError::new("header is not valid UTF-8").at(N_LEN + e.valid_up_to() as u64)
     })?;
-    // One pass parses every value in full, unknown keys of a tensor entry
-    // included (as `WellFormed`), as the official reader does.
-    let raw: RawHeader = serde_json::from_str(text).map_err(|e| json_error(text, &e))?;
+    // The common shape of a header (plain names, integers, known fields)
+    // takes a fast scan; anything else, valid or not, goes to serde_json,
+    // which parses every value in full (unknown keys of a tensor entry
+    // included, as `WellFormed`), as the official reader does.
+    let scanned = if fast_scan { simple::scan(text) } else { None };
+    let raw = match scanned {
+        Some(raw) => raw,
+        None => serde_json::from_str::<RawHeader>(text).map_err(|e| json_error(text, &e))?,
+    };
     let RawHeader {
         metadata,
-        tensors: raw_tensors,
-        duplicate,
+        tensors,
+        duplicate_metadata,
     } = raw;
+    let duplicate = if duplicate_metadata {
+        Some(METADATA_KEY.to_string())
+    } else {
+        first_duplicate(&tensors)
+    };
     if let Some(name) = duplicate {
         let mut err = if name == METADATA_KEY {
             HeaderError::new("duplicate `__metadata__` key")
@@ -304,15 +336,14 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
         return Err(err);
     }
     let data_start = N_LEN + header_len;
-    let mut tensors = Vec::with_capacity(raw_tensors.len());
-    for (name, raw) in raw_tensors {
+    for t in &tensors {
         let entry_error = |problem: String| {
-            let mut err = HeaderError::new(problem).tensor(&name);
-            err.offset = locate_key(text, &name, 0);
+            let mut err = HeaderError::new(problem).tensor(&t.name);
+            err.offset = locate_key(text, &t.name, 0);
             err
         };
-        let [begin, end] = raw.data_offsets;
-        let byte_len = tensor_byte_len(raw.dtype, &raw.shape).map_err(entry_error)?;
+        let (begin, end) = (t.begin, t.end);
+        let byte_len = tensor_byte_len(t.dtype, &t.shape).map_err(entry_error)?;
         if end < begin {
             return Err(entry_error(format!(
                 "data_offsets [{begin}, {end}] end before they begin"
@@ -322,17 +353,10 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
             return Err(entry_error(format!(
                 "data_offsets [{begin}, {end}] span {} bytes but {} {:?} needs {byte_len}",
                 end - begin,
-                raw.dtype,
-                raw.shape
+                t.dtype,
+                t.shape
             )));
         }
-        tensors.push(TensorEntry {
-            name,
-            dtype: raw.dtype,
-            shape: raw.shape,
-            begin,
-            end,
-        });
     }
     let data_len = check_tiling(&tensors, data_start)?;
     let expected = data_start.checked_add(data_len).ok_or_else(|| {
@@ -652,9 +676,10 @@ impl<'de> Visitor<'de> for RawTensorVisitor {
 /// position of each entry are seen (a map type would silently merge them).
 struct RawHeader {
     metadata: Option<String>,
-    tensors: Vec<(String, RawTensor)>,
-    /// The first duplicated key, `__metadata__` included.
-    duplicate: Option<String>,
+    /// In listing order; offsets not validated yet.
+    tensors: Vec<TensorEntry>,
+    /// `__metadata__` appears more than once.
+    duplicate_metadata: bool,
 }
 
 impl<'de> Deserialize<'de> for RawHeader {
@@ -674,8 +699,8 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawHeader, A::Error> {
         let mut metadata: Option<Option<String>> = None;
-        let mut tensors: Vec<(String, RawTensor)> = Vec::new();
-        let mut duplicate = None;
+        let mut tensors: Vec<TensorEntry> = Vec::new();
+        let mut duplicate_metadata = false;
         while let Some(key) = map.next_key::<String>()? {
             if key == METADATA_KEY {
                 let raw: Option<Box<RawValue>> = map.next_value()?;
@@ -683,29 +708,36 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 if let Some(t) = &text {
                     validate_metadata(t).map_err(de::Error::custom)?;
                 }
-                if metadata.is_some() && duplicate.is_none() {
-                    duplicate = Some(key);
-                }
+                duplicate_metadata |= metadata.is_some();
                 metadata = Some(text);
             } else {
-                let entry: RawTensor = map.next_value()?;
-                tensors.push((key, entry));
+                let raw: RawTensor = map.next_value()?;
+                let [begin, end] = raw.data_offsets;
+                tensors.push(TensorEntry {
+                    name: key,
+                    dtype: raw.dtype,
+                    shape: raw.shape,
+                    begin,
+                    end,
+                });
             }
-        }
-        if duplicate.is_none() {
-            let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
-                HashSet::with_capacity_and_hasher(tensors.len(), Default::default());
-            duplicate = tensors
-                .iter()
-                .find(|(n, _)| !seen.insert(n.as_str()))
-                .map(|(n, _)| n.clone());
         }
         Ok(RawHeader {
             metadata: metadata.flatten(),
             tensors,
-            duplicate,
+            duplicate_metadata,
         })
     }
+}
+
+/// The first tensor name listed twice, if any.
+fn first_duplicate(tensors: &[TensorEntry]) -> Option<String> {
+    let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
+        HashSet::with_capacity_and_hasher(tensors.len(), Default::default());
+    tensors
+        .iter()
+        .find(|t| !seen.insert(t.name.as_str()))
+        .map(|t| t.name.clone())
 }
 
 /// A fast, non-cryptographic hasher for the duplicate-name check: tensor
@@ -737,4 +769,237 @@ fn validate_metadata(text: &str) -> Result<(), String> {
     serde_json::from_str::<std::collections::HashMap<String, String>>(text)
         .map(|_| ())
         .map_err(|e| format!("`__metadata__` must be an object of strings: {e}"))
+}
+
+/// A fast scan for the shape nearly every real header has: names and
+/// metadata strings without escapes or control characters, non-negative
+/// integers written plainly, tensor entries with exactly `dtype`, `shape`
+/// and `data_offsets`, `__metadata__` null or an object of such strings.
+/// Everything it accepts is valid JSON that serde_json reads to the same
+/// [`RawHeader`]; on anything else it returns `None` and serde_json decides
+/// (regression: `fast_scan_agrees_with_serde` in tests/differential.rs).
+mod simple {
+    use super::{Dtype, RawHeader, TensorEntry, METADATA_KEY};
+
+    pub(super) fn scan(text: &str) -> Option<RawHeader> {
+        let mut s = Scanner {
+            text,
+            b: text.as_bytes(),
+            i: 0,
+        };
+        let header = s.header()?;
+        s.ws();
+        (s.i == s.b.len()).then_some(header)
+    }
+
+    /// Index of the first `"`, `\\` or control byte, eight bytes at a time.
+    fn special_byte(b: &[u8]) -> Option<usize> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGHS: u64 = 0x8080_8080_8080_8080;
+        let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+        let mut i = 0;
+        while let Some(chunk) = b.get(i..i + 8) {
+            let w = u64::from_le_bytes(chunk.try_into().ok()?);
+            // Bytes below 0x20, equal to '"', or equal to '\\'.
+            let below = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+            if (below | has_zero(w ^ (ONES * 0x22)) | has_zero(w ^ (ONES * 0x5c))) != 0 {
+                break;
+            }
+            i += 8;
+        }
+        b[i..]
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+            .map(|p| i + p)
+    }
+
+    struct Scanner<'a> {
+        text: &'a str,
+        b: &'a [u8],
+        i: usize,
+    }
+
+    impl<'a> Scanner<'a> {
+        fn ws(&mut self) {
+            while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
+                self.i += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> Option<()> {
+            self.ws();
+            (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+        }
+
+        fn peek(&mut self) -> Option<u8> {
+            self.ws();
+            self.b.get(self.i).copied()
+        }
+
+        /// A string without escapes or control characters.
+        fn string(&mut self) -> Option<&'a str> {
+            self.eat(b'"')?;
+            let start = self.i;
+            let len = special_byte(&self.b[start..])?;
+            if self.b[start + len] != b'"' {
+                return None;
+            }
+            self.i = start + len + 1;
+            // Quotes are ASCII, so these are char boundaries.
+            self.text.get(start..start + len)
+        }
+
+        /// A non-negative integer written plainly (no sign, fraction,
+        /// exponent or leading zero) that fits in a u64.
+        fn integer(&mut self) -> Option<u64> {
+            self.ws();
+            let start = self.i;
+            let mut value: u64 = 0;
+            while let Some(&c @ b'0'..=b'9') = self.b.get(self.i) {
+                value = value.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+                self.i += 1;
+            }
+            let digits = self.i - start;
+            let leading_zero = digits > 1 && self.b[start] == b'0';
+            let more = matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E'));
+            (digits > 0 && !leading_zero && !more).then_some(value)
+        }
+
+        fn integers(&mut self) -> Option<Vec<u64>> {
+            self.eat(b'[')?;
+            let mut values = Vec::new();
+            if self.peek()? == b']' {
+                self.i += 1;
+                return Some(values);
+            }
+            loop {
+                values.push(self.integer()?);
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b']' => {
+                        self.i += 1;
+                        return Some(values);
+                    }
+                    _ => return None,
+                }
+            }
+        }
+
+        /// `[begin, end]`: two integers, without building a list.
+        fn pair(&mut self) -> Option<(u64, u64)> {
+            self.eat(b'[')?;
+            let begin = self.integer()?;
+            self.eat(b',')?;
+            let end = self.integer()?;
+            self.eat(b']')?;
+            Some((begin, end))
+        }
+
+        /// Ends a member: `,` then another, or the closing `}`.
+        fn next_member(&mut self) -> Option<bool> {
+            match self.peek()? {
+                b',' => {
+                    self.i += 1;
+                    Some(true)
+                }
+                b'}' => {
+                    self.i += 1;
+                    Some(false)
+                }
+                _ => None,
+            }
+        }
+
+        fn header(&mut self) -> Option<RawHeader> {
+            self.eat(b'{')?;
+            let mut header = RawHeader {
+                metadata: None,
+                tensors: Vec::with_capacity(self.b.len() / 96),
+                duplicate_metadata: false,
+            };
+            let mut seen_metadata = false;
+            if self.peek()? == b'}' {
+                self.i += 1;
+                return Some(header);
+            }
+            loop {
+                let key = self.string()?;
+                self.eat(b':')?;
+                if key == METADATA_KEY {
+                    if seen_metadata {
+                        return None;
+                    }
+                    seen_metadata = true;
+                    header.metadata = self.metadata()?;
+                } else {
+                    header.tensors.push(self.entry(key)?);
+                }
+                if !self.next_member()? {
+                    return Some(header);
+                }
+            }
+        }
+
+        /// `null`, or an object of plain strings, kept as its exact text.
+        fn metadata(&mut self) -> Option<Option<String>> {
+            if self.peek()? == b'n' {
+                let rest = self.b.get(self.i..self.i + 4)?;
+                let after = self.b.get(self.i + 4).copied();
+                if rest == b"null" && !after.is_some_and(|c| c.is_ascii_alphanumeric()) {
+                    self.i += 4;
+                    return Some(None);
+                }
+                return None;
+            }
+            self.eat(b'{')?;
+            let start = self.i - 1;
+            if self.peek()? != b'}' {
+                loop {
+                    self.string()?;
+                    self.eat(b':')?;
+                    self.string()?;
+                    if !self.next_member()? {
+                        break;
+                    }
+                }
+            } else {
+                self.i += 1;
+            }
+            Some(Some(self.text.get(start..self.i)?.to_string()))
+        }
+
+        fn entry(&mut self, name: &str) -> Option<TensorEntry> {
+            self.eat(b'{')?;
+            let (mut dtype, mut shape, mut offsets) = (None, None, None);
+            loop {
+                match self.string()? {
+                    "dtype" if dtype.is_none() => {
+                        let word = self.after_colon(Self::string)?;
+                        dtype = Some(Dtype::from_name(word)?);
+                    }
+                    "shape" if shape.is_none() => shape = Some(self.after_colon(Self::integers)?),
+                    "data_offsets" if offsets.is_none() => {
+                        offsets = Some(self.after_colon(Self::pair)?);
+                    }
+                    _ => return None,
+                }
+                if !self.next_member()? {
+                    break;
+                }
+            }
+            let (begin, end) = offsets?;
+            Some(TensorEntry {
+                name: name.to_string(),
+                dtype: dtype?,
+                shape: shape?,
+                begin,
+                end,
+            })
+        }
+
+        fn after_colon<T>(&mut self, value: fn(&mut Self) -> Option<T>) -> Option<T> {
+            self.eat(b':')?;
+            value(self)
+        }
+    }
 }

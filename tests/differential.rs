@@ -124,6 +124,13 @@ fn is_fnuz(dtype: Dtype) -> bool {
 /// the deliberate differences listed at the top of this file.
 fn assert_agrees(bytes: &[u8]) {
     let ours = header::parse_file(bytes);
+    // The fast scan of common headers reads exactly what serde_json reads.
+    assert_eq!(
+        ours,
+        header::parse_file_without_fast_scan(bytes),
+        "fast scan and serde_json differ:\n{}",
+        shown(bytes, 0)
+    );
     let theirs = official(bytes);
     match (&ours, &theirs) {
         (Ok(header), Official::Accepted(tensors, metadata)) => {
@@ -810,6 +817,50 @@ fn offsets_summing_past_u64_are_rejected_where_the_official_crate_overflows() {
 /// Regression: unknown keys in a tensor entry were only skimmed (serde skips
 /// them without a depth limit or string and number checks), so we accepted
 /// headers the official crate rejects. It buffers every value in full.
+#[test]
+fn fast_scan_agrees_with_serde() {
+    let entry = r#"{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#;
+    let headers = [
+        format!(r#"{{"a":{entry}}}"#),
+        format!(" \n{{ \"a\" :\t{entry} }}\r\n "),
+        format!(r#"{{"__metadata__":null,"a":{entry}}}"#),
+        format!(r#"{{"__metadata__":{{ }},"a":{entry}}}"#),
+        format!(r#"{{"__metadata__":{{"k":"v","k":"w"}},"a":{entry}}}"#),
+        format!(r#"{{"a":{entry},"__metadata__":{{"format":"pt"}}}}"#),
+        format!(r#"{{"__metadata__":null,"__metadata__":null,"a":{entry}}}"#),
+        format!(r#"{{"__metadata__":nullx,"a":{entry}}}"#),
+        format!(r#"{{"__metadata__":{{"k":1}},"a":{entry}}}"#),
+        format!("{{\"é\u{2028}\":{entry}}}"),
+        format!(r#"{{"a\u0062":{entry}}}"#),
+        format!(r#"{{"a":{entry},}}"#),
+        format!(r#"{{"a":{entry}}} x"#),
+        r#"{"a":{"dtype":"F32","shape":[01],"data_offsets":[0,4]}}"#.to_string(),
+        r#"{"a":{"dtype":"F32","shape":[1e0],"data_offsets":[0,4]}}"#.to_string(),
+        r#"{"a":{"dtype":"F32","shape":[-0],"data_offsets":[0,0]}}"#.to_string(),
+        r#"{"a":{"dtype":"F32","shape":[18446744073709551616],"data_offsets":[0,4]}}"#.to_string(),
+        r#"{"a":{"dtype":"f32","shape":[1],"data_offsets":[0,4]}}"#.to_string(),
+        r#"{"a":{"dtype":"F32","dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#.to_string(),
+        r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"x":[]}}"#.to_string(),
+        r#"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4,8]}}"#.to_string(),
+        r#"{"a":{"shape":[1],"data_offsets":[0,4]}}"#.to_string(),
+        r#"{"a":["F32",[1],[0,4]]}"#.to_string(),
+        r#"{"a":{"dtype":"F32","shape":[ ],"data_offsets":[ 0 , 4 ]}}"#.to_string(),
+        "{}".to_string(),
+        "[]".to_string(),
+    ];
+    for text in headers {
+        let bytes = file(&text, 4);
+        assert_eq!(
+            header::parse_file(&bytes),
+            header::parse_file_without_fast_scan(&bytes),
+            "{text}"
+        );
+    }
+    // The common form is read, and read alike.
+    let plain = file(&format!(r#"{{"a":{entry}}}"#), 4);
+    assert!(header::parse_file(&plain).is_ok());
+}
+
 #[test]
 fn unknown_keys_are_fully_parsed() {
     let entry = |extra: &str| {

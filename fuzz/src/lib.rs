@@ -30,7 +30,10 @@ pub const ALIGNS: [u64; 4] = [0, 1, 8, 4096];
 /// The header reader on arbitrary bytes: never panics, and an accepted file
 /// satisfies every invariant of [`Header`].
 pub fn check_header(bytes: &[u8]) {
-    let Ok(parsed) = header::parse_file(bytes) else {
+    let result = header::parse_file(bytes);
+    // The fast scan of common headers reads exactly what serde_json reads.
+    assert_eq!(result, header::parse_file_without_fast_scan(bytes));
+    let Ok(parsed) = result else {
         return;
     };
     assert_header_invariants(&parsed, bytes);

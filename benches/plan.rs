@@ -41,7 +41,7 @@ fn tensors(count: usize) -> Vec<TensorSpec> {
 /// The padded header JSON and the length of the file it describes.
 fn header_bytes(tensors: &[TensorSpec]) -> (Vec<u8>, u64) {
     let mut json = header_json(tensors, None).into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();

@@ -64,7 +64,7 @@ fn write_one_rank(
         return write_safetensors(&path, tensors, None);
     }
     let mut json = header_json(tensors, None).into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();

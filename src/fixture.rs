@@ -82,7 +82,7 @@ pub fn write_safetensors(
     metadata: Option<&[(&str, &str)]>,
 ) -> io::Result<()> {
     let mut json = header_json(tensors, metadata).into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);

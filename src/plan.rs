@@ -332,7 +332,7 @@ impl FillerPool {
         // Sums of the items are multiples of their gcd: often this alone shows
         // that no subset fits (e.g. 8-byte fillers for a 4-byte gap).
         let gcd = items.iter().fold(0, |g, &i| gcd(g, runs[i].len));
-        if gcd == 0 || need % gcd != 0 {
+        if gcd == 0 || !need.is_multiple_of(gcd) {
             return None;
         }
         let cost = items.len() as u64 * need;

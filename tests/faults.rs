@@ -314,7 +314,7 @@ fn sparse_checkpoint(root: &Path, kept: u64) -> PathBuf {
     fs::write(dir.join("config.json"), config_for_world_size(1)).expect("config written");
     let tensors = rank_keeping(kept);
     let mut json = fixture::header_json(&tensors, None).into_bytes();
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();

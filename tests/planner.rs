@@ -378,7 +378,7 @@ fn aligned_plan_makes_the_first_large_range_congruent_whatever_the_header_size()
         };
         let first = plan.copies.iter().find(|c| c.len >= ALIGN).unwrap();
         let (src, dst) = (first.src % ALIGN, first.dst % ALIGN);
-        if (json.len() + pad) % 8 == 0 {
+        if (json.len() + pad).is_multiple_of(8) {
             assert_eq!(src, dst, "input header padded by {pad}");
         } else {
             assert!(src.abs_diff(dst) < 8, "input header padded by {pad}");

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 use trtllm_prune::checkpoint::read_header;
-use trtllm_prune::fixture::{header_json, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::fixture::{padded_header_json, CheckpointSpec, Family, TensorSpec};
 use trtllm_prune::header::{parse_header, Dtype, N_LEN};
 use trtllm_prune::plan::{plan_prune, SHARE_ALIGNMENT};
 use trtllm_prune::rule::PruneRule;
@@ -40,10 +40,7 @@ fn tensors(count: usize) -> Vec<TensorSpec> {
 
 /// The padded header JSON and the length of the file it describes.
 fn header_bytes(tensors: &[TensorSpec]) -> (Vec<u8>, u64) {
-    let mut json = header_json(tensors, None).into_bytes();
-    while !json.len().is_multiple_of(8) {
-        json.push(b' ');
-    }
+    let json = padded_header_json(tensors, None);
     let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();
     let file_len = N_LEN + json.len() as u64 + data;
     (json, file_len)

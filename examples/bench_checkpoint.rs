@@ -21,12 +21,13 @@
 //!   the pruned expert matrices are 99% of the bytes: 5.3 GB survive (zeros,
 //!   which the kernel still reads and writes).
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use trtllm_prune::fixture::{header_json, write_safetensors, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::fixture::{
+    write_safetensors, write_sparse_safetensors, CheckpointSpec, Family, TensorSpec,
+};
 use trtllm_prune::header::Dtype;
 
 fn llama(hidden: u64, intermediate: u64, vocab: u64, layers: u64, tp: u64) -> CheckpointSpec {
@@ -63,16 +64,7 @@ fn write_one_rank(
     if !sparse {
         return write_safetensors(&path, tensors, None);
     }
-    let mut json = header_json(tensors, None).into_bytes();
-    while !json.len().is_multiple_of(8) {
-        json.push(b' ');
-    }
-    let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();
-    let mut file = File::create(&path)?;
-    file.write_all(&(json.len() as u64).to_le_bytes())?;
-    file.write_all(&json)?;
-    file.set_len(8 + json.len() as u64 + data)?;
-    file.sync_all()
+    write_sparse_safetensors(&path, tensors)
 }
 
 /// A large mixture of experts in TensorRT-LLM's names: stacked expert

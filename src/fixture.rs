@@ -61,6 +61,27 @@ pub fn header_json(tensors: &[TensorSpec], metadata: Option<&[(&str, &str)]>) ->
     serde_json::Value::Object(map).to_string()
 }
 
+/// The header JSON padded with spaces to a multiple of 8 bytes, as the
+/// official writer pads it.
+pub fn padded_header_json(tensors: &[TensorSpec], metadata: Option<&[(&str, &str)]>) -> Vec<u8> {
+    let mut json = header_json(tensors, metadata).into_bytes();
+    let padded = json.len().next_multiple_of(8);
+    json.resize(padded, b' ');
+    json
+}
+
+/// Writes a safetensors file whose data buffer is a hole: only the header
+/// takes disk space, so a file of hundreds of GB costs nothing to make.
+pub fn write_sparse_safetensors(path: &Path, tensors: &[TensorSpec]) -> io::Result<()> {
+    let json = padded_header_json(tensors, None);
+    let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();
+    let mut file = File::create(path)?;
+    file.write_all(&(json.len() as u64).to_le_bytes())?;
+    file.write_all(&json)?;
+    file.set_len(8 + json.len() as u64 + data)?;
+    file.sync_all()
+}
+
 /// Deterministic bytes of `tensor` starting at byte `from`.
 pub fn fill(tensor: &TensorSpec, from: u64, out: &mut [u8]) {
     let seed = tensor.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -81,10 +102,7 @@ pub fn write_safetensors(
     tensors: &[TensorSpec],
     metadata: Option<&[(&str, &str)]>,
 ) -> io::Result<()> {
-    let mut json = header_json(tensors, metadata).into_bytes();
-    while !json.len().is_multiple_of(8) {
-        json.push(b' ');
-    }
+    let json = padded_header_json(tensors, metadata);
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     out.write_all(&(json.len() as u64).to_le_bytes())?;
     out.write_all(&json)?;

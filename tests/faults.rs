@@ -313,15 +313,7 @@ fn sparse_checkpoint(root: &Path, kept: u64) -> PathBuf {
     fs::create_dir_all(&dir).expect("ckpt folder");
     fs::write(dir.join("config.json"), config_for_world_size(1)).expect("config written");
     let tensors = rank_keeping(kept);
-    let mut json = fixture::header_json(&tensors, None).into_bytes();
-    while !json.len().is_multiple_of(8) {
-        json.push(b' ');
-    }
-    let data: u64 = tensors.iter().map(TensorSpec::byte_len).sum();
-    let mut file = File::create(dir.join("rank0.safetensors")).expect("rank created");
-    file.write_all(&(json.len() as u64).to_le_bytes())
-        .and_then(|()| file.write_all(&json))
-        .and_then(|()| file.set_len(8 + json.len() as u64 + data))
+    fixture::write_sparse_safetensors(&dir.join("rank0.safetensors"), &tensors)
         .expect("sparse rank written");
     dir
 }

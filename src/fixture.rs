@@ -135,6 +135,17 @@ pub enum Family {
     Awq,
 }
 
+impl Family {
+    /// Every family, in the order of the enum.
+    pub const ALL: [Family; 5] = [
+        Family::Llama,
+        Family::Gpt,
+        Family::Moe,
+        Family::Fp8,
+        Family::Awq,
+    ];
+}
+
 /// Shape of a generated checkpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointSpec {

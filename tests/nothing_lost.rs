@@ -91,13 +91,7 @@ struct Run {
 }
 
 fn family() -> impl Strategy<Value = Family> {
-    prop_oneof![
-        Just(Family::Llama),
-        Just(Family::Gpt),
-        Just(Family::Moe),
-        Just(Family::Fp8),
-        Just(Family::Awq),
-    ]
+    proptest::sample::select(Family::ALL.to_vec())
 }
 
 fn family_source() -> impl Strategy<Value = Source> {

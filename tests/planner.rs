@@ -185,13 +185,7 @@ fn rank_file(spec: &CheckpointSpec, rank: u64) -> Vec<u8> {
 
 #[test]
 fn planned_files_are_valid_for_both_readers_in_every_family() {
-    for family in [
-        Family::Llama,
-        Family::Gpt,
-        Family::Moe,
-        Family::Fp8,
-        Family::Awq,
-    ] {
+    for family in Family::ALL {
         let spec = CheckpointSpec::tiny(family, 2, 2);
         for rank in 0..spec.world_size() {
             let input = rank_file(&spec, rank);
@@ -503,13 +497,7 @@ fn aligned_plan_makes_every_large_range_congruent_in_the_official_writers_order(
     // widest first, then by name: the 4-byte FP8 scales then sit together
     // at the start instead of between the matrices, and every large range
     // can be congruent, in every family.
-    for family in [
-        Family::Llama,
-        Family::Gpt,
-        Family::Moe,
-        Family::Fp8,
-        Family::Awq,
-    ] {
+    for family in Family::ALL {
         let spec = realistic_llama(family);
         let mut tensors = spec.rank_tensors(0);
         tensors.sort_by(|a, b| b.dtype.cmp(&a.dtype).then_with(|| a.name.cmp(&b.name)));

@@ -93,7 +93,7 @@ pub struct Cli {
     pub in_place: bool,
 
     /// Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines).
-    #[arg(long, value_name = "LIST", value_parser = parse_ranks)]
+    #[arg(long, value_name = "LIST", value_parser = RankSet::parse)]
     pub ranks: Option<RankSet>,
 
     /// Files copied at once [default: number of cores, at most the number of files].
@@ -189,10 +189,6 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
-}
-
-fn parse_ranks(text: &str) -> Result<RankSet, String> {
-    RankSet::parse(text)
 }
 
 impl Cli {

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header, N_LEN};
+use crate::stage::Ownership;
 
 pub const CONFIG_FILE: &str = "config.json";
 /// The key the original tool adds to `config.json`.
@@ -256,6 +257,8 @@ pub struct InputFile {
     pub path: PathBuf,
     pub file: File,
     pub stamp: FileStamp,
+    /// Owner, group and mode, which an in-place replacement keeps.
+    pub ownership: Ownership,
 }
 
 impl InputFile {
@@ -270,6 +273,7 @@ impl InputFile {
             path: path.to_path_buf(),
             file,
             stamp: FileStamp::of(&meta),
+            ownership: Ownership::of(&meta),
         })
     }
 
@@ -541,6 +545,23 @@ impl Checkpoint {
     ) -> Result<Checkpoint> {
         let config = ConfigFile::read(&dir.join(CONFIG_FILE))?;
         let world_size = config.world_size;
+        // world_size comes from a file: nothing is sized by it before it is
+        // checked against the rank files that exist.
+        let present: std::collections::BTreeSet<u64> =
+            listing.iter().filter_map(|e| e.rank).collect();
+        let first_missing = (0..=present.len() as u64)
+            .find(|r| !present.contains(r))
+            .unwrap_or(0);
+        if only.is_none() && first_missing < world_size {
+            return Err(Error::invalid(
+                &dir.join(rank_file_name(first_missing)),
+                format!(
+                    "rank file missing: config.json has world_size {world_size}, the folder has {} rank file{}",
+                    present.len(),
+                    if present.len() == 1 { "" } else { "s" }
+                ),
+            ));
+        }
         let ranks: Vec<u64> = match only {
             Some(set) => {
                 if let Some(bad) = set.ranks().iter().find(|&&r| r >= world_size) {
@@ -649,7 +670,7 @@ fn list_folder(dir: &Path) -> Result<Vec<FolderEntry>> {
     for entry in read {
         let entry = entry.map_err(|e| Error::io(dir, "cannot list", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if crate::stage::is_temp_name(&name) {
+        if crate::side_file::is_side_file(&entry.file_name()) {
             continue;
         }
         let path = entry.path();

@@ -88,8 +88,10 @@ pub struct Cli {
     pub verify: bool,
 
     /// Prune the checkpoint folder itself (for disks that cannot hold two
-    /// copies); the originals are replaced only once every output is complete.
-    #[arg(long = "in-place", visible_alias = "in_place")]
+    /// copies); the originals are replaced only once every output is complete,
+    /// keeping their owner and permissions. Not with --ranks: config.json
+    /// would claim `is_pruned` over ranks left as they were.
+    #[arg(long = "in-place", visible_alias = "in_place", conflicts_with_all = ["ranks", "no_fsync"])]
     pub in_place: bool,
 
     /// Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines).
@@ -100,8 +102,15 @@ pub struct Cli {
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
 
-    /// Flush every output to disk before it is renamed into place.
-    #[arg(long)]
+    /// Do not flush outputs to disk before the commit: faster, and still
+    /// safe against a kill, but a power cut during or soon after the run can
+    /// leave an output folder that the next run has to repair or redo.
+    #[arg(long = "no-fsync", visible_alias = "no_fsync")]
+    pub no_fsync: bool,
+
+    /// Flush outputs to disk before the commit (the default; kept for
+    /// scripts that pass it).
+    #[arg(long, hide = true, conflicts_with = "no_fsync")]
     pub fsync: bool,
 
     #[command(flatten)]
@@ -117,12 +126,22 @@ pub struct RuleArgs {
 
     /// Also prune tensors matching PATTERN (substring; a glob over the whole
     /// name when it has `*` or `?`). Repeatable.
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", value_parser = non_empty_pattern)]
     pub prune: Vec<String>,
 
     /// Never prune tensors matching PATTERN, even with --prune_all. Repeatable.
-    #[arg(long, value_name = "PATTERN")]
+    #[arg(long, value_name = "PATTERN", value_parser = non_empty_pattern)]
     pub keep: Vec<String>,
+}
+
+/// An empty pattern is a substring of every name: `--prune ""` would empty
+/// every tensor, `--keep ""` keep them all. Only a mistake looks like that.
+fn non_empty_pattern(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("an empty pattern matches every tensor name; give a name fragment or a glob such as '*'".into())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 impl RuleArgs {
@@ -162,18 +181,23 @@ pub enum Command {
         #[command(flatten)]
         rule: RuleArgs,
     },
-    /// Check an existing pruned output against its checkpoint: kept tensors
-    /// byte-identical (CRC32), pruned tensors empty with the right dtype.
+    /// Check an existing pruned output against its checkpoint and the rule
+    /// it was pruned with: tensors the rule prunes empty, the others
+    /// byte-identical (CRC32), every dtype and name kept.
     Verify {
+        /// The checkpoint the output was pruned from.
         #[arg(
             long = "checkpoint_dir",
             visible_alias = "checkpoint-dir",
             value_name = "DIR"
         )]
         checkpoint_dir: PathBuf,
-        /// [default: <checkpoint_dir>.pruned]
+        /// The pruned output [default: <checkpoint_dir>.pruned].
         #[arg(long = "out_dir", visible_alias = "out-dir", value_name = "DIR")]
         out_dir: Option<PathBuf>,
+        /// The rule the output was pruned with (the same flags as the run).
+        #[command(flatten)]
+        rule: RuleArgs,
     },
     /// Print a shell completion script.
     Completions {
@@ -198,7 +222,7 @@ impl Cli {
         options.out_dir = self.out_dir.clone();
         options.rule = self.rule.rule();
         options.jobs = self.jobs.unwrap_or(0) as usize;
-        options.fsync = self.fsync;
+        options.fsync = !self.no_fsync;
         options.in_place = self.in_place;
         options.ranks = self.ranks.clone();
         options.verify = self.verify;

@@ -12,6 +12,13 @@ use crate::header::HeaderError;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit status for command-line usage errors (clap uses the same).
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status when the output was committed and is in place, but a step
+/// after the commit failed (flushing the folder, removing a leftover).
+pub const EXIT_AFTER_COMMIT: i32 = 3;
+/// Exit status when a commit was started and could be neither finished nor
+/// undone: some files are new, the rest old, and `config.json` still old;
+/// the next run into the folder finishes it.
+pub const EXIT_COMMIT_INCOMPLETE: i32 = 4;
 
 #[derive(Debug)]
 pub enum Error {
@@ -36,6 +43,11 @@ pub enum Error {
     /// This worker stopped because another one failed; the other error is
     /// the one reported.
     Aborted,
+    /// Every output is in place, but a step after the commit failed.
+    AfterCommit { dir: PathBuf, problem: String },
+    /// A commit could be neither finished nor undone; its journal is left
+    /// for the next run.
+    CommitIncomplete { dir: PathBuf, problem: String },
 }
 
 impl Error {
@@ -66,6 +78,8 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Interrupted { signal } => 128 + signal,
+            Error::AfterCommit { .. } => EXIT_AFTER_COMMIT,
+            Error::CommitIncomplete { .. } => EXIT_COMMIT_INCOMPLETE,
             _ => EXIT_FAILURE,
         }
     }
@@ -115,10 +129,26 @@ impl Error {
                 write!(f, "interrupted by {name}; nothing of this run was kept")
             }
             Error::Aborted => f.write_str("stopped because another file failed"),
+            Error::AfterCommit { dir, problem } => write!(
+                f,
+                "{}: the output is in place, but {problem}",
+                dir.display()
+            ),
+            Error::CommitIncomplete { dir, problem } => {
+                write!(f, "{}: commit incomplete: {problem}", dir.display())
+            }
         }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Header { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -237,6 +237,8 @@ impl fmt::Display for HeaderError {
     }
 }
 
+impl std::error::Error for HeaderError {}
+
 /// A tensor name made safe for a one-line message: control characters are
 /// escaped so a crafted name cannot break the line or the terminal.
 pub fn printable(name: &str) -> String {

@@ -54,3 +54,13 @@ pub fn check() -> Result<()> {
         None => Ok(()),
     }
 }
+
+/// [`check`] for code that deals in `io::Error`: an interruption becomes
+/// `ErrorKind::Interrupted`, which the caller turns back into [`check`]'s
+/// error.
+pub fn check_io() -> std::io::Result<()> {
+    match pending() {
+        Some(_) => Err(std::io::Error::from(std::io::ErrorKind::Interrupted)),
+        None => Ok(()),
+    }
+}

@@ -28,7 +28,8 @@ fn main() -> ExitCode {
         Some(Command::Verify {
             checkpoint_dir,
             out_dir,
-        }) => run_verify(&cli, checkpoint_dir, out_dir.as_deref()),
+            rule,
+        }) => run_verify(&cli, checkpoint_dir, out_dir.as_deref(), &rule.rule()),
         Some(Command::Completions { shell }) => {
             print_completions(*shell);
             Ok(())
@@ -54,7 +55,16 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     };
     let options = cli.options(checkpoint_dir);
     let out = &cli.output;
-    let prepared = prune::prepare(&options)?;
+    // What dead runs left in the folders this run reads and writes is dealt
+    // with first: an in-place run killed mid-commit left a checkpoint that
+    // must be finished before it can be read. A dry run only reports it.
+    let recovered = if cli.dry_run {
+        Vec::new()
+    } else {
+        prune::recover_folders(&options)?
+    };
+    let mut prepared = prune::prepare(&options)?;
+    prepared.warnings.splice(0..0, recovered);
     // --quiet means nothing at all on stderr when the run succeeds.
     if !out.quiet {
         for warning in &prepared.warnings {
@@ -72,6 +82,11 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     let result = prune::execute(&prepared, &options, &progress);
     progress.finish();
     let summary = result?;
+    if !out.quiet {
+        for line in &summary.recovered {
+            say(&format!("trtllm-prune: warning: {line}"));
+        }
+    }
     if out.json {
         print_json(&report::run_json(&prepared, Some(&summary)))?;
     }
@@ -86,7 +101,10 @@ fn run_inspect(
     path: &std::path::Path,
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
-    let files = prune::inspect(path, rule)?;
+    let (files, notes) = prune::inspect(path, rule)?;
+    for note in &notes {
+        say(&format!("trtllm-prune: warning: {note}"));
+    }
     if cli.output.json {
         print_json(&report::inspect_json(path, &files))
     } else {
@@ -98,8 +116,16 @@ fn run_verify(
     cli: &Cli,
     checkpoint_dir: &std::path::Path,
     out_dir: Option<&std::path::Path>,
+    rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
-    let (out_dir, verdicts) = prune::verify_existing(checkpoint_dir, out_dir)?;
+    let prune::Verification {
+        out_dir,
+        verdicts,
+        recovered,
+    } = prune::verify_existing(checkpoint_dir, out_dir, rule)?;
+    for note in &recovered {
+        say(&format!("trtllm-prune: warning: {note}"));
+    }
     if cli.output.json {
         print_json(&report::verify_json(checkpoint_dir, &out_dir, &verdicts))?;
     } else {

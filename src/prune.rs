@@ -7,7 +7,7 @@
 //! ```
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,8 +23,9 @@ use crate::header::Header;
 use crate::interrupt;
 use crate::plan::{plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
+use crate::recover::recover_folder;
 use crate::rule::PruneRule;
-use crate::stage::{StagedFile, Staging};
+use crate::stage::{Ownership, StagedFile, Staging};
 use crate::verify::{self, FileVerdict};
 
 /// Everything a run needs to know.
@@ -40,8 +41,9 @@ pub struct Options {
     /// Block size the planner keeps large ranges congruent to (0: none).
     pub align: u64,
     pub methods: CopyMethods,
-    /// `fsync` every output before it is renamed into place (always on
-    /// with `in_place`, where the originals are replaced).
+    /// Flush every output, the journal and the folder to disk at the
+    /// commit, so a power cut cannot undo or tear it (on by default; always
+    /// on with `in_place`, where the originals are replaced).
     pub fsync: bool,
     /// Prune the checkpoint folder itself.
     pub in_place: bool,
@@ -60,7 +62,7 @@ impl Options {
             jobs: 0,
             align: SHARE_ALIGNMENT,
             methods: CopyMethods::default(),
-            fsync: false,
+            fsync: true,
             in_place: false,
             ranks: None,
             verify: false,
@@ -83,6 +85,8 @@ pub struct FilePlan {
 pub struct GeneratedFile {
     pub name: String,
     pub text: String,
+    /// In place: the owner and mode of the file it replaces.
+    pub like: Option<Ownership>,
 }
 
 /// A run that has been validated and planned, before anything is written.
@@ -149,10 +153,17 @@ pub struct Summary {
     pub extra_files: usize,
     /// Per-file verdicts when `verify` was asked for.
     pub verified: Option<Vec<FileVerdict>>,
+    /// Leftovers of dead runs dealt with in the output folder, one line each.
+    pub recovered: Vec<String>,
 }
 
 impl Summary {
-    fn of(prepared: &Prepared, stats: CopyStats, verified: Option<Vec<FileVerdict>>) -> Summary {
+    fn of(
+        prepared: &Prepared,
+        stats: CopyStats,
+        verified: Option<Vec<FileVerdict>>,
+        recovered: Vec<String>,
+    ) -> Summary {
         Summary {
             out_dir: prepared.out_dir.clone(),
             layout: prepared.layout,
@@ -164,14 +175,48 @@ impl Summary {
             bytes_shared: stats.shared,
             extra_files: prepared.extra_files.len(),
             verified,
+            recovered,
         }
     }
 }
 
-/// Prunes a checkpoint: [`prepare`] then [`execute`].
+/// Prunes a checkpoint: [`recover_folders`], [`prepare`], [`execute`].
 pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
+    let recovered = recover_folders(options)?;
     let prepared = prepare(options)?;
-    execute(&prepared, options, progress)
+    let mut summary = execute(&prepared, options, progress)?;
+    summary.recovered.splice(0..0, recovered);
+    Ok(summary)
+}
+
+/// Finishes or removes what dead runs left in the checkpoint folder and the
+/// output folder (see [`crate::recover`]); returns one line per run dealt
+/// with. A folder this process cannot change gets a line saying so instead.
+pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
+    let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
+    let mut notes = recover_or_say(&checkpoint_dir)?;
+    let out_dir = match &options.out_dir {
+        Some(dir) => resolve_out_dir(dir)?,
+        None if options.in_place => checkpoint_dir.clone(),
+        None => default_out_dir(&options.checkpoint_dir, &checkpoint_dir)?,
+    };
+    if out_dir != checkpoint_dir && out_dir.is_dir() {
+        notes.extend(recover_or_say(&out_dir)?);
+    }
+    Ok(notes)
+}
+
+/// [`recover_folder`], with a failure to change the folder turned into a
+/// line of its own; an interruption or a commit that can be neither
+/// finished nor undone stays an error.
+fn recover_or_say(dir: &Path) -> Result<Vec<String>> {
+    match recover_folder(dir) {
+        Ok(notes) => Ok(notes),
+        Err(e @ (Error::Interrupted { .. } | Error::CommitIncomplete { .. })) => Err(e),
+        Err(e) => Ok(vec![format!(
+            "leftovers of an earlier run could not be dealt with: {e}"
+        )]),
+    }
 }
 
 /// Reads, validates and plans everything. Writes nothing.
@@ -230,6 +275,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             vec![GeneratedFile {
                 name: CONFIG_FILE.to_string(),
                 text: config.pruned_text(),
+                like: None,
             }],
             Some(config),
         ),
@@ -240,12 +286,21 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                 .map(|i| GeneratedFile {
                     text: i.pruned_text(total),
                     name: i.name,
+                    like: None,
                 })
                 .into_iter()
                 .collect();
             ("safetensors", generated, None)
         }
     };
+    let mut generated = generated;
+    if options.in_place {
+        for g in &mut generated {
+            g.like = fs::symlink_metadata(checkpoint_dir.join(&g.name))
+                .ok()
+                .map(|m| Ownership::of(&m));
+        }
+    }
     let prepared = Prepared {
         checkpoint_dir,
         out_dir,
@@ -268,16 +323,11 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     Ok(prepared)
 }
 
-/// Writes every output to a temp file, verifies them if asked, then renames
-/// them all into place.
+/// Writes every output to a temp file, verifies them if asked, then
+/// commits them all (`stage`).
 pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> Result<Summary> {
-    let fsync = options.fsync || prepared.in_place;
-    let mut staging = Staging::new(&prepared.out_dir)?;
-    let generated: Vec<(&GeneratedFile, StagedFile)> = prepared
-        .generated
-        .iter()
-        .map(|g| (g, staging.add(&g.name)))
-        .collect();
+    let flush = options.fsync || prepared.in_place;
+    let mut staging = Staging::open(&prepared.out_dir, flush)?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
     for file in &prepared.files {
         jobs.push((Job::Prune(file), staging.add(&file.name)));
@@ -285,14 +335,22 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     for extra in &prepared.extra_files {
         jobs.push((Job::Copy(extra), staging.add(file_name(&extra.path))));
     }
+    // Added last, so committed last: config.json (or the shard index) says
+    // "pruned" only once every other file is in place.
+    let generated: Vec<(&GeneratedFile, StagedFile)> = prepared
+        .generated
+        .iter()
+        .map(|g| (g, staging.add(&g.name)))
+        .collect();
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
 
     for (g, staged) in &generated {
-        write_new(staged, g.text.as_bytes(), fsync)?;
+        write_new(&staging, staged, g, flush)?;
     }
     progress.set_total(prepared.bytes_to_move());
-    let stats = run_jobs(&jobs, options, fsync, progress)?;
+    let in_place = prepared.in_place;
+    let stats = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
     interrupt::check()?;
     let verified = if options.verify {
         let verdicts = verify_staged(prepared, &jobs, &generated)?;
@@ -312,11 +370,10 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     } else {
         None
     };
-    staging.commit()?;
-    if fsync {
-        sync_dir(&prepared.out_dir)?;
-    }
-    Ok(Summary::of(prepared, stats, verified))
+    let mut recovered = std::mem::take(&mut staging.recovered);
+    let report = staging.commit()?;
+    recovered.extend(report.recovered);
+    Ok(Summary::of(prepared, stats, verified, recovered))
 }
 
 /// Verifies the finished temp files against their inputs.
@@ -329,7 +386,7 @@ fn verify_staged(
     for (job, staged) in jobs {
         verdicts.push(match job {
             Job::Prune(f) => {
-                verify::verify_safetensors(&f.name, &f.input, &f.header, &staged.temp)?
+                verify::verify_safetensors(&f.name, &f.input, &f.header, &f.plan, &staged.temp)?
             }
             Job::Copy(input) => verify::verify_copy(
                 &file_name(&input.path).to_string_lossy(),
@@ -347,12 +404,24 @@ fn verify_staged(
     Ok(verdicts)
 }
 
-/// Verifies an existing output folder against its checkpoint; returns the
-/// output folder it checked and a verdict per file.
+/// What `verify` found.
+#[derive(Debug)]
+pub struct Verification {
+    /// The output folder checked.
+    pub out_dir: PathBuf,
+    /// One verdict per file, by name.
+    pub verdicts: Vec<FileVerdict>,
+    /// Leftovers of dead runs dealt with first, one line each.
+    pub recovered: Vec<String>,
+}
+
+/// Verifies an existing output folder against its checkpoint and the rule
+/// it was pruned with.
 pub fn verify_existing(
     given_checkpoint_dir: &Path,
     out_dir: Option<&Path>,
-) -> Result<(PathBuf, Vec<FileVerdict>)> {
+    rule: &PruneRule,
+) -> Result<Verification> {
     let checkpoint_dir = canonical_checkpoint_dir(given_checkpoint_dir)?;
     let out_dir = match out_dir {
         Some(dir) => resolve_out_dir(dir)?,
@@ -361,13 +430,17 @@ pub fn verify_existing(
     if !out_dir.is_dir() {
         return Err(Error::invalid(&out_dir, "output folder not found"));
     }
+    let mut recovered = recover_or_say(&checkpoint_dir)?;
+    recovered.extend(recover_or_say(&out_dir)?);
     let checkpoint = Checkpoint::open(&checkpoint_dir, None)?;
     let mut verdicts = Vec::new();
     for f in &checkpoint.files {
+        let plan = plan_prune(&f.header, rule, SHARE_ALIGNMENT);
         verdicts.push(verify::verify_safetensors(
             &f.name,
             &f.input,
             &f.header,
+            &plan,
             &out_dir.join(&f.name),
         )?);
     }
@@ -383,7 +456,11 @@ pub fn verify_existing(
         verdicts.push(verify::verify_config(config, &out_dir.join(CONFIG_FILE))?);
     }
     verdicts.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok((out_dir, verdicts))
+    Ok(Verification {
+        out_dir,
+        verdicts,
+        recovered,
+    })
 }
 
 /// The last component of `path`, as it is (names need not be UTF-8).
@@ -419,9 +496,11 @@ impl Job<'_> {
 /// the others at their next chunk; an interruption wins over other errors
 /// so the exit status says what happened.
 fn run_jobs(
+    staging: &Staging,
     jobs: &[(Job, StagedFile)],
     options: &Options,
     fsync: bool,
+    in_place: bool,
     progress: &Progress,
 ) -> Result<CopyStats> {
     let threads = match options.jobs {
@@ -447,7 +526,9 @@ fn run_jobs(
                 let Some((job, staged)) = jobs.get(i) else {
                     return;
                 };
-                match run_job(job, staged, options, fsync, progress, &cancel) {
+                match run_job(
+                    staging, job, staged, options, fsync, in_place, progress, &cancel,
+                ) {
                     Ok(stats) => {
                         let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                         t.shared += stats.shared;
@@ -472,11 +553,14 @@ fn run_jobs(
     Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_job(
+    staging: &Staging,
     job: &Job,
     staged: &StagedFile,
     options: &Options,
     fsync: bool,
+    in_place: bool,
     progress: &Progress,
     cancel: &dyn Fn() -> Result<()>,
 ) -> Result<CopyStats> {
@@ -495,12 +579,7 @@ fn run_job(
         }
     };
     let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
-    let out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&staged.temp)
-        .map_err(|e| Error::io(&staged.target, "cannot create", e))?;
+    let out = staging.create(staged, in_place.then_some(input.ownership))?;
     out.write_all_at(header, 0)
         .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
     // Sized up front so that clones and copies land inside the file.
@@ -530,23 +609,23 @@ fn run_job(
     Ok(stats)
 }
 
-/// Writes `bytes` to the temp file of `staged`; errors name its target.
-fn write_new(staged: &StagedFile, bytes: &[u8], fsync: bool) -> Result<()> {
+/// Writes the text of `generated` to the temp file of `staged`; errors name
+/// its target.
+fn write_new(
+    staging: &Staging,
+    staged: &StagedFile,
+    generated: &GeneratedFile,
+    fsync: bool,
+) -> Result<()> {
     let path = &staged.target;
-    let file = fs::File::create(&staged.temp).map_err(|e| Error::io(path, "cannot create", e))?;
-    file.write_all_at(bytes, 0)
+    let file = staging.create(staged, generated.like)?;
+    file.write_all_at(generated.text.as_bytes(), 0)
         .map_err(|e| Error::io(path, "cannot write", e))?;
     if fsync {
         file.sync_all()
             .map_err(|e| Error::io(path, "cannot flush to disk", e))?;
     }
     Ok(())
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, "cannot flush to disk", e))
 }
 
 /// The checkpoint folder, absolute and with symlinks resolved.
@@ -678,11 +757,20 @@ pub struct Inspected {
 /// Reads the headers of a checkpoint folder (TensorRT-LLM or generic) or a
 /// single `.safetensors` file and plans them under `rule`. Reads headers
 /// only.
-pub fn inspect(path: &Path, rule: &PruneRule) -> Result<Vec<Inspected>> {
+pub fn inspect(path: &Path, rule: &PruneRule) -> Result<(Vec<Inspected>, Vec<String>)> {
     let meta = fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
         _ => Error::io(path, "cannot open", e),
     })?;
+    let folder = if meta.is_dir() {
+        Some(path)
+    } else {
+        path.parent().filter(|p| !p.as_os_str().is_empty())
+    };
+    let notes = match folder.map(fs::canonicalize) {
+        Some(Ok(dir)) => recover_or_say(&dir)?,
+        _ => Vec::new(),
+    };
     let files: Vec<(String, PathBuf, Header)> = if meta.is_dir() {
         Checkpoint::open(path, None)?
             .files
@@ -697,7 +785,7 @@ pub fn inspect(path: &Path, rule: &PruneRule) -> Result<Vec<Inspected>> {
             header,
         )]
     };
-    Ok(files
+    let files = files
         .into_iter()
         .map(|(name, path, header)| Inspected {
             plan: plan_prune(&header, rule, SHARE_ALIGNMENT),
@@ -705,5 +793,6 @@ pub fn inspect(path: &Path, rule: &PruneRule) -> Result<Vec<Inspected>> {
             path,
             header,
         })
-        .collect())
+        .collect();
+    Ok((files, notes))
 }

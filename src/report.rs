@@ -164,7 +164,7 @@ pub fn run_json(prepared: &Prepared, summary: Option<&Summary>) -> Value {
         },
         "bytes_shared": summary.map(|s| s.bytes_shared),
         "verify": summary.and_then(|s| s.verified.as_ref()).map(|v| v.iter().map(verdict_json).collect::<Vec<_>>()),
-        "warnings": prepared.warnings,
+        "warnings": prepared.warnings.iter().chain(summary.iter().flat_map(|s| &s.recovered)).collect::<Vec<_>>(),
     })
 }
 

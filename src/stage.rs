@@ -1,155 +1,373 @@
 //! All-or-nothing output: every output file is written to a temp file in
-//! the output folder and renamed into place only when all of them are
-//! complete.
+//! the output folder, and the finished set is committed through a journal
+//! ([`crate::journal`], [`crate::commit`]).
 //!
-//! Until [`Staging::commit`] succeeds, dropping the [`Staging`] removes every
-//! temp file (and the output folder and its parents that this run created,
-//! if they are empty). During the commit, a file that already exists at a final path is
-//! first moved aside; if any rename fails, the new files are removed and the
-//! old ones put back, so files that were already there stay untouched.
+//! A run's life in its output folder:
+//!
+//! 1. **Open**: create the folder if needed, take the folder's lock, finish
+//!    what dead runs left there ([`crate::recover`]), create this run's
+//!    journal (empty) and hold its lock for the whole run (that lock is how
+//!    other runs know this one is alive), release the folder's lock.
+//! 2. **Write**: temp files, each created exclusively under a name carrying
+//!    the run's random id; with `flush`, each is flushed to disk when done.
+//! 3. **Commit**: take the folder's lock (runs into one folder commit one
+//!    at a time), link every file about to be replaced to a backup name,
+//!    flush the folder, write and flush the journal — the point of no
+//!    return — then [`crate::commit::apply`] it and remove the journal.
+//!
+//! Until the journal is written, dropping the [`Staging`] removes every
+//! temp file, backup link, the journal and the folders this run created (if
+//! empty). After it, a failure leaves the journal for the next run to finish.
 
-use std::ffi::OsStr;
-use std::fs;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
+use crate::interrupt;
+use crate::journal::{Backup, Entry, Journal};
+use crate::recover::{lock_error, recover_locked};
+use crate::side_file::{self, Kind};
+use crate::sys::{self, Dir};
 
-const TEMP_MARK: &str = ".trtllm-prune-";
-
-/// Whether `name` is one of our temp or backup file names.
-pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.contains(TEMP_MARK) && name.ends_with(".tmp")
+/// Owner, group and permission bits a replacement file takes over from the
+/// file it replaces (`--in-place`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ownership {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
 }
 
-/// Longest output name used whole in a temp name: the temp name adds up
-/// to 30 bytes and a file name may have 255 (`NAME_MAX`).
-const MAX_NAME_IN_TEMP: usize = 200;
-
-/// The temp (`kind` "new") or backup ("old") path of staged file number
-/// `index`, named `name`. A longer name is cut and made unique by the index,
-/// or the temp file could not be created although the output can; so is a
-/// name that is not UTF-8, as two such names can share a lossy spelling.
-fn side_path(dir: &Path, name: &OsStr, index: usize, kind: &str) -> PathBuf {
-    let pid = std::process::id();
-    if let Some(name) = name.to_str().filter(|n| n.len() <= MAX_NAME_IN_TEMP) {
-        return dir.join(format!(".{name}{TEMP_MARK}{kind}-{pid}.tmp"));
+impl Ownership {
+    pub fn of(meta: &std::fs::Metadata) -> Ownership {
+        use std::os::unix::fs::MetadataExt;
+        Ownership {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode(),
+        }
     }
-    let name = name.to_string_lossy();
-    let mut cut = name.len().min(MAX_NAME_IN_TEMP - 10);
-    while !name.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    let short = &name[..cut];
-    dir.join(format!(".{short}~{index}{TEMP_MARK}{kind}-{pid}.tmp"))
 }
 
 /// One output file: where it is written, and where it ends up.
 #[derive(Debug, Clone)]
 pub struct StagedFile {
+    /// The temp file's path, while the run writes it.
     pub temp: PathBuf,
+    /// The final path, named in messages.
     pub target: PathBuf,
+    temp_name: OsString,
+    target_name: OsString,
+    index: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Nothing committed: dropping removes everything of the run.
+    Writing,
+    /// The journal is written: what is left is for the next run to finish.
+    Recoverable,
+    Done,
+}
+
+/// What a commit has to say beyond success.
+#[derive(Debug, Default)]
+pub struct CommitReport {
+    /// One line per dead run whose leftovers were dealt with.
+    pub recovered: Vec<String>,
 }
 
 #[derive(Debug)]
 pub struct Staging {
-    dir: PathBuf,
+    dir: Dir,
+    id: String,
+    journal: File,
+    journal_name: OsString,
     files: Vec<StagedFile>,
-    /// Folders this run created, innermost first (`create_dir_all` may
-    /// create several levels).
+    /// Backup links made by a commit that has not reached its journal.
+    backups: Vec<OsString>,
+    /// Folders this run created, innermost first.
     created_dirs: Vec<PathBuf>,
-    committed: bool,
+    flush: bool,
+    state: State,
+    /// Lines about dead runs' leftovers dealt with while opening.
+    pub recovered: Vec<String>,
 }
 
 impl Staging {
-    /// Creates the output folder if needed and prepares to stage files in it.
-    pub fn new(dir: &Path) -> Result<Staging> {
-        let created_dirs: Vec<PathBuf> = dir
+    /// Creates the output folder if needed and starts a run in it. With
+    /// `flush`, everything the commit relies on is flushed to disk, so the
+    /// guarantees hold across a power cut, not only a kill.
+    pub fn open(path: &Path, flush: bool) -> Result<Staging> {
+        let created_dirs: Vec<PathBuf> = path
             .ancestors()
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
             .map(Path::to_path_buf)
             .collect();
-        if let Err(e) = fs::create_dir_all(dir) {
-            remove_empty_dirs(&created_dirs);
-            return Err(Error::io(dir, "cannot create folder", e));
+        // Another run may remove a folder it created (and we found) when it
+        // fails; the folder is then created again.
+        for _ in 0..8 {
+            if let Err(e) = std::fs::create_dir_all(path) {
+                remove_empty_dirs(&created_dirs);
+                return Err(Error::io(path, "cannot create folder", e));
+            }
+            let dir = Dir::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+            let lock = dir
+                .lock(&interrupt::check_io)
+                .map_err(|e| lock_error(path, e))?;
+            if !dir
+                .is_linked()
+                .map_err(|e| Error::io(path, "cannot read metadata", e))?
+            {
+                continue;
+            }
+            let recovered = recover_locked(&dir, None)?;
+            let id = sys::random_id().map_err(|e| Error::io(path, "cannot get random bytes", e))?;
+            let journal_name = side_file::journal_name(&id);
+            let journal = dir
+                .create_new(&journal_name, 0o600)
+                .map_err(|e| Error::io(path, "cannot create files in the output folder", e))?;
+            let mut staging = Staging {
+                dir,
+                id,
+                journal,
+                journal_name,
+                files: Vec::new(),
+                backups: Vec::new(),
+                created_dirs: created_dirs.clone(),
+                flush,
+                state: State::Writing,
+                recovered,
+            };
+            if !sys::try_lock(&staging.journal)
+                .map_err(|e| Error::io(&staging.journal_path(), "cannot lock", e))?
+            {
+                staging.state = State::Writing;
+                return Err(Error::io(
+                    &staging.journal_path(),
+                    "cannot lock",
+                    std::io::Error::from_raw_os_error(libc::EWOULDBLOCK),
+                ));
+            }
+            drop(lock);
+            return Ok(staging);
         }
-        Ok(Staging {
-            dir: dir.to_path_buf(),
-            files: Vec::new(),
-            created_dirs,
-            committed: false,
-        })
+        Err(Error::invalid(
+            path,
+            "the output folder keeps being removed while this run starts",
+        ))
     }
 
-    /// Reserves a temp path for the output file `name`. The path is
+    fn journal_path(&self) -> PathBuf {
+        self.dir.join(&self.journal_name)
+    }
+
+    /// Reserves a temp name for the output file `name`. The name is
     /// registered before anything is created, so it is cleaned up whatever
     /// happens next.
     pub fn add(&mut self, name: impl AsRef<OsStr>) -> StagedFile {
         let name = name.as_ref();
+        let index = self.files.len();
+        let temp_name = side_file::side_name(name, index, &self.id, Kind::Temp);
         let staged = StagedFile {
-            temp: side_path(&self.dir, name, self.files.len(), "new"),
+            temp: self.dir.join(&temp_name),
             target: self.dir.join(name),
+            temp_name,
+            target_name: name.to_os_string(),
+            index,
         };
         self.files.push(staged.clone());
         staged
     }
 
-    /// Renames every temp file into place, or none of them.
-    pub fn commit(mut self) -> Result<()> {
-        let mut backups: Vec<(PathBuf, PathBuf)> = Vec::new();
-        let mut placed: Vec<PathBuf> = Vec::new();
-        let result = self.rename_all(&mut backups, &mut placed);
-        if result.is_err() {
-            for target in &placed {
-                let _ = fs::remove_file(target);
-            }
-            for (backup, target) in &backups {
-                let _ = fs::rename(backup, target);
-            }
-            return result;
+    /// Creates the temp file of `staged`, which must not exist (a symlink
+    /// planted at its name is never followed), with the umask's permissions
+    /// or those of `like`.
+    pub fn create(&self, staged: &StagedFile, like: Option<Ownership>) -> Result<File> {
+        let file = self
+            .dir
+            .create_new(&staged.temp_name, 0o666)
+            .map_err(|e| Error::io(&staged.target, "cannot create", e))?;
+        if let Some(o) = like {
+            sys::copy_ownership(&file, o.uid, o.gid, o.mode).map_err(|e| {
+                Error::io(&staged.target, "cannot set the owner and permissions", e)
+            })?;
         }
-        for (backup, _) in &backups {
-            let _ = fs::remove_file(backup);
-        }
-        self.committed = true;
-        Ok(())
+        Ok(file)
     }
 
-    fn rename_all(
-        &self,
-        backups: &mut Vec<(PathBuf, PathBuf)>,
-        placed: &mut Vec<PathBuf>,
-    ) -> Result<()> {
-        for (index, file) in self.files.iter().enumerate() {
-            if fs::symlink_metadata(&file.target).is_ok() {
-                let name = file.target.file_name().unwrap_or_default();
-                let backup = side_path(&self.dir, name, index, "old");
-                fs::rename(&file.target, &backup).map_err(|e| {
-                    Error::io(&file.target, "cannot move the existing file aside", e)
-                })?;
-                backups.push((backup, file.target.clone()));
-            }
-            fs::rename(&file.temp, &file.target).map_err(|e| {
-                Error::io(
-                    &file.target,
-                    "cannot rename the finished file into place",
-                    e,
-                )
-            })?;
-            placed.push(file.target.clone());
+    /// Puts every staged file in place, or none of them. Each staged file
+    /// must have been created and completely written.
+    pub fn commit(mut self) -> Result<CommitReport> {
+        let path = self.dir.path().to_path_buf();
+        let lock = self
+            .dir
+            .lock(&interrupt::check_io)
+            .map_err(|e| lock_error(&path, e))?;
+        let mut report = CommitReport {
+            recovered: std::mem::take(&mut self.recovered),
+        };
+        report
+            .recovered
+            .extend(recover_locked(&self.dir, Some(&self.id))?);
+        let journal = self.backup_targets()?;
+        if self.flush {
+            self.dir
+                .sync()
+                .map_err(|e| Error::io(&path, "cannot flush the folder to disk", e))?;
         }
-        Ok(())
+        // The last moment a signal can stop the run with nothing changed.
+        interrupt::check()?;
+        let journal_path = self.journal_path();
+        self.journal
+            .write_all_at(&journal.encode(), 0)
+            .map_err(|e| Error::io(&journal_path, "cannot write", e))?;
+        if self.flush {
+            self.journal
+                .sync_all()
+                .map_err(|e| Error::io(&journal_path, "cannot flush to disk", e))?;
+        }
+        self.state = State::Recoverable;
+        match commit::apply(&self.dir, &journal, self.flush) {
+            Ok(mut leftovers) => {
+                if let Err(source) = self.dir.unlink(&self.journal_name) {
+                    leftovers.push(commit::Leftover {
+                        what: format!("cannot remove {}", journal_path.display()),
+                        source,
+                    });
+                }
+                self.state = State::Done;
+                drop(lock);
+                match leftovers.first() {
+                    None => Ok(report),
+                    Some(first) => Err(Error::AfterCommit {
+                        dir: path,
+                        problem: format!(
+                            "{}: {}{}",
+                            first.what,
+                            first.source,
+                            if leftovers.len() > 1 {
+                                format!(" (and {} more)", leftovers.len() - 1)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    }),
+                }
+            }
+            Err(Failure::Undone { target, source }) => {
+                // Everything is as it was: the temp files and links go.
+                self.state = State::Writing;
+                Err(Error::io(
+                    &self.dir.join(&target),
+                    "cannot put the finished file in place (every file was put back as it was)",
+                    source,
+                ))
+            }
+            Err(Failure::Stuck {
+                target,
+                source,
+                stuck,
+                original,
+                undo_error,
+            }) => Err(Error::CommitIncomplete {
+                dir: path.clone(),
+                problem: format!(
+                    "cannot put {} in place ({source}), nor put {} back ({undo_error}){}; the next run into this folder finishes the commit",
+                    shown(&target),
+                    shown(&stuck),
+                    original
+                        .map(|o| format!("; its original is {}", path.join(o).display()))
+                        .unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// Links every file about to be replaced to a backup name, and returns
+    /// the journal of the commit: the staged files in the order they were
+    /// added (the file that declares the result is added last).
+    fn backup_targets(&mut self) -> Result<Journal> {
+        let mut entries = Vec::with_capacity(self.files.len());
+        for file in self.files.clone() {
+            let stat = self
+                .dir
+                .stat(&file.target_name)
+                .map_err(|e| Error::io(&file.target, "cannot read metadata", e))?;
+            let backup = match stat {
+                None => Backup::New,
+                Some(st) if st.is_dir() => {
+                    return Err(Error::refused(
+                        &file.target,
+                        "a folder has the name of an output file; move it away",
+                    ))
+                }
+                Some(_) => {
+                    let name =
+                        side_file::side_name(&file.target_name, file.index, &self.id, Kind::Backup);
+                    match self.dir.link(&file.target_name, &name) {
+                        Ok(()) => {
+                            self.backups.push(name.clone());
+                            Backup::Link(name)
+                        }
+                        // No hard links here: the file can be replaced, but
+                        // not put back if a later rename fails.
+                        Err(e)
+                            if matches!(
+                                e.raw_os_error(),
+                                Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EMLINK)
+                            ) =>
+                        {
+                            Backup::Unavailable
+                        }
+                        // A mount point (or a file on another filesystem
+                        // mounted over the name) cannot be renamed over.
+                        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                            return Err(Error::refused(
+                                &file.target,
+                                "cannot be replaced: it is a mount point",
+                            ))
+                        }
+                        Err(e) => {
+                            return Err(Error::io(
+                                &file.target,
+                                "cannot keep a link to the file it replaces",
+                                e,
+                            ))
+                        }
+                    }
+                }
+            };
+            entries.push(Entry {
+                temp: file.temp_name,
+                target: file.target_name,
+                backup,
+            });
+        }
+        Ok(Journal { entries })
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        if self.committed {
+        if self.state != State::Writing {
             return;
         }
         for file in &self.files {
-            let _ = fs::remove_file(&file.temp);
+            let _ = self.dir.unlink(&file.temp_name);
         }
-        remove_empty_dirs(&self.created_dirs);
+        for backup in &self.backups {
+            let _ = self.dir.unlink(backup);
+        }
+        let _ = self.dir.unlink(&self.journal_name);
+        if !self.created_dirs.is_empty() {
+            // Under the lock, so no run is starting in a folder we remove.
+            let _lock = self.dir.lock(&|| Ok(()));
+            remove_empty_dirs(&self.created_dirs);
+        }
     }
 }
 
@@ -157,7 +375,7 @@ impl Drop for Staging {
 /// empty: never removes user files.
 fn remove_empty_dirs(dirs: &[PathBuf]) {
     for dir in dirs {
-        if fs::remove_dir(dir).is_err() {
+        if std::fs::remove_dir(dir).is_err() {
             break;
         }
     }

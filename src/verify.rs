@@ -1,10 +1,9 @@
-//! Checking a pruned output against its input: every name present, every
-//! kept tensor's bytes equal (CRC32 of input and output ranges), every
-//! pruned tensor empty with the input's dtype, other files identical.
-//!
-//! Rule-agnostic on purpose: a tensor counts as pruned when the output
-//! holds it as shape `[0]` with no bytes while the input did not, so the
-//! same check serves `--verify` after a run and `verify` on any pair.
+//! Checking a pruned output against its input and the plan for it: every
+//! name present with its dtype, every tensor the plan prunes empty (shape
+//! `[0]`, no bytes), every tensor it keeps with its shape and its bytes
+//! (CRC32 of input and output ranges), other files identical. The same
+//! check serves `--verify` after a run and `verify` on any pair, given the
+//! rule the output was made with.
 
 use std::fs::File;
 use std::io;
@@ -17,6 +16,7 @@ use crate::checkpoint::{open_safetensors, ConfigFile, InputFile, IS_PRUNED_KEY};
 use crate::error::{Error, Result};
 use crate::header::{printable, Header};
 use crate::interrupt;
+use crate::plan::PrunePlan;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -66,11 +66,12 @@ pub fn crc32_range(
     Ok(hasher.finalize())
 }
 
-/// Compares the safetensors file at `output` with its input.
+/// Compares the safetensors file at `output` with its input under `plan`.
 pub fn verify_safetensors(
     name: &str,
     input: &InputFile,
     in_header: &Header,
+    plan: &PrunePlan,
     output: &Path,
 ) -> Result<FileVerdict> {
     let (out_file, out_header) = open_safetensors(output)?;
@@ -85,7 +86,7 @@ pub fn verify_safetensors(
         out_by_name.insert(t.name.as_str(), t);
     }
     let (mut pruned, mut kept, mut checked) = (0, 0, 0u64);
-    for t in &in_header.tensors {
+    for (t, outcome) in in_header.tensors.iter().zip(&plan.tensors) {
         let Some(o) = out_by_name.remove(t.name.as_str()) else {
             problem(format!(
                 "tensor `{}` is missing from the output",
@@ -102,12 +103,28 @@ pub fn verify_safetensors(
             ));
             continue;
         }
-        let emptied = o.shape == [0] && o.byte_len() == 0 && t.shape != [0];
-        if emptied {
+        let empty = o.shape == [0] && o.byte_len() == 0;
+        if outcome.pruned {
             pruned += 1;
+            if !empty {
+                problem(format!(
+                    "tensor `{}` should be empty ({}) but the output holds {:?}",
+                    printable(&t.name),
+                    outcome.reason,
+                    o.shape
+                ));
+            }
             continue;
         }
         kept += 1;
+        if empty && t.shape != [0] {
+            problem(format!(
+                "tensor `{}` was emptied, but the rule keeps it ({})",
+                printable(&t.name),
+                outcome.reason
+            ));
+            continue;
+        }
         if o.shape != t.shape {
             problem(format!(
                 "tensor `{}` has shape {:?} in the output but {:?} in the input",

@@ -1,0 +1,255 @@
+//! Finding and finishing what dead runs left in a folder.
+//!
+//! A run is alive while it holds the lock on its journal file (the kernel
+//! drops it when the process dies, however it dies, and NFS carries it
+//! across machines), so liveness needs no process ids. With the folder's
+//! lock held (no other run is committing or recovering there), each dead
+//! run's leftovers are dealt with by what its journal says:
+//!
+//! - a whole commit record: the commit is finished ([`commit::apply`]), or
+//!   undone if a rename cannot be made;
+//! - no record (the run died before its commit): its temp files go;
+//!
+//! and then every side file of that run is removed. Side files owned by
+//! another user are left alone: a journal is obeyed only when it is ours.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::Path;
+
+use crate::commit::{self, shown, Failure};
+use crate::error::{Error, Result};
+use crate::interrupt;
+use crate::journal::Journal;
+use crate::side_file::{self, Kind};
+use crate::sys::{self, Dir};
+
+/// Finishes or removes the leftovers of dead runs in the folder at `path`,
+/// waiting for its lock if there are any. Returns one line per run dealt
+/// with. Reads only the listing when there is nothing to do.
+pub fn recover_folder(path: &Path) -> Result<Vec<String>> {
+    let has_leftovers = match std::fs::read_dir(path) {
+        Ok(listing) => listing
+            .flatten()
+            .any(|e| side_file::parse(&e.file_name()).is_some()),
+        Err(_) => false,
+    };
+    if !has_leftovers {
+        return Ok(Vec::new());
+    }
+    let dir = Dir::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let _lock = dir
+        .lock(&interrupt::check_io)
+        .map_err(|e| lock_error(path, e))?;
+    recover_locked(&dir, None)
+}
+
+pub(crate) fn lock_error(path: &Path, e: std::io::Error) -> Error {
+    match interrupt::check() {
+        Err(interrupted) => interrupted,
+        Ok(()) => Error::io(path, "cannot lock the folder", e),
+    }
+}
+
+/// [`recover_folder`] for a folder whose lock the caller holds; the run
+/// `own` (the caller's) is skipped.
+pub(crate) fn recover_locked(dir: &Dir, own: Option<&str>) -> Result<Vec<String>> {
+    let io_err = |e| Error::io(dir.path(), "cannot list", e);
+    let mut runs: BTreeMap<String, Vec<(OsString, Kind)>> = BTreeMap::new();
+    for name in dir.names().map_err(io_err)? {
+        if let Some((id, kind)) = side_file::parse(&name) {
+            if Some(id.as_str()) != own {
+                runs.entry(id).or_default().push((name, kind));
+            }
+        }
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mut notes = Vec::new();
+    for (id, files) in runs {
+        let note = if let Some(pid) = id.strip_prefix("pid-").and_then(|p| p.parse().ok()) {
+            recover_legacy(dir, pid, &files, me)?
+        } else {
+            recover_run(dir, &id, &files, me)?
+        };
+        notes.extend(note);
+    }
+    Ok(notes)
+}
+
+/// Deals with the leftovers `files` of run `id`; `None` when it is alive or
+/// not ours.
+fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Result<Option<String>> {
+    let at = |name: &OsString| dir.join(name);
+    let journal_name = side_file::journal_name(id);
+    let mut finished = None;
+    match dir
+        .stat(&journal_name)
+        .map_err(|e| Error::io(&at(&journal_name), "cannot read metadata", e))?
+    {
+        Some(st) if !st.is_file() || st.uid != me => {
+            return Ok(Some(format!(
+                "{}: left alone: not a journal of this user's",
+                at(&journal_name).display()
+            )))
+        }
+        Some(_) => {
+            let mut file = dir
+                .open_regular_rw(&journal_name)
+                .map_err(|e| Error::io(&at(&journal_name), "cannot open", e))?;
+            if !sys::try_lock(&file).map_err(|e| Error::io(&at(&journal_name), "cannot lock", e))? {
+                return Ok(None); // A live run.
+            }
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)
+                .map_err(|e| Error::io(&at(&journal_name), "cannot read", e))?;
+            if let Some(journal) = Journal::decode(&bytes).filter(|j| belongs_to(j, id)) {
+                finished = Some(finish(dir, &journal)?);
+            }
+        }
+        None => {}
+    }
+    let mut removed = 0;
+    for (name, _) in files {
+        if name == &journal_name {
+            continue;
+        }
+        match dir.stat(name) {
+            Ok(Some(st)) if st.uid == me && !st.is_dir() => {
+                dir.unlink(name)
+                    .map_err(|e| Error::io(&at(name), "cannot remove", e))?;
+                removed += 1;
+            }
+            _ => {}
+        }
+    }
+    dir.unlink(&journal_name)
+        .map_err(|e| Error::io(&at(&journal_name), "cannot remove", e))?;
+    let place = dir.path().display();
+    Ok(Some(match finished {
+        Some(what) => format!("{place}: {what}"),
+        None => format!(
+            "{place}: removed {removed} temp file{} of an earlier run that was stopped before its commit",
+            plural(removed)
+        ),
+    }))
+}
+
+/// Whether every side name in `journal` is run `id`'s and every target is
+/// an ordinary name: a record is obeyed only within its own run.
+fn belongs_to(journal: &Journal, id: &str) -> bool {
+    let ours = |name: &OsString, kinds: &[Kind]| {
+        side_file::parse(name).is_some_and(|(i, k)| i == id && kinds.contains(&k))
+    };
+    journal.entries.iter().all(|e| {
+        ours(&e.temp, &[Kind::Temp])
+            && !side_file::is_side_file(&e.target)
+            && match &e.backup {
+                crate::journal::Backup::Link(b) => ours(b, &[Kind::Backup]),
+                _ => true,
+            }
+    })
+}
+
+/// Finishes (or, failing that, undoes) a dead run's commit.
+fn finish(dir: &Dir, journal: &Journal) -> Result<String> {
+    let n = journal.entries.len();
+    match commit::apply(dir, journal, true) {
+        Ok(_) => Ok(format!(
+            "finished the commit of an earlier run that was stopped ({n} file{} in place)",
+            plural(n)
+        )),
+        Err(Failure::Undone { target, source }) => {
+            commit::discard(dir, journal).map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
+            Ok(format!(
+                "undid the commit of an earlier run that was stopped: {} cannot be replaced ({source}); every file is as it was before that run",
+                shown(&target)
+            ))
+        }
+        Err(Failure::Stuck {
+            target,
+            source,
+            stuck,
+            original,
+            undo_error,
+        }) => Err(Error::CommitIncomplete {
+            dir: dir.path().to_path_buf(),
+            problem: format!(
+                "an earlier run's commit can be neither finished ({}: {source}) nor undone ({}: {undo_error}){}",
+                shown(&target),
+                shown(&stuck),
+                original
+                    .map(|o| format!("; the original of {} is {}", shown(&stuck), dir.join(&o).display()))
+                    .unwrap_or_default()
+            ),
+        }),
+    }
+}
+
+/// Leftovers of a version before the journal: temp files and moved-aside
+/// originals named with a process id. If the process is gone and its
+/// commit was not complete (a temp file is left, or a moved-aside file's
+/// name is empty), every original is put back; otherwise the commit had
+/// completed and the originals are stale copies.
+fn recover_legacy(
+    dir: &Dir,
+    pid: u32,
+    files: &[(OsString, Kind)],
+    me: u32,
+) -> Result<Option<String>> {
+    if sys::process_exists(pid) {
+        return Ok(None);
+    }
+    let at = |name: &OsString| dir.join(name);
+    let ours: Vec<&(OsString, Kind)> = files
+        .iter()
+        .filter(|(name, _)| {
+            dir.stat(name)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.uid == me && s.is_file())
+        })
+        .collect();
+    let target_missing = |name: &OsString| {
+        side_file::legacy_target(name)
+            .map(|t| !dir.exists(&t).unwrap_or(true))
+            .unwrap_or(false)
+    };
+    let incomplete = ours.iter().any(|(name, kind)| match kind {
+        Kind::LegacyTemp(_) => true,
+        Kind::LegacyBackup(_) => target_missing(name),
+        _ => false,
+    });
+    let mut restored = 0;
+    for (name, kind) in &ours {
+        match (kind, side_file::legacy_target(name)) {
+            (Kind::LegacyBackup(_), Some(target)) if incomplete => {
+                dir.rename(name, &target)
+                    .map_err(|e| Error::io(&at(&target), "cannot put the original back", e))?;
+                restored += 1;
+            }
+            _ => dir
+                .unlink(name)
+                .map_err(|e| Error::io(&at(name), "cannot remove", e))?,
+        }
+    }
+    let place = dir.path().display();
+    Ok(Some(if restored > 0 {
+        format!("{place}: undid the unfinished commit of an older trtllm-prune run (process {pid}): {restored} original{} put back", plural(restored))
+    } else {
+        format!(
+            "{place}: removed {} leftover file{} of an older trtllm-prune run (process {pid})",
+            ours.len(),
+            plural(ours.len())
+        )
+    }))
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}

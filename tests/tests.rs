@@ -5,6 +5,7 @@
 mod util;
 
 mod cli;
+mod commit_faults;
 mod differential;
 mod faults;
 mod features;

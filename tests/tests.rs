@@ -14,3 +14,4 @@ mod nothing_lost;
 mod planner;
 mod prune_output;
 mod sharing;
+mod trust;

@@ -1,0 +1,520 @@
+//! The promises around the commit that a fault matrix does not reach:
+//! concurrent runs into one folder, what dead and live runs leave behind,
+//! files planted by someone else, numbers from a config, patterns and flag
+//! combinations that can only be mistakes, and what in place keeps.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use trtllm_prune::fixture::{CheckpointSpec, Family};
+
+use crate::util::{
+    self, assert_error, assert_success, run, stderr, tree, write_checkpoint, TreeEntry,
+};
+
+fn root() -> (tempfile::TempDir, PathBuf) {
+    let dir = util::tempdir();
+    let root = fs::canonicalize(dir.path()).expect("temp dir resolves");
+    (dir, root)
+}
+
+fn hidden_names(dir: &Path) -> Vec<String> {
+    util::file_names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+fn prune_into(ckpt: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut cmd = Command::new(util::bin());
+    cmd.arg("--checkpoint_dir")
+        .arg(ckpt)
+        .arg("--out_dir")
+        .arg(out)
+        .arg("-q");
+    cmd.args(extra);
+    cmd.output().expect("binary runs")
+}
+
+// ------------------------------------------------------------ concurrency
+
+#[test]
+fn eight_parallel_rank_runs_into_one_folder_all_succeed_every_round() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 8, 1));
+    let one_run = root.join("one-run");
+    assert_success(prune_into(&ckpt, &one_run, &[]));
+    let expected = tree(&one_run);
+    for round in 0..100 {
+        let out = root.join(format!("out{round}"));
+        let children: Vec<_> = (0..8)
+            .map(|rank| {
+                Command::new(util::bin())
+                    .arg("--checkpoint_dir")
+                    .arg(&ckpt)
+                    .arg("--out_dir")
+                    .arg(&out)
+                    .args(["--ranks", &rank.to_string(), "-q"])
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("binary starts")
+            })
+            .collect();
+        for child in children {
+            let result = child.wait_with_output().expect("run ends");
+            assert!(
+                result.status.success(),
+                "round {round}: {}",
+                stderr(&result)
+            );
+        }
+        assert!(
+            tree(&out) == expected,
+            "round {round}: the output differs from one run's"
+        );
+        fs::remove_dir_all(&out).expect("round output removed");
+    }
+}
+
+#[test]
+fn two_runs_with_different_rules_end_with_one_runs_files() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 4, 1));
+    let (a, b) = (root.join("a"), root.join("b"));
+    assert_success(prune_into(&ckpt, &a, &[]));
+    assert_success(prune_into(&ckpt, &b, &["--prune_all"]));
+    let (a, b) = (tree(&a), tree(&b));
+    for round in 0..40 {
+        let out = root.join(format!("out{round}"));
+        let spawn = |extra: &[&str]| {
+            let mut cmd = Command::new(util::bin());
+            cmd.arg("--checkpoint_dir")
+                .arg(&ckpt)
+                .arg("--out_dir")
+                .arg(&out);
+            cmd.arg("-q").args(extra);
+            cmd.spawn().expect("binary starts")
+        };
+        let (mut first, mut second) = (spawn(&[]), spawn(&["--prune_all"]));
+        assert!(first.wait().expect("run ends").success());
+        assert!(second.wait().expect("run ends").success());
+        let now = tree(&out);
+        assert!(
+            now == a || now == b,
+            "round {round}: a mix of two runs' files"
+        );
+        fs::remove_dir_all(&out).expect("round output removed");
+    }
+}
+
+// --------------------------------------------------- dead and live runs
+
+/// A checkpoint and an in-place run of it killed by strace at the 2nd
+/// rename: a commit half made. `None` without strace.
+fn killed_mid_commit(root: &Path) -> Option<PathBuf> {
+    let ckpt = write_checkpoint(root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let status = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=renameat:signal=KILL:when=2",
+        ])
+        .arg(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(&ckpt)
+        .args(["--in-place", "-q"])
+        .status()
+        .ok()?;
+    assert!(!status.success(), "the run was not killed");
+    Some(ckpt)
+}
+
+#[test]
+fn inspect_finishes_a_commit_a_killed_run_left_and_says_so_in_one_line() {
+    let (_dir, root) = root();
+    let Some(ckpt) = killed_mid_commit(&root) else {
+        return;
+    };
+    assert!(!hidden_names(&ckpt).is_empty(), "the kill left no journal");
+
+    let out = run(&[&"inspect", &ckpt]);
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("warning:") && err.contains("finished the commit of an earlier run"),
+        "{err}"
+    );
+    assert_eq!(hidden_names(&ckpt), Vec::<String>::new());
+    let config = fs::read_to_string(ckpt.join("config.json")).unwrap();
+    assert!(config.contains("\"is_pruned\": true"));
+    // Every rank is pruned now: pruning again changes nothing.
+    let before = tree(&ckpt);
+    assert_success(run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"]));
+    assert!(tree(&ckpt) == before);
+}
+
+#[test]
+fn a_dry_run_reports_nothing_and_changes_nothing_of_a_dead_runs_commit() {
+    let (_dir, root) = root();
+    let Some(ckpt) = killed_mid_commit(&root) else {
+        return;
+    };
+    let before = tree(&ckpt);
+    let out = run(&[&"--checkpoint_dir", &ckpt, &"--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(tree(&ckpt) == before, "a dry run changed the folder");
+}
+
+/// Plants a live run's journal and temp file in `dir`: the journal locked by
+/// this test process, as a running trtllm-prune holds its own.
+fn plant_live_run(dir: &Path) -> (fs::File, Vec<String>) {
+    let id = "00112233445566778899aabbccddeeff";
+    let journal = format!(".trtllm-prune-{id}.journal");
+    let temp = format!(".rank0.safetensors.trtllm-prune-{id}.tmp");
+    let file = fs::File::create(dir.join(&journal)).unwrap();
+    fs::write(dir.join(&temp), "being written").unwrap();
+    // SAFETY: a plain flock on a descriptor this test owns.
+    let r = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&file), libc::LOCK_EX) };
+    assert_eq!(r, 0);
+    (file, vec![journal, temp])
+}
+
+#[test]
+fn a_live_runs_files_are_never_touched_and_a_dead_runs_are_removed() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let (lock, names) = plant_live_run(&out);
+
+    assert_success(prune_into(&ckpt, &out, &[]));
+    assert_eq!(hidden_names(&out), {
+        let mut n = names.clone();
+        n.sort();
+        n
+    });
+
+    drop(lock); // The run "dies".
+    let again = prune_into(&ckpt, &out, &[]);
+    assert!(again.status.success());
+    assert_eq!(hidden_names(&out), Vec::<String>::new());
+}
+
+#[test]
+fn leftovers_of_a_version_before_the_journal_are_put_back() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let original = fs::read(ckpt.join("rank1.safetensors")).unwrap();
+    // An older version killed mid-commit: rank1 moved aside, not replaced.
+    let pid = 4_194_301; // Above any default pid_max: no such process.
+    fs::rename(
+        ckpt.join("rank1.safetensors"),
+        ckpt.join(format!(".rank1.safetensors.trtllm-prune-old-{pid}.tmp")),
+    )
+    .unwrap();
+    fs::write(
+        ckpt.join(format!(".rank0.safetensors.trtllm-prune-new-{pid}.tmp")),
+        "x",
+    )
+    .unwrap();
+
+    let out = run(&[&"inspect", &ckpt]);
+
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("undid the unfinished commit of an older"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(ckpt.join("rank1.safetensors")).unwrap(), original);
+    assert_eq!(hidden_names(&ckpt), Vec::<String>::new());
+}
+
+// ------------------------------------------------------ planted files
+
+#[test]
+fn a_symlink_at_an_output_name_is_replaced_not_written_through() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let victim = root.join("victim");
+    fs::write(&victim, "not yours").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("rank0.safetensors")).unwrap();
+
+    assert_success(prune_into(&ckpt, &out, &[]));
+
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "not yours");
+    let meta = fs::symlink_metadata(out.join("rank0.safetensors")).unwrap();
+    assert!(meta.is_file());
+}
+
+#[test]
+fn every_file_the_tool_creates_is_created_exclusively() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    fs::write(ckpt.join("quant_cfg.json"), "{}").unwrap();
+    let log = root.join("log");
+    for extra in [&["--out_dir", "OUT"][..], &["--in-place"][..]] {
+        let out = root.join("out");
+        let args: Vec<String> = extra
+            .iter()
+            .map(|a| a.replace("OUT", &out.display().to_string()))
+            .collect();
+        let Ok(status) = Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=open,openat,creat", "-o"])
+            .arg(&log)
+            .arg(util::bin())
+            .arg("--checkpoint_dir")
+            .arg(&ckpt)
+            .args(&args)
+            .arg("-q")
+            .status()
+        else {
+            eprintln!("strace is not installed: skipping");
+            return;
+        };
+        assert!(status.success());
+        let text = fs::read_to_string(&log).unwrap();
+        let creating: Vec<&str> = text.lines().filter(|l| l.contains("O_CREAT")).collect();
+        assert!(!creating.is_empty(), "no file was created?\n{text}");
+        for line in creating {
+            assert!(line.contains("O_EXCL"), "created without O_EXCL: {line}");
+            assert!(line.contains("O_NOFOLLOW"), "may follow a symlink: {line}");
+        }
+    }
+}
+
+// ------------------------------------------------ numbers from a config
+
+#[test]
+fn a_huge_world_size_is_an_error_before_anything_is_sized_by_it() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    for world_size in [
+        "1000000000",
+        "4294967296",
+        "9223372036854775808",
+        "18446744073709551615",
+    ] {
+        fs::write(
+            ckpt.join("config.json"),
+            format!("{{\"mapping\": {{\"world_size\": {world_size}}}}}"),
+        )
+        .unwrap();
+        for args in [
+            &["--dry-run"][..],
+            &["--out_dir", "/nonexistent/never"][..],
+            &["inspect"][..],
+        ] {
+            let mut cmd = Command::new(util::bin());
+            if args == ["inspect"] {
+                cmd.arg("inspect").arg(&ckpt);
+            } else {
+                cmd.arg("--checkpoint_dir").arg(&ckpt).args(args);
+            }
+            // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+            // 512 MiB of address space: far less than a rank list of 10^9.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let limit = libc::rlimit {
+                        rlim_cur: 512 << 20,
+                        rlim_max: 512 << 20,
+                    };
+                    libc::setrlimit(libc::RLIMIT_AS, &limit);
+                    Ok(())
+                });
+            }
+            let out = cmd.output().unwrap();
+            let line = assert_error(&out);
+            assert!(
+                line.contains(&format!(
+                    "config.json has world_size {world_size}, the folder has 2 rank files"
+                )),
+                "{args:?}: {line}"
+            );
+        }
+    }
+}
+
+// ------------------------------------------------- only mistakes look so
+
+#[test]
+fn an_empty_pattern_is_a_usage_error() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let before = tree(&ckpt);
+    for flag in ["--prune", "--keep"] {
+        for out in [
+            run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &flag, &""]),
+            run(&[&"inspect", &ckpt, &flag, &""]),
+            run(&[&"verify", &"--checkpoint_dir", &ckpt, &flag, &""]),
+        ] {
+            assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+            assert!(stderr(&out).contains("an empty pattern matches every tensor name"));
+        }
+    }
+    assert!(tree(&ckpt) == before);
+}
+
+#[test]
+fn in_place_with_ranks_is_refused() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let before = tree(&ckpt);
+    let out = run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"--ranks", &"0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(tree(&ckpt) == before);
+}
+
+#[test]
+fn verify_flags_a_config_claiming_pruned_over_an_unpruned_rank() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    assert_success(prune_into(&ckpt, &out, &[]));
+    fs::copy(
+        ckpt.join("rank1.safetensors"),
+        out.join("rank1.safetensors"),
+    )
+    .unwrap();
+
+    let result = run(&[&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &out]);
+
+    assert_eq!(result.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&result.stdout);
+    assert!(table.contains("FAIL  rank1.safetensors"), "{table}");
+    assert!(table.contains("should be empty (default rule"), "{table}");
+}
+
+#[test]
+fn verify_flags_a_tensor_the_rule_keeps_but_the_output_emptied() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    assert_success(prune_into(&ckpt, &out, &["--prune_all"]));
+
+    let wrong_rule = run(&[&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &out]);
+    let right_rule = run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"--prune_all",
+    ]);
+
+    assert_eq!(wrong_rule.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&wrong_rule.stdout).contains("was emptied, but the rule keeps it")
+    );
+    assert!(right_rule.status.success(), "{}", stderr(&right_rule));
+}
+
+// --------------------------------------------------------- in place keeps
+
+#[test]
+fn in_place_keeps_each_files_owner_group_and_mode() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot give files to another user; skipping");
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let owners: BTreeMap<&str, (u32, u32, u32)> = [
+        ("config.json", (1234, 5678, 0o640)),
+        ("rank0.safetensors", (1234, 5678, 0o600)),
+        ("rank1.safetensors", (4321, 8765, 0o604)),
+    ]
+    .into();
+    for (name, (uid, gid, mode)) in &owners {
+        let path = ckpt.join(name);
+        std::os::unix::fs::chown(&path, Some(*uid), Some(*gid)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).unwrap();
+    }
+
+    assert_success(run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"]));
+
+    for (name, (uid, gid, mode)) in &owners {
+        let meta = fs::metadata(ckpt.join(name)).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (*uid, *gid, *mode),
+            "{name}"
+        );
+    }
+    assert!(fs::read_to_string(ckpt.join("config.json"))
+        .unwrap()
+        .contains("is_pruned"));
+}
+
+// ------------------------------------------- failures after the commit
+
+#[test]
+fn a_failed_flush_after_the_commit_exits_3_saying_the_output_is_in_place() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    let log = root.join("log");
+    // How many fsyncs a run makes: the last one flushes the folder after
+    // the commit.
+    let Ok(status) = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=fsync", "-o"])
+        .arg(&log)
+        .arg(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(&ckpt)
+        .arg("--out_dir")
+        .arg(&out)
+        .arg("-q")
+        .status()
+    else {
+        eprintln!("strace is not installed: skipping");
+        return;
+    };
+    assert!(status.success());
+    let expected = tree(&out);
+    fs::remove_dir_all(&out).unwrap();
+    // strace counts calls per thread: the last fsync's thread and its count.
+    let text = fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("fsync("))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let last = calls.last().expect("fsyncs were made");
+    let fsyncs = calls.iter().filter(|pid| pid == &last).count();
+
+    let result = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject=fsync:error=EIO:when={fsyncs}"))
+        .arg(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(&ckpt)
+        .arg("--out_dir")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    let err = stderr(&result);
+    assert!(
+        err.contains("the output is in place, but cannot flush the folder to disk"),
+        "{err}"
+    );
+    let visible = |t: BTreeMap<String, TreeEntry>| -> BTreeMap<String, TreeEntry> {
+        t.into_iter().filter(|(n, _)| !n.starts_with('.')).collect()
+    };
+    assert!(visible(tree(&out)) == visible(expected));
+}

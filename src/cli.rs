@@ -48,6 +48,97 @@ Examples:
     trtllm-prune --checkpoint_dir ./original --prune attention.dense.weight --dry-run -v
     trtllm-prune inspect ./original/rank0.safetensors";
 
+/// The man page's DESCRIPTION, in roff: the rule list kept as a list.
+pub const MAN_DESCRIPTION: &str = r#".SH DESCRIPTION
+Empty the large weight matrices of a TensorRT\-LLM checkpoint (config.json + rank{N}.safetensors),
+keeping every tensor name, dtype and the config, so the checkpoint can be shipped, tested or built
+into a weight\-stripped engine without its weights.
+.PP
+Prune rule (the original trtllm\-prune's, exactly): a tensor is emptied when its name CONTAINS any of
+.RS
+.nf
+attention.qkv.weight
+attention.proj.weight
+mlp.fc.weight
+mlp.proj.weight
+mlp.gate.weight
+.fi
+.RE
+.PP
+(so attention.qkv.weights_scaling_factor is emptied too, attention.dense.weight is kept).
+With \-\-prune_all every tensor is emptied. \-\-prune PATTERN adds tensors, \-\-keep PATTERN
+protects them (keep wins, even over \-\-prune_all). An emptied tensor keeps its dtype and gets
+shape [0] and no bytes; every other tensor keeps its dtype, shape and bytes. config.json gets
+"is_pruned": true.
+.PP
+A folder without rank{N}.safetensors is pruned as a generic safetensors checkpoint
+(model.safetensors, or shards with model.safetensors.index.json).
+.PP
+Tensor bytes are streamed from input to output by the kernel; only headers are held in memory.
+Outputs are written to temp files and committed together through a journal: at no instant is a
+file missing or torn, and config.json is renamed last. A run killed during its commit is finished
+by the next run into the folder.
+"#;
+
+/// The man page's EXIT STATUS section.
+pub const MAN_EXIT_STATUS: &str = r#".SH "EXIT STATUS"
+.TP
+0
+Success.
+.TP
+1
+Bad input, a refused set\-up, an I/O failure or a verification mismatch: nothing changed.
+.TP
+2
+Usage error.
+.TP
+3
+The output is in place, but a step after the commit failed (the message says what is not
+guaranteed, e.g. that the folder could not be flushed to disk).
+.TP
+4
+The commit could be neither finished nor undone: some files are new, config.json is still old.
+The next run into the folder finishes it.
+.TP
+129, 130, 143
+Interrupted by SIGHUP, SIGINT or SIGTERM before the commit: nothing of the run is kept.
+"#;
+
+/// The man page's EXAMPLES section, kept as written.
+pub const MAN_EXAMPLES: &str = r#".SH EXAMPLES
+.nf
+Prune specific weights (attention and MLP matrices; embeddings and norms stay):
+  trtllm\-prune \-\-checkpoint_dir ./llama\-7b\-checkpoint \-\-out_dir ./llama\-7b\-pruned
+
+Prune all weights, creating a minimal checkpoint skeleton:
+  trtllm\-prune \-\-checkpoint_dir ./llama\-7b\-checkpoint \-\-out_dir ./llama\-7b\-skeleton \-\-prune_all
+
+Default output folder is the sibling <checkpoint_dir>.pruned:
+  trtllm\-prune \-\-checkpoint_dir ./original
+
+Look before you cut, then also empty the output projection the original misses:
+  trtllm\-prune \-\-checkpoint_dir ./original \-\-prune attention.dense.weight \-\-dry\-run \-v
+  trtllm\-prune inspect ./original/rank0.safetensors
+.fi
+"#;
+
+/// Plain text as a roff paragraph: backslashes and dashes escaped, no line
+/// starting with a control character.
+pub fn roff_text(text: &str) -> String {
+    text.replace('\\', "\\e")
+        .replace('-', "\\-")
+        .lines()
+        .map(|l| {
+            if l.starts_with(['.', '\'']) {
+                format!("\\&{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "trtllm-prune",

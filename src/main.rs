@@ -163,16 +163,43 @@ fn print_completions(shell: Shell) {
 }
 
 fn print_man() -> Result<(), Error> {
+    let render_error = |e| {
+        Error::io(
+            std::path::Path::new("<stdout>"),
+            "cannot render the man page",
+            e,
+        )
+    };
+    let command = Cli::command();
+    let man = clap_mangen::Man::new(command.clone());
     let mut page = Vec::new();
-    clap_mangen::Man::new(Cli::command())
-        .render(&mut page)
-        .map_err(|e| {
-            Error::io(
-                std::path::Path::new("<stdout>"),
-                "cannot render the man page",
-                e,
-            )
-        })?;
+    man.render_title(&mut page).map_err(render_error)?;
+    man.render_name_section(&mut page).map_err(render_error)?;
+    man.render_synopsis_section(&mut page)
+        .map_err(render_error)?;
+    page.extend_from_slice(cli::MAN_DESCRIPTION.as_bytes());
+    man.render_options_section(&mut page)
+        .map_err(render_error)?;
+    // Each subcommand under its own heading, here: there are no separate
+    // pages for them to refer to.
+    page.extend_from_slice(b".SH SUBCOMMANDS\n");
+    for sub in command.get_subcommands() {
+        let name = sub.get_name();
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        page.extend_from_slice(
+            format!(".SS trtllm\\-prune {name}\n{}\n", cli::roff_text(&about)).as_bytes(),
+        );
+        let mut options = Vec::new();
+        clap_mangen::Man::new(sub.clone().bin_name(format!("trtllm-prune {name}")))
+            .render_options_section(&mut options)
+            .map_err(render_error)?;
+        let options = String::from_utf8_lossy(&options).replace(".SH OPTIONS\n", "");
+        page.extend_from_slice(options.as_bytes());
+    }
+    page.extend_from_slice(cli::MAN_EXIT_STATUS.as_bytes());
+    page.extend_from_slice(cli::MAN_EXAMPLES.as_bytes());
+    man.render_version_section(&mut page)
+        .map_err(render_error)?;
     write_stdout(&page)
 }
 

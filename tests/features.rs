@@ -529,6 +529,21 @@ fn completions_and_man_page_come_from_the_cli_definition() {
     assert!(man.status.success());
     let page = String::from_utf8(man.stdout).unwrap();
     assert!(page.contains(".TH trtllm-prune 1"));
+    // Every exit status is documented, and no other page is referred to.
+    assert!(page.contains(".SH \"EXIT STATUS\""));
+    for status in ["\n0\n", "\n1\n", "\n2\n", "\n3\n", "\n4\n", "129, 130, 143"] {
+        assert!(
+            page.contains(status),
+            "exit status {status:?} is not documented"
+        );
+    }
+    assert!(
+        !page.contains("(1)\n"),
+        "the page refers to pages that do not exist"
+    );
+    assert!(page.contains(".SS trtllm\\-prune verify"));
+    // The rule list stays a list.
+    assert!(page.contains(".nf\nattention.qkv.weight\nattention.proj.weight\n"));
     let shipped =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/trtllm-prune.1"))
             .expect("docs/trtllm-prune.1 is shipped");

@@ -438,7 +438,7 @@ pub struct IndexFile {
 pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
 
 impl IndexFile {
-    fn read(path: &Path, name: &str) -> Result<IndexFile> {
+    pub(crate) fn read(path: &Path, name: &str) -> Result<IndexFile> {
         let text = fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
@@ -459,6 +459,24 @@ impl IndexFile {
             path: path.to_path_buf(),
             object,
         })
+    }
+
+    /// Tensor name to shard file name.
+    pub fn weight_map(&self) -> std::collections::HashMap<&str, &str> {
+        self.object
+            .get("weight_map")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// `metadata.total_size`, when it is a number.
+    pub fn total_size(&self) -> Option<u64> {
+        self.object.get("metadata")?.get("total_size")?.as_u64()
     }
 
     /// Shard file names the index refers to, sorted and unique.

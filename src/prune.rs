@@ -452,8 +452,16 @@ pub fn verify_existing(
             &out_dir.join(&name),
         )?);
     }
-    if let Layout::TrtLlm { config } = &checkpoint.layout {
-        verdicts.push(verify::verify_config(config, &out_dir.join(CONFIG_FILE))?);
+    match &checkpoint.layout {
+        Layout::TrtLlm { config } => {
+            verdicts.push(verify::verify_config(config, &out_dir.join(CONFIG_FILE))?);
+            verdicts.extend(verify::verify_no_extra_ranks(&out_dir, config.world_size)?);
+        }
+        Layout::Generic { index: Some(index) } => {
+            let shards: Vec<String> = checkpoint.files.iter().map(|f| f.name.clone()).collect();
+            verdicts.push(verify::verify_index(&index.name, &out_dir, &shards)?);
+        }
+        Layout::Generic { index: None } => {}
     }
     verdicts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Verification {

@@ -12,7 +12,10 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::checkpoint::{open_safetensors, ConfigFile, InputFile, IS_PRUNED_KEY};
+use crate::checkpoint::{
+    open_safetensors, parse_rank_file_name, ConfigFile, IndexFile, InputFile, CONFIG_FILE,
+    IS_PRUNED_KEY,
+};
 use crate::error::{Error, Result};
 use crate::header::{printable, Header};
 use crate::interrupt;
@@ -74,6 +77,9 @@ pub fn verify_safetensors(
     plan: &PrunePlan,
     output: &Path,
 ) -> Result<FileVerdict> {
+    if let Some(missing) = missing(name, output) {
+        return Ok(missing);
+    }
     let (out_file, out_header) = open_safetensors(output)?;
     let mut verdict = FileVerdict {
         name: name.to_string(),
@@ -172,6 +178,9 @@ pub fn verify_safetensors(
 
 /// Compares a copied file with its input, byte for byte (by CRC32).
 pub fn verify_copy(name: &str, input: &InputFile, output: &Path) -> Result<FileVerdict> {
+    if let Some(missing) = missing(name, output) {
+        return Ok(missing);
+    }
     let out = InputFile::open(output)?;
     let mut verdict = FileVerdict {
         name: name.to_string(),
@@ -198,9 +207,12 @@ pub fn verify_copy(name: &str, input: &InputFile, output: &Path) -> Result<FileV
 
 /// Checks that the output config is the input's with `"is_pruned": true`.
 pub fn verify_config(input: &ConfigFile, output: &Path) -> Result<FileVerdict> {
+    if let Some(missing) = missing(CONFIG_FILE, output) {
+        return Ok(missing);
+    }
     let out = ConfigFile::read(output)?;
     let mut verdict = FileVerdict {
-        name: crate::checkpoint::CONFIG_FILE.to_string(),
+        name: CONFIG_FILE.to_string(),
         bytes_checked: out.text.len() as u64,
         ..FileVerdict::default()
     };
@@ -218,6 +230,95 @@ pub fn verify_config(input: &ConfigFile, output: &Path) -> Result<FileVerdict> {
             .push("differs from the input's config beyond `is_pruned`".to_string());
     }
     Ok(verdict)
+}
+
+/// Checks the output shard index `name` in `out_dir` against the output
+/// shards `shards`: every tensor of every shard mapped to its shard, no
+/// name mapped that no shard holds, and `metadata.total_size` equal to the
+/// bytes of tensor data the shards hold.
+pub fn verify_index(name: &str, out_dir: &Path, shards: &[String]) -> Result<FileVerdict> {
+    let path = out_dir.join(name);
+    let mut verdict = FileVerdict {
+        name: name.to_string(),
+        ..FileVerdict::default()
+    };
+    if let Some(missing) = missing(name, &path) {
+        return Ok(missing);
+    }
+    let index = IndexFile::read(&path, name)?;
+    let map = index.weight_map();
+    let mut problem = |p: String| verdict_problem(&mut verdict.problems, p);
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    for shard in shards {
+        let shard_path = out_dir.join(shard);
+        if !shard_path.exists() {
+            continue; // The shard's own verdict says it is missing.
+        }
+        let (_, header) = open_safetensors(&shard_path)?;
+        for t in &header.tensors {
+            total = total.saturating_add(t.byte_len());
+            seen.insert(t.name.as_str().to_owned());
+            match map.get(t.name.as_str()) {
+                Some(file) if file == shard => {}
+                Some(file) => problem(format!(
+                    "tensor `{}` is in {shard} but weight_map says {file}",
+                    printable(&t.name)
+                )),
+                None => problem(format!(
+                    "tensor `{}` of {shard} is missing from weight_map",
+                    printable(&t.name)
+                )),
+            }
+        }
+    }
+    for (tensor, file) in &map {
+        if !seen.contains(*tensor) {
+            problem(format!(
+                "weight_map maps `{}` to {file}, which does not hold it",
+                printable(tensor)
+            ));
+        }
+    }
+    match index.total_size() {
+        Some(size) if size == total => {}
+        Some(size) => problem(format!(
+            "metadata.total_size is {size} but the shards hold {total} bytes of tensor data"
+        )),
+        None => problem("metadata.total_size is missing".to_string()),
+    }
+    Ok(verdict)
+}
+
+/// Verdicts for rank files in `out_dir` beyond `world_size`: a folder whose
+/// config says fewer ranks than it holds disagrees with itself.
+pub fn verify_no_extra_ranks(out_dir: &Path, world_size: u64) -> Result<Vec<FileVerdict>> {
+    let listing = std::fs::read_dir(out_dir).map_err(|e| Error::io(out_dir, "cannot list", e))?;
+    let mut verdicts = Vec::new();
+    for entry in listing.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(rank) = parse_rank_file_name(&name).filter(|&r| r >= world_size) {
+            verdicts.push(FileVerdict {
+                problems: vec![format!(
+                    "rank {rank} is beyond world_size {world_size} of config.json"
+                )],
+                name,
+                ..FileVerdict::default()
+            });
+        }
+    }
+    Ok(verdicts)
+}
+
+/// A failing verdict for an output that is not there, or `None`.
+fn missing(name: &str, output: &Path) -> Option<FileVerdict> {
+    std::fs::symlink_metadata(output)
+        .is_err()
+        .then(|| FileVerdict {
+            name: name.to_string(),
+            problems: vec!["missing from the output".to_string()],
+            ..FileVerdict::default()
+        })
 }
 
 fn verdict_problem(problems: &mut Vec<String>, problem: String) {

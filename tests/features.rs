@@ -10,7 +10,9 @@ use serde_json::Value;
 use trtllm_prune::fixture::{write_safetensors, CheckpointSpec, Family, TensorSpec};
 use trtllm_prune::header::Dtype;
 
-use crate::util::{assert_error, assert_success, file_names, run, snapshot, stderr, tempdir};
+use crate::util::{
+    assert_error, assert_success, file_names, run, snapshot, stderr, tempdir, write_checkpoint,
+};
 
 fn llama(dir: &Path, tp: u64) {
     CheckpointSpec::tiny(Family::Llama, tp, 1)
@@ -330,6 +332,112 @@ fn sharded_hugging_face_checkpoint_round_trips_with_a_correct_index() {
             .unwrap();
     assert_eq!(index["metadata"]["total_size"].as_u64(), Some(kept_bytes));
     assert_eq!(index["weight_map"], original["weight_map"]);
+}
+
+#[test]
+fn verify_checks_the_shard_index_against_the_shards() {
+    let tmp = tempdir();
+    let ckpt = tmp.path().join("hf");
+    sharded_hf(&ckpt);
+    let out = tmp.path().join("out");
+    let rule: [&dyn AsRef<std::ffi::OsStr>; 2] = [&"--prune", &"*_proj.weight"];
+    let prune = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"--checkpoint_dir", &ckpt, &"--out_dir", &out, &"-q"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let verify = || {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &out];
+        args.extend_from_slice(&rule);
+        run(&args)
+    };
+    assert!(prune(&rule).status.success());
+    let good = verify();
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+    assert!(String::from_utf8_lossy(&good.stdout).contains("ok    model.safetensors.index.json"));
+
+    let index_path = out.join("model.safetensors.index.json");
+    let pristine: Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    let tamper = |change: &dyn Fn(&mut Value)| {
+        let mut index = pristine.clone();
+        change(&mut index);
+        fs::write(&index_path, serde_json::to_string(&index).unwrap()).unwrap();
+        let r = verify();
+        assert_eq!(r.status.code(), Some(1));
+        String::from_utf8_lossy(&r.stdout).into_owned()
+    };
+    let table = tamper(&|i| i["metadata"]["total_size"] = Value::from(1));
+    assert!(
+        table.contains("metadata.total_size is 1 but the shards hold"),
+        "{table}"
+    );
+    let table = tamper(&|i| {
+        i["weight_map"]
+            .as_object_mut()
+            .unwrap()
+            .shift_remove("model.layers.0.input_layernorm.weight");
+    });
+    assert!(
+        table.contains("tensor `model.layers.0.input_layernorm.weight` of model-00001-of-00002.safetensors is missing from weight_map"),
+        "{table}"
+    );
+    let table = tamper(&|i| {
+        i["weight_map"]["model.layers.0.input_layernorm.weight"] =
+            Value::from("model-00002-of-00002.safetensors");
+    });
+    assert!(
+        table.contains("but weight_map says model-00002-of-00002"),
+        "{table}"
+    );
+}
+
+#[test]
+fn verify_flags_rank_files_beyond_world_size() {
+    let tmp = tempdir();
+    let ckpt = write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 2, 1),
+    );
+    let out = tmp.path().join("out");
+    assert!(run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out])
+        .status
+        .success());
+    fs::copy(out.join("rank1.safetensors"), out.join("rank2.safetensors")).unwrap();
+    let r = run(&[&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &out]);
+    assert_eq!(r.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&r.stdout);
+    assert!(table.contains("FAIL  rank2.safetensors"), "{table}");
+    assert!(
+        table.contains("rank 2 is beyond world_size 2 of config.json"),
+        "{table}"
+    );
+}
+
+#[test]
+fn verify_reports_a_missing_output_file_as_a_failed_verdict() {
+    let tmp = tempdir();
+    let ckpt = write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 2, 1),
+    );
+    let out = tmp.path().join("out");
+    assert!(run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out])
+        .status
+        .success());
+    fs::remove_file(out.join("rank1.safetensors")).unwrap();
+    let r = run(&[&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &out]);
+    assert_eq!(r.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&r.stdout);
+    assert!(table.contains("FAIL  rank1.safetensors"), "{table}");
+    assert!(table.contains("missing from the output"), "{table}");
 }
 
 #[test]

@@ -20,6 +20,10 @@
 //!   of intermediate 2048, a shared expert, vocab 32000, 22 layers), where
 //!   the pruned expert matrices are 99% of the bytes: 5.3 GB survive (zeros,
 //!   which the kernel still reads and writes).
+//! - `million`: one rank of 1,000,000 small tensors (F16 `[4]`, TensorRT-LLM
+//!   rule names, 8 per layer, half pruned by the default rule): an 80 MB
+//!   header over 8 MB of data, for the memory bound of headers (LAYERS is
+//!   the tensor count here).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,10 +87,10 @@ fn moe_tensors(spec: &CheckpointSpec, experts: u64) -> Vec<TensorSpec> {
             TensorSpec::new(format!("{p}{name}"), dtype, shape)
         };
         out.extend([
-            t("input_layernorm.weight", dt, &[h]),
+            t("ln.weight", dt, &[h]),
             t("attention.qkv.weight", dt, &[3 * h, h]),
             t("attention.dense.weight", dt, &[h, h]),
-            t("post_layernorm.weight", dt, &[h]),
+            t("post_ln.weight", dt, &[h]),
             t("mlp.router.weight", Dtype::F32, &[experts, h]),
             t("mlp.fc.weight", dt, &[experts, 2 * inter, h]),
             t("mlp.proj.weight", dt, &[experts, h, inter]),
@@ -99,10 +103,30 @@ fn moe_tensors(spec: &CheckpointSpec, experts: u64) -> Vec<TensorSpec> {
     out
 }
 
+/// `count` small tensors named like the layers of a very deep model.
+fn million_tensors(count: u64) -> Vec<TensorSpec> {
+    const KINDS: [&str; 8] = [
+        "ln.weight",
+        "attention.qkv.weight",
+        "attention.dense.weight",
+        "post_ln.weight",
+        "mlp.fc.weight",
+        "mlp.gate.weight",
+        "mlp.proj.weight",
+        "attention.qkv.weights_scaling_factor",
+    ];
+    (0..count)
+        .map(|i| {
+            let name = format!("l{}.{}", i / 8, KINDS[(i % 8) as usize]);
+            TensorSpec::new(name, Dtype::F16, &[4])
+        })
+        .collect()
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(dir), Some(preset)) = (args.first(), args.get(1)) else {
-        eprintln!("usage: bench_checkpoint DIR tp2|tp8|70b-rank|sparse-500g [LAYERS]");
+        eprintln!("usage: bench_checkpoint DIR tp2|tp8|70b-rank|sparse-500g|million [LAYERS]");
         return ExitCode::from(2);
     };
     let dir = PathBuf::from(dir);
@@ -117,6 +141,10 @@ fn main() -> ExitCode {
         "70b-rank" => {
             let spec = llama(8192, 28672, 32000, layers(68), 8);
             write_one_rank(&spec, &spec.rank_tensors(0), &dir, false)
+        }
+        "million" => {
+            let spec = llama(64, 128, 256, 1, 1);
+            write_one_rank(&spec, &million_tensors(layers(1_000_000)), &dir, false)
         }
         "sparse-500g" => {
             let mut spec = llama(7168, 2048, 32000, layers(22), 1);

@@ -203,10 +203,23 @@ fn print_man() -> Result<(), Error> {
     write_stdout(&page)
 }
 
-fn print_json(value: &serde_json::Value) -> Result<(), Error> {
-    let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
-    text.push('\n');
-    write_stdout(text.as_bytes())
+/// Writes `document` to stdout as it is serialized, through a buffer: a
+/// document about a million tensors is never held whole in memory.
+fn print_json(document: &impl serde::Serialize) -> Result<(), Error> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let result = serde_json::to_writer_pretty(&mut out, document)
+        .map_err(std::io::Error::from)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(EXIT_FAILURE),
+        Err(e) => Err(Error::io(
+            std::path::Path::new("<stdout>"),
+            "cannot write",
+            e,
+        )),
+    }
 }
 
 fn print_stdout(text: &str) -> Result<(), Error> {

@@ -4,7 +4,10 @@
 
 use std::fmt::Write;
 
-use serde_json::{json, Value};
+use std::path::Path;
+
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::header::{printable, Header, TensorEntry};
 use crate::plan::{PrunePlan, TensorOutcome};
@@ -103,69 +106,181 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
     out
 }
 
-fn tensor_json(entry: &TensorEntry, t: &TensorOutcome) -> Value {
-    json!({
-        "name": entry.name,
-        "dtype": t.dtype.name(),
-        "shape": entry.shape,
-        "bytes": t.bytes,
-        "offset": t.input_offset,
-        "pruned": t.pruned,
-        "rule": t.reason.to_string(),
-    })
+/// A JSON array written element by element from an iterator, so a
+/// document with a million tensors is never held in memory as a tree.
+struct Seq<F>(F);
+
+impl<F, I> Serialize for Seq<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq((self.0)())
+    }
 }
 
-fn plan_json(name: &str, header: &Header, plan: &PrunePlan) -> Value {
-    json!({
-        "name": name,
-        "tensors_pruned": plan.pruned_count(),
-        "tensors_kept": plan.kept_count(),
-        "bytes_in": plan.input_len,
-        "bytes_out": plan.output_len,
-        "tensors": header
+#[derive(Serialize)]
+struct TensorDoc<'a> {
+    name: &'a str,
+    dtype: &'static str,
+    shape: &'a [u64],
+    bytes: u64,
+    offset: u64,
+    pruned: bool,
+    rule: String,
+}
+
+fn tensor_doc<'a>(entry: &'a TensorEntry, t: &TensorOutcome) -> TensorDoc<'a> {
+    TensorDoc {
+        name: &entry.name,
+        dtype: t.dtype.name(),
+        shape: &entry.shape,
+        bytes: t.bytes,
+        offset: t.input_offset,
+        pruned: t.pruned,
+        rule: t.reason.to_string(),
+    }
+}
+
+/// The `tensors` array of one file.
+fn tensors_doc<'a>(header: &'a Header, plan: &'a PrunePlan) -> impl Serialize + 'a {
+    Seq(move || {
+        header
             .tensors
             .iter()
             .zip(&plan.tensors)
-            .map(|(entry, t)| tensor_json(entry, t))
-            .collect::<Vec<_>>(),
+            .map(|(e, t)| tensor_doc(e, t))
     })
 }
 
-pub fn verdict_json(v: &FileVerdict) -> Value {
-    json!({
-        "name": v.name,
-        "ok": v.ok(),
-        "tensors_pruned": v.tensors_pruned,
-        "tensors_kept": v.tensors_kept,
-        "bytes_checked": v.bytes_checked,
-        "problems": v.problems,
-    })
+/// One file of a run or of `inspect`; `inspect` adds where the file is.
+#[derive(Serialize)]
+struct FileDoc<'a, T: Serialize> {
+    name: &'a str,
+    tensors_pruned: usize,
+    tensors_kept: usize,
+    bytes_in: u64,
+    bytes_out: u64,
+    tensors: T,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    location: Option<Location<'a>>,
 }
 
-/// The JSON document of a run (`summary: None` for a dry run).
-pub fn run_json(prepared: &Prepared, summary: Option<&Summary>) -> Value {
-    json!({
-        "schema": JSON_SCHEMA,
-        "command": "prune",
-        "dry_run": summary.is_none(),
-        "checkpoint_dir": prepared.checkpoint_dir,
-        "out_dir": prepared.out_dir,
-        "layout": prepared.layout,
-        "in_place": prepared.in_place,
-        "files": prepared.files.iter().map(|f| plan_json(&f.name, &f.header, &f.plan)).collect::<Vec<_>>(),
-        "generated_files": prepared.generated.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(),
-        "copied_files": prepared.extra_files.iter().map(|f| f.path.file_name().map(|n| n.to_string_lossy().into_owned())).collect::<Vec<_>>(),
-        "totals": {
-            "files": prepared.files.len(),
-            "tensors_pruned": prepared.tensors_pruned(),
-            "tensors_kept": prepared.tensors_kept(),
-            "bytes_in": prepared.bytes_in(),
-            "bytes_out": prepared.bytes_out(),
+#[derive(Serialize)]
+struct Location<'a> {
+    path: &'a Path,
+    header_len: u64,
+    /// The header's `__metadata__`, written as it is in the file.
+    metadata: Option<&'a RawValue>,
+}
+
+fn file_doc<'a>(
+    name: &'a str,
+    header: &'a Header,
+    plan: &'a PrunePlan,
+    location: Option<Location<'a>>,
+) -> FileDoc<'a, impl Serialize + 'a> {
+    FileDoc {
+        name,
+        tensors_pruned: plan.pruned_count(),
+        tensors_kept: plan.kept_count(),
+        bytes_in: plan.input_len,
+        bytes_out: plan.output_len,
+        tensors: tensors_doc(header, plan),
+        location,
+    }
+}
+
+#[derive(Serialize)]
+pub struct VerdictDoc<'a> {
+    name: &'a str,
+    ok: bool,
+    tensors_pruned: usize,
+    tensors_kept: usize,
+    bytes_checked: u64,
+    problems: &'a [String],
+}
+
+pub fn verdict_doc(v: &FileVerdict) -> VerdictDoc<'_> {
+    VerdictDoc {
+        name: &v.name,
+        ok: v.ok(),
+        tensors_pruned: v.tensors_pruned,
+        tensors_kept: v.tensors_kept,
+        bytes_checked: v.bytes_checked,
+        problems: &v.problems,
+    }
+}
+
+#[derive(Serialize)]
+struct Totals {
+    files: usize,
+    tensors_pruned: usize,
+    tensors_kept: usize,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// The JSON document of a run (`summary: None` for a dry run), written as
+/// it is serialized.
+pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> impl Serialize + 'a {
+    #[derive(Serialize)]
+    struct RunDoc<'a, F: Serialize, W: Serialize> {
+        schema: &'static str,
+        command: &'static str,
+        dry_run: bool,
+        checkpoint_dir: &'a Path,
+        out_dir: &'a Path,
+        layout: &'static str,
+        in_place: bool,
+        files: F,
+        generated_files: Vec<&'a str>,
+        copied_files: Vec<Option<String>>,
+        totals: Totals,
+        bytes_shared: Option<u64>,
+        verify: Option<Vec<VerdictDoc<'a>>>,
+        warnings: W,
+    }
+    RunDoc {
+        schema: JSON_SCHEMA,
+        command: "prune",
+        dry_run: summary.is_none(),
+        checkpoint_dir: &prepared.checkpoint_dir,
+        out_dir: &prepared.out_dir,
+        layout: prepared.layout,
+        in_place: prepared.in_place,
+        files: Seq(move || {
+            prepared
+                .files
+                .iter()
+                .map(|f| file_doc(&f.name, &f.header, &f.plan, None))
+        }),
+        generated_files: prepared.generated.iter().map(|g| g.name.as_str()).collect(),
+        copied_files: prepared
+            .extra_files
+            .iter()
+            .map(|f| f.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect(),
+        totals: Totals {
+            files: prepared.files.len(),
+            tensors_pruned: prepared.tensors_pruned(),
+            tensors_kept: prepared.tensors_kept(),
+            bytes_in: prepared.bytes_in(),
+            bytes_out: prepared.bytes_out(),
         },
-        "bytes_shared": summary.map(|s| s.bytes_shared),
-        "verify": summary.and_then(|s| s.verified.as_ref()).map(|v| v.iter().map(verdict_json).collect::<Vec<_>>()),
-        "warnings": prepared.warnings.iter().chain(summary.iter().flat_map(|s| &s.recovered)).collect::<Vec<_>>(),
-    })
+        bytes_shared: summary.map(|s| s.bytes_shared),
+        verify: summary
+            .and_then(|s| s.verified.as_ref())
+            .map(|v| v.iter().map(verdict_doc).collect()),
+        warnings: Seq(move || {
+            prepared
+                .warnings
+                .iter()
+                .chain(summary.into_iter().flat_map(|s| s.recovered.iter()))
+        }),
+    }
 }
 
 /// The `inspect` listing: tensors with dtype, shape, bytes and offset, the
@@ -212,29 +327,34 @@ pub fn inspect_table(files: &[Inspected]) -> String {
     out
 }
 
-pub fn inspect_json(path: &std::path::Path, files: &[Inspected]) -> Value {
-    let files: Vec<Value> = files
-        .iter()
-        .map(|f| {
-            let metadata: Value = f
-                .header
-                .metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok())
-                .unwrap_or(Value::Null);
-            let mut v = plan_json(&f.name, &f.header, &f.plan);
-            v["path"] = json!(f.path);
-            v["header_len"] = json!(f.header.header_len);
-            v["metadata"] = metadata;
-            v
-        })
-        .collect();
-    json!({
-        "schema": JSON_SCHEMA,
-        "command": "inspect",
-        "path": path,
-        "files": files,
-    })
+/// The JSON document of `inspect`.
+pub fn inspect_json<'a>(path: &'a Path, files: &'a [Inspected]) -> impl Serialize + 'a {
+    #[derive(Serialize)]
+    struct InspectDoc<'a, F: Serialize> {
+        schema: &'static str,
+        command: &'static str,
+        path: &'a Path,
+        files: F,
+    }
+    InspectDoc {
+        schema: JSON_SCHEMA,
+        command: "inspect",
+        path,
+        files: Seq(move || {
+            files.iter().map(|f| {
+                let location = Location {
+                    path: &f.path,
+                    header_len: f.header.header_len,
+                    metadata: f
+                        .header
+                        .metadata
+                        .as_deref()
+                        .and_then(|m| serde_json::from_str::<&RawValue>(m).ok()),
+                };
+                file_doc(&f.name, &f.header, &f.plan, Some(location))
+            })
+        }),
+    }
 }
 
 /// The `verify` listing: one line per file, then the problems.
@@ -260,17 +380,27 @@ pub fn verify_table(verdicts: &[FileVerdict]) -> String {
     out
 }
 
-pub fn verify_json(
-    checkpoint_dir: &std::path::Path,
-    out_dir: &std::path::Path,
-    verdicts: &[FileVerdict],
-) -> Value {
-    json!({
-        "schema": JSON_SCHEMA,
-        "command": "verify",
-        "checkpoint_dir": checkpoint_dir,
-        "out_dir": out_dir,
-        "ok": verdicts.iter().all(FileVerdict::ok),
-        "files": verdicts.iter().map(verdict_json).collect::<Vec<_>>(),
-    })
+/// The JSON document of `verify`.
+pub fn verify_json<'a>(
+    checkpoint_dir: &'a Path,
+    out_dir: &'a Path,
+    verdicts: &'a [FileVerdict],
+) -> impl Serialize + 'a {
+    #[derive(Serialize)]
+    struct VerifyDoc<'a> {
+        schema: &'static str,
+        command: &'static str,
+        checkpoint_dir: &'a Path,
+        out_dir: &'a Path,
+        ok: bool,
+        files: Vec<VerdictDoc<'a>>,
+    }
+    VerifyDoc {
+        schema: JSON_SCHEMA,
+        command: "verify",
+        checkpoint_dir,
+        out_dir,
+        ok: verdicts.iter().all(FileVerdict::ok),
+        files: verdicts.iter().map(verdict_doc).collect(),
+    }
 }

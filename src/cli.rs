@@ -253,11 +253,11 @@ pub struct OutputArgs {
     pub json: bool,
 
     /// With --dry-run: one line per tensor.
-    #[arg(long, short = 'v', global = true)]
+    #[arg(long, short = 'v')]
     pub verbose: bool,
 
-    /// No progress bars and no summary.
-    #[arg(long, short = 'q', global = true)]
+    /// No progress bars, no summary and no warnings.
+    #[arg(long, short = 'q')]
     pub quiet: bool,
 }
 

@@ -30,10 +30,7 @@ fn main() -> ExitCode {
             out_dir,
             rule,
         }) => run_verify(&cli, checkpoint_dir, out_dir.as_deref(), &rule.rule()),
-        Some(Command::Completions { shell }) => {
-            print_completions(*shell);
-            Ok(())
-        }
+        Some(Command::Completions { shell }) => print_completions(*shell),
         Some(Command::Man) => print_man(),
     };
     match result {
@@ -152,14 +149,24 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn print_completions(shell: Shell) {
+fn print_completions(shell: Shell) -> Result<(), Error> {
     let mut command = Cli::command();
     let shell = match shell {
         Shell::Bash => clap_complete::Shell::Bash,
         Shell::Zsh => clap_complete::Shell::Zsh,
         Shell::Fish => clap_complete::Shell::Fish,
     };
-    clap_complete::generate(shell, &mut command, "trtllm-prune", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "trtllm-prune", &mut script);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    if matches!(shell, clap_complete::Shell::Bash) {
+        // clap_complete names the subcommands' cases `trtllm__subcmd__prune__…`
+        // for a binary with a hyphen, but sets `cmd` to `trtllm__prune__…`,
+        // so nothing completes after a subcommand. Give both one spelling
+        // (tests/features.rs asks bash itself).
+        script = script.replace("trtllm__subcmd__prune", "trtllm__prune");
+    }
+    write_stdout(script.as_bytes())
 }
 
 fn print_man() -> Result<(), Error> {

@@ -293,6 +293,8 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             ("safetensors", generated, None)
         }
     };
+    let mut warnings = warnings;
+    warnings.extend(rule_warnings(&options.rule, &files, layout_name));
     let mut generated = generated;
     if options.in_place {
         for g in &mut generated {
@@ -321,6 +323,32 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         refuse_overwriting_inputs(&prepared)?;
     }
     Ok(prepared)
+}
+
+/// What a user should hear about the rule before a run: patterns that match
+/// no tensor, and a rule that prunes nothing at all.
+fn rule_warnings(rule: &PruneRule, files: &[FilePlan], layout: &str) -> Vec<String> {
+    let names = files
+        .iter()
+        .flat_map(|f| f.header.tensors.iter().map(|t| t.name.as_str()));
+    let mut warnings: Vec<String> = rule
+        .unmatched(names)
+        .into_iter()
+        .map(|p| format!("{p} matches no tensor name"))
+        .collect();
+    let tensors: usize = files.iter().map(|f| f.plan.tensors.len()).sum();
+    let pruned: usize = files.iter().map(|f| f.plan.pruned_count()).sum();
+    if tensors > 0 && pruned == 0 {
+        let hint = if layout == "safetensors" && rule.prune.is_empty() && !rule.prune_all {
+            ": the default rule looks for TensorRT-LLM names (`attention.qkv.weight`, `mlp.fc.weight`, ...) and this folder's tensors have other names; use --prune PATTERN (e.g. '*_proj.weight') or --prune_all"
+        } else {
+            ""
+        };
+        warnings.push(format!(
+            "the rule prunes no tensor; the output will be a full copy{hint}"
+        ));
+    }
+    warnings
 }
 
 /// Writes every output to a temp file, verifies them if asked, then

@@ -136,6 +136,32 @@ impl PruneRule {
         }
     }
 
+    /// The user patterns that match none of `names`, spelled as given on
+    /// the command line (`--prune `x``): almost always a typo.
+    pub fn unmatched<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let patterns: Vec<(&str, &Pattern)> = self
+            .prune
+            .iter()
+            .map(|p| ("--prune", p))
+            .chain(self.keep.iter().map(|p| ("--keep", p)))
+            .collect();
+        let mut matched = vec![false; patterns.len()];
+        for name in names {
+            for (hit, (_, p)) in matched.iter_mut().zip(&patterns) {
+                *hit = *hit || p.matches(name);
+            }
+            if matched.iter().all(|&m| m) {
+                break;
+            }
+        }
+        patterns
+            .iter()
+            .zip(matched)
+            .filter(|(_, hit)| !hit)
+            .map(|((flag, p), _)| format!("{flag} `{}`", p.text()))
+            .collect()
+    }
+
     pub fn decide(&self, name: &str) -> Decision {
         if let Some(p) = self.keep.iter().find(|p| p.matches(name)) {
             return Decision {
@@ -217,6 +243,18 @@ mod tests {
                 .decide("transformer.layers.1.attention.dense.bias")
                 .prune
         );
+    }
+
+    #[test]
+    fn names_the_patterns_that_match_nothing() {
+        let rule = PruneRule {
+            prune_all: false,
+            prune: vec![Pattern::new("dense"), Pattern::new("*.bais")],
+            keep: vec![Pattern::new("lm_head"), Pattern::new("norm")],
+        };
+        let names = ["a.attention.dense.weight", "lm_head.weight"];
+        assert_eq!(rule.unmatched(names), ["--prune `*.bais`", "--keep `norm`"]);
+        assert!(PruneRule::original(false).unmatched(names).is_empty());
     }
 
     #[test]

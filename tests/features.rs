@@ -398,6 +398,72 @@ fn verify_checks_the_shard_index_against_the_shards() {
 }
 
 #[test]
+fn a_run_that_prunes_nothing_and_patterns_that_match_nothing_are_named() {
+    let tmp = tempdir();
+    let ckpt = tmp.path().join("hf");
+    sharded_hf(&ckpt);
+    let out = tmp.path().join("out");
+    let r = run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"--keep",
+        &"lm_haed",
+    ]);
+    assert!(r.status.success());
+    let err = stderr(&r);
+    assert!(
+        err.contains("warning: --keep `lm_haed` matches no tensor name"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: the rule prunes no tensor; the output will be a full copy: the default rule looks for TensorRT-LLM names"),
+        "{err}"
+    );
+    let json = run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--dry-run",
+        &"--json",
+        &"--prune",
+        &"nope*",
+    ]);
+    let doc: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let warnings: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        warnings.contains(&"--prune `nope*` matches no tensor name"),
+        "{warnings:?}"
+    );
+    // A rule that prunes: no warning at all.
+    let quiet = run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--dry-run",
+        &"--prune",
+        &"*_proj.weight",
+    ]);
+    assert!(!stderr(&quiet).contains("warning"), "{}", stderr(&quiet));
+}
+
+#[test]
+fn subcommand_help_lists_only_what_the_subcommand_uses() {
+    for sub in ["inspect", "verify"] {
+        let help = String::from_utf8(run(&[&sub, &"--help"]).stdout).unwrap();
+        assert!(
+            !help.contains("--quiet") && !help.contains("--verbose"),
+            "{sub}:\n{help}"
+        );
+        assert!(help.contains("--json"), "{sub}");
+    }
+}
+
+#[test]
 fn verify_flags_rank_files_beyond_world_size() {
     let tmp = tempdir();
     let ckpt = write_checkpoint(
@@ -659,6 +725,50 @@ fn completions_and_man_page_come_from_the_cli_definition() {
         page, shipped,
         "docs/trtllm-prune.1 is stale: run `trtllm-prune man > docs/trtllm-prune.1`"
     );
+}
+
+/// What bash's completion offers for the command line `words` (the last
+/// word is the one being completed), from the generated script.
+fn bash_completes(words: &[&str]) -> Vec<String> {
+    let script = run(&[&"completions", &"bash"]);
+    assert!(script.status.success());
+    let dir = tempdir();
+    let path = dir.path().join("trtllm-prune.bash");
+    fs::write(&path, &script.stdout).unwrap();
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let driver = format!(
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_trtllm__prune trtllm-prune '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        path.display(),
+        quoted.join(" "),
+        words.len() - 1,
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(driver)
+        .output()
+        .expect("bash runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn bash_completes_options_after_a_subcommand() {
+    let after_inspect = bash_completes(&["trtllm-prune", "inspect", "--pr"]);
+    assert!(
+        after_inspect.contains(&"--prune_all".to_string()),
+        "{after_inspect:?}"
+    );
+    let after_verify = bash_completes(&["trtllm-prune", "verify", "--chec"]);
+    assert!(
+        after_verify.contains(&"--checkpoint_dir".to_string()),
+        "{after_verify:?}"
+    );
+    let top = bash_completes(&["trtllm-prune", "--in"]);
+    assert_eq!(top, ["--in_place", "--in-place"]);
 }
 
 #[test]

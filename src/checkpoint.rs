@@ -343,6 +343,22 @@ pub fn read_header(file: &File, path: &Path) -> Result<Header> {
     };
     let mut prefix = [0u8; N_LEN as usize];
     let got = read_fully_at(file, &mut prefix, 0).map_err(|e| Error::io(path, "cannot read", e))?;
+    // A text file given where a safetensors file belongs (config.json to
+    // `inspect`) reads as an absurd header length: say what it is instead.
+    if got == prefix.len()
+        && u64::from_le_bytes(prefix) > header::MAX_HEADER_SIZE
+        && prefix
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace())
+    {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "not a safetensors file: it starts with the text `{}`",
+                String::from_utf8_lossy(&prefix).escape_debug()
+            ),
+        ));
+    }
     let n = header::header_len_from_prefix(&prefix[..got], file_len).map_err(header_error)?;
     let mut json = vec![0u8; n as usize];
     let got =
@@ -543,6 +559,17 @@ impl Checkpoint {
             && listing
                 .iter()
                 .any(|e| e.is_file && e.name.ends_with(".safetensors"));
+        let has_config = listing.iter().any(|e| e.name == CONFIG_FILE);
+        if !generic && has_config && !listing.iter().any(|e| e.rank.is_some()) {
+            if let Ok(config) = ConfigFile::read(&dir.join(CONFIG_FILE)) {
+                if !config.object.contains_key("mapping") {
+                    return Err(Error::invalid(
+                        dir,
+                        "no checkpoint here: no rank{N}.safetensors (TensorRT-LLM) and no other .safetensors file; config.json alone has no weights",
+                    ));
+                }
+            }
+        }
         if generic {
             if ranks.is_some() {
                 return Err(Error::invalid(

@@ -671,7 +671,10 @@ fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
         _ => Error::io(dir, "cannot open", e),
     })?;
     if !meta.is_dir() {
-        return Err(Error::invalid(dir, "checkpoint path is not a folder"));
+        return Err(Error::invalid(
+            dir,
+            "checkpoint path is a file, not a folder: give the folder that holds it, or look at the file with `trtllm-prune inspect`",
+        ));
     }
     fs::canonicalize(dir).map_err(|e| Error::io(dir, "cannot resolve", e))
 }

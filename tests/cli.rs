@@ -496,3 +496,35 @@ fn warns_about_a_skipped_rank_file_unless_quiet() {
     );
     assert!(lines[1].starts_with("pruned 2 ranks"), "{err}");
 }
+
+#[test]
+fn a_new_users_wrong_paths_get_errors_that_say_what_the_file_is() {
+    let dir = util::tempdir();
+    let ckpt = tiny(dir.path(), Family::Llama, 2);
+    let config = ckpt.join("config.json");
+    let line = util::assert_error(&util::run(&[&"inspect", &config]));
+    assert!(
+        line.ends_with(
+            "config.json: not a safetensors file: it starts with the text `{\\n  \\\"arc`"
+        ),
+        "{line}"
+    );
+    let rank = ckpt.join("rank0.safetensors");
+    let line = util::assert_error(&util::run(&[&"--checkpoint_dir", &rank]));
+    assert!(
+        line.contains("is a file, not a folder: give the folder that holds it"),
+        "{line}"
+    );
+    let hf = dir.path().join("hf-config-only");
+    fs::create_dir_all(&hf).unwrap();
+    fs::write(
+        hf.join("config.json"),
+        "{\"architectures\": [\"LlamaForCausalLM\"]}",
+    )
+    .unwrap();
+    let line = util::assert_error(&util::run(&[&"--checkpoint_dir", &hf]));
+    assert!(
+        line.contains("no checkpoint here: no rank{N}.safetensors"),
+        "{line}"
+    );
+}

@@ -1316,7 +1316,12 @@ fn checkpoint_path_is_a_file() {
     let ckpt = root.join("ckpt");
     fs::write(&ckpt, "a file").unwrap();
     let result = run(&ckpt, None, &[]);
-    assert_fails(&result, 1, Some(&ckpt), "checkpoint path is not a folder");
+    assert_fails(
+        &result,
+        1,
+        Some(&ckpt),
+        "checkpoint path is a file, not a folder: give the folder that holds it, or look at the file with `trtllm-prune inspect`",
+    );
     assert_eq!(util::file_names(&root), ["ckpt"]);
 }
 

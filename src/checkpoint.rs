@@ -259,6 +259,9 @@ pub struct InputFile {
     pub stamp: FileStamp,
     /// Owner, group and mode, which an in-place replacement keeps.
     pub ownership: Ownership,
+    /// Where the path leads when it is a symlink: the target's bytes are
+    /// what is read (and copied).
+    pub link_target: Option<PathBuf>,
 }
 
 impl InputFile {
@@ -274,6 +277,7 @@ impl InputFile {
             file,
             stamp: FileStamp::of(&meta),
             ownership: Ownership::of(&meta),
+            link_target: fs::read_link(path).ok(),
         })
     }
 
@@ -639,6 +643,9 @@ impl Checkpoint {
         let mut extra = Vec::new();
         let mut warnings = Vec::new();
         for entry in listing {
+            if entry.is_dir {
+                warnings.push(skipped_folder(&entry));
+            }
             if entry.name == CONFIG_FILE || !entry.is_file {
                 continue;
             }
@@ -664,6 +671,12 @@ impl Checkpoint {
         let mut files = Vec::new();
         let mut extra = Vec::new();
         let mut index = None;
+        let mut warnings = Vec::new();
+        for entry in &listing {
+            if entry.is_dir {
+                warnings.push(skipped_folder(entry));
+            }
+        }
         for entry in listing.into_iter().filter(|e| e.is_file) {
             if entry.name.ends_with(".safetensors") {
                 let (input, header) = open_safetensors(&entry.path)?;
@@ -693,9 +706,19 @@ impl Checkpoint {
             layout: Layout::Generic { index },
             files,
             extra_files: extra,
-            warnings: Vec::new(),
+            warnings,
         })
     }
+}
+
+/// The warning for a subfolder of a checkpoint, which is not copied:
+/// Hugging Face repositories keep the original framework's full weights in
+/// `original/`, which a pruned copy must not carry along.
+fn skipped_folder(entry: &FolderEntry) -> String {
+    format!(
+        "{}: skipped: subfolders are not copied (copy it yourself if the output needs it)",
+        entry.path.display()
+    )
 }
 
 /// One entry at the top of a checkpoint folder.
@@ -704,6 +727,8 @@ struct FolderEntry {
     path: PathBuf,
     /// A regular file, or a symlink to one.
     is_file: bool,
+    /// A folder, or a symlink to one.
+    is_dir: bool,
     /// `N` for `rank{N}.safetensors`.
     rank: Option<u64>,
 }
@@ -719,12 +744,15 @@ fn list_folder(dir: &Path) -> Result<Vec<FolderEntry>> {
             continue;
         }
         let path = entry.path();
-        let is_file = fs::metadata(&path).map(|m| m.is_file()).unwrap_or(false);
+        let meta = fs::metadata(&path);
+        let is_file = meta.as_ref().is_ok_and(|m| m.is_file());
+        let is_dir = meta.as_ref().is_ok_and(|m| m.is_dir());
         let rank = parse_rank_file_name(&name);
         entries.push(FolderEntry {
             name,
             path,
             is_file,
+            is_dir,
             rank,
         });
     }

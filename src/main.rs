@@ -103,7 +103,10 @@ fn run_inspect(
         say(&format!("trtllm-prune: warning: {note}"));
     }
     if cli.output.json {
-        print_json(&report::inspect_json(path, &files))
+        // Absolute, as every path in every document.
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let result = print_json(&report::inspect_json(&path, &files));
+        result
     } else {
         print_stdout(&report::inspect_table(&files))
     }
@@ -116,6 +119,7 @@ fn run_verify(
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
     let prune::Verification {
+        checkpoint_dir,
         out_dir,
         verdicts,
         recovered,
@@ -124,7 +128,7 @@ fn run_verify(
         say(&format!("trtllm-prune: warning: {note}"));
     }
     if cli.output.json {
-        print_json(&report::verify_json(checkpoint_dir, &out_dir, &verdicts))?;
+        print_json(&report::verify_json(&checkpoint_dir, &out_dir, &verdicts))?;
     } else {
         print_stdout(&report::verify_table(&verdicts))?;
     }

@@ -435,7 +435,9 @@ fn verify_staged(
 /// What `verify` found.
 #[derive(Debug)]
 pub struct Verification {
-    /// The output folder checked.
+    /// The checkpoint folder, absolute.
+    pub checkpoint_dir: PathBuf,
+    /// The output folder checked, absolute.
     pub out_dir: PathBuf,
     /// One verdict per file, by name.
     pub verdicts: Vec<FileVerdict>,
@@ -493,6 +495,7 @@ pub fn verify_existing(
     }
     verdicts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(Verification {
+        checkpoint_dir,
         out_dir,
         verdicts,
         recovered,

@@ -101,7 +101,19 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
         let _ = writeln!(out, "would write {}", g.name);
     }
     for f in &prepared.extra_files {
-        let _ = writeln!(out, "would copy {}", f.path.display());
+        match &f.link_target {
+            Some(target) => {
+                let _ = writeln!(
+                    out,
+                    "would copy {} (a symlink to {}: its target's bytes)",
+                    f.path.display(),
+                    target.display()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "would copy {}", f.path.display());
+            }
+        }
     }
     out
 }
@@ -172,6 +184,8 @@ struct FileDoc<'a, T: Serialize> {
 struct Location<'a> {
     path: &'a Path,
     header_len: u64,
+    /// Some tensors are emptied already and the rule would empty no more.
+    already_pruned: bool,
     /// The header's `__metadata__`, written as it is in the file.
     metadata: Option<&'a RawValue>,
 }
@@ -304,10 +318,17 @@ pub fn inspect_table(files: &[Inspected]) -> String {
             "RULE", "OFFSET", "BYTES", "DTYPE", "SHAPE"
         );
         for (entry, t) in f.header.tensors.iter().zip(&f.plan.tensors) {
+            // An already emptied tensor of a pruned output is neither kept
+            // nor about to be pruned: it is empty.
+            let word = if is_emptied(entry) {
+                "empty"
+            } else {
+                decision_word(t)
+            };
             let _ = writeln!(
                 out,
                 "  {:<5}  {:>12}  {:>12}  {:<11}  {:<20}  {}",
-                decision_word(t),
+                word,
                 t.input_offset,
                 t.bytes,
                 t.dtype.name(),
@@ -315,16 +336,44 @@ pub fn inspect_table(files: &[Inspected]) -> String {
                 printable(&entry.name)
             );
         }
-        let _ = writeln!(
-            out,
-            "  would prune {} of {} tensors: {} -> {}",
-            f.plan.pruned_count(),
-            f.plan.tensors.len(),
-            human_bytes(f.plan.input_len),
-            human_bytes(f.plan.output_len)
-        );
+        let empty = f.header.tensors.iter().filter(|e| is_emptied(e)).count();
+        if already_pruned(f) {
+            let _ = writeln!(
+                out,
+                "  already pruned: {empty} of {} tensors are empty; the rule would empty no more",
+                f.plan.tensors.len(),
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "  would prune {} of {} tensors: {} -> {}",
+                f.plan.pruned_count() - empty.min(f.plan.pruned_count()),
+                f.plan.tensors.len(),
+                human_bytes(f.plan.input_len),
+                human_bytes(f.plan.output_len)
+            );
+        }
     }
     out
+}
+
+/// A tensor as a pruned output holds it: shape `[0]`, no bytes.
+fn is_emptied(entry: &TensorEntry) -> bool {
+    entry.shape == [0] && entry.byte_len() == 0
+}
+
+/// Whether a file is a pruned output already: some tensors are emptied and
+/// every tensor the rule prunes is one of them.
+fn already_pruned(f: &Inspected) -> bool {
+    let mut any = false;
+    for (entry, t) in f.header.tensors.iter().zip(&f.plan.tensors) {
+        let emptied = is_emptied(entry);
+        any |= emptied;
+        if t.pruned && !emptied {
+            return false;
+        }
+    }
+    any
 }
 
 /// The JSON document of `inspect`.
@@ -345,6 +394,7 @@ pub fn inspect_json<'a>(path: &'a Path, files: &'a [Inspected]) -> impl Serializ
                 let location = Location {
                     path: &f.path,
                     header_len: f.header.header_len,
+                    already_pruned: already_pruned(f),
                     metadata: f
                         .header
                         .metadata

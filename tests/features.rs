@@ -793,3 +793,169 @@ fn json_run_prints_one_document_on_stdout_and_messages_on_stderr() {
     assert!(doc["bytes_shared"].is_u64());
     assert!(stderr(&r).contains("pruned 1 rank"));
 }
+
+#[test]
+fn a_checkpoint_in_a_hugging_face_cache_is_pruned_through_its_links() {
+    // The cache's layout: snapshots/<revision>/ holds only symlinks into
+    // ../../blobs/, named by hash.
+    let tmp = tempdir();
+    let source = tmp.path().join("source");
+    sharded_hf(&source);
+    let repo = tmp.path().join("hub/models--org--model");
+    let blobs = repo.join("blobs");
+    let snapshot = repo.join("snapshots/0123abcd");
+    fs::create_dir_all(&blobs).unwrap();
+    fs::create_dir_all(&snapshot).unwrap();
+    for (i, name) in file_names(&source).iter().enumerate() {
+        let blob = format!("{i:040x}");
+        fs::rename(source.join(name), blobs.join(&blob)).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/{blob}"), snapshot.join(name)).unwrap();
+    }
+    let out = tmp.path().join("out");
+
+    let dry = run(&[
+        &"--checkpoint_dir",
+        &snapshot,
+        &"--out_dir",
+        &out,
+        &"--prune",
+        &"*_proj.weight",
+        &"--dry-run",
+    ]);
+    let table = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        table.contains("config.json (a symlink to ../../blobs/"),
+        "{table}"
+    );
+    let r = run(&[
+        &"--checkpoint_dir",
+        &snapshot,
+        &"--out_dir",
+        &out,
+        &"--prune",
+        &"*_proj.weight",
+        &"-q",
+    ]);
+
+    assert!(r.status.success(), "{}", stderr(&r));
+    assert_eq!(file_names(&out), file_names(&snapshot));
+    for name in file_names(&out) {
+        let meta = fs::symlink_metadata(out.join(&name)).unwrap();
+        assert!(meta.is_file(), "{name} is not a regular file in the output");
+    }
+    let v = run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &snapshot,
+        &"--out_dir",
+        &out,
+        &"--prune",
+        &"*_proj.weight",
+    ]);
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stdout));
+}
+
+#[test]
+fn subfolders_are_named_in_a_warning_and_not_copied() {
+    let tmp = tempdir();
+    let ckpt = tmp.path().join("hf");
+    sharded_hf(&ckpt);
+    fs::create_dir_all(ckpt.join("original")).unwrap();
+    fs::write(ckpt.join("original/consolidated.00.pth"), "full weights").unwrap();
+    let out = tmp.path().join("out");
+    let r = run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"--prune_all",
+    ]);
+    assert!(r.status.success());
+    assert!(
+        stderr(&r).contains("original: skipped: subfolders are not copied"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(!out.join("original").exists());
+}
+
+#[test]
+fn inspect_recognizes_an_already_pruned_output() {
+    let tmp = tempdir();
+    let ckpt = write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 1, 1),
+    );
+    let out = tmp.path().join("out");
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"-q",
+    ]));
+    let table = String::from_utf8(run(&[&"inspect", &out]).stdout).unwrap();
+    assert!(
+        table.contains("already pruned: 8 of 17 tensors are empty"),
+        "{table}"
+    );
+    assert!(table.contains("  empty  "), "{table}");
+    let doc: Value = serde_json::from_slice(&run(&[&"inspect", &out, &"--json"]).stdout).unwrap();
+    assert_eq!(doc["files"][0]["already_pruned"], Value::Bool(true));
+    let original: Value =
+        serde_json::from_slice(&run(&[&"inspect", &ckpt, &"--json"]).stdout).unwrap();
+    assert_eq!(original["files"][0]["already_pruned"], Value::Bool(false));
+}
+
+#[test]
+fn every_json_document_gives_absolute_paths() {
+    let tmp = tempdir();
+    let ckpt = write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 1, 1),
+    );
+    let out = tmp.path().join("out");
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"-q",
+    ]));
+    let in_tmp = |args: &[&str]| -> Value {
+        let r = std::process::Command::new(crate::util::bin())
+            .current_dir(tmp.path())
+            .args(args)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&r.stdout).unwrap()
+    };
+    let verify = in_tmp(&[
+        "verify",
+        "--checkpoint_dir",
+        "ckpt",
+        "--out_dir",
+        "out",
+        "--json",
+    ]);
+    let dry = in_tmp(&[
+        "--checkpoint_dir",
+        "ckpt",
+        "--out_dir",
+        "out",
+        "--dry-run",
+        "--json",
+    ]);
+    let inspect = in_tmp(&["inspect", "ckpt", "--json"]);
+    for path in [
+        &verify["checkpoint_dir"],
+        &verify["out_dir"],
+        &dry["checkpoint_dir"],
+        &dry["out_dir"],
+        &inspect["path"],
+    ] {
+        assert!(Path::new(path.as_str().unwrap()).is_absolute(), "{path}");
+    }
+}

@@ -288,7 +288,7 @@ pub fn parse_header(json: &[u8], file_len: u64) -> Result<Header, HeaderError> {
 
 /// [`parse_file`] with serde_json reading every header, for tests that
 /// check the fast scan against it.
-#[doc(hidden)]
+#[cfg(feature = "fixture")]
 pub fn parse_file_without_fast_scan(bytes: &[u8]) -> Result<Header, HeaderError> {
     let n = header_len_from_prefix(bytes, bytes.len() as u64)?;
     parse_header_by(

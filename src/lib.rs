@@ -21,6 +21,7 @@ pub mod checkpoint;
 mod commit;
 pub mod copy;
 pub mod error;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod header;
 pub mod interrupt;

@@ -390,6 +390,9 @@ fn read_fully_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> 
     Ok(done)
 }
 
+/// Most ranks a `--ranks` list may name (far beyond any real world size).
+const MAX_RANKS: u64 = 1 << 20;
+
 /// The set of ranks a run processes (`--ranks 0-3,6`), sorted, unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankSet(Vec<u64>);
@@ -410,12 +413,17 @@ impl RankSet {
                     if a > b {
                         return Err(format!("range `{part}` is empty"));
                     }
-                    if b - a >= 1 << 20 {
+                    if b - a >= MAX_RANKS {
                         return Err(format!("range `{part}` is too large"));
                     }
                     ranks.extend(a..=b);
                 }
                 None => ranks.push(number(part)?),
+            }
+            // Bounded as a whole, not only per range: `0-1048575,1048576-…`
+            // repeated would otherwise grow without limit.
+            if ranks.len() as u64 > MAX_RANKS {
+                return Err(format!("`{text}` lists more than {MAX_RANKS} ranks"));
             }
         }
         ranks.sort_unstable();
@@ -678,6 +686,16 @@ impl Checkpoint {
             }
         }
         for entry in listing.into_iter().filter(|e| e.is_file) {
+            if entry.name.ends_with(".safetensors")
+                && entry.path.file_name().and_then(|n| n.to_str()).is_none()
+            {
+                // Its output would get another (lossy) name: refuse rather
+                // than write a file the user did not ask for.
+                return Err(Error::invalid(
+                    &entry.path,
+                    "the file name is not valid UTF-8; rename the shard first",
+                ));
+            }
             if entry.name.ends_with(".safetensors") {
                 let (input, header) = open_safetensors(&entry.path)?;
                 files.push(SafetensorsInput {
@@ -843,6 +861,16 @@ mod tests {
         assert!(RankSet::parse("3-1").is_err());
         assert!(RankSet::parse("a").is_err());
         assert!(RankSet::parse("").is_err());
+    }
+
+    #[test]
+    fn a_rank_list_is_bounded_as_a_whole() {
+        let many: Vec<String> = (0..4u64)
+            .map(|i| format!("{}-{}", i << 20, (i << 20) + (1 << 20) - 1))
+            .collect();
+        let err = RankSet::parse(&many.join(",")).unwrap_err();
+        assert!(err.contains("lists more than 1048576 ranks"), "{err}");
+        assert_eq!(RankSet::parse("0-1048575").unwrap().ranks().len(), 1 << 20);
     }
 
     #[test]

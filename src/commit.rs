@@ -77,7 +77,7 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
     for entry in entries {
         // A temp still there is a second name of its target (see `is_applied`).
         let mut names = vec![&entry.temp];
-        if let Backup::Link(backup) = &entry.backup {
+        if let Backup::Link(backup, _) = &entry.backup {
             names.push(backup);
         }
         for name in names {
@@ -93,11 +93,22 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
 }
 
 /// Whether `entry`'s rename has happened: its temp file is gone, or is a
-/// second name of the target (left by an undo that was cut short).
+/// second name of the target (left by an undo that was cut short). A file
+/// at the temp name that is not the one the journal recorded was put there
+/// by someone else: an error, never renamed over anything.
 fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
     let Some(temp) = dir.stat(&entry.temp)? else {
         return Ok(true);
     };
+    if temp.ino != entry.inode || !temp.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not the file this commit wrote",
+                entry.temp.to_string_lossy()
+            ),
+        ));
+    }
     Ok(dir.stat(&entry.target)?.is_some_and(|t| t.same_file(&temp)))
 }
 
@@ -106,7 +117,7 @@ fn undo(dir: &Dir, done: &[Entry], target: OsString, source: io::Error) -> Failu
     for entry in done.iter().rev() {
         if let Err(undo_error) = undo_entry(dir, entry) {
             let original = match &entry.backup {
-                Backup::Link(b) => Some(b.clone()),
+                Backup::Link(b, _) => Some(b.clone()),
                 _ => None,
             };
             return Failure::Stuck {
@@ -133,7 +144,13 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
                 dir.rename(&entry.target, &entry.temp)
             }
         }
-        Backup::Link(backup) => {
+        Backup::Link(backup, inode) => {
+            if !dir.stat(backup)?.is_some_and(|b| b.ino == *inode && !b.is_dir()) {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{} is not the original it was", backup.to_string_lossy()),
+                ));
+            }
             if !dir.exists(&entry.temp)? {
                 dir.link(&entry.target, &entry.temp)?;
             }
@@ -145,7 +162,7 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
         }
         Backup::Unavailable => Err(io::Error::new(
             io::ErrorKind::Unsupported,
-            "its old bytes were not kept: the filesystem has no hard links",
+            "its original could not be kept as a hard link (not permitted, or no hard links on this filesystem)",
         )),
     }
 }
@@ -155,7 +172,7 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
 pub(crate) fn discard(dir: &Dir, journal: &Journal) -> io::Result<()> {
     for entry in &journal.entries {
         dir.unlink(&entry.temp)?;
-        if let Backup::Link(backup) = &entry.backup {
+        if let Backup::Link(backup, _) = &entry.backup {
             dir.unlink(backup)?;
             if let Some(undo) = side_file::undo_name(backup) {
                 dir.unlink(&undo)?;

@@ -9,9 +9,12 @@
 //!
 //! ```text
 //! trtllm-prune commit v1
-//! rename <temp> <target> <backup>     backup: a name, `new` (the target did
-//!                                     not exist) or `none` (it existed, but
-//!                                     the filesystem cannot link it)
+//! rename <temp> <target> <backup> <inode>
+//!     backup: `<name>:<inode>` (a link to the old file), `new` (the target
+//!     did not exist) or `none` (it existed, but could not be linked);
+//!     inode: the temp file's. Inodes are checked before a name is used,
+//!     so a file planted later at a temp or backup name that is no longer
+//!     there is never taken for it.
 //! crc32 <8 hex digits of every byte above>
 //! ```
 //!
@@ -30,8 +33,9 @@ const MAGIC: &str = "trtllm-prune commit v1\n";
 pub(crate) enum Backup {
     /// The target did not exist: undoing the rename removes the name again.
     New,
-    /// A hard link to the old file under this name.
-    Link(OsString),
+    /// A hard link to the old file under this name, and the old file's
+    /// inode number.
+    Link(OsString, u64),
     /// The target existed but could not be linked (a filesystem without
     /// hard links): once replaced, it cannot be put back.
     Unavailable,
@@ -43,6 +47,8 @@ pub(crate) struct Entry {
     pub temp: OsString,
     pub target: OsString,
     pub backup: Backup,
+    /// Inode number of the finished temp file.
+    pub inode: u64,
 }
 
 /// The renames of one commit, in the order they are made; the last one
@@ -80,9 +86,12 @@ impl Journal {
             match &e.backup {
                 Backup::New => text.push_str("new"),
                 Backup::Unavailable => text.push_str("none"),
-                Backup::Link(name) => hex(&mut text, name.as_bytes()),
+                Backup::Link(name, inode) => {
+                    hex(&mut text, name.as_bytes());
+                    let _ = write!(text, ":{inode}");
+                }
             }
-            text.push('\n');
+            let _ = writeln!(text, " {}", e.inode);
         }
         let crc = crc32fast::hash(text.as_bytes());
         let _ = writeln!(text, "crc32 {crc:08x}");
@@ -108,8 +117,12 @@ impl Journal {
             let backup = match words.next()? {
                 "new" => Backup::New,
                 "none" => Backup::Unavailable,
-                w => Backup::Link(OsString::from_vec(unhex(w)?)),
+                w => {
+                    let (name, inode) = w.split_once(':')?;
+                    Backup::Link(OsString::from_vec(unhex(name)?), inode.parse().ok()?)
+                }
             };
+            let inode = words.next()?.parse().ok()?;
             if words.next().is_some() {
                 return None;
             }
@@ -117,6 +130,7 @@ impl Journal {
                 temp,
                 target,
                 backup,
+                inode,
             });
         }
         Some(Journal { entries })
@@ -133,17 +147,20 @@ mod tests {
                 Entry {
                     temp: ".rank0.safetensors.trtllm-prune-ab.tmp".into(),
                     target: "rank0.safetensors".into(),
-                    backup: Backup::Link(".rank0.safetensors.trtllm-prune-ab.old".into()),
+                    backup: Backup::Link(".rank0.safetensors.trtllm-prune-ab.old".into(), 77),
+                    inode: 1,
                 },
                 Entry {
                     temp: OsString::from_vec(b".odd \n\xff name.tmp".to_vec()),
                     target: OsString::from_vec(b"odd \n\xff name".to_vec()),
                     backup: Backup::Unavailable,
+                    inode: u64::MAX,
                 },
                 Entry {
                     temp: ".config.json.trtllm-prune-ab.tmp".into(),
                     target: "config.json".into(),
                     backup: Backup::New,
+                    inode: 12345,
                 },
             ],
         }

@@ -56,7 +56,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     // with first: an in-place run killed mid-commit left a checkpoint that
     // must be finished before it can be read. A dry run only reports it.
     let recovered = if cli.dry_run {
-        Vec::new()
+        trtllm_prune::recover::pending(&options.checkpoint_dir)
     } else {
         prune::recover_folders(&options)?
     };
@@ -85,7 +85,14 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
         }
     }
     if out.json {
-        print_json(&report::run_json(&prepared, Some(&summary)))?;
+        // The output is committed: a report that cannot be written must not
+        // read as "nothing changed".
+        write_json(&report::run_json(&prepared, Some(&summary))).map_err(|e| {
+            Error::AfterCommit {
+                dir: summary.out_dir.clone(),
+                problem: format!("cannot write the JSON report to stdout: {e}"),
+            }
+        })?;
     }
     if !out.quiet {
         say(&summary_line(&summary));
@@ -217,39 +224,37 @@ fn print_man() -> Result<(), Error> {
 /// Writes `document` to stdout as it is serialized, through a buffer: a
 /// document about a million tensors is never held whole in memory.
 fn print_json(document: &impl serde::Serialize) -> Result<(), Error> {
+    write_json(document).map_err(stdout_error)
+}
+
+fn write_json(document: &impl serde::Serialize) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let result = serde_json::to_writer_pretty(&mut out, document)
-        .map_err(std::io::Error::from)
-        .and_then(|()| out.write_all(b"\n"))
-        .and_then(|()| out.flush());
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(EXIT_FAILURE),
-        Err(e) => Err(Error::io(
-            std::path::Path::new("<stdout>"),
-            "cannot write",
-            e,
-        )),
-    }
+    serde_json::to_writer_pretty(&mut out, document)?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 fn print_stdout(text: &str) -> Result<(), Error> {
     write_stdout(text.as_bytes())
 }
 
-/// Writes to stdout; a closed pipe (`| head`) is not an error worth a
-/// message, but is still a failure.
+/// Writes to stdout.
 fn write_stdout(bytes: &[u8]) -> Result<(), Error> {
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(EXIT_FAILURE),
-        Err(e) => Err(Error::io(
-            std::path::Path::new("<stdout>"),
-            "cannot write",
-            e,
-        )),
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(stdout_error)
+}
+
+/// A failed write to stdout. A closed pipe (`| head`) is not worth a
+/// message, but is still a failure: the process ends with status 1 (before
+/// a commit, nothing changed; after one, see `run_prune`).
+fn stdout_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(EXIT_FAILURE);
     }
+    Error::io(std::path::Path::new("<stdout>"), "cannot write", e)
 }
 
 fn summary_line(s: &prune::Summary) -> String {

@@ -85,8 +85,8 @@ pub struct FilePlan {
 pub struct GeneratedFile {
     pub name: String,
     pub text: String,
-    /// In place: the owner and mode of the file it replaces.
-    pub like: Option<Ownership>,
+    /// The input file it is made from (owner, group, mode), if any.
+    pub source: Option<Ownership>,
 }
 
 /// A run that has been validated and planned, before anything is written.
@@ -275,7 +275,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             vec![GeneratedFile {
                 name: CONFIG_FILE.to_string(),
                 text: config.pruned_text(),
-                like: None,
+                source: None,
             }],
             Some(config),
         ),
@@ -286,7 +286,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                 .map(|i| GeneratedFile {
                     text: i.pruned_text(total),
                     name: i.name,
-                    like: None,
+                    source: None,
                 })
                 .into_iter()
                 .collect();
@@ -295,13 +295,15 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     };
     let mut warnings = warnings;
     warnings.extend(rule_warnings(&options.rule, &files, layout_name));
-    let mut generated = generated;
     if options.in_place {
-        for g in &mut generated {
-            g.like = fs::symlink_metadata(checkpoint_dir.join(&g.name))
-                .ok()
-                .map(|m| Ownership::of(&m));
-        }
+        warnings.extend(ownership_warnings(&files));
+    }
+    let mut generated = generated;
+    for g in &mut generated {
+        // Through a symlink: its target's mode, not the link's 0777.
+        g.source = fs::metadata(checkpoint_dir.join(&g.name))
+            .ok()
+            .map(|m| Ownership::of(&m));
     }
     let prepared = Prepared {
         checkpoint_dir,
@@ -323,6 +325,28 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         refuse_overwriting_inputs(&prepared)?;
     }
     Ok(prepared)
+}
+
+/// In place, a file that belongs to someone else can only be replaced by
+/// one that belongs to whoever runs the tool (unless that is root): say so
+/// before it happens.
+fn ownership_warnings(files: &[FilePlan]) -> Vec<String> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 {
+        return Vec::new();
+    }
+    files
+        .iter()
+        .filter(|f| f.input.ownership.uid != me)
+        .map(|f| {
+            format!(
+                "{}: belongs to uid {}; replaced in place, the pruned file will belong to you (uid {me})",
+                f.input.path.display(),
+                f.input.ownership.uid
+            )
+        })
+        .collect()
 }
 
 /// What a user should hear about the rule before a run: patterns that match
@@ -374,7 +398,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
 
     for (g, staged) in &generated {
-        write_new(&staging, staged, g, flush)?;
+        write_new(&staging, staged, g, flush, prepared.in_place)?;
     }
     progress.set_total(prepared.bytes_to_move());
     let in_place = prepared.in_place;
@@ -618,7 +642,7 @@ fn run_job(
         }
     };
     let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
-    let out = staging.create(staged, in_place.then_some(input.ownership))?;
+    let out = staging.create(staged, Some(input.ownership), in_place)?;
     out.write_all_at(header, 0)
         .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
     // Sized up front so that clones and copies land inside the file.
@@ -655,9 +679,10 @@ fn write_new(
     staged: &StagedFile,
     generated: &GeneratedFile,
     fsync: bool,
+    in_place: bool,
 ) -> Result<()> {
     let path = &staged.target;
-    let file = staging.create(staged, generated.like)?;
+    let file = staging.create(staged, generated.source, in_place)?;
     file.write_all_at(generated.text.as_bytes(), 0)
         .map_err(|e| Error::io(path, "cannot write", e))?;
     if fsync {

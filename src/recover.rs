@@ -16,6 +16,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::commit::{self, shown, Failure};
@@ -42,7 +43,45 @@ pub fn recover_folder(path: &Path) -> Result<Vec<String>> {
     let _lock = dir
         .lock(&interrupt::check_io)
         .map_err(|e| lock_error(path, e))?;
-    recover_locked(&dir, None)
+    recover_locked(&dir, None, true)
+}
+
+/// What dead runs left in the folder at `path`, without changing anything:
+/// one line per unfinished commit (for a dry run, which reads the folder as
+/// it is).
+pub fn pending(path: &Path) -> Vec<String> {
+    let Ok(dir) = Dir::open(path) else {
+        return Vec::new();
+    };
+    let Ok(names) = dir.names() else {
+        return Vec::new();
+    };
+    let mut lines = Vec::new();
+    for name in names {
+        if !matches!(side_file::parse(&name), Some((_, Kind::Journal))) {
+            continue;
+        }
+        // Read-only (a dry run may not write) and never blocking on a FIFO.
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(dir.join(&name))
+        else {
+            continue;
+        };
+        // A live run holds its journal's lock: only a dead run's counts.
+        if sys::try_lock(&file).ok() != Some(true) {
+            continue;
+        }
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_ok() && Journal::decode(&bytes).is_some() {
+            lines.push(format!(
+                "{}: an earlier run was stopped in the middle of its commit; the plan below reads the folder as it is, and a real run finishes that commit first",
+                path.display()
+            ));
+        }
+    }
+    lines
 }
 
 pub(crate) fn lock_error(path: &Path, e: std::io::Error) -> Error {
@@ -53,8 +92,13 @@ pub(crate) fn lock_error(path: &Path, e: std::io::Error) -> Error {
 }
 
 /// [`recover_folder`] for a folder whose lock the caller holds; the run
-/// `own` (the caller's) is skipped.
-pub(crate) fn recover_locked(dir: &Dir, own: Option<&str>) -> Result<Vec<String>> {
+/// `own` (the caller's) is skipped. Leftovers left alone (another user's)
+/// get a line only with `report_left_alone`, so a run says so once.
+pub(crate) fn recover_locked(
+    dir: &Dir,
+    own: Option<&str>,
+    report_left_alone: bool,
+) -> Result<Vec<String>> {
     let io_err = |e| Error::io(dir.path(), "cannot list", e);
     let mut runs: BTreeMap<String, Vec<(OsString, Kind)>> = BTreeMap::new();
     for name in dir.names().map_err(io_err)? {
@@ -73,14 +117,25 @@ pub(crate) fn recover_locked(dir: &Dir, own: Option<&str>) -> Result<Vec<String>
         } else {
             recover_run(dir, &id, &files, me)?
         };
-        notes.extend(note);
+        match note {
+            Some(Note::Done(line)) => notes.push(line),
+            Some(Note::LeftAlone(line)) if report_left_alone => notes.push(line),
+            _ => {}
+        }
     }
     Ok(notes)
 }
 
-/// Deals with the leftovers `files` of run `id`; `None` when it is alive or
-/// not ours.
-fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Result<Option<String>> {
+/// What dealing with one run's leftovers came to.
+enum Note {
+    /// Something was finished, undone or removed.
+    Done(String),
+    /// Nothing was touched, for the reason given.
+    LeftAlone(String),
+}
+
+/// Deals with the leftovers `files` of run `id`; `None` when it is alive.
+fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Result<Option<Note>> {
     let at = |name: &OsString| dir.join(name);
     let journal_name = side_file::journal_name(id);
     let mut finished = None;
@@ -89,10 +144,15 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
         .map_err(|e| Error::io(&at(&journal_name), "cannot read metadata", e))?
     {
         Some(st) if !st.is_file() || st.uid != me => {
-            return Ok(Some(format!(
-                "{}: left alone: not a journal of this user's",
-                at(&journal_name).display()
-            )))
+            return Ok(Some(Note::LeftAlone(format!(
+                "{}: left alone: {}",
+                at(&journal_name).display(),
+                if st.is_file() {
+                    "another user's run"
+                } else {
+                    "not a regular file, so not a journal"
+                }
+            ))))
         }
         Some(_) => {
             let mut file = dir
@@ -127,13 +187,14 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
     dir.unlink(&journal_name)
         .map_err(|e| Error::io(&at(&journal_name), "cannot remove", e))?;
     let place = dir.path().display();
-    Ok(Some(match finished {
+    Ok(Some(Note::Done(match finished {
         Some(what) => format!("{place}: {what}"),
         None => format!(
-            "{place}: removed {removed} temp file{} of an earlier run that was stopped before its commit",
-            plural(removed)
+            "{place}: removed what an earlier run left when it was stopped before its commit ({} file{})",
+            removed + 1,
+            plural(removed + 1)
         ),
-    }))
+    })))
 }
 
 /// Whether every side name in `journal` is run `id`'s and every target is
@@ -146,7 +207,7 @@ fn belongs_to(journal: &Journal, id: &str) -> bool {
         ours(&e.temp, &[Kind::Temp])
             && !side_file::is_side_file(&e.target)
             && match &e.backup {
-                crate::journal::Backup::Link(b) => ours(b, &[Kind::Backup]),
+                crate::journal::Backup::Link(b, _) => ours(b, &[Kind::Backup]),
                 _ => true,
             }
     })
@@ -197,7 +258,7 @@ fn recover_legacy(
     pid: u32,
     files: &[(OsString, Kind)],
     me: u32,
-) -> Result<Option<String>> {
+) -> Result<Option<Note>> {
     if sys::process_exists(pid) {
         return Ok(None);
     }
@@ -235,7 +296,7 @@ fn recover_legacy(
         }
     }
     let place = dir.path().display();
-    Ok(Some(if restored > 0 {
+    Ok(Some(Note::Done(if restored > 0 {
         format!("{place}: undid the unfinished commit of an older trtllm-prune run (process {pid}): {restored} original{} put back", plural(restored))
     } else {
         format!(
@@ -243,7 +304,7 @@ fn recover_legacy(
             ours.len(),
             plural(ours.len())
         )
-    }))
+    })))
 }
 
 fn plural(n: usize) -> &'static str {

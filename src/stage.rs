@@ -124,7 +124,7 @@ impl Staging {
             {
                 continue;
             }
-            let recovered = recover_locked(&dir, None)?;
+            let recovered = recover_locked(&dir, None, false)?;
             let id = sys::random_id().map_err(|e| Error::io(path, "cannot get random bytes", e))?;
             let journal_name = side_file::journal_name(&id);
             let journal = dir
@@ -184,14 +184,22 @@ impl Staging {
     }
 
     /// Creates the temp file of `staged`, which must not exist (a symlink
-    /// planted at its name is never followed), with the umask's permissions
-    /// or those of `like`.
-    pub fn create(&self, staged: &StagedFile, like: Option<Ownership>) -> Result<File> {
+    /// planted at its name is never followed). It gets the permission bits
+    /// of `source`, the file it is made from, less the umask, as `cp` does:
+    /// a private input stays private. `replace` (in place): it gets the
+    /// source's owner, group and mode exactly, as far as this process may.
+    pub fn create(
+        &self,
+        staged: &StagedFile,
+        source: Option<Ownership>,
+        replace: bool,
+    ) -> Result<File> {
+        let mode = source.map_or(0o666, |o| o.mode & 0o777);
         let file = self
             .dir
-            .create_new(&staged.temp_name, 0o666)
+            .create_new(&staged.temp_name, mode as libc::mode_t)
             .map_err(|e| Error::io(&staged.target, "cannot create", e))?;
-        if let Some(o) = like {
+        if let Some(o) = source.filter(|_| replace) {
             sys::copy_ownership(&file, o.uid, o.gid, o.mode).map_err(|e| {
                 Error::io(&staged.target, "cannot set the owner and permissions", e)
             })?;
@@ -212,7 +220,7 @@ impl Staging {
         };
         report
             .recovered
-            .extend(recover_locked(&self.dir, Some(&self.id))?);
+            .extend(recover_locked(&self.dir, Some(&self.id), false)?);
         let journal = self.backup_targets()?;
         if self.flush {
             self.dir
@@ -305,13 +313,13 @@ impl Staging {
                         "a folder has the name of an output file; move it away",
                     ))
                 }
-                Some(_) => {
+                Some(st) => {
                     let name =
                         side_file::side_name(&file.target_name, file.index, &self.id, Kind::Backup);
                     match self.dir.link(&file.target_name, &name) {
                         Ok(()) => {
                             self.backups.push(name.clone());
-                            Backup::Link(name)
+                            Backup::Link(name, st.ino)
                         }
                         // No hard links here: the file can be replaced, but
                         // not put back if a later rename fails.
@@ -341,10 +349,16 @@ impl Staging {
                     }
                 }
             };
+            let inode = self
+                .dir
+                .stat(&file.temp_name)
+                .map_err(|e| Error::io(&file.target, "cannot read metadata", e))?
+                .map_or(0, |st| st.ino);
             entries.push(Entry {
                 temp: file.temp_name,
                 target: file.target_name,
                 backup,
+                inode,
             });
         }
         Ok(Journal { entries })

@@ -194,11 +194,49 @@ impl Dir {
         Ok(st.st_nlink > 0)
     }
 
-    /// Every name in the folder.
+    /// Every name in the folder, listed through its descriptor (not its
+    /// path, which may lead elsewhere by now).
     pub fn names(&self) -> io::Result<Vec<OsString>> {
-        std::fs::read_dir(&self.path)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect()
+        // SAFETY: valid descriptor and a static C string.
+        let fd = check(unsafe {
+            libc::openat(
+                self.raw(),
+                c".".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })?;
+        // SAFETY: `fd` is a fresh descriptor; fdopendir takes it over.
+        let stream = unsafe { libc::fdopendir(fd) };
+        if stream.is_null() {
+            let e = io::Error::last_os_error();
+            // SAFETY: fdopendir failed, so `fd` is still ours to close.
+            unsafe { libc::close(fd) };
+            return Err(e);
+        }
+        let mut names = Vec::new();
+        let result = loop {
+            // readdir reports errors through errno only.
+            // SAFETY: errno is thread-local.
+            unsafe { *libc::__errno_location() = 0 };
+            // SAFETY: `stream` is a live directory stream.
+            let entry = unsafe { libc::readdir64(stream) };
+            if entry.is_null() {
+                let e = io::Error::last_os_error();
+                break match e.raw_os_error() {
+                    Some(0) | None => Ok(()),
+                    _ => Err(e),
+                };
+            }
+            // SAFETY: readdir returned a live entry with a NUL-terminated name.
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            let bytes = name.to_bytes();
+            if bytes != b"." && bytes != b".." {
+                names.push(OsStr::from_bytes(bytes).to_os_string());
+            }
+        };
+        // SAFETY: `stream` is live and closed once.
+        unsafe { libc::closedir(stream) };
+        result.map(|()| names)
     }
 
     /// Takes the folder's exclusive lock, waiting for it. `flock` on the

@@ -76,7 +76,7 @@ fn header_and_plan(c: &mut Criterion) {
             b.iter(|| read_header(black_box(file), &path).expect("valid header"))
         });
         group.bench_with_input(BenchmarkId::new("plan", count), &header, |b, header| {
-            b.iter(|| plan_prune(black_box(header), &rule, SHARE_ALIGNMENT))
+            b.iter(|| plan_prune(black_box(header), &rule, SHARE_ALIGNMENT).expect("plans"))
         });
         group.bench_with_input(
             BenchmarkId::new("read_and_plan", count),
@@ -84,7 +84,7 @@ fn header_and_plan(c: &mut Criterion) {
             |b, file| {
                 b.iter(|| {
                     let header = read_header(black_box(file), &path).expect("valid header");
-                    plan_prune(&header, &rule, SHARE_ALIGNMENT)
+                    plan_prune(&header, &rule, SHARE_ALIGNMENT).expect("plans")
                 })
             },
         );

@@ -728,10 +728,10 @@ fn a_header_over_the_limit_is_an_error_not_a_file_the_official_crate_refuses() {
 }
 
 /// Issue 9's planning bomb, in memory: `count` kept 4 KiB tensors separated
-/// by pruned ones of 2 and 4094 bytes (each kept one lands off its block,
-/// at a different residue), then `count` small kept tensors, of multiples
-/// of 8 bytes, as filler candidates.
-pub fn filler_bomb(count: u64) -> Header {
+/// by pruned ones of `gaps` bytes, alternately (so each kept one lands off
+/// its block), then `count` small kept tensors of multiples of 8 bytes, each
+/// after a pruned one of 8, as filler candidates.
+pub fn filler_bomb(count: u64, gaps: (u64, u64)) -> Header {
     let mut tensors = Vec::new();
     let mut at = 0u64;
     let mut push = |name: String, len: u64| {
@@ -748,11 +748,12 @@ pub fn filler_bomb(count: u64) -> Header {
         push(format!("k{i}"), 4096);
         push(
             format!("p{i}.mlp.fc.weight"),
-            if i % 2 == 0 { 2 } else { 4094 },
+            if i % 2 == 0 { gaps.0 } else { gaps.1 },
         );
     }
     for i in 0..count {
         push(format!("s{i}"), 8 * (1 + i % 509));
+        push(format!("q{i}.mlp.fc.weight"), 8);
     }
     Header {
         header_len: 4096,
@@ -765,14 +766,28 @@ pub fn filler_bomb(count: u64) -> Header {
 #[test]
 fn the_filler_search_is_bounded_on_a_planning_bomb() {
     // Work is counted, not timed: c·n·log2(n) filler candidates at most.
+    // Gaps of 2 and 4094 bytes are issue 9's; 8 and 4088 keep every range
+    // congruent modulo 8, so that the search runs for every large one.
     let count = 20_000;
-    let bomb = filler_bomb(count);
-    let n = bomb.tensors.len() as u64;
+    for gaps in [(2, 4094), (8, 4088)] {
+        let bomb = filler_bomb(count, gaps);
+        let n = bomb.tensors.len() as u64;
+        let plan = plan_prune(&bomb, &PruneRule::original(false), ALIGN).unwrap();
+        assert_eq!(plan.kept_count() as u64, 2 * count);
+        plan.check_alignment().unwrap();
+        let bound = 8 * n * u64::from(n.ilog2());
+        assert!(
+            plan.filler_work <= bound,
+            "{gaps:?}: {} > {bound}",
+            plan.filler_work
+        );
+        if gaps.0 == 8 {
+            assert!(plan.filler_work > 0, "the search ran");
+            assert_eq!(plan.incongruent_tensors().count(), 0);
+        }
+    }
+    let bomb = filler_bomb(count, (8, 4088));
     let plan = plan_prune(&bomb, &PruneRule::original(false), ALIGN).unwrap();
-    assert_eq!(plan.kept_count() as u64, 2 * count);
-    plan.check_alignment().unwrap();
-    let bound = 8 * n * u64::from(n.ilog2());
-    assert!(plan.filler_work <= bound, "{} > {bound}", plan.filler_work);
     // Still a valid plan: the ranges tile the output.
     let mut next = plan.header_bytes.len() as u64;
     for c in &plan.copies {

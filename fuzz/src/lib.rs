@@ -127,7 +127,11 @@ pub fn check_roundtrip(data: &[u8]) {
     // 8 (a multiple of 8 with nothing to copy), and kept tensors aligned
     // for their dtype in an aligned input stay aligned.
     let first_src = plan.copies.first().map_or(0, |c| c.src);
-    assert_eq!(plan.header_bytes.len() as u64 % 8, first_src % 8, "data start");
+    assert_eq!(
+        plan.header_bytes.len() as u64 % 8,
+        first_src % 8,
+        "data start"
+    );
     if let Err(e) = plan.check_alignment() {
         panic!("{e}");
     }

@@ -3,6 +3,11 @@
 //!
 //! Run: `cargo bench --bench plan` (figures in docs/BENCHMARKS.md).
 //!
+//! `filler_bomb` is issue 9's worst case for the block-sharing filler
+//! search: 80,000 kept 4 KiB tensors, each after a pruned one of 2 or 4094
+//! bytes (or 8 or 4088), then 80,000 small kept tensors as candidates
+//! (quadratic before the search had a work budget: 10 s).
+//!
 //! The headers are those of an FP8 Llama-70B rank at TP8 (18 tensors per
 //! layer with scales, offsets in the tens of GB), cut to the tensor count.
 //! `read_header` reads them from a sparse file on disk, as a run does.
@@ -15,7 +20,7 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 
 use trtllm_prune::checkpoint::read_header;
 use trtllm_prune::fixture::{padded_header_json, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::header::{parse_header, Dtype, N_LEN};
+use trtllm_prune::header::{parse_header, Dtype, Header, TensorEntry, N_LEN};
 use trtllm_prune::plan::{plan_prune, SHARE_ALIGNMENT};
 use trtllm_prune::rule::PruneRule;
 
@@ -76,7 +81,7 @@ fn header_and_plan(c: &mut Criterion) {
             b.iter(|| read_header(black_box(file), &path).expect("valid header"))
         });
         group.bench_with_input(BenchmarkId::new("plan", count), &header, |b, header| {
-            b.iter(|| plan_prune(black_box(header), &rule, SHARE_ALIGNMENT))
+            b.iter(|| plan_prune(black_box(header), &rule, SHARE_ALIGNMENT).expect("plans"))
         });
         group.bench_with_input(
             BenchmarkId::new("read_and_plan", count),
@@ -84,7 +89,7 @@ fn header_and_plan(c: &mut Criterion) {
             |b, file| {
                 b.iter(|| {
                     let header = read_header(black_box(file), &path).expect("valid header");
-                    plan_prune(&header, &rule, SHARE_ALIGNMENT)
+                    plan_prune(&header, &rule, SHARE_ALIGNMENT).expect("plans")
                 })
             },
         );
@@ -92,5 +97,56 @@ fn header_and_plan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, header_and_plan);
+/// Issue 9's filler bomb: `count` kept 4 KiB tensors separated by pruned
+/// ones of `gaps` bytes, alternately, then `count` small kept tensors
+/// (multiples of 8 bytes, each after a pruned one of 8: filler candidates).
+fn filler_bomb(count: u64, gaps: (u64, u64)) -> Header {
+    let mut tensors = Vec::new();
+    let mut at = 0u64;
+    let mut push = |name: String, len: u64| {
+        tensors.push(TensorEntry {
+            name,
+            dtype: Dtype::U8,
+            shape: vec![len],
+            begin: at,
+            end: at + len,
+        });
+        at += len;
+    };
+    for i in 0..count {
+        push(format!("k{i}"), 4096);
+        push(
+            format!("p{i}.mlp.fc.weight"),
+            if i % 2 == 0 { gaps.0 } else { gaps.1 },
+        );
+    }
+    for i in 0..count {
+        push(format!("s{i}"), 8 * (1 + i % 509));
+        push(format!("q{i}.mlp.fc.weight"), 8);
+    }
+    Header {
+        header_len: 4096,
+        metadata: None,
+        tensors,
+        data_len: at,
+    }
+}
+
+fn plan_worst_case(c: &mut Criterion) {
+    let rule = PruneRule::default();
+    let mut group = c.benchmark_group("worst_case");
+    group.sample_size(10);
+    let count = 80_000;
+    // 2/4094: issue 9's shape; 8/4088: every range stays congruent modulo
+    // 8, so the filler search runs in front of every large one.
+    for (name, gaps) in [("bomb_2_4094", (2, 4094)), ("bomb_8_4088", (8, 4088))] {
+        let header = filler_bomb(count, gaps);
+        group.bench_with_input(BenchmarkId::new(name, 2 * count), &header, |b, header| {
+            b.iter(|| plan_prune(black_box(header), &rule, SHARE_ALIGNMENT).expect("plans"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, header_and_plan, plan_worst_case);
 criterion_main!(benches);

@@ -304,20 +304,8 @@ fn sendfile(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<u64>
     }
 }
 
-/// `struct file_clone_range` from `<linux/fs.h>`.
-#[repr(C)]
-struct FileCloneRange {
-    src_fd: i64,
-    src_offset: u64,
-    src_length: u64,
-    dest_offset: u64,
-}
-
-/// `_IOW(0x94, 13, struct file_clone_range)`.
-const FICLONERANGE: libc::c_ulong = 0x4020_940d;
-
 fn ficlonerange(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<()> {
-    let arg = FileCloneRange {
+    let arg = libc::file_clone_range {
         src_fd: src.as_raw_fd() as i64,
         src_offset: s,
         src_length: len,
@@ -325,10 +313,29 @@ fn ficlonerange(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<
     };
     // SAFETY: `arg` is a live, correctly laid out `file_clone_range`; the
     // kernel only reads it.
-    let r = unsafe { libc::ioctl(dst.as_raw_fd(), FICLONERANGE as _, &arg) };
+    let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONERANGE, &arg) };
     if r < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
     }
+}
+
+/// The block size of the filesystem that holds `dir`, or of its nearest
+/// existing ancestor (the output folder may not exist yet): the unit
+/// `FICLONERANGE` shares blocks in, so the one the planner aligns to.
+/// `None` when it cannot be read or is implausible for cloning (not a
+/// power of two from 512 bytes to 64 KiB: network filesystems report their
+/// transfer size, and aligning to it would only pad headers).
+pub fn clone_block_size(dir: &Path) -> Option<u64> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: `path` is a NUL-terminated string and `stat` a writable
+    // `statfs` the kernel fills; both outlive the call.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    let block = u64::try_from(stat.f_bsize).ok()?;
+    (block.is_power_of_two() && (512..=64 << 10).contains(&block)).then_some(block)
 }

@@ -7,6 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::header::HeaderError;
+use crate::plan::PlanError;
 
 /// Exit status for bad input, refused set-ups and I/O failures.
 pub const EXIT_FAILURE: i32 = 1;
@@ -24,6 +25,9 @@ pub const EXIT_COMMIT_INCOMPLETE: i32 = 4;
 pub enum Error {
     /// A rank file's safetensors header breaks a format rule.
     Header { file: PathBuf, source: HeaderError },
+    /// A rank file's pruned output cannot be laid out (its header would
+    /// pass the format's limit).
+    Plan { file: PathBuf, source: PlanError },
     /// An input is malformed or missing (config.json, the checkpoint folder).
     Invalid { file: PathBuf, problem: String },
     /// A set-up that would risk the user's data; refused before any write.
@@ -106,6 +110,7 @@ impl Error {
     fn write_unescaped(&self, f: &mut String) -> fmt::Result {
         match self {
             Error::Header { file, source } => write!(f, "{}: {source}", file.display()),
+            Error::Plan { file, source } => write!(f, "{}: {source}", file.display()),
             Error::Invalid { file, problem }
             | Error::Refused { file, problem }
             | Error::Mismatch { file, problem } => write!(f, "{}: {problem}", file.display()),
@@ -146,6 +151,7 @@ impl std::error::Error for Error {
         match self {
             Error::Io { source, .. } => Some(source),
             Error::Header { source, .. } => Some(source),
+            Error::Plan { source, .. } => Some(source),
             _ => None,
         }
     }

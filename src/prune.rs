@@ -17,7 +17,7 @@ use crate::checkpoint::{
     self, Checkpoint, ConfigFile, FileStamp, InputFile, Layout, RankSet, SafetensorsInput,
     CONFIG_FILE,
 };
-use crate::copy::{CopyMethods, CopyStats, RangeCopier};
+use crate::copy::{clone_block_size, CopyMethods, CopyStats, RangeCopier};
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::interrupt;
@@ -38,8 +38,10 @@ pub struct Options {
     pub rule: PruneRule,
     /// Files copied at once; 0 means one per core.
     pub jobs: usize,
-    /// Block size the planner keeps large ranges congruent to (0: none).
-    pub align: u64,
+    /// Block size the planner keeps large ranges congruent to and the copy
+    /// clones at (0: none); `None`, the default: the block size of the
+    /// output folder's filesystem ([`clone_block_size`]).
+    pub align: Option<u64>,
     pub methods: CopyMethods,
     /// Flush every output, the journal and the folder to disk at the
     /// commit, so a power cut cannot undo or tear it (on by default; always
@@ -60,7 +62,7 @@ impl Options {
             out_dir: None,
             rule: PruneRule::default(),
             jobs: 0,
-            align: SHARE_ALIGNMENT,
+            align: None,
             methods: CopyMethods::default(),
             fsync: true,
             in_place: false,
@@ -104,6 +106,8 @@ pub struct Prepared {
     /// The input config of a TensorRT-LLM checkpoint, for verification.
     pub config: Option<ConfigFile>,
     pub warnings: Vec<String>,
+    /// The block size the plans align to and the copies clone at.
+    pub block: u64,
 }
 
 impl Prepared {
@@ -254,6 +258,10 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         warnings,
         ..
     } = checkpoint;
+    // Discovered before planning: the plans' layout depends on it.
+    let block = options
+        .align
+        .unwrap_or_else(|| clone_block_size(&out_dir).unwrap_or(SHARE_ALIGNMENT));
     let files: Vec<FilePlan> = files
         .into_iter()
         .map(
@@ -261,14 +269,16 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                  name,
                  input,
                  header,
-             }| FilePlan {
-                plan: plan_prune(&header, &options.rule, options.align),
-                name,
-                input,
-                header,
+             }| {
+                Ok(FilePlan {
+                    plan: plan_file(&header, &options.rule, block, &input.path)?,
+                    name,
+                    input,
+                    header,
+                })
             },
         )
-        .collect();
+        .collect::<Result<_>>()?;
     let (layout_name, generated, config) = match layout {
         Layout::TrtLlm { config } => (
             "trtllm",
@@ -320,6 +330,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         },
         config,
         warnings,
+        block,
     };
     if !prepared.in_place {
         refuse_overwriting_inputs(&prepared)?;
@@ -378,6 +389,11 @@ fn rule_warnings(rule: &PruneRule, files: &[FilePlan], layout: &str) -> Vec<Stri
 /// Writes every output to a temp file, verifies them if asked, then
 /// commits them all (`stage`).
 pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> Result<Summary> {
+    // The copies clone at the block size the plans were made for.
+    let options = &Options {
+        align: Some(prepared.block),
+        ..options.clone()
+    };
     let flush = options.fsync || prepared.in_place;
     let mut staging = Staging::open(&prepared.out_dir, flush)?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
@@ -489,7 +505,8 @@ pub fn verify_existing(
     let checkpoint = Checkpoint::open(&checkpoint_dir, None)?;
     let mut verdicts = Vec::new();
     for f in &checkpoint.files {
-        let plan = plan_prune(&f.header, rule, SHARE_ALIGNMENT);
+        // Only the plan's decisions are compared, not its layout.
+        let plan = plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path)?;
         verdicts.push(verify::verify_safetensors(
             &f.name,
             &f.input,
@@ -654,7 +671,7 @@ fn run_job(
         &input.path,
         &out,
         &staged.target,
-        options.align,
+        options.align.unwrap_or(SHARE_ALIGNMENT),
         options.methods,
         &on_progress,
         cancel,
@@ -854,12 +871,22 @@ pub fn inspect(path: &Path, rule: &PruneRule) -> Result<(Vec<Inspected>, Vec<Str
     };
     let files = files
         .into_iter()
-        .map(|(name, path, header)| Inspected {
-            plan: plan_prune(&header, rule, SHARE_ALIGNMENT),
-            name,
-            path,
-            header,
+        .map(|(name, path, header)| {
+            Ok(Inspected {
+                plan: plan_file(&header, rule, SHARE_ALIGNMENT, &path)?,
+                name,
+                path,
+                header,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok((files, notes))
+}
+
+/// [`plan_prune`], its error naming the file.
+fn plan_file(header: &Header, rule: &PruneRule, align: u64, path: &Path) -> Result<PrunePlan> {
+    plan_prune(header, rule, align).map_err(|source| Error::Plan {
+        file: path.to_path_buf(),
+        source,
+    })
 }

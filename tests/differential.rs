@@ -725,7 +725,7 @@ proptest! {
         let bytes = doc.bytes();
         let input = header::parse_file(&bytes).expect("valid file");
         let (rule, align) = fuzz_checks::rule_from(control);
-        let plan = plan_prune(&input, &rule, align);
+        let plan = plan_prune(&input, &rule, align).expect("plans");
         let out = fuzz_checks::apply_plan(&bytes, &plan);
         // The same checks as the roundtrip fuzz target, with our reader.
         let mut data = vec![control];

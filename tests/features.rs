@@ -203,7 +203,9 @@ fn verify_catches_a_flipped_byte_in_an_output() {
     assert!(stderr.starts_with("trtllm-prune: error: "), "{stderr}");
     assert!(stderr.contains("rank0.safetensors"), "{stderr}");
     assert!(stderr.contains("bytes differ"), "{stderr}");
-    assert!(stderr.contains("tensor `transformer."), "{stderr}");
+    // Which tensor is last depends on the layout (`lm_head.weight` since
+    // ranges are ordered to stay congruent modulo 8).
+    assert!(stderr.contains("tensor `"), "{stderr}");
 }
 
 #[test]

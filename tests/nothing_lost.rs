@@ -281,7 +281,7 @@ proptest! {
         let mut options = Options::new(&input);
         options.out_dir = Some(output.clone());
         options.rule = run.rule.clone();
-        options.align = run.align;
+        options.align = Some(run.align);
         options.jobs = run.jobs;
         if run.buffered_only {
             options.methods = CopyMethods::buffered_only();
@@ -336,7 +336,7 @@ fn buffered_copies_without_alignment_lose_nothing() {
         let mut options = Options::new(&input);
         options.out_dir = Some(output.clone());
         options.rule = PruneRule::original(prune_all);
-        options.align = 0;
+        options.align = Some(0);
         options.methods = CopyMethods::buffered_only();
         prune(&options, &Progress::hidden()).expect("prune succeeds");
         assert_nothing_lost(&input, &output, 2, &options.rule);

@@ -76,12 +76,12 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
     }
     for entry in entries {
         // A temp still there is a second name of its target (see `is_applied`).
-        let mut names = vec![&entry.temp];
-        if let Backup::Link(backup, _) = &entry.backup {
-            names.push(backup);
+        let mut names = vec![(&entry.temp, entry.inode)];
+        if let Backup::Link(backup, inode) = &entry.backup {
+            names.push((backup, *inode));
         }
-        for name in names {
-            if let Err(source) = dir.unlink(name) {
+        for (name, inode) in names {
+            if let Err(source) = unlink_own(dir, name, inode) {
                 leftovers.push(Leftover {
                     what: format!("cannot remove {}", dir.join(name).display()),
                     source,
@@ -92,24 +92,39 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
     Ok(leftovers)
 }
 
-/// Whether `entry`'s rename has happened: its temp file is gone, or is a
-/// second name of the target (left by an undo that was cut short). A file
-/// at the temp name that is not the one the journal recorded was put there
-/// by someone else: an error, never renamed over anything.
+/// Whether `entry`'s rename has happened: the target is the file the journal
+/// recorded (whatever is at the temp name: a second link left by an undo cut
+/// short, or a file someone planted there since), or the temp file is gone
+/// (renamed, then replaced by a later commit). Otherwise the temp name must
+/// still hold the recorded file: anything else there was put by someone
+/// else, and is an error, never renamed over anything.
 fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
-    let Some(temp) = dir.stat(&entry.temp)? else {
+    if dir
+        .stat(&entry.target)?
+        .is_some_and(|t| t.ino == entry.inode)
+    {
         return Ok(true);
-    };
-    if temp.ino != entry.inode || !temp.is_file() {
-        return Err(io::Error::new(
+    }
+    match dir.stat(&entry.temp)? {
+        None => Ok(true),
+        Some(temp) if temp.ino == entry.inode && temp.is_file() => Ok(false),
+        Some(_) => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
                 "{} is not the file this commit wrote",
                 entry.temp.to_string_lossy()
             ),
-        ));
+        )),
     }
-    Ok(dir.stat(&entry.target)?.is_some_and(|t| t.same_file(&temp)))
+}
+
+/// Removes `name` if it is still the file with inode `inode`: a file someone
+/// else put at one of our names is not ours to remove.
+fn unlink_own(dir: &Dir, name: &OsStr, inode: u64) -> io::Result<()> {
+    match dir.stat(name)? {
+        Some(st) if st.ino == inode && !st.is_dir() => dir.unlink(name),
+        _ => Ok(()),
+    }
 }
 
 /// Puts back every applied entry of `done`, newest first.
@@ -133,17 +148,31 @@ fn undo(dir: &Dir, done: &[Entry], target: OsString, source: io::Error) -> Failu
 }
 
 fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
-    if !is_applied(dir, entry)? {
+    // Only a target that is this commit's file is put back.
+    if dir
+        .stat(&entry.target)?
+        .is_none_or(|t| t.ino != entry.inode)
+    {
         return Ok(());
     }
-    match &entry.backup {
-        Backup::New => {
-            if dir.exists(&entry.temp)? {
-                dir.unlink(&entry.target)
-            } else {
-                dir.rename(&entry.target, &entry.temp)
-            }
+    // The new bytes stay reachable under the temp name, so the journal still
+    // describes a forward commit that works.
+    let temp_is_ours = match dir.stat(&entry.temp)? {
+        None => false,
+        Some(t) if t.ino == entry.inode => true,
+        Some(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is not the file this commit wrote",
+                    entry.temp.to_string_lossy()
+                ),
+            ))
         }
+    };
+    match &entry.backup {
+        Backup::New if temp_is_ours => dir.unlink(&entry.target),
+        Backup::New => dir.rename(&entry.target, &entry.temp),
         Backup::Link(backup, inode) => {
             if !dir.stat(backup)?.is_some_and(|b| b.ino == *inode && !b.is_dir()) {
                 return Err(io::Error::new(
@@ -151,7 +180,7 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
                     format!("{} is not the original it was", backup.to_string_lossy()),
                 ));
             }
-            if !dir.exists(&entry.temp)? {
+            if !temp_is_ours {
                 dir.link(&entry.target, &entry.temp)?;
             }
             let undo = side_file::undo_name(backup)
@@ -171,11 +200,11 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
 /// after a completed undo, nothing of the commit is left.
 pub(crate) fn discard(dir: &Dir, journal: &Journal) -> io::Result<()> {
     for entry in &journal.entries {
-        dir.unlink(&entry.temp)?;
-        if let Backup::Link(backup, _) = &entry.backup {
-            dir.unlink(backup)?;
+        unlink_own(dir, &entry.temp, entry.inode)?;
+        if let Backup::Link(backup, inode) = &entry.backup {
+            unlink_own(dir, backup, *inode)?;
             if let Some(undo) = side_file::undo_name(backup) {
-                dir.unlink(&undo)?;
+                unlink_own(dir, &undo, *inode)?;
             }
         }
     }

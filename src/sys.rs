@@ -27,7 +27,6 @@ pub(crate) struct Dir {
 pub(crate) struct EntryStat {
     pub kind: libc::mode_t,
     pub uid: u32,
-    pub dev: u64,
     pub ino: u64,
 }
 
@@ -38,10 +37,6 @@ impl EntryStat {
 
     pub fn is_dir(&self) -> bool {
         self.kind == libc::S_IFDIR
-    }
-
-    pub fn same_file(&self, other: &EntryStat) -> bool {
-        self.dev == other.dev && self.ino == other.ino
     }
 }
 
@@ -143,7 +138,6 @@ impl Dir {
         Ok(Some(EntryStat {
             kind: st.st_mode & libc::S_IFMT,
             uid: st.st_uid,
-            dev: st.st_dev,
             ino: st.st_ino,
         }))
     }

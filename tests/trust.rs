@@ -518,3 +518,210 @@ fn a_failed_flush_after_the_commit_exits_3_saying_the_output_is_in_place() {
     };
     assert!(visible(tree(&out)) == visible(expected));
 }
+
+// ------------------------------------------------- from a hostile review
+
+/// A dead run's half-made commit into `out` (pruned with `--prune_all`),
+/// killed by strace at its `renameat` number `when`. `None` without strace.
+fn dead_commit_into(ckpt: &Path, out: &Path, when: u32) -> Option<()> {
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject=renameat:signal=KILL:when={when}"))
+        .arg(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(ckpt)
+        .arg("--out_dir")
+        .arg(out)
+        .args(["--prune_all", "-q"])
+        .status()
+        .ok()?;
+    assert!(!status.success(), "the run was not killed");
+    Some(())
+}
+
+#[test]
+fn a_commit_into_a_folder_renamed_mid_run_still_finishes_the_dead_run_there_first() {
+    use trtllm_prune::stage::Staging;
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    fs::create_dir_all(&out).unwrap();
+    // This run starts in `out` and writes one file.
+    let mut staging = Staging::open(&out, false).unwrap();
+    let staged = staging.add("notes.txt");
+    let file = staging.create(&staged, None, false).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, b"ours\n", 0).unwrap();
+    drop(file);
+    // Meanwhile another run dies mid-commit in the same folder, and the
+    // folder is renamed, a new empty one taking its name.
+    if dead_commit_into(&ckpt, &out, 2).is_none() {
+        return;
+    }
+    let moved = root.join("moved");
+    fs::rename(&out, &moved).unwrap();
+    fs::create_dir_all(&out).unwrap();
+
+    let report = staging.commit().unwrap();
+
+    assert_eq!(report.recovered.len(), 1, "{:?}", report.recovered);
+    assert!(report.recovered[0].contains("finished the commit of an earlier run"));
+    assert_eq!(hidden_names(&moved), Vec::<String>::new());
+    assert_eq!(
+        fs::read_to_string(moved.join("notes.txt")).unwrap(),
+        "ours\n"
+    );
+    let verify = run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &moved,
+        &"--prune_all",
+    ]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert_eq!(util::file_names(&out), Vec::<String>::new());
+}
+
+#[test]
+fn a_file_planted_at_a_used_temp_name_is_never_renamed_over_an_output() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    // Killed after rank0 (the first rename) was put in place.
+    if dead_commit_into(&ckpt, &out, 2).is_none() {
+        return;
+    }
+    let journal = hidden_names(&out)
+        .into_iter()
+        .find(|n| n.ends_with(".journal"))
+        .expect("a journal is left");
+    let id = journal
+        .trim_start_matches(".trtllm-prune-")
+        .trim_end_matches(".journal");
+    let planted = out.join(format!(".rank0.safetensors.trtllm-prune-{id}.tmp"));
+    assert!(!planted.exists(), "rank0 was not renamed yet");
+    fs::write(&planted, "PWNED").unwrap();
+    // Planted by another user, as in a shared folder with the sticky bit.
+    // SAFETY: geteuid cannot fail.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+    }
+
+    let out_inspect = run(&[&"inspect", &out]);
+
+    assert!(out_inspect.status.success(), "{}", stderr(&out_inspect));
+    assert_ne!(fs::read(out.join("rank0.safetensors")).unwrap(), b"PWNED");
+    let verify = run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"--prune_all",
+    ]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // Another user's file is not the tool's to remove.
+    if as_root {
+        assert_eq!(fs::read(&planted).unwrap(), b"PWNED");
+    }
+}
+
+#[test]
+fn in_place_a_symlinked_config_keeps_its_targets_mode() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    fs::rename(ckpt.join("config.json"), ckpt.join("config.real")).unwrap();
+    fs::set_permissions(ckpt.join("config.real"), fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("config.real", ckpt.join("config.json")).unwrap();
+
+    assert_success(run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"]));
+
+    let meta = fs::symlink_metadata(ckpt.join("config.json")).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+}
+
+#[test]
+fn a_json_report_that_cannot_be_written_after_the_commit_exits_3() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    let full = fs::File::create("/dev/full").ok();
+    let Some(full) = full else {
+        return;
+    };
+    let result = Command::new(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(&ckpt)
+        .arg("--out_dir")
+        .arg(&out)
+        .arg("--json")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    assert!(stderr(&result).contains("the output is in place, but cannot write the JSON report"));
+    assert!(out.join("config.json").exists());
+}
+
+#[test]
+fn a_shard_whose_name_is_not_utf8_is_refused_not_renamed() {
+    use std::os::unix::ffi::OsStrExt;
+    let (_dir, root) = root();
+    let ckpt = root.join("hf");
+    fs::create_dir_all(&ckpt).unwrap();
+    let specs = [trtllm_prune::fixture::TensorSpec::new(
+        "embed.weight",
+        trtllm_prune::header::Dtype::F16,
+        &[4],
+    )];
+    let odd = ckpt.join(std::ffi::OsStr::from_bytes(b"a\xff.safetensors"));
+    trtllm_prune::fixture::write_safetensors(&odd, &specs, None).unwrap();
+    let before = tree(&ckpt);
+    let line = assert_error(&run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--in-place",
+        &"--prune_all",
+    ]));
+    assert!(line.contains("the file name is not valid UTF-8"), "{line}");
+    assert!(tree(&ckpt) == before);
+}
+
+#[test]
+fn a_dry_run_names_an_unfinished_commit_it_reads_through() {
+    let (_dir, root) = root();
+    let Some(ckpt) = killed_mid_commit(&root) else {
+        return;
+    };
+    let out = run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("an earlier run was stopped in the middle of its commit"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn leftovers_left_alone_are_reported_once_per_run() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    fs::create_dir_all(&out).unwrap();
+    // Not a journal: a folder with a journal's name.
+    fs::create_dir(out.join(".trtllm-prune-0123456789abcdef0123456789abcdef.journal")).unwrap();
+    let result = run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out]);
+    assert!(result.status.success(), "{}", stderr(&result));
+    let err = stderr(&result);
+    assert_eq!(err.matches("left alone").count(), 1, "{err}");
+}

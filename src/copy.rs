@@ -49,6 +49,9 @@ pub struct CopyStats {
     pub shared: u64,
     /// Bytes copied by the kernel or through the buffer.
     pub copied: u64,
+    /// Bytes the input does not store (holes): neither read nor written,
+    /// they stay holes in the output.
+    pub holes: u64,
 }
 
 /// Which methods still look usable for this pair of files.
@@ -96,6 +99,11 @@ pub struct RangeCopier<'a> {
     pub check_cancel: &'a dyn Fn() -> Result<()>,
     pub stats: CopyStats,
     buffer: Vec<u8>,
+    /// The input data segment found last (`SEEK_DATA`, `SEEK_HOLE`):
+    /// ranges within it need no new look-up.
+    segment: Option<(u64, u64)>,
+    /// Whether the input's filesystem reports holes.
+    find_holes: bool,
 }
 
 impl<'a> RangeCopier<'a> {
@@ -121,11 +129,75 @@ impl<'a> RangeCopier<'a> {
             check_cancel,
             stats: CopyStats::default(),
             buffer: Vec::new(),
+            segment: None,
+            find_holes: true,
         }
     }
 
-    /// Copies one range, cloning its aligned middle where possible.
+    /// Copies one range: the parts the input stores, cloning their aligned
+    /// middles where possible; holes are skipped (the output was sized with
+    /// `ftruncate`, so they read as zeros there too, and take no space).
     pub fn copy(&mut self, range: CopyRange) -> Result<()> {
+        let end = range.src + range.len;
+        let mut pos = range.src;
+        while pos < end {
+            let (data, data_end) = match self.data_segment(pos)? {
+                Some((data, data_end)) if data < end => (data, data_end.min(end)),
+                // The rest of the range is a hole (or past the input's end:
+                // `check_unchanged` reports a shrunk input).
+                _ => {
+                    self.skip_hole(end - pos);
+                    break;
+                }
+            };
+            self.skip_hole(data - pos);
+            self.copy_span(CopyRange {
+                src: data,
+                dst: range.dst + (data - range.src),
+                len: data_end - data,
+            })?;
+            pos = data_end;
+        }
+        Ok(())
+    }
+
+    /// The input's data segment that holds `pos` or is the first after it,
+    /// as `(start, end)` with `start >= pos`; `None` when only a hole (or
+    /// the end of the file) follows.
+    fn data_segment(&mut self, pos: u64) -> Result<Option<(u64, u64)>> {
+        if let Some((start, end)) = self.segment {
+            if start <= pos && pos < end {
+                return Ok(Some((pos, end)));
+            }
+        }
+        if !self.find_holes {
+            return Ok(Some((pos, u64::MAX)));
+        }
+        let start = match seek(self.src, pos, libc::SEEK_DATA) {
+            Ok(start) => start,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(None),
+            // No hole reporting here: every byte counts as data.
+            Err(_) => {
+                self.find_holes = false;
+                return Ok(Some((pos, u64::MAX)));
+            }
+        };
+        let end = seek(self.src, start, libc::SEEK_HOLE)
+            .map_err(|e| Error::io(self.src_path, "cannot find the holes of", e))?;
+        self.segment = Some((start, end));
+        Ok(Some((start, end)))
+    }
+
+    fn skip_hole(&mut self, len: u64) {
+        if len > 0 {
+            self.stats.holes += len;
+            (self.on_progress)(len);
+        }
+    }
+
+    /// Copies one span of input data, cloning its aligned middle where
+    /// possible.
+    fn copy_span(&mut self, range: CopyRange) -> Result<()> {
         let CopyRange { src, dst, len } = range;
         if self.methods.clone && self.block > 1 && src % self.block == dst % self.block {
             let head = (self.block - src % self.block) % self.block;
@@ -263,6 +335,21 @@ fn is_unsupported(e: &io::Error) -> bool {
             | Some(libc::EBADF)
             | Some(libc::ETXTBSY)
     )
+}
+
+/// `lseek(2)` with `whence` (`SEEK_DATA`, `SEEK_HOLE`). Only the input's
+/// file position moves, which nothing else uses: every read and copy gives
+/// its offset.
+fn seek(file: &File, pos: u64, whence: libc::c_int) -> io::Result<u64> {
+    let pos =
+        libc::off_t::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    // SAFETY: a plain syscall on a descriptor that outlives the call.
+    let r = unsafe { libc::lseek(file.as_raw_fd(), pos, whence) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
+    }
 }
 
 fn copy_file_range(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<u64> {

@@ -613,6 +613,7 @@ fn run_jobs(
                         let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                         t.shared += stats.shared;
                         t.copied += stats.copied;
+                        t.holes += stats.holes;
                     }
                     Err(e) => {
                         failed.store(true, Ordering::Relaxed);

@@ -29,10 +29,21 @@ use crate::util::{self, tree, write_checkpoint};
 /// CI machines are slow and shared.
 const RUN_DEADLINE: Duration = Duration::from_secs(60);
 
-/// Size of the hole in a "slow" rank file: copying it takes seconds (holes
-/// read as zeros and are written out for real), but it uses no disk, and a
-/// run stopped early writes only a chunk or two of it.
+/// Size of the kept tensor of a "slow" rank file ([`slow_checkpoint`]): a
+/// hole with 4 KiB of data every MiB, so the run looks up thousands of data
+/// segments (holes are skipped, not copied), each look-up slowed down by
+/// strace ([`slow_command`]). It uses 32 MB of disk.
 const SLOW_RANK_BYTES: u64 = 8 << 30;
+
+/// Data and hole pattern of a slow rank: `DATA_BYTES` of data at the start
+/// of every `DATA_EVERY` bytes.
+const DATA_EVERY: u64 = 1 << 20;
+const DATA_BYTES: usize = 4096;
+
+/// Delay strace adds to every `lseek` (the run's SEEK_DATA/SEEK_HOLE
+/// look-ups), in microseconds: a slow rank takes tens of seconds to copy,
+/// a run stopped early is stopped within milliseconds.
+const SEEK_DELAY_US: u64 = 2000;
 
 /// A mount that is undone when dropped.
 struct Mount {
@@ -141,9 +152,25 @@ impl Running {
         Running { child }
     }
 
+    /// The binary's process id: the child's own, or, under strace, the
+    /// child's child (strace's tracee).
+    fn binary_pid(&self) -> libc::pid_t {
+        let pid = self.child.id();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let is_strace =
+            fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "strace");
+        if !is_strace {
+            return pid as libc::pid_t;
+        }
+        let tracee = fs::read_to_string(&children)
+            .ok()
+            .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()));
+        tracee.expect("strace has started the binary")
+    }
+
     fn signal(&self, signal: libc::c_int) {
-        // SAFETY: a plain syscall on our own child's pid.
-        let r = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        // SAFETY: a plain syscall on our own child's (or grandchild's) pid.
+        let r = unsafe { libc::kill(self.binary_pid(), signal) };
         assert_eq!(r, 0, "kill: {}", io::Error::last_os_error());
     }
 
@@ -306,16 +333,53 @@ fn checkpoint_keeping(root: &Path, kept: &[u64]) -> PathBuf {
     dir
 }
 
-/// A one-rank checkpoint in `root/ckpt` whose kept tensor is a hole of
-/// `kept` bytes (see [`SLOW_RANK_BYTES`]).
-fn sparse_checkpoint(root: &Path, kept: u64) -> PathBuf {
+/// A one-rank checkpoint in `root/ckpt` whose kept tensor is `kept` bytes
+/// of holes and data (see [`SLOW_RANK_BYTES`]).
+fn slow_checkpoint(root: &Path, kept: u64) -> PathBuf {
     let dir = root.join("ckpt");
     fs::create_dir_all(&dir).expect("ckpt folder");
     fs::write(dir.join("config.json"), config_for_world_size(1)).expect("config written");
     let tensors = rank_keeping(kept);
-    fixture::write_sparse_safetensors(&dir.join("rank0.safetensors"), &tensors)
-        .expect("sparse rank written");
+    let rank0 = dir.join("rank0.safetensors");
+    fixture::write_sparse_safetensors(&rank0, &tensors).expect("sparse rank written");
+    let data_start = 8 + fixture::padded_header_json(&tensors, None).len() as u64;
+    let file = File::options()
+        .write(true)
+        .open(&rank0)
+        .expect("rank opens");
+    let block = [0x5a_u8; DATA_BYTES];
+    for at in (0..kept).step_by(DATA_EVERY as usize) {
+        std::os::unix::fs::FileExt::write_all_at(&file, &block, data_start + at)
+            .expect("data written");
+    }
     dir
+}
+
+/// Whether strace, which slows a run down for the tests that stop one
+/// mid-copy, is here; in CI it must be (`.ci/run` installs it).
+fn have_strace() -> bool {
+    let found = Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "strace is not installed");
+        eprintln!("strace is not installed: skipping a test that needs a slow run");
+    }
+    found
+}
+
+/// [`command`] under strace, each `lseek` delayed by [`SEEK_DELAY_US`]: the
+/// copy of a [`slow_checkpoint`] takes long enough to be stopped mid-way.
+/// Signals are sent to the traced binary, not to strace ([`Running::signal`]).
+fn slow_command(checkpoint_dir: &Path, out_dir: Option<&Path>, extra: &[&str]) -> Command {
+    let inner = command(checkpoint_dir, out_dir, extra);
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg(format!("inject=lseek:delay_enter={SEEK_DELAY_US}"))
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    cmd
 }
 
 /// Files a test puts in an output folder before the run: they must survive
@@ -654,11 +718,11 @@ fn an_output_name_that_is_a_mount_point_is_refused_before_the_commit() {
 
 // -------------------------------------------------------------- interrupts
 
-/// Where a run copying a [`sparse_checkpoint`] writes: `out` in a tmpfs when
-/// one can be mounted, so that the hole is really copied everywhere (within
-/// one XFS or btrfs filesystem the kernel would share its blocks at once,
-/// and the run would end before the test acts). The tmpfs is bounded: a run
-/// that is not stopped fails with a full disk rather than eat the memory.
+/// Where a run copying a [`slow_checkpoint`] writes: `out` in a tmpfs when
+/// one can be mounted, so that the data is really copied everywhere (within
+/// one XFS or btrfs filesystem the kernel could share its blocks). The tmpfs
+/// is bounded: a run that is not stopped fails with a full disk rather than
+/// eat the memory.
 fn slow_output_folder(root: &Path) -> (Option<Mount>, PathBuf) {
     let mount = Mount::tmpfs(&root.join("tmpfs"), "size=2g");
     (mount, root.join("tmpfs/out"))
@@ -667,7 +731,7 @@ fn slow_output_folder(root: &Path) -> (Option<Mount>, PathBuf) {
 /// Interrupts a run with `signal` while it copies a slow rank into `out`,
 /// and asserts the exit status and the one-line message.
 fn interrupt_mid_copy(ckpt: &Path, out: &Path, signal: libc::c_int, name: &str) {
-    let mut running = Running::spawn(command(ckpt, Some(out), &[]));
+    let mut running = Running::spawn(slow_command(ckpt, Some(out), &[]));
     running.wait_for_temp_file(out, "rank0.safetensors");
     running.signal(signal);
     let result = running.finish();
@@ -681,8 +745,11 @@ fn interrupt_mid_copy(ckpt: &Path, out: &Path, signal: libc::c_int, name: &str) 
 
 #[test]
 fn sigint_mid_copy_exits_130_and_leaves_nothing() {
+    if !have_strace() {
+        return;
+    }
     let (_dir, root) = temp_root();
-    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
     let (_mount, out) = slow_output_folder(&root);
 
@@ -694,8 +761,11 @@ fn sigint_mid_copy_exits_130_and_leaves_nothing() {
 
 #[test]
 fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
+    if !have_strace() {
+        return;
+    }
     let (_dir, root) = temp_root();
-    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
     let (_mount, out) = slow_output_folder(&root);
     put_existing_files(&out);
@@ -709,9 +779,12 @@ fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
 
 #[test]
 fn sighup_mid_copy_exits_129_and_leaves_nothing() {
+    if !have_strace() {
+        return;
+    }
     // A closed terminal or SSH session.
     let (_dir, root) = temp_root();
-    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
     let (_mount, out) = slow_output_folder(&root);
 
@@ -723,11 +796,14 @@ fn sighup_mid_copy_exits_129_and_leaves_nothing() {
 
 #[test]
 fn sighup_ignored_by_the_parent_stays_ignored() {
+    if !have_strace() {
+        return;
+    }
     // `nohup trtllm-prune ...` must survive the hangup.
     let (_dir, root) = temp_root();
-    let ckpt = sparse_checkpoint(&root, SLOW_RANK_BYTES);
+    let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
     let (_mount, out) = slow_output_folder(&root);
-    let mut cmd = command(&ckpt, Some(&out), &[]);
+    let mut cmd = slow_command(&ckpt, Some(&out), &[]);
     // SAFETY: signal() is async-signal-safe, as pre_exec requires.
     unsafe {
         cmd.pre_exec(|| {
@@ -758,14 +834,17 @@ fn sighup_ignored_by_the_parent_stays_ignored() {
 
 #[test]
 fn in_place_interrupted_mid_copy_leaves_the_checkpoint_as_it_was() {
+    if !have_strace() {
+        return;
+    }
     let (_dir, root) = temp_root();
     // On a bounded tmpfs when possible, for the reasons of
     // `slow_output_folder`: here the output folder is the checkpoint's.
     let _mount = Mount::tmpfs(&root.join("fs"), "size=2g");
-    let ckpt = sparse_checkpoint(&root.join("fs"), SLOW_RANK_BYTES);
+    let ckpt = slow_checkpoint(&root.join("fs"), SLOW_RANK_BYTES);
     let input = tree(&ckpt);
 
-    let mut running = Running::spawn(command(&ckpt, None, &["--in-place"]));
+    let mut running = Running::spawn(slow_command(&ckpt, None, &["--in-place"]));
     running.wait_for_temp_file(&ckpt, "rank0.safetensors");
     running.signal(libc::SIGINT);
     let result = running.finish();
@@ -822,19 +901,22 @@ fn in_place_over_a_mount_point_is_refused_before_the_commit() {
 
 // ------------------------------------------------ input changed mid-copy
 
-/// Runs on a one-rank checkpoint whose kept tensor is a `kept`-byte hole,
-/// pauses the run once it writes rank0, lets `change` alter the input
+/// Runs on a one-rank checkpoint whose kept tensor is `kept` bytes of holes
+/// and data, pauses the run once it writes rank0, lets `change` alter the input
 /// (given the checkpoint folder and the test's root), resumes, and asserts
 /// an error naming rank0 with `problem`, no output left, and config.json
 /// untouched.
 fn change_input_mid_copy(kept: u64, change: impl FnOnce(&Path, &Path), problem: &str) {
+    if !have_strace() {
+        return;
+    }
     let (_dir, root) = temp_root();
-    let ckpt = sparse_checkpoint(&root, kept);
+    let ckpt = slow_checkpoint(&root, kept);
     let config = fs::read(ckpt.join("config.json")).unwrap();
     let rank0 = ckpt.join("rank0.safetensors");
     let (_mount, out) = slow_output_folder(&root);
 
-    let mut running = Running::spawn(command(&ckpt, Some(&out), &[]));
+    let mut running = Running::spawn(slow_command(&ckpt, Some(&out), &[]));
     running.wait_for_temp_file(&out, "rank0.safetensors");
     // Paused, the run cannot finish the copy before the change lands.
     running.signal(libc::SIGSTOP);
@@ -867,7 +949,7 @@ fn input_truncated_mid_copy_is_reported_without_sigbus() {
 }
 
 // A replaced or rewritten input is noticed only after the whole (old)
-// file is copied: these use a smaller hole than the interrupt tests.
+// file is copied: these use a smaller rank than the interrupt tests.
 const REPLACED_RANK_BYTES: u64 = 512 << 20;
 
 #[test]

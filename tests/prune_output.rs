@@ -788,3 +788,74 @@ fn copies_files_with_non_utf8_names_under_their_own_names() {
     prune(&ckpt, &out, &[]);
     assert_eq!(fs::read_dir(&out).unwrap().count(), 4);
 }
+
+#[test]
+fn holes_in_the_input_stay_holes_in_the_output() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = util::tempdir();
+    let ckpt = tmp.path().join("ckpt");
+    fs::create_dir_all(&ckpt).unwrap();
+    fs::write(
+        ckpt.join("config.json"),
+        "{\"mapping\": {\"world_size\": 1}}",
+    )
+    .unwrap();
+    // A 48 GiB kept tensor that is all hole but for 4 KiB of data in the
+    // middle, and a pruned one.
+    let tensors = [
+        trtllm_prune::fixture::TensorSpec::new(
+            "transformer.vocab_embedding.weight",
+            Dtype::U8,
+            &[48 << 30],
+        ),
+        trtllm_prune::fixture::TensorSpec::new(
+            "transformer.layers.0.mlp.fc.weight",
+            Dtype::BF16,
+            &[8, 8],
+        ),
+    ];
+    let rank0 = ckpt.join("rank0.safetensors");
+    trtllm_prune::fixture::write_sparse_safetensors(&rank0, &tensors).unwrap();
+    let data_start = 8 + trtllm_prune::fixture::padded_header_json(&tensors, None).len() as u64;
+    let middle = data_start + (24 << 30);
+    let file = fs::File::options().write(true).open(&rank0).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0xa5; 4096], middle).unwrap();
+    let out = tmp.path().join("out");
+
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"-q",
+    ]));
+
+    let pruned = out.join("rank0.safetensors");
+    let meta = fs::metadata(&pruned).unwrap();
+    assert!(meta.len() > 48 << 30);
+    assert!(
+        meta.blocks() * 512 < 1 << 20,
+        "the output stores {} bytes: holes were written",
+        meta.blocks() * 512
+    );
+    // The data between the holes is there, where the header says.
+    let f = fs::File::open(&pruned).unwrap();
+    let mut prefix = [0u8; 8];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut prefix, 0).unwrap();
+    let n = u64::from_le_bytes(prefix);
+    let mut json = vec![0u8; n as usize];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut json, 8).unwrap();
+    let parsed = header::parse_header(&json, meta.len()).unwrap();
+    let kept = parsed
+        .tensors
+        .iter()
+        .find(|t| t.name == "transformer.vocab_embedding.weight")
+        .unwrap();
+    let at = 8 + n + kept.begin + (middle - data_start);
+    let mut got = [0u8; 4096];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut got, at).unwrap();
+    assert_eq!(got, [0xa5; 4096]);
+    let mut zeros = [1u8; 4096];
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut zeros, at - 4096).unwrap();
+    assert_eq!(zeros, [0; 4096]);
+}

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use trtllm_prune::checkpoint::read_header;
 use trtllm_prune::fixture::{padded_header_json, CheckpointSpec, Family, TensorSpec};
 use trtllm_prune::header::{parse_header, Dtype, Header, TensorEntry, N_LEN};
+use trtllm_prune::input::read_header;
 use trtllm_prune::plan::{plan_prune, SHARE_ALIGNMENT};
 use trtllm_prune::rule::PruneRule;
 

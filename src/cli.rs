@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use trtllm_prune::checkpoint::RankSet;
 use trtllm_prune::prune::Options;
+use trtllm_prune::ranks::RankSet;
 use trtllm_prune::rule::{Pattern, PruneRule};
 
 const ABOUT: &str = "Empty the large weight matrices of a TensorRT-LLM checkpoint, keeping every \

@@ -17,21 +17,28 @@
 //! to the output file without passing through the heap (except through one
 //! fixed 1 MiB buffer on filesystems where no in-kernel copy works).
 
-pub mod checkpoint;
+mod checkpoint;
 mod commit;
+pub mod config;
 pub mod copy;
 pub mod error;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod header;
+pub mod index;
+pub mod input;
+pub mod inspect;
 pub mod interrupt;
 mod journal;
+mod out_dir;
 pub mod plan;
 pub mod progress;
 pub mod prune;
+pub mod ranks;
 pub mod recover;
 pub mod report;
 pub mod rule;
+mod run;
 mod side_file;
 pub mod stage;
 mod sys;

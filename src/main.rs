@@ -105,7 +105,7 @@ fn run_inspect(
     path: &std::path::Path,
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
-    let (files, notes) = prune::inspect(path, rule)?;
+    let (files, notes) = trtllm_prune::inspect::inspect(path, rule)?;
     for note in &notes {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -125,12 +125,12 @@ fn run_verify(
     out_dir: Option<&std::path::Path>,
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
-    let prune::Verification {
+    let trtllm_prune::verify::Verification {
         checkpoint_dir,
         out_dir,
         verdicts,
         recovered,
-    } = prune::verify_existing(checkpoint_dir, out_dir, rule)?;
+    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule)?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
     }

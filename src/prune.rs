@@ -6,25 +6,25 @@
 //!        Prepared ──> Staging + worker threads ──> commit      (all or nothing)
 //! ```
 
-use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::os::unix::fs::FileExt;
-use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{
-    self, Checkpoint, ConfigFile, FileStamp, InputFile, Layout, RankSet, SafetensorsInput,
-    CONFIG_FILE,
-};
-use crate::copy::{clone_block_size, CopyMethods, CopyStats, RangeCopier};
+use crate::checkpoint::{Checkpoint, Layout, SafetensorsInput};
+use crate::config::{ConfigFile, CONFIG_FILE};
+use crate::copy::{clone_block_size, CopyMethods, CopyStats};
 use crate::error::{Error, Result};
 use crate::header::Header;
+use crate::input::InputFile;
 use crate::interrupt;
-use crate::plan::{plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
+use crate::out_dir::{
+    canonical_checkpoint_dir, default_out_dir, refuse_overwriting_inputs, resolve_out_dir,
+};
+use crate::plan::{plan_prune, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
-use crate::recover::recover_folder;
+use crate::ranks::RankSet;
+use crate::recover::recover_or_note;
 use crate::rule::PruneRule;
+use crate::run::{file_name, run_jobs, write_new, Job};
 use crate::stage::{Ownership, StagedFile, Staging};
 use crate::verify::{self, FileVerdict};
 
@@ -198,29 +198,16 @@ pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
 /// with. A folder this process cannot change gets a line saying so instead.
 pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
-    let mut notes = recover_or_say(&checkpoint_dir)?;
+    let mut notes = recover_or_note(&checkpoint_dir)?;
     let out_dir = match &options.out_dir {
         Some(dir) => resolve_out_dir(dir)?,
         None if options.in_place => checkpoint_dir.clone(),
         None => default_out_dir(&options.checkpoint_dir, &checkpoint_dir)?,
     };
     if out_dir != checkpoint_dir && out_dir.is_dir() {
-        notes.extend(recover_or_say(&out_dir)?);
+        notes.extend(recover_or_note(&out_dir)?);
     }
     Ok(notes)
-}
-
-/// [`recover_folder`], with a failure to change the folder turned into a
-/// line of its own; an interruption or a commit that can be neither
-/// finished nor undone stays an error.
-fn recover_or_say(dir: &Path) -> Result<Vec<String>> {
-    match recover_folder(dir) {
-        Ok(notes) => Ok(notes),
-        Err(e @ (Error::Interrupted { .. } | Error::CommitIncomplete { .. })) => Err(e),
-        Err(e) => Ok(vec![format!(
-            "leftovers of an earlier run could not be dealt with: {e}"
-        )]),
-    }
 }
 
 /// Reads, validates and plans everything. Writes nothing.
@@ -472,420 +459,13 @@ fn verify_staged(
     Ok(verdicts)
 }
 
-/// What `verify` found.
-#[derive(Debug)]
-pub struct Verification {
-    /// The checkpoint folder, absolute.
-    pub checkpoint_dir: PathBuf,
-    /// The output folder checked, absolute.
-    pub out_dir: PathBuf,
-    /// One verdict per file, by name.
-    pub verdicts: Vec<FileVerdict>,
-    /// Leftovers of dead runs dealt with first, one line each.
-    pub recovered: Vec<String>,
-}
-
-/// Verifies an existing output folder against its checkpoint and the rule
-/// it was pruned with.
-pub fn verify_existing(
-    given_checkpoint_dir: &Path,
-    out_dir: Option<&Path>,
-    rule: &PruneRule,
-) -> Result<Verification> {
-    let checkpoint_dir = canonical_checkpoint_dir(given_checkpoint_dir)?;
-    let out_dir = match out_dir {
-        Some(dir) => resolve_out_dir(dir)?,
-        None => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
-    };
-    if !out_dir.is_dir() {
-        return Err(Error::invalid(&out_dir, "output folder not found"));
-    }
-    let mut recovered = recover_or_say(&checkpoint_dir)?;
-    recovered.extend(recover_or_say(&out_dir)?);
-    let checkpoint = Checkpoint::open(&checkpoint_dir, None)?;
-    let mut verdicts = Vec::new();
-    for f in &checkpoint.files {
-        // Only the plan's decisions are compared, not its layout.
-        let plan = plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path)?;
-        verdicts.push(verify::verify_safetensors(
-            &f.name,
-            &f.input,
-            &f.header,
-            &plan,
-            &out_dir.join(&f.name),
-        )?);
-    }
-    for extra in &checkpoint.extra_files {
-        let name = file_name(&extra.path);
-        verdicts.push(verify::verify_copy(
-            &name.to_string_lossy(),
-            extra,
-            &out_dir.join(&name),
-        )?);
-    }
-    match &checkpoint.layout {
-        Layout::TrtLlm { config } => {
-            verdicts.push(verify::verify_config(config, &out_dir.join(CONFIG_FILE))?);
-            verdicts.extend(verify::verify_no_extra_ranks(&out_dir, config.world_size)?);
-        }
-        Layout::Generic { index: Some(index) } => {
-            let shards: Vec<String> = checkpoint.files.iter().map(|f| f.name.clone()).collect();
-            verdicts.push(verify::verify_index(&index.name, &out_dir, &shards)?);
-        }
-        Layout::Generic { index: None } => {}
-    }
-    verdicts.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Verification {
-        checkpoint_dir,
-        out_dir,
-        verdicts,
-        recovered,
-    })
-}
-
-/// The last component of `path`, as it is (names need not be UTF-8).
-fn file_name(path: &Path) -> OsString {
-    path.file_name()
-        .map(OsStr::to_os_string)
-        .unwrap_or_default()
-}
-
-/// One output file to produce.
-enum Job<'a> {
-    Prune(&'a FilePlan),
-    Copy(&'a InputFile),
-}
-
-impl Job<'_> {
-    fn bytes(&self) -> u64 {
-        match self {
-            Job::Prune(f) => f.plan.kept_bytes(),
-            Job::Copy(f) => f.stamp.len,
-        }
-    }
-
-    fn input(&self) -> &InputFile {
-        match self {
-            Job::Prune(f) => &f.input,
-            Job::Copy(f) => f,
-        }
-    }
-}
-
-/// Runs the jobs on up to `options.jobs` threads. The first failure stops
-/// the others at their next chunk; an interruption wins over other errors
-/// so the exit status says what happened.
-fn run_jobs(
-    staging: &Staging,
-    jobs: &[(Job, StagedFile)],
-    options: &Options,
-    fsync: bool,
-    in_place: bool,
-    progress: &Progress,
-) -> Result<CopyStats> {
-    let threads = match options.jobs {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .clamp(1, jobs.len().max(1));
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let totals: Mutex<CopyStats> = Mutex::new(CopyStats::default());
-    let cancel = || -> Result<()> {
-        interrupt::check()?;
-        if failed.load(Ordering::Relaxed) {
-            return Err(Error::Aborted);
-        }
-        Ok(())
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((job, staged)) = jobs.get(i) else {
-                    return;
-                };
-                match run_job(
-                    staging, job, staged, options, fsync, in_place, progress, &cancel,
-                ) {
-                    Ok(stats) => {
-                        let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                        t.shared += stats.shared;
-                        t.copied += stats.copied;
-                        t.holes += stats.holes;
-                    }
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                        if matches!(*slot, None | Some(Error::Aborted)) {
-                            *slot = Some(e);
-                        }
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    interrupt::check()?;
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn run_job(
-    staging: &Staging,
-    job: &Job,
-    staged: &StagedFile,
-    options: &Options,
-    fsync: bool,
-    in_place: bool,
-    progress: &Progress,
-    cancel: &dyn Fn() -> Result<()>,
-) -> Result<CopyStats> {
-    cancel()?;
-    let input = job.input();
-    let whole_file;
-    let (header, output_len, ranges): (&[u8], u64, &[CopyRange]) = match job {
-        Job::Prune(f) => (&f.plan.header_bytes, f.plan.output_len, &f.plan.copies),
-        Job::Copy(f) => {
-            whole_file = [CopyRange {
-                src: 0,
-                dst: 0,
-                len: f.stamp.len,
-            }];
-            (&[], f.stamp.len, &whole_file)
-        }
-    };
-    let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
-    let out = staging.create(staged, Some(input.ownership), in_place)?;
-    out.write_all_at(header, 0)
-        .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
-    // Sized up front so that clones and copies land inside the file.
-    out.set_len(output_len)
-        .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
-    let on_progress = |n: u64| bar.inc(n);
-    let mut copier = RangeCopier::new(
-        &input.file,
-        &input.path,
-        &out,
-        &staged.target,
-        options.align.unwrap_or(SHARE_ALIGNMENT),
-        options.methods,
-        &on_progress,
-        cancel,
-    );
-    for &range in ranges {
-        copier.copy(range)?;
-    }
-    let stats = copier.stats;
-    input.check_unchanged()?;
-    if fsync {
-        out.sync_all()
-            .map_err(|e| Error::io(&staged.target, "cannot flush to disk", e))?;
-    }
-    bar.done();
-    Ok(stats)
-}
-
-/// Writes the text of `generated` to the temp file of `staged`; errors name
-/// its target.
-fn write_new(
-    staging: &Staging,
-    staged: &StagedFile,
-    generated: &GeneratedFile,
-    fsync: bool,
-    in_place: bool,
-) -> Result<()> {
-    let path = &staged.target;
-    let file = staging.create(staged, generated.source, in_place)?;
-    file.write_all_at(generated.text.as_bytes(), 0)
-        .map_err(|e| Error::io(path, "cannot write", e))?;
-    if fsync {
-        file.sync_all()
-            .map_err(|e| Error::io(path, "cannot flush to disk", e))?;
-    }
-    Ok(())
-}
-
-/// The checkpoint folder, absolute and with symlinks resolved.
-fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
-    let meta = fs::metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(dir, "checkpoint folder not found"),
-        _ => Error::io(dir, "cannot open", e),
-    })?;
-    if !meta.is_dir() {
-        return Err(Error::invalid(
-            dir,
-            "checkpoint path is a file, not a folder: give the folder that holds it, or look at the file with `trtllm-prune inspect`",
-        ));
-    }
-    fs::canonicalize(dir).map_err(|e| Error::io(dir, "cannot resolve", e))
-}
-
-/// The original's default output, `Path(dir).with_name(name + ".pruned")`:
-/// beside the folder as the user named it (`given`), so a checkpoint reached
-/// through a symlink gets its output next to the link. A path without a
-/// last name of its own (`.`, `..`) uses its real path (`canonical`).
-pub fn default_out_dir(given: &Path, canonical: &Path) -> Result<PathBuf> {
-    let sibling = |dir: &Path| {
-        let mut name = dir.file_name()?.to_os_string();
-        name.push(".pruned");
-        Some(dir.with_file_name(name))
-    };
-    match sibling(given) {
-        Some(dir) => resolve_out_dir(&dir),
-        None => sibling(canonical).ok_or_else(|| {
-            Error::refused(
-                canonical,
-                "cannot derive a default output folder; give --out_dir",
-            )
-        }),
-    }
-}
-
-/// Resolves an output folder that may not exist yet, the way the kernel
-/// will once it is created: the existing part with symlinks resolved, the
-/// rest lexically (folders we create are never symlinks). So `new/../ckpt`
-/// resolves to `ckpt` and is compared with the input as such.
-pub fn resolve_out_dir(dir: &Path) -> Result<PathBuf> {
-    let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, "cannot resolve", e))?;
-    let components: Vec<Component> = absolute.components().collect();
-    // The longest prefix that exists.
-    let mut split = components.len();
-    let mut base = loop {
-        let prefix: PathBuf = components[..split].iter().collect();
-        match fs::canonicalize(&prefix) {
-            Ok(p) => break p,
-            Err(_) if split > 1 => split -= 1,
-            Err(e) => return Err(Error::io(dir, "cannot resolve", e)),
-        }
-    };
-    for c in &components[split..] {
-        match c {
-            Component::ParentDir => {
-                base.pop();
-            }
-            Component::CurDir => {}
-            other => base.push(other.as_os_str()),
-        }
-    }
-    // The lexical part may lead back into an existing folder.
-    match fs::canonicalize(&base) {
-        Ok(p) => Ok(p),
-        Err(_) => Ok(base),
-    }
-}
-
-/// Refuses a run in which any output file would replace an input file
-/// (through a hard link, a symlink, or the same folder under another name)
-/// or a folder.
-fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
-    let mut inputs: Vec<(PathBuf, FileStamp)> = prepared
-        .files
-        .iter()
-        .map(|f| (f.input.path.clone(), f.input.stamp))
-        .chain(
-            prepared
-                .extra_files
-                .iter()
-                .map(|f| (f.path.clone(), f.stamp)),
-        )
-        .collect();
-    for g in &prepared.generated {
-        let source = prepared.checkpoint_dir.join(&g.name);
-        if let Ok(meta) = fs::metadata(&source) {
-            inputs.push((source, FileStamp::of(&meta)));
-        }
-    }
-    let names = prepared
-        .files
-        .iter()
-        .map(|f| OsString::from(&f.name))
-        .chain(prepared.generated.iter().map(|g| OsString::from(&g.name)))
-        .chain(prepared.extra_files.iter().map(|f| file_name(&f.path)));
-    for name in names {
-        let target = prepared.out_dir.join(&name);
-        // The commit would move a folder aside under a hidden temp name and
-        // leave it there: refuse instead.
-        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-            return Err(Error::refused(
-                &target,
-                "a folder has the name of an output file; move it away",
-            ));
-        }
-        let Ok(meta) = fs::metadata(&target) else {
-            continue;
-        };
-        let out = FileStamp::of(&meta);
-        if let Some((input, _)) = inputs.iter().find(|(_, s)| s.same_file(&out)) {
-            return Err(Error::refused(
-                &target,
-                format!("would overwrite the input file {}", input.display()),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// One safetensors file as `inspect` shows it.
-#[derive(Debug)]
-pub struct Inspected {
-    pub name: String,
-    pub path: PathBuf,
-    pub header: Header,
-    pub plan: PrunePlan,
-}
-
-/// Reads the headers of a checkpoint folder (TensorRT-LLM or generic) or a
-/// single `.safetensors` file and plans them under `rule`. Reads headers
-/// only.
-pub fn inspect(path: &Path, rule: &PruneRule) -> Result<(Vec<Inspected>, Vec<String>)> {
-    let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
-        _ => Error::io(path, "cannot open", e),
-    })?;
-    let folder = if meta.is_dir() {
-        Some(path)
-    } else {
-        path.parent().filter(|p| !p.as_os_str().is_empty())
-    };
-    let notes = match folder.map(fs::canonicalize) {
-        Some(Ok(dir)) => recover_or_say(&dir)?,
-        _ => Vec::new(),
-    };
-    let files: Vec<(String, PathBuf, Header)> = if meta.is_dir() {
-        Checkpoint::open(path, None)?
-            .files
-            .into_iter()
-            .map(|f| (f.name, f.input.path, f.header))
-            .collect()
-    } else {
-        let (input, header) = checkpoint::open_safetensors(path)?;
-        vec![(
-            file_name(path).to_string_lossy().into_owned(),
-            input.path,
-            header,
-        )]
-    };
-    let files = files
-        .into_iter()
-        .map(|(name, path, header)| {
-            Ok(Inspected {
-                plan: plan_file(&header, rule, SHARE_ALIGNMENT, &path)?,
-                name,
-                path,
-                header,
-            })
-        })
-        .collect::<Result<_>>()?;
-    Ok((files, notes))
-}
-
 /// [`plan_prune`], its error naming the file.
-fn plan_file(header: &Header, rule: &PruneRule, align: u64, path: &Path) -> Result<PrunePlan> {
+pub(crate) fn plan_file(
+    header: &Header,
+    rule: &PruneRule,
+    align: u64,
+    path: &Path,
+) -> Result<PrunePlan> {
     plan_prune(header, rule, align).map_err(|source| Error::Plan {
         file: path.to_path_buf(),
         source,

@@ -314,3 +314,16 @@ fn plural(n: usize) -> &'static str {
         "s"
     }
 }
+
+/// [`recover_folder`], with a failure to change the folder turned into a
+/// line of its own; an interruption or a commit that can be neither
+/// finished nor undone stays an error.
+pub(crate) fn recover_or_note(dir: &Path) -> Result<Vec<String>> {
+    match recover_folder(dir) {
+        Ok(notes) => Ok(notes),
+        Err(e @ (Error::Interrupted { .. } | Error::CommitIncomplete { .. })) => Err(e),
+        Err(e) => Ok(vec![format!(
+            "leftovers of an earlier run could not be dealt with: {e}"
+        )]),
+    }
+}

@@ -10,8 +10,9 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::header::{printable, Header, TensorEntry};
+use crate::inspect::Inspected;
 use crate::plan::{PrunePlan, TensorOutcome};
-use crate::prune::{Inspected, Prepared, Summary};
+use crate::prune::{Prepared, Summary};
 use crate::verify::FileVerdict;
 
 /// Identifies the JSON documents' layout; bumped on incompatible changes.

@@ -8,18 +8,25 @@
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::checkpoint::{
-    open_safetensors, parse_rank_file_name, ConfigFile, IndexFile, InputFile, CONFIG_FILE,
-    IS_PRUNED_KEY,
-};
+use crate::checkpoint::{Checkpoint, Layout};
+use crate::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
 use crate::error::{Error, Result};
 use crate::header::{printable, Header};
+use crate::index::IndexFile;
+use crate::input::{open_safetensors, InputFile};
 use crate::interrupt;
+use crate::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::plan::PrunePlan;
+use crate::plan::SHARE_ALIGNMENT;
+use crate::prune::plan_file;
+use crate::ranks::parse_rank_file_name;
+use crate::recover::recover_or_note;
+use crate::rule::PruneRule;
+use crate::run::file_name;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -327,4 +334,75 @@ fn verdict_problem(problems: &mut Vec<String>, problem: String) {
     if problems.len() < MAX_PROBLEMS {
         problems.push(problem);
     }
+}
+
+/// What `verify` found.
+#[derive(Debug)]
+pub struct Verification {
+    /// The checkpoint folder, absolute.
+    pub checkpoint_dir: PathBuf,
+    /// The output folder checked, absolute.
+    pub out_dir: PathBuf,
+    /// One verdict per file, by name.
+    pub verdicts: Vec<FileVerdict>,
+    /// Leftovers of dead runs dealt with first, one line each.
+    pub recovered: Vec<String>,
+}
+
+/// Verifies an existing output folder against its checkpoint and the rule
+/// it was pruned with.
+pub fn verify_existing(
+    given_checkpoint_dir: &Path,
+    out_dir: Option<&Path>,
+    rule: &PruneRule,
+) -> Result<Verification> {
+    let checkpoint_dir = canonical_checkpoint_dir(given_checkpoint_dir)?;
+    let out_dir = match out_dir {
+        Some(dir) => resolve_out_dir(dir)?,
+        None => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
+    };
+    if !out_dir.is_dir() {
+        return Err(Error::invalid(&out_dir, "output folder not found"));
+    }
+    let mut recovered = recover_or_note(&checkpoint_dir)?;
+    recovered.extend(recover_or_note(&out_dir)?);
+    let checkpoint = Checkpoint::open(&checkpoint_dir, None)?;
+    let mut verdicts = Vec::new();
+    for f in &checkpoint.files {
+        // Only the plan's decisions are compared, not its layout.
+        let plan = plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path)?;
+        verdicts.push(verify_safetensors(
+            &f.name,
+            &f.input,
+            &f.header,
+            &plan,
+            &out_dir.join(&f.name),
+        )?);
+    }
+    for extra in &checkpoint.extra_files {
+        let name = file_name(&extra.path);
+        verdicts.push(verify_copy(
+            &name.to_string_lossy(),
+            extra,
+            &out_dir.join(&name),
+        )?);
+    }
+    match &checkpoint.layout {
+        Layout::TrtLlm { config } => {
+            verdicts.push(verify_config(config, &out_dir.join(CONFIG_FILE))?);
+            verdicts.extend(verify_no_extra_ranks(&out_dir, config.world_size)?);
+        }
+        Layout::Generic { index: Some(index) } => {
+            let shards: Vec<String> = checkpoint.files.iter().map(|f| f.name.clone()).collect();
+            verdicts.push(verify_index(&index.name, &out_dir, &shards)?);
+        }
+        Layout::Generic { index: None } => {}
+    }
+    verdicts.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Verification {
+        checkpoint_dir,
+        out_dir,
+        verdicts,
+        recovered,
+    })
 }

@@ -1,0 +1,277 @@
+//! A TensorRT-LLM checkpoint's `config.json`: read, validated (the
+//! `world_size` it declares), and written back with `"is_pruned": true`
+//! changing no other byte.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+pub const CONFIG_FILE: &str = "config.json";
+/// The key the original tool adds to `config.json`.
+pub const IS_PRUNED_KEY: &str = "is_pruned";
+
+/// A checkpoint's `config.json`, as text and as parsed JSON.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub text: String,
+    pub object: Map<String, Value>,
+    pub world_size: u64,
+}
+
+impl ConfigFile {
+    pub fn read(path: &Path) -> Result<ConfigFile> {
+        // Opening a FIFO would block until a writer comes, and the open is
+        // retried through Ctrl-C: look before opening, as for rank files.
+        if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(Error::invalid(path, "not a regular file"));
+        }
+        let bytes = fs::read(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => {
+                Error::invalid(path, "no config.json: not a TensorRT-LLM checkpoint folder")
+            }
+            _ => Error::io(path, "cannot read", e),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::invalid(
+                path,
+                format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+            )
+        })?;
+        ConfigFile::parse(path, text)
+    }
+
+    /// Validates the text of a config file: a JSON object whose
+    /// `mapping.world_size`, when present, is a positive integer.
+    pub fn parse(path: &Path, text: String) -> Result<ConfigFile> {
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+        let Value::Object(object) = value else {
+            return Err(Error::invalid(path, "top level is not a JSON object"));
+        };
+        let world_size = match object.get("mapping") {
+            None | Some(Value::Null) => 1,
+            Some(Value::Object(mapping)) => match mapping.get("world_size") {
+                None | Some(Value::Null) => 1,
+                Some(v) => match v.as_u64() {
+                    Some(n) if n > 0 => n,
+                    _ => {
+                        return Err(Error::invalid(
+                            path,
+                            format!("mapping.world_size must be a positive integer, found {v}"),
+                        ))
+                    }
+                },
+            },
+            Some(other) => {
+                return Err(Error::invalid(
+                    path,
+                    format!("`mapping` must be an object, found {other}"),
+                ))
+            }
+        };
+        Ok(ConfigFile {
+            path: path.to_path_buf(),
+            text,
+            object,
+            world_size,
+        })
+    }
+
+    /// The config as the original tool writes it back: the same JSON with
+    /// `"is_pruned": true`. When the key is new, it is inserted as text after
+    /// the last member, so every other byte of the file stays as it was.
+    pub fn pruned_text(&self) -> String {
+        if self.object.contains_key(IS_PRUNED_KEY) {
+            // Replace the value's text in place, so every other byte (floats
+            // spelled `1e-05`, huge integers) stays as written.
+            if let Some((start, end)) = top_level_value_span(&self.text, IS_PRUNED_KEY) {
+                return format!("{}true{}", &self.text[..start], &self.text[end..]);
+            }
+            // The key is spelled with escapes: re-serialize (same keys,
+            // values and order).
+            let mut object = self.object.clone();
+            object.insert(IS_PRUNED_KEY.to_string(), Value::Bool(true));
+            // Key order is preserved (serde_json's preserve_order).
+            let mut text = Value::Object(object).to_string();
+            text.push('\n');
+            return text;
+        }
+        // The text parsed as an object, so its last non-space byte is `}`.
+        let close = self.text.trim_end().len() - 1;
+        let body_end = self.text[..close].trim_end().len();
+        let empty = self.text[..body_end].ends_with('{');
+        let member = if empty {
+            "\"is_pruned\": true"
+        } else {
+            ", \"is_pruned\": true"
+        };
+        let mut text = String::with_capacity(self.text.len() + member.len());
+        text.push_str(&self.text[..body_end]);
+        text.push_str(member);
+        text.push_str(&self.text[body_end..]);
+        text
+    }
+}
+
+/// Byte span of the value of the last top-level `key` in `text`, a JSON
+/// object already validated by serde_json (the last one is the one JSON
+/// readers keep). `None` if the key is only spelled with escapes.
+fn top_level_value_span(text: &str, key: &str) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let ws = |mut i: usize| {
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        i
+    };
+    // End (exclusive) of the string starting at the quote at `i`.
+    let string_end = |mut i: usize| {
+        i += 1;
+        loop {
+            match b.get(i)? {
+                b'\\' => i += 2,
+                b'"' => return Some(i + 1),
+                _ => i += 1,
+            }
+        }
+    };
+    // End (exclusive) of the value starting at `i`.
+    let value_end = |i: usize| -> Option<usize> {
+        match b.get(i)? {
+            b'"' => string_end(i),
+            b'{' | b'[' => {
+                let (mut depth, mut j) = (0usize, i);
+                loop {
+                    match b.get(j)? {
+                        b'"' => {
+                            j = string_end(j)?;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                return Some(j + 1);
+                            }
+                        }
+                        _ => {}
+                    }
+                    j += 1;
+                }
+            }
+            _ => {
+                let mut j = i;
+                while b.get(j).is_some_and(|c| !b",}] \t\r\n".contains(c)) {
+                    j += 1;
+                }
+                Some(j)
+            }
+        }
+    };
+    let mut i = ws(0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(i + 1);
+    let mut found = None;
+    while b.get(i) == Some(&b'"') {
+        let key_end = string_end(i)?;
+        let raw_key = text.get(i + 1..key_end - 1)?;
+        i = ws(key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = ws(i + 1);
+        let end = value_end(start)?;
+        if raw_key == key {
+            found = Some((start, end));
+        }
+        i = ws(end);
+        if b.get(i) == Some(&b',') {
+            i = ws(i + 1);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<ConfigFile> {
+        ConfigFile::parse(Path::new("config.json"), text.to_string())
+    }
+
+    #[test]
+    fn world_size_defaults_to_one() {
+        assert_eq!(config("{}").unwrap().world_size, 1);
+        assert_eq!(
+            config(r#"{"mapping": {"tp_size": 1}}"#).unwrap().world_size,
+            1
+        );
+        assert_eq!(
+            config(r#"{"mapping": {"world_size": 8}}"#)
+                .unwrap()
+                .world_size,
+            8
+        );
+    }
+
+    #[test]
+    fn rejects_bad_world_size() {
+        for bad in [
+            r#"{"mapping": {"world_size": 0}}"#,
+            r#"{"mapping": {"world_size": -2}}"#,
+            r#"{"mapping": {"world_size": 2.5}}"#,
+            r#"{"mapping": {"world_size": "2"}}"#,
+            r#"{"mapping": 3}"#,
+            "[1, 2]",
+            "{",
+        ] {
+            assert!(config(bad).is_err(), "accepted {bad}");
+        }
+    }
+
+    #[test]
+    fn pruned_text_inserts_key_and_keeps_every_other_byte() {
+        let c = config("{\n    \"b\": 1e-05,\n    \"a\": [1, 2]\n}\n").unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            "{\n    \"b\": 1e-05,\n    \"a\": [1, 2], \"is_pruned\": true\n}\n"
+        );
+        assert_eq!(
+            config(" { } ").unwrap().pruned_text(),
+            " {\"is_pruned\": true } "
+        );
+    }
+
+    #[test]
+    fn pruned_text_overwrites_existing_flag_in_place() {
+        let c = config(r#"{"a": 1e-05, "is_pruned": false, "z": 2}"#).unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            r#"{"a": 1e-05, "is_pruned": true, "z": 2}"#
+        );
+        // Nested keys of the same name and strings holding braces are skipped;
+        // of a duplicated key, the last one (the one readers keep) is set.
+        let c = config(
+            r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": [1, {"x": "]"}], "is_pruned": null, "n": 123456789012345678901234567890}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": [1, {"x": "]"}], "is_pruned": true, "n": 123456789012345678901234567890}"#
+        );
+    }
+
+    #[test]
+    fn pruned_text_reserializes_a_key_spelled_with_escapes() {
+        let c = config(r#"{"a": 1, "is\u005fpruned": false}"#).unwrap();
+        assert_eq!(c.pruned_text(), "{\"a\":1,\"is_pruned\":true}\n");
+    }
+}

@@ -1,0 +1,69 @@
+//! `inspect`: the headers of a checkpoint folder or of one `.safetensors`
+//! file, planned under a rule, for listing. Reads headers only.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::header::Header;
+use crate::input::open_safetensors;
+use crate::plan::{PrunePlan, SHARE_ALIGNMENT};
+use crate::prune::plan_file;
+use crate::recover::recover_or_note;
+use crate::rule::PruneRule;
+use crate::run::file_name;
+
+/// One safetensors file as `inspect` shows it.
+#[derive(Debug)]
+pub struct Inspected {
+    pub name: String,
+    pub path: PathBuf,
+    pub header: Header,
+    pub plan: PrunePlan,
+}
+
+/// Reads the headers of a checkpoint folder (TensorRT-LLM or generic) or a
+/// single `.safetensors` file and plans them under `rule`. Reads headers
+/// only.
+pub fn inspect(path: &Path, rule: &PruneRule) -> Result<(Vec<Inspected>, Vec<String>)> {
+    let meta = fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
+        _ => Error::io(path, "cannot open", e),
+    })?;
+    let folder = if meta.is_dir() {
+        Some(path)
+    } else {
+        path.parent().filter(|p| !p.as_os_str().is_empty())
+    };
+    let notes = match folder.map(fs::canonicalize) {
+        Some(Ok(dir)) => recover_or_note(&dir)?,
+        _ => Vec::new(),
+    };
+    let files: Vec<(String, PathBuf, Header)> = if meta.is_dir() {
+        Checkpoint::open(path, None)?
+            .files
+            .into_iter()
+            .map(|f| (f.name, f.input.path, f.header))
+            .collect()
+    } else {
+        let (input, header) = open_safetensors(path)?;
+        vec![(
+            file_name(path).to_string_lossy().into_owned(),
+            input.path,
+            header,
+        )]
+    };
+    let files = files
+        .into_iter()
+        .map(|(name, path, header)| {
+            Ok(Inspected {
+                plan: plan_file(&header, rule, SHARE_ALIGNMENT, &path)?,
+                name,
+                path,
+                header,
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok((files, notes))
+}

@@ -1,0 +1,186 @@
+//! The copy jobs: one per output file, run on up to `--jobs` threads,
+//! largest first. Each job creates its temp file in the staging area,
+//! writes the new header, sizes the file, and copies the kept ranges
+//! (`copy`); the first failure stops the others at their next chunk.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use crate::copy::{CopyStats, RangeCopier};
+use crate::error::{Error, Result};
+use crate::input::InputFile;
+use crate::interrupt;
+use crate::plan::{CopyRange, SHARE_ALIGNMENT};
+use crate::progress::Progress;
+use crate::prune::{FilePlan, GeneratedFile, Options};
+use crate::stage::{StagedFile, Staging};
+
+/// The last component of `path`, as it is (names need not be UTF-8).
+pub(crate) fn file_name(path: &Path) -> OsString {
+    path.file_name()
+        .map(OsStr::to_os_string)
+        .unwrap_or_default()
+}
+
+/// One output file to produce.
+pub(crate) enum Job<'a> {
+    Prune(&'a FilePlan),
+    Copy(&'a InputFile),
+}
+
+impl Job<'_> {
+    pub(crate) fn bytes(&self) -> u64 {
+        match self {
+            Job::Prune(f) => f.plan.kept_bytes(),
+            Job::Copy(f) => f.stamp.len,
+        }
+    }
+
+    pub(crate) fn input(&self) -> &InputFile {
+        match self {
+            Job::Prune(f) => &f.input,
+            Job::Copy(f) => f,
+        }
+    }
+}
+
+/// Runs the jobs on up to `options.jobs` threads. The first failure stops
+/// the others at their next chunk; an interruption wins over other errors
+/// so the exit status says what happened.
+pub(crate) fn run_jobs(
+    staging: &Staging,
+    jobs: &[(Job, StagedFile)],
+    options: &Options,
+    fsync: bool,
+    in_place: bool,
+    progress: &Progress,
+) -> Result<CopyStats> {
+    let threads = match options.jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let totals: Mutex<CopyStats> = Mutex::new(CopyStats::default());
+    let cancel = || -> Result<()> {
+        interrupt::check()?;
+        if failed.load(Ordering::Relaxed) {
+            return Err(Error::Aborted);
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((job, staged)) = jobs.get(i) else {
+                    return;
+                };
+                match run_job(
+                    staging, job, staged, options, fsync, in_place, progress, &cancel,
+                ) {
+                    Ok(stats) => {
+                        let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                        t.shared += stats.shared;
+                        t.copied += stats.copied;
+                        t.holes += stats.holes;
+                    }
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                        if matches!(*slot, None | Some(Error::Aborted)) {
+                            *slot = Some(e);
+                        }
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    interrupt::check()?;
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Writes the text of `generated` to the temp file of `staged`; errors name
+/// its target.
+#[allow(clippy::too_many_arguments)]
+fn run_job(
+    staging: &Staging,
+    job: &Job,
+    staged: &StagedFile,
+    options: &Options,
+    fsync: bool,
+    in_place: bool,
+    progress: &Progress,
+    cancel: &dyn Fn() -> Result<()>,
+) -> Result<CopyStats> {
+    cancel()?;
+    let input = job.input();
+    let whole_file;
+    let (header, output_len, ranges): (&[u8], u64, &[CopyRange]) = match job {
+        Job::Prune(f) => (&f.plan.header_bytes, f.plan.output_len, &f.plan.copies),
+        Job::Copy(f) => {
+            whole_file = [CopyRange {
+                src: 0,
+                dst: 0,
+                len: f.stamp.len,
+            }];
+            (&[], f.stamp.len, &whole_file)
+        }
+    };
+    let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
+    let out = staging.create(staged, Some(input.ownership), in_place)?;
+    out.write_all_at(header, 0)
+        .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
+    // Sized up front so that clones and copies land inside the file.
+    out.set_len(output_len)
+        .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
+    let on_progress = |n: u64| bar.inc(n);
+    let mut copier = RangeCopier::new(
+        &input.file,
+        &input.path,
+        &out,
+        &staged.target,
+        options.align.unwrap_or(SHARE_ALIGNMENT),
+        options.methods,
+        &on_progress,
+        cancel,
+    );
+    for &range in ranges {
+        copier.copy(range)?;
+    }
+    let stats = copier.stats;
+    input.check_unchanged()?;
+    if fsync {
+        out.sync_all()
+            .map_err(|e| Error::io(&staged.target, "cannot flush to disk", e))?;
+    }
+    bar.done();
+    Ok(stats)
+}
+
+pub(crate) fn write_new(
+    staging: &Staging,
+    staged: &StagedFile,
+    generated: &GeneratedFile,
+    fsync: bool,
+    in_place: bool,
+) -> Result<()> {
+    let path = &staged.target;
+    let file = staging.create(staged, generated.source, in_place)?;
+    file.write_all_at(generated.text.as_bytes(), 0)
+        .map_err(|e| Error::io(path, "cannot write", e))?;
+    if fsync {
+        file.sync_all()
+            .map_err(|e| Error::io(path, "cannot flush to disk", e))?;
+    }
+    Ok(())
+}

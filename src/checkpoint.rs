@@ -130,7 +130,7 @@ impl Checkpoint {
             let name = rank_file_name(rank);
             let path = dir.join(&name);
             let (input, header) = open_safetensors(&path).map_err(|e| match e {
-                Error::Invalid { file, problem } if problem == "file not found" => Error::Invalid {
+                Error::NotFound { file } => Error::Invalid {
                     file,
                     problem: format!("rank file missing: config.json has world_size {world_size}"),
                 },

@@ -84,20 +84,35 @@ impl CopyMethods {
     }
 }
 
-/// Context for copying ranges between one input and one output file.
-pub struct RangeCopier<'a> {
+/// One input file and the output file it is copied into, each with the
+/// path that errors name.
+pub(crate) struct FilePair<'a> {
     pub src: &'a File,
-    pub dst: &'a File,
     pub src_path: &'a Path,
+    pub dst: &'a File,
     pub dst_path: &'a Path,
-    /// Block size for cloning; spans are cloned only at multiples of it.
-    pub block: u64,
-    pub methods: CopyMethods,
-    /// Called with each number of bytes completed.
+}
+
+/// What a copy reports to, and what stops it.
+pub(crate) struct Hooks<'a> {
+    /// Called with each number of bytes completed (holes included).
     pub on_progress: &'a dyn Fn(u64),
-    /// Checked between chunks: returns an error to stop the copy.
-    pub check_cancel: &'a dyn Fn() -> Result<()>,
-    pub stats: CopyStats,
+    /// Checked between chunks: an error stops the copy.
+    pub cancel: &'a dyn Fn() -> Result<()>,
+}
+
+/// Copies ranges from one input file to one output file.
+pub(crate) struct RangeCopier<'a> {
+    src: &'a File,
+    dst: &'a File,
+    src_path: &'a Path,
+    dst_path: &'a Path,
+    /// Block size for cloning; spans are cloned only at multiples of it.
+    block: u64,
+    methods: CopyMethods,
+    on_progress: &'a dyn Fn(u64),
+    check_cancel: &'a dyn Fn() -> Result<()>,
+    stats: CopyStats,
     buffer: Vec<u8>,
     /// The input data segment found last (`SEEK_DATA`, `SEEK_HOLE`):
     /// ranges within it need no new look-up.
@@ -107,31 +122,26 @@ pub struct RangeCopier<'a> {
 }
 
 impl<'a> RangeCopier<'a> {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        src: &'a File,
-        src_path: &'a Path,
-        dst: &'a File,
-        dst_path: &'a Path,
-        block: u64,
-        methods: CopyMethods,
-        on_progress: &'a dyn Fn(u64),
-        check_cancel: &'a dyn Fn() -> Result<()>,
-    ) -> Self {
+    pub fn new(files: FilePair<'a>, block: u64, methods: CopyMethods, hooks: Hooks<'a>) -> Self {
         RangeCopier {
-            src,
-            dst,
-            src_path,
-            dst_path,
+            src: files.src,
+            dst: files.dst,
+            src_path: files.src_path,
+            dst_path: files.dst_path,
             block,
             methods,
-            on_progress,
-            check_cancel,
+            on_progress: hooks.on_progress,
+            check_cancel: hooks.cancel,
             stats: CopyStats::default(),
             buffer: Vec::new(),
             segment: None,
             find_holes: true,
         }
+    }
+
+    /// What the copies so far did.
+    pub fn stats(&self) -> CopyStats {
+        self.stats
     }
 
     /// Copies one range: the parts the input stores, cloning their aligned

@@ -11,8 +11,6 @@ use crate::plan::PlanError;
 
 /// Exit status for bad input, refused set-ups and I/O failures.
 pub const EXIT_FAILURE: i32 = 1;
-/// Exit status for command-line usage errors (clap uses the same).
-pub const EXIT_USAGE: i32 = 2;
 /// Exit status when the output was committed and is in place, but a step
 /// after the commit failed (flushing the folder, removing a leftover).
 pub const EXIT_AFTER_COMMIT: i32 = 3;
@@ -30,6 +28,8 @@ pub enum Error {
     Plan { file: PathBuf, source: PlanError },
     /// An input is malformed or missing (config.json, the checkpoint folder).
     Invalid { file: PathBuf, problem: String },
+    /// An input file that must exist does not.
+    NotFound { file: PathBuf },
     /// A set-up that would risk the user's data; refused before any write.
     Refused { file: PathBuf, problem: String },
     /// A system call failed.
@@ -119,6 +119,7 @@ impl Error {
                 action,
                 source,
             } => write!(f, "{}: {action}: {source}", file.display()),
+            Error::NotFound { file } => write!(f, "{}: file not found", file.display()),
             Error::InputChanged { file, offset } => write!(
                 f,
                 "{}: input file changed while it was being copied: it ends before byte {offset}",

@@ -109,7 +109,9 @@ pub fn open_safetensors(path: &Path) -> Result<(InputFile, Header)> {
 /// Opens an existing regular file for reading.
 fn open_regular(path: &Path) -> Result<File> {
     let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::invalid(path, "file not found"),
+        io::ErrorKind::NotFound => Error::NotFound {
+            file: path.to_path_buf(),
+        },
         _ => Error::io(path, "cannot open", e),
     })?;
     if meta.is_dir() {

@@ -8,6 +8,7 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::input::open_safetensors;
+use crate::interrupt::Cancel;
 use crate::plan::{PrunePlan, SHARE_ALIGNMENT};
 use crate::prune::plan_file;
 use crate::recover::recover_or_note;
@@ -26,7 +27,11 @@ pub struct Inspected {
 /// Reads the headers of a checkpoint folder (TensorRT-LLM or generic) or a
 /// single `.safetensors` file and plans them under `rule`. Reads headers
 /// only.
-pub fn inspect(path: &Path, rule: &PruneRule) -> Result<(Vec<Inspected>, Vec<String>)> {
+pub fn inspect(
+    path: &Path,
+    rule: &PruneRule,
+    cancel: &Cancel,
+) -> Result<(Vec<Inspected>, Vec<String>)> {
     let meta = fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
         _ => Error::io(path, "cannot open", e),
@@ -37,7 +42,7 @@ pub fn inspect(path: &Path, rule: &PruneRule) -> Result<(Vec<Inspected>, Vec<Str
         path.parent().filter(|p| !p.as_os_str().is_empty())
     };
     let notes = match folder.map(fs::canonicalize) {
-        Some(Ok(dir)) => recover_or_note(&dir)?,
+        Some(Ok(dir)) => recover_or_note(&dir, cancel)?,
         _ => Vec::new(),
     };
     let files: Vec<(String, PathBuf, Header)> = if meta.is_dir() {

@@ -39,28 +39,56 @@ pub fn install() {
     }
 }
 
+/// A run's stop request, handed to everything that loops or waits (copy
+/// loops, checksums, lock waits) and checked between steps. `on_signals`
+/// stops on SIGINT, SIGTERM or SIGHUP (after [`install`]); `new` makes one a
+/// library caller stops itself, from another thread, with [`Cancel::stop`].
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Option<std::sync::Arc<AtomicI32>>);
+
+impl Cancel {
+    /// Stops when a handled signal arrives.
+    pub fn on_signals() -> Cancel {
+        Cancel(None)
+    }
+
+    /// Stops when [`Cancel::stop`] is called on it or a clone (or when a
+    /// handled signal arrives).
+    pub fn new() -> Cancel {
+        Cancel(Some(std::sync::Arc::new(AtomicI32::new(0))))
+    }
+
+    /// Asks the run to stop; it ends with [`Error::Interrupted`] (signal 0
+    /// reads as SIGINT's status).
+    pub fn stop(&self) {
+        if let Some(flag) = &self.0 {
+            flag.store(libc::SIGINT, Ordering::SeqCst);
+        }
+    }
+
+    /// An error when the run should stop.
+    pub fn check(&self) -> Result<()> {
+        let own = self.0.as_ref().map_or(0, |f| f.load(Ordering::SeqCst));
+        match (own, pending()) {
+            (0, None) => Ok(()),
+            (_, Some(signal)) => Err(Error::Interrupted { signal }),
+            (signal, None) => Err(Error::Interrupted { signal }),
+        }
+    }
+
+    /// [`Cancel::check`] for code that deals in `io::Error`: a stop becomes
+    /// `ErrorKind::Interrupted`, which the caller turns back into
+    /// [`Cancel::check`]'s error.
+    pub fn check_io(&self) -> std::io::Result<()> {
+        self.check()
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::Interrupted))
+    }
+}
+
 /// The signal received, if any.
-pub fn pending() -> Option<i32> {
+fn pending() -> Option<i32> {
     match PENDING.load(Ordering::SeqCst) {
         0 => None,
         signal => Some(signal),
-    }
-}
-
-/// An error when a signal has arrived.
-pub fn check() -> Result<()> {
-    match pending() {
-        Some(signal) => Err(Error::Interrupted { signal }),
-        None => Ok(()),
-    }
-}
-
-/// [`check`] for code that deals in `io::Error`: an interruption becomes
-/// `ErrorKind::Interrupted`, which the caller turns back into [`check`]'s
-/// error.
-pub fn check_io() -> std::io::Result<()> {
-    match pending() {
-        Some(_) => Err(std::io::Error::from(std::io::ErrorKind::Interrupted)),
-        None => Ok(()),
     }
 }

@@ -11,9 +11,10 @@ use clap::{CommandFactory, Parser};
 
 use cli::{Cli, Command, Shell};
 use trtllm_prune::error::EXIT_FAILURE;
+use trtllm_prune::interrupt::{self, Cancel};
 use trtllm_prune::progress::Progress;
 use trtllm_prune::report::{self, human_bytes};
-use trtllm_prune::{interrupt, prune, Error};
+use trtllm_prune::{prune, Error};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -105,7 +106,7 @@ fn run_inspect(
     path: &std::path::Path,
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
-    let (files, notes) = trtllm_prune::inspect::inspect(path, rule)?;
+    let (files, notes) = trtllm_prune::inspect::inspect(path, rule, &Cancel::on_signals())?;
     for note in &notes {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -130,7 +131,12 @@ fn run_verify(
         out_dir,
         verdicts,
         recovered,
-    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule)?;
+    } = trtllm_prune::verify::verify_existing(
+        checkpoint_dir,
+        out_dir,
+        rule,
+        &Cancel::on_signals(),
+    )?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -258,7 +264,10 @@ fn stdout_error(e: std::io::Error) -> Error {
 }
 
 fn summary_line(s: &prune::Summary) -> String {
-    let unit = if s.layout == "trtllm" { "rank" } else { "file" };
+    let unit = match s.layout {
+        prune::LayoutKind::TrtLlm => "rank",
+        prune::LayoutKind::Safetensors => "file",
+    };
     let mut line = format!(
         "pruned {} {unit}{} into {}: {} tensors pruned, {} kept, {} -> {}",
         s.files,

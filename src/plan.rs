@@ -47,7 +47,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Bound;
 
-use crate::header::{Dtype, Header, MAX_HEADER_SIZE, N_LEN};
+use crate::header::{Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
 use crate::rule::{PruneRule, Reason};
 
 /// Block size the planner aligns large ranges to when the output
@@ -136,6 +136,17 @@ pub struct PrunePlan {
 }
 
 impl PrunePlan {
+    /// Each tensor of `header` (the header this plan was made from) with
+    /// what the plan does to it, in the header's order: the one place the
+    /// two lists are matched up.
+    pub fn tensors_of<'a>(
+        &'a self,
+        header: &'a Header,
+    ) -> impl Iterator<Item = (&'a TensorEntry, &'a TensorOutcome)> + 'a {
+        debug_assert_eq!(header.tensors.len(), self.tensors.len());
+        header.tensors.iter().zip(&self.tensors)
+    }
+
     pub fn pruned_count(&self) -> usize {
         self.tensors.iter().filter(|t| t.pruned).count()
     }

@@ -15,7 +15,7 @@ use crate::copy::{clone_block_size, CopyMethods, CopyStats};
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::input::InputFile;
-use crate::interrupt;
+use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, refuse_overwriting_inputs, resolve_out_dir,
 };
@@ -53,6 +53,8 @@ pub struct Options {
     pub ranks: Option<RankSet>,
     /// Re-read every output before committing and compare with the input.
     pub verify: bool,
+    /// What stops the run (by default: SIGINT, SIGTERM, SIGHUP).
+    pub cancel: Cancel,
 }
 
 impl Options {
@@ -68,6 +70,26 @@ impl Options {
             in_place: false,
             ranks: None,
             verify: false,
+            cancel: Cancel::on_signals(),
+        }
+    }
+}
+
+/// What kind of checkpoint a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutKind {
+    /// `config.json` and `rank{N}.safetensors`.
+    TrtLlm,
+    /// Any other folder of `.safetensors` files (Hugging Face style).
+    Safetensors,
+}
+
+impl LayoutKind {
+    /// The name in JSON documents (`"layout"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LayoutKind::TrtLlm => "trtllm",
+            LayoutKind::Safetensors => "safetensors",
         }
     }
 }
@@ -97,8 +119,8 @@ pub struct Prepared {
     pub checkpoint_dir: PathBuf,
     pub out_dir: PathBuf,
     pub in_place: bool,
-    /// `"trtllm"` or `"safetensors"` (a generic folder).
-    pub layout: &'static str,
+    /// What kind of checkpoint the input is.
+    pub layout: LayoutKind,
     pub files: Vec<FilePlan>,
     pub generated: Vec<GeneratedFile>,
     /// Other files, copied as they are (none in place: they stay).
@@ -141,8 +163,8 @@ impl Prepared {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub out_dir: PathBuf,
-    /// `"trtllm"` or `"safetensors"`, as in [`Prepared::layout`].
-    pub layout: &'static str,
+    /// As in [`Prepared::layout`].
+    pub layout: LayoutKind,
     /// Safetensors files written (ranks or shards).
     pub files: usize,
     pub tensors_pruned: usize,
@@ -198,26 +220,28 @@ pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
 /// with. A folder this process cannot change gets a line saying so instead.
 pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
-    let mut notes = recover_or_note(&checkpoint_dir)?;
-    let out_dir = match &options.out_dir {
-        Some(dir) => resolve_out_dir(dir)?,
-        None if options.in_place => checkpoint_dir.clone(),
-        None => default_out_dir(&options.checkpoint_dir, &checkpoint_dir)?,
-    };
+    let mut notes = recover_or_note(&checkpoint_dir, &options.cancel)?;
+    let out_dir = out_dir_of(options, &checkpoint_dir)?;
     if out_dir != checkpoint_dir && out_dir.is_dir() {
-        notes.extend(recover_or_note(&out_dir)?);
+        notes.extend(recover_or_note(&out_dir, &options.cancel)?);
     }
     Ok(notes)
+}
+
+/// The output folder of a run: `--out_dir`, the checkpoint folder in place,
+/// or the sibling `<checkpoint_dir>.pruned`.
+fn out_dir_of(options: &Options, checkpoint_dir: &Path) -> Result<PathBuf> {
+    match &options.out_dir {
+        Some(dir) => resolve_out_dir(dir),
+        None if options.in_place => Ok(checkpoint_dir.to_path_buf()),
+        None => default_out_dir(&options.checkpoint_dir, checkpoint_dir),
+    }
 }
 
 /// Reads, validates and plans everything. Writes nothing.
 pub fn prepare(options: &Options) -> Result<Prepared> {
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
-    let out_dir = match &options.out_dir {
-        Some(dir) => resolve_out_dir(dir)?,
-        None if options.in_place => checkpoint_dir.clone(),
-        None => default_out_dir(&options.checkpoint_dir, &checkpoint_dir)?,
-    };
+    let out_dir = out_dir_of(options, &checkpoint_dir)?;
     if options.in_place && out_dir != checkpoint_dir {
         return Err(Error::refused(
             &out_dir,
@@ -237,7 +261,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         ));
     }
     let checkpoint = Checkpoint::open(&checkpoint_dir, options.ranks.as_ref())?;
-    interrupt::check()?;
+    options.cancel.check()?;
     let Checkpoint {
         layout,
         files,
@@ -268,7 +292,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         .collect::<Result<_>>()?;
     let (layout_name, generated, config) = match layout {
         Layout::TrtLlm { config } => (
-            "trtllm",
+            LayoutKind::TrtLlm,
             vec![GeneratedFile {
                 name: CONFIG_FILE.to_string(),
                 text: config.pruned_text(),
@@ -287,7 +311,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                 })
                 .into_iter()
                 .collect();
-            ("safetensors", generated, None)
+            (LayoutKind::Safetensors, generated, None)
         }
     };
     let mut warnings = warnings;
@@ -349,7 +373,7 @@ fn ownership_warnings(files: &[FilePlan]) -> Vec<String> {
 
 /// What a user should hear about the rule before a run: patterns that match
 /// no tensor, and a rule that prunes nothing at all.
-fn rule_warnings(rule: &PruneRule, files: &[FilePlan], layout: &str) -> Vec<String> {
+fn rule_warnings(rule: &PruneRule, files: &[FilePlan], layout: LayoutKind) -> Vec<String> {
     let names = files
         .iter()
         .flat_map(|f| f.header.tensors.iter().map(|t| t.name.as_str()));
@@ -361,7 +385,8 @@ fn rule_warnings(rule: &PruneRule, files: &[FilePlan], layout: &str) -> Vec<Stri
     let tensors: usize = files.iter().map(|f| f.plan.tensors.len()).sum();
     let pruned: usize = files.iter().map(|f| f.plan.pruned_count()).sum();
     if tensors > 0 && pruned == 0 {
-        let hint = if layout == "safetensors" && rule.prune.is_empty() && !rule.prune_all {
+        let hint = if layout == LayoutKind::Safetensors && rule.prune.is_empty() && !rule.prune_all
+        {
             ": the default rule looks for TensorRT-LLM names (`attention.qkv.weight`, `mlp.fc.weight`, ...) and this folder's tensors have other names; use --prune PATTERN (e.g. '*_proj.weight') or --prune_all"
         } else {
             ""
@@ -382,7 +407,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         ..options.clone()
     };
     let flush = options.fsync || prepared.in_place;
-    let mut staging = Staging::open(&prepared.out_dir, flush)?;
+    let mut staging = Staging::open(&prepared.out_dir, flush, options.cancel.clone())?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
     for file in &prepared.files {
         jobs.push((Job::Prune(file), staging.add(&file.name)));
@@ -406,9 +431,9 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     progress.set_total(prepared.bytes_to_move());
     let in_place = prepared.in_place;
     let stats = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
-    interrupt::check()?;
+    options.cancel.check()?;
     let verified = if options.verify {
-        let verdicts = verify_staged(prepared, &jobs, &generated)?;
+        let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel)?;
         if let Some(bad) = verdicts.iter().find(|v| !v.ok()) {
             return Err(Error::Mismatch {
                 file: prepared.out_dir.join(&bad.name),
@@ -436,17 +461,24 @@ fn verify_staged(
     prepared: &Prepared,
     jobs: &[(Job, StagedFile)],
     generated: &[(&GeneratedFile, StagedFile)],
+    cancel: &Cancel,
 ) -> Result<Vec<FileVerdict>> {
     let mut verdicts = Vec::new();
     for (job, staged) in jobs {
         verdicts.push(match job {
-            Job::Prune(f) => {
-                verify::verify_safetensors(&f.name, &f.input, &f.header, &f.plan, &staged.temp)?
-            }
+            Job::Prune(f) => verify::verify_safetensors(
+                &f.name,
+                &f.input,
+                &f.header,
+                &f.plan,
+                &staged.temp,
+                cancel,
+            )?,
             Job::Copy(input) => verify::verify_copy(
                 &file_name(&input.path).to_string_lossy(),
                 input,
                 &staged.temp,
+                cancel,
             )?,
         });
     }

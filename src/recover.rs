@@ -21,7 +21,7 @@ use std::path::Path;
 
 use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
-use crate::interrupt;
+use crate::interrupt::Cancel;
 use crate::journal::Journal;
 use crate::side_file::{self, Kind};
 use crate::sys::{self, Dir};
@@ -29,7 +29,7 @@ use crate::sys::{self, Dir};
 /// Finishes or removes the leftovers of dead runs in the folder at `path`,
 /// waiting for its lock if there are any. Returns one line per run dealt
 /// with. Reads only the listing when there is nothing to do.
-pub fn recover_folder(path: &Path) -> Result<Vec<String>> {
+pub fn recover_folder(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     let has_leftovers = match std::fs::read_dir(path) {
         Ok(listing) => listing
             .flatten()
@@ -41,8 +41,8 @@ pub fn recover_folder(path: &Path) -> Result<Vec<String>> {
     }
     let dir = Dir::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
     let _lock = dir
-        .lock(&interrupt::check_io)
-        .map_err(|e| lock_error(path, e))?;
+        .lock(&|| cancel.check_io())
+        .map_err(|e| lock_error(path, e, cancel))?;
     recover_locked(&dir, None, true)
 }
 
@@ -84,8 +84,8 @@ pub fn pending(path: &Path) -> Vec<String> {
     lines
 }
 
-pub(crate) fn lock_error(path: &Path, e: std::io::Error) -> Error {
-    match interrupt::check() {
+pub(crate) fn lock_error(path: &Path, e: std::io::Error, cancel: &Cancel) -> Error {
+    match cancel.check() {
         Err(interrupted) => interrupted,
         Ok(()) => Error::io(path, "cannot lock the folder", e),
     }
@@ -318,8 +318,8 @@ fn plural(n: usize) -> &'static str {
 /// [`recover_folder`], with a failure to change the folder turned into a
 /// line of its own; an interruption or a commit that can be neither
 /// finished nor undone stays an error.
-pub(crate) fn recover_or_note(dir: &Path) -> Result<Vec<String>> {
-    match recover_folder(dir) {
+pub(crate) fn recover_or_note(dir: &Path, cancel: &Cancel) -> Result<Vec<String>> {
+    match recover_folder(dir, cancel) {
         Ok(notes) => Ok(notes),
         Err(e @ (Error::Interrupted { .. } | Error::CommitIncomplete { .. })) => Err(e),
         Err(e) => Ok(vec![format!(

@@ -38,7 +38,7 @@ fn shape_text(shape: &[u64]) -> String {
 
 /// One line per tensor: decision, dtype, shape, bytes, name, rule.
 fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan) {
-    for (entry, t) in header.tensors.iter().zip(&plan.tensors) {
+    for (entry, t) in plan.tensors_of(header) {
         let _ = writeln!(
             out,
             "    {:<5}  {:<11}  {:<20}  {:>12}  {}  ({})",
@@ -159,13 +159,7 @@ fn tensor_doc<'a>(entry: &'a TensorEntry, t: &TensorOutcome) -> TensorDoc<'a> {
 
 /// The `tensors` array of one file.
 fn tensors_doc<'a>(header: &'a Header, plan: &'a PrunePlan) -> impl Serialize + 'a {
-    Seq(move || {
-        header
-            .tensors
-            .iter()
-            .zip(&plan.tensors)
-            .map(|(e, t)| tensor_doc(e, t))
-    })
+    Seq(move || plan.tensors_of(header).map(|(e, t)| tensor_doc(e, t)))
 }
 
 /// One file of a run or of `inspect`; `inspect` adds where the file is.
@@ -264,7 +258,7 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         dry_run: summary.is_none(),
         checkpoint_dir: &prepared.checkpoint_dir,
         out_dir: &prepared.out_dir,
-        layout: prepared.layout,
+        layout: prepared.layout.name(),
         in_place: prepared.in_place,
         files: Seq(move || {
             prepared
@@ -318,7 +312,7 @@ pub fn inspect_table(files: &[Inspected]) -> String {
             "  {:<5}  {:>12}  {:>12}  {:<11}  {:<20}  NAME",
             "RULE", "OFFSET", "BYTES", "DTYPE", "SHAPE"
         );
-        for (entry, t) in f.header.tensors.iter().zip(&f.plan.tensors) {
+        for (entry, t) in f.plan.tensors_of(&f.header) {
             // An already emptied tensor of a pruned output is neither kept
             // nor about to be pruned: it is empty.
             let word = if is_emptied(entry) {
@@ -367,7 +361,7 @@ fn is_emptied(entry: &TensorEntry) -> bool {
 /// every tensor the rule prunes is one of them.
 fn already_pruned(f: &Inspected) -> bool {
     let mut any = false;
-    for (entry, t) in f.header.tensors.iter().zip(&f.plan.tensors) {
+    for (entry, t) in f.plan.tensors_of(&f.header) {
         let emptied = is_emptied(entry);
         any |= emptied;
         if t.pruned && !emptied {

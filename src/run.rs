@@ -9,10 +9,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::copy::{CopyStats, RangeCopier};
+use crate::copy::{CopyStats, FilePair, Hooks, RangeCopier};
 use crate::error::{Error, Result};
 use crate::input::InputFile;
-use crate::interrupt;
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::prune::{FilePlan, GeneratedFile, Options};
@@ -68,7 +67,7 @@ pub(crate) fn run_jobs(
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let totals: Mutex<CopyStats> = Mutex::new(CopyStats::default());
     let cancel = || -> Result<()> {
-        interrupt::check()?;
+        options.cancel.check()?;
         if failed.load(Ordering::Relaxed) {
             return Err(Error::Aborted);
         }
@@ -102,7 +101,7 @@ pub(crate) fn run_jobs(
             });
         }
     });
-    interrupt::check()?;
+    options.cancel.check()?;
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
@@ -144,20 +143,22 @@ fn run_job(
     out.set_len(output_len)
         .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
     let on_progress = |n: u64| bar.inc(n);
-    let mut copier = RangeCopier::new(
-        &input.file,
-        &input.path,
-        &out,
-        &staged.target,
-        options.align.unwrap_or(SHARE_ALIGNMENT),
-        options.methods,
-        &on_progress,
+    let files = FilePair {
+        src: &input.file,
+        src_path: &input.path,
+        dst: &out,
+        dst_path: &staged.target,
+    };
+    let hooks = Hooks {
+        on_progress: &on_progress,
         cancel,
-    );
+    };
+    let block = options.align.unwrap_or(SHARE_ALIGNMENT);
+    let mut copier = RangeCopier::new(files, block, options.methods, hooks);
     for &range in ranges {
         copier.copy(range)?;
     }
-    let stats = copier.stats;
+    let stats = copier.stats();
     input.check_unchanged()?;
     if fsync {
         out.sync_all()

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
-use crate::interrupt;
+use crate::interrupt::Cancel;
 use crate::journal::{Backup, Entry, Journal};
 use crate::recover::{lock_error, recover_locked};
 use crate::side_file::{self, Kind};
@@ -95,13 +95,14 @@ pub struct Staging {
     state: State,
     /// Lines about dead runs' leftovers dealt with while opening.
     pub recovered: Vec<String>,
+    cancel: Cancel,
 }
 
 impl Staging {
     /// Creates the output folder if needed and starts a run in it. With
     /// `flush`, everything the commit relies on is flushed to disk, so the
     /// guarantees hold across a power cut, not only a kill.
-    pub fn open(path: &Path, flush: bool) -> Result<Staging> {
+    pub fn open(path: &Path, flush: bool, cancel: Cancel) -> Result<Staging> {
         let created_dirs: Vec<PathBuf> = path
             .ancestors()
             .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -116,8 +117,8 @@ impl Staging {
             }
             let dir = Dir::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
             let lock = dir
-                .lock(&interrupt::check_io)
-                .map_err(|e| lock_error(path, e))?;
+                .lock(&|| cancel.check_io())
+                .map_err(|e| lock_error(path, e, &cancel))?;
             if !dir
                 .is_linked()
                 .map_err(|e| Error::io(path, "cannot read metadata", e))?
@@ -141,6 +142,7 @@ impl Staging {
                 flush,
                 state: State::Writing,
                 recovered,
+                cancel: cancel.clone(),
             };
             if !sys::try_lock(&staging.journal)
                 .map_err(|e| Error::io(&staging.journal_path(), "cannot lock", e))?
@@ -213,8 +215,8 @@ impl Staging {
         let path = self.dir.path().to_path_buf();
         let lock = self
             .dir
-            .lock(&interrupt::check_io)
-            .map_err(|e| lock_error(&path, e))?;
+            .lock(&|| self.cancel.check_io())
+            .map_err(|e| lock_error(&path, e, &self.cancel))?;
         let mut report = CommitReport {
             recovered: std::mem::take(&mut self.recovered),
         };
@@ -228,7 +230,7 @@ impl Staging {
                 .map_err(|e| Error::io(&path, "cannot flush the folder to disk", e))?;
         }
         // The last moment a signal can stop the run with nothing changed.
-        interrupt::check()?;
+        self.cancel.check()?;
         let journal_path = self.journal_path();
         self.journal
             .write_all_at(&journal.encode(), 0)

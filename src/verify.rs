@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::header::{printable, Header};
 use crate::index::IndexFile;
 use crate::input::{open_safetensors, InputFile};
-use crate::interrupt;
+use crate::interrupt::Cancel;
 use crate::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
@@ -53,11 +53,12 @@ pub fn crc32_range(
     offset: u64,
     len: u64,
     buffer: &mut [u8],
+    cancel: &Cancel,
 ) -> Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
     let mut done = 0u64;
     while done < len {
-        interrupt::check()?;
+        cancel.check()?;
         let want = (len - done).min(buffer.len() as u64) as usize;
         let n = match file.read_at(&mut buffer[..want], offset + done) {
             Ok(0) => {
@@ -83,6 +84,7 @@ pub fn verify_safetensors(
     in_header: &Header,
     plan: &PrunePlan,
     output: &Path,
+    cancel: &Cancel,
 ) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
@@ -99,7 +101,7 @@ pub fn verify_safetensors(
         out_by_name.insert(t.name.as_str(), t);
     }
     let (mut pruned, mut kept, mut checked) = (0, 0, 0u64);
-    for (t, outcome) in in_header.tensors.iter().zip(&plan.tensors) {
+    for (t, outcome) in plan.tensors_of(in_header) {
         let Some(o) = out_by_name.remove(t.name.as_str()) else {
             problem(format!(
                 "tensor `{}` is missing from the output",
@@ -154,6 +156,7 @@ pub fn verify_safetensors(
             in_header.data_start() + t.begin,
             len,
             &mut buffer,
+            cancel,
         )?;
         let b = crc32_range(
             &out_file.file,
@@ -161,6 +164,7 @@ pub fn verify_safetensors(
             out_header.data_start() + o.begin,
             len,
             &mut buffer,
+            cancel,
         )?;
         checked += len;
         if a != b {
@@ -184,7 +188,12 @@ pub fn verify_safetensors(
 }
 
 /// Compares a copied file with its input, byte for byte (by CRC32).
-pub fn verify_copy(name: &str, input: &InputFile, output: &Path) -> Result<FileVerdict> {
+pub fn verify_copy(
+    name: &str,
+    input: &InputFile,
+    output: &Path,
+    cancel: &Cancel,
+) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
     }
@@ -201,8 +210,15 @@ pub fn verify_copy(name: &str, input: &InputFile, output: &Path) -> Result<FileV
         ));
         return Ok(verdict);
     }
-    let a = crc32_range(&input.file, &input.path, 0, input.stamp.len, &mut buffer)?;
-    let b = crc32_range(&out.file, output, 0, out.stamp.len, &mut buffer)?;
+    let a = crc32_range(
+        &input.file,
+        &input.path,
+        0,
+        input.stamp.len,
+        &mut buffer,
+        cancel,
+    )?;
+    let b = crc32_range(&out.file, output, 0, out.stamp.len, &mut buffer, cancel)?;
     verdict.bytes_checked = input.stamp.len;
     if a != b {
         verdict.problems.push(format!(
@@ -355,6 +371,7 @@ pub fn verify_existing(
     given_checkpoint_dir: &Path,
     out_dir: Option<&Path>,
     rule: &PruneRule,
+    cancel: &Cancel,
 ) -> Result<Verification> {
     let checkpoint_dir = canonical_checkpoint_dir(given_checkpoint_dir)?;
     let out_dir = match out_dir {
@@ -364,8 +381,8 @@ pub fn verify_existing(
     if !out_dir.is_dir() {
         return Err(Error::invalid(&out_dir, "output folder not found"));
     }
-    let mut recovered = recover_or_note(&checkpoint_dir)?;
-    recovered.extend(recover_or_note(&out_dir)?);
+    let mut recovered = recover_or_note(&checkpoint_dir, cancel)?;
+    recovered.extend(recover_or_note(&out_dir, cancel)?);
     let checkpoint = Checkpoint::open(&checkpoint_dir, None)?;
     let mut verdicts = Vec::new();
     for f in &checkpoint.files {
@@ -377,6 +394,7 @@ pub fn verify_existing(
             &f.header,
             &plan,
             &out_dir.join(&f.name),
+            cancel,
         )?);
     }
     for extra in &checkpoint.extra_files {
@@ -385,6 +403,7 @@ pub fn verify_existing(
             &name.to_string_lossy(),
             extra,
             &out_dir.join(&name),
+            cancel,
         )?);
     }
     match &checkpoint.layout {

@@ -342,3 +342,24 @@ fn buffered_copies_without_alignment_lose_nothing() {
         assert_nothing_lost(&input, &output, 2, &options.rule);
     }
 }
+
+#[test]
+fn a_library_caller_can_stop_a_run_and_nothing_is_written() {
+    let tmp = util::tempdir();
+    let ckpt = util::write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 2, 1),
+    );
+    let out = tmp.path().join("out");
+    let mut options = Options::new(&ckpt);
+    options.out_dir = Some(out.clone());
+    options.cancel = trtllm_prune::interrupt::Cancel::new();
+    options.cancel.clone().stop();
+    let result = prune(&options, &Progress::hidden());
+    assert!(
+        matches!(result, Err(trtllm_prune::Error::Interrupted { .. })),
+        "{result:?}"
+    );
+    assert!(!out.exists(), "left {:?}", util::file_names(&out));
+}

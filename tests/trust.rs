@@ -547,7 +547,8 @@ fn a_commit_into_a_folder_renamed_mid_run_still_finishes_the_dead_run_there_firs
     let out = root.join("out");
     fs::create_dir_all(&out).unwrap();
     // This run starts in `out` and writes one file.
-    let mut staging = Staging::open(&out, false).unwrap();
+    let mut staging =
+        Staging::open(&out, false, trtllm_prune::interrupt::Cancel::on_signals()).unwrap();
     let staged = staging.add("notes.txt");
     let file = staging.create(&staged, None, false).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, b"ours\n", 0).unwrap();

@@ -22,11 +22,17 @@
 #     order: delete the output, `sync`, run; the cache is warm (every input
 #     and cp source is dropped from the cache and read back once first, so
 #     both sides start alike);
+#     like with like: the default prune (which flushes its outputs, journal
+#     and folder to disk) against cp followed by `sync FILE` of each copy
+#     and `sync DIR` ("(flush)" rows), and `--no-fsync` against plain cp
+#     ("--no-fsync" rows);
 #     the ratio is taken per run (prune / cp), the median reported;
 #  5. peak resident memory of every prune run, from `/usr/bin/time`;
 #  6. the fallback path: output on a tmpfs (copy_file_range answers EXDEV),
 #     against `cp` to the same tmpfs;
 #  7. `--prune_all` (headers only) on every checkpoint;
+#     the 500 GB sparse checkpoint (its kept bytes are all hole) against
+#     `cp --sparse=auto` of its rank file, and the output's allocated size;
 #  8. progress bars drawn on a pseudo-terminal (`script`) against `--quiet`.
 #
 # Parallel `cp` uses `xargs -P` with as many processes as trtllm-prune uses
@@ -84,27 +90,47 @@ pcp() {
     mkdir -p "$2"
     printf '%s\n' "$1"/*.safetensors | xargs -P "$3" -I{} cp {} "$2"/
 }
-export -f pcp
+# pcps SRC_DIR DST_DIR JOBS: the same, each cp followed by `sync FILE` of its
+# copy (fsync, in the same worker, as trtllm-prune flushes each output on the
+# thread that wrote it), then `sync DST_DIR` (the folder, as trtllm-prune
+# flushes its output folder).
+pcps() {
+    mkdir -p "$2"
+    printf '%s\n' "$1"/*.safetensors |
+        xargs -P "$3" -I{} sh -c 'cp "$1" "$2"/ && sync "$2/${1##*/}"' _ {} "$2"
+    sync "$2"
+}
+export -f pcp pcps
 
 threads_for() { local n=$1; ((n < CORES)) && echo "$n" || echo "$CORES"; }
 
-# pair CASE CKPT OUT_PARENT RANKS [prune args...]: prune against parallel cp
-# of the reference outputs, interleaved.
+# pair CASE CKPT OUT_PARENT RANKS FLUSH [prune args...]: prune against
+# parallel cp of the reference outputs, interleaved. FLUSH=sync: the default
+# prune (outputs, journal and folder flushed to disk) against cp + `sync` of
+# the copies (pcps); FLUSH=nosync: `--no-fsync` against plain cp (pcp).
 pair() {
-    local case=$1 ckpt=$2 parent=$3 ranks=$4
-    shift 4
-    local jobs
+    local case=$1 ckpt=$2 parent=$3 ranks=$4 flush=$5
+    shift 5
+    local jobs cpf
     jobs=$(threads_for "$ranks")
+    if [[ $flush == sync ]]; then
+        cpf=pcps
+        case="$case (flush)"
+    else
+        cpf=pcp
+        set -- --no-fsync "$@"
+        case="$case --no-fsync"
+    fi
     # One untimed round: the first runs after the cache was refilled are
     # slower on both sides (the kernel is still reclaiming).
     timed warmup "$parent/out" "$BIN" -q --checkpoint_dir "$ckpt" --out_dir "$parent/out" "$@"
-    timed warmup "$parent/cp" bash -c "pcp '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
+    timed warmup "$parent/cp" bash -c "$cpf '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
     for ((i = 1; i <= RUNS; i++)); do
         if ((i % 2)); then
             timed "$case.prune" "$parent/out" "$BIN" -q --checkpoint_dir "$ckpt" --out_dir "$parent/out" "$@"
-            timed "$case.cp" "$parent/cp" bash -c "pcp '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
+            timed "$case.cp" "$parent/cp" bash -c "$cpf '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
         else
-            timed "$case.cp" "$parent/cp" bash -c "pcp '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
+            timed "$case.cp" "$parent/cp" bash -c "$cpf '$DATA/ref-$(basename "$ckpt")' '$parent/cp' $jobs"
             timed "$case.prune" "$parent/out" "$BIN" -q --checkpoint_dir "$ckpt" --out_dir "$parent/out" "$@"
         fi
     done
@@ -165,47 +191,60 @@ echo "| case | threads | trtllm-prune s (median) | cp s (median) | ratio (median
 echo "|---|---|---|---|---|---|"
 if [[ $SECTIONS == *" copy "* ]]; then
     log "== prune vs cp (same filesystem: copy_file_range)"
-    pair tp2 "$DATA/tp2" "$DATA" 2
-    pair tp8 "$DATA/tp8" "$DATA" 8
-    pair single "$DATA/single" "$DATA" 1
+    for flush in sync nosync; do
+        pair tp2 "$DATA/tp2" "$DATA" 2 $flush
+        pair tp8 "$DATA/tp8" "$DATA" 8 $flush
+        pair single "$DATA/single" "$DATA" 1 $flush
+    done
 fi
 if [[ $SECTIONS == *" fallback "* ]]; then
     log "== fallback: output on tmpfs"
-    pair tp2-to-tmpfs "$DATA/tp2" "$TMPFS" 2
-    pair single-to-tmpfs "$DATA/single" "$TMPFS" 1
+    for flush in sync nosync; do
+        pair tp2-to-tmpfs "$DATA/tp2" "$TMPFS" 2 $flush
+        pair single-to-tmpfs "$DATA/single" "$TMPFS" 1 $flush
+    done
 fi
 
 if [[ $SECTIONS == *" all "* ]]; then
     log "== --prune_all (headers only)"
     echo
-    echo "| --prune_all on | ms (median of $((RUNS * 3))) | peak RSS MiB |"
-    echo "|---|---|---|"
+    echo "| --prune_all on | ms (median of $((RUNS * 3)), default: flushed) | ms (median, --no-fsync) | peak RSS MiB |"
+    echo "|---|---|---|---|"
     for c in tp2 tp8 sparse; do
         [[ -d $DATA/$c ]] || continue
         for ((i = 1; i <= RUNS * 3; i++)); do
             timed "all-$c" "$DATA/out" "$BIN" -q --prune_all --checkpoint_dir "$DATA/$c" --out_dir "$DATA/out"
+            timed "all-nofsync-$c" "$DATA/out" "$BIN" -q --prune_all --no-fsync --checkpoint_dir "$DATA/$c" --out_dir "$DATA/out"
         done
-        printf '| %s (%s) | %.1f | %.1f |\n' "$c" "$(du -sh --apparent-size "$DATA/$c" | cut -f1)" \
+        printf '| %s (%s) | %.1f | %.1f | %.1f |\n' "$c" "$(du -sh --apparent-size "$DATA/$c" | cut -f1)" \
             "$(cut -d' ' -f1 "$RES/all-$c" | median | awk '{print $1 * 1000}')" \
-            "$(cut -d' ' -f2 "$RES/all-$c" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
+            "$(cut -d' ' -f1 "$RES/all-nofsync-$c" | median | awk '{print $1 * 1000}')" \
+            "$(cat "$RES/all-$c" "$RES/all-nofsync-$c" | cut -d' ' -f2 | sort -g | tail -n1 | awk '{print $1 / 1024}')"
     done
     rm -rf "$DATA/out"
 fi
 
 if [[ $SECTIONS == *" sparse "* && -d $DATA/sparse ]]; then
-    log "== 500 GB sparse checkpoint, default prune"
+    log "== 500 GB sparse checkpoint, default prune, against cp --sparse=auto of the rank"
     echo
-    echo "| 500 GB sparse, default rule, output on | s (median) | peak RSS MiB (max) |"
-    echo "|---|---|---|"
+    echo "Sparse input: $(du -sh --apparent-size "$DATA/sparse/rank0.safetensors" | cut -f1) apparent," \
+        "$(du -sh "$DATA/sparse/rank0.safetensors" | cut -f1) allocated"
+    echo
+    echo "| 500 GB sparse, default rule, output on | prune s (median) | cp --sparse=auto of rank0 s (median) | output apparent | output allocated (du) | peak RSS MiB (max) |"
+    echo "|---|---|---|---|---|---|"
     for target in "$DATA" "$TMPFS"; do
         fs=$(findmnt -no FSTYPE -T "$target")
         for ((i = 1; i <= RUNS; i++)); do
             timed "sparse-$fs" "$target/out" "$BIN" -q --checkpoint_dir "$DATA/sparse" --out_dir "$target/out"
+            timed "sparse-cp-$fs" "$target/cp" bash -c "mkdir -p '$target/cp' && cp --sparse=auto '$DATA/sparse/rank0.safetensors' '$target/cp/'"
         done
-        rm -rf "$target/out"
-        printf '| %s | %.3f | %.1f |\n' "$fs" \
+        printf '| %s | %.3f | %.3f | %s | %s | %.1f |\n' "$fs" \
             "$(cut -d' ' -f1 "$RES/sparse-$fs" | median)" \
+            "$(cut -d' ' -f1 "$RES/sparse-cp-$fs" | median)" \
+            "$(du -sh --apparent-size "$target/out/rank0.safetensors" | cut -f1)" \
+            "$(du -sh "$target/out/rank0.safetensors" | cut -f1)" \
             "$(cut -d' ' -f2 "$RES/sparse-$fs" | sort -g | tail -n1 | awk '{print $1 / 1024}')"
+        rm -rf "$target/out" "$target/cp"
     done
 fi
 

@@ -94,10 +94,11 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
 
 /// Whether `entry`'s rename has happened: the target is the file the journal
 /// recorded (whatever is at the temp name: a second link left by an undo cut
-/// short, or a file someone planted there since), or the temp file is gone
-/// (renamed, then replaced by a later commit). Otherwise the temp name must
-/// still hold the recorded file: anything else there was put by someone
-/// else, and is an error, never renamed over anything.
+/// short, or a file someone planted there since). Otherwise the temp name
+/// must still hold the recorded file, to be renamed. Anything else (the
+/// temp file gone, or another file there) means the journal no longer
+/// describes this folder: an error, so the commit is undone, never applied
+/// over files it did not write.
 fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
     if dir
         .stat(&entry.target)?
@@ -106,13 +107,20 @@ fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
         return Ok(true);
     }
     match dir.stat(&entry.temp)? {
-        None => Ok(true),
         Some(temp) if temp.ino == entry.inode && temp.is_file() => Ok(false),
         Some(_) => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
                 "{} is not the file this commit wrote",
                 entry.temp.to_string_lossy()
+            ),
+        )),
+        None => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "{} is gone, and {} is not it",
+                entry.temp.to_string_lossy(),
+                entry.target.to_string_lossy()
             ),
         )),
     }

@@ -18,7 +18,6 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use byteorder::{ByteOrder, LittleEndian};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -734,37 +733,14 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
 
 /// The first tensor name listed twice, if any.
 fn first_duplicate(tensors: &[TensorEntry]) -> Option<String> {
-    let mut seen: HashSet<&str, BuildHasherDefault<NameHasher>> =
-        HashSet::with_capacity_and_hasher(tensors.len(), Default::default());
+    // std's hasher is keyed with random bits per process: names crafted to
+    // collide (which would make the check quadratic on a 100 MB header)
+    // cannot be made ahead of a run.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(tensors.len());
     tensors
         .iter()
         .find(|t| !seen.insert(t.name.as_str()))
         .map(|t| t.name.clone())
-}
-
-/// A fast, non-cryptographic hasher for the duplicate-name check: tensor
-/// names are long and share prefixes, and SipHash (std's default) or
-/// sorting them costs more than the rest of parsing a big header. Collisions
-/// only cost time (the set compares names in full).
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 fn validate_metadata(text: &str) -> Result<(), String> {

@@ -57,7 +57,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     // with first: an in-place run killed mid-commit left a checkpoint that
     // must be finished before it can be read. A dry run only reports it.
     let recovered = if cli.dry_run {
-        trtllm_prune::recover::pending(&options.checkpoint_dir)
+        prune::unfinished_commits(&options)?
     } else {
         prune::recover_folders(&options)?
     };
@@ -106,15 +106,15 @@ fn run_inspect(
     path: &std::path::Path,
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
-    let (files, notes) = trtllm_prune::inspect::inspect(path, rule, &Cancel::on_signals())?;
+    // Absolute, as every path in every document (a missing path stays as
+    // given, for its error message).
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let (files, notes) = trtllm_prune::inspect::inspect(&path, rule, &Cancel::on_signals())?;
     for note in &notes {
         say(&format!("trtllm-prune: warning: {note}"));
     }
     if cli.output.json {
-        // Absolute, as every path in every document.
-        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let result = print_json(&report::inspect_json(&path, &files));
-        result
+        print_json(&report::inspect_json(&path, &files, rule))
     } else {
         print_stdout(&report::inspect_table(&files))
     }

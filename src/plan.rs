@@ -48,7 +48,7 @@ use std::fmt;
 use std::ops::Bound;
 
 use crate::header::{Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
-use crate::rule::{PruneRule, Reason};
+use crate::rule::PruneRule;
 
 /// Block size the planner aligns large ranges to when the output
 /// filesystem's own is unknown: the block size of XFS and btrfs in their
@@ -114,8 +114,9 @@ pub struct TensorOutcome {
     /// File offset of the tensor's data in the output (the output's data
     /// start for pruned and empty tensors).
     pub output_offset: u64,
+    /// Whether the rule prunes it (why: `PruneRule::decide`, when shown;
+    /// not kept here, a million tensors would carry a million reasons).
     pub pruned: bool,
-    pub reason: Reason,
 }
 
 /// The complete plan for one output file.
@@ -231,7 +232,6 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> Result<Prune
     let mut tensors = Vec::with_capacity(header.tensors.len());
     for (i, t) in header.tensors.iter().enumerate() {
         let overflow = || PlanError::OffsetOverflow { tensor: i };
-        let decision = rule.decide(&t.name);
         // Checked so that every later sum of offsets is in range.
         data_start.checked_add(t.end).ok_or_else(overflow)?;
         tensors.push(TensorOutcome {
@@ -239,8 +239,7 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> Result<Prune
             bytes: t.end.checked_sub(t.begin).ok_or_else(overflow)?,
             input_offset: data_start + t.begin,
             output_offset: 0,
-            pruned: decision.prune,
-            reason: decision.reason,
+            pruned: rule.prunes(&t.name),
         });
     }
 

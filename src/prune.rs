@@ -22,7 +22,7 @@ use crate::out_dir::{
 use crate::plan::{plan_prune, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::ranks::RankSet;
-use crate::recover::recover_or_note;
+use crate::recover::{pending, recover_or_note};
 use crate::rule::PruneRule;
 use crate::run::{file_name, run_jobs, write_new, Job};
 use crate::stage::{Ownership, StagedFile, Staging};
@@ -117,6 +117,8 @@ pub struct GeneratedFile {
 #[derive(Debug)]
 pub struct Prepared {
     pub checkpoint_dir: PathBuf,
+    /// The rule the plans were made with.
+    pub rule: PruneRule,
     pub out_dir: PathBuf,
     pub in_place: bool,
     /// What kind of checkpoint the input is.
@@ -221,11 +223,37 @@ pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
 pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
     let mut notes = recover_or_note(&checkpoint_dir, &options.cancel)?;
+    // What could not be finished (a read-only folder, another user's run)
+    // leaves a checkpoint half old, half new: not one to read.
+    if let Some(line) = pending(&checkpoint_dir, &options.cancel)?
+        .into_iter()
+        .next()
+    {
+        return Err(Error::refused(
+            &checkpoint_dir,
+            format!(
+                "not read: {}",
+                line.trim_start_matches(&format!("{}: ", checkpoint_dir.display()))
+            ),
+        ));
+    }
     let out_dir = out_dir_of(options, &checkpoint_dir)?;
     if out_dir != checkpoint_dir && out_dir.is_dir() {
         notes.extend(recover_or_note(&out_dir, &options.cancel)?);
     }
     Ok(notes)
+}
+
+/// A dry run's warnings about unfinished commits in the folders a real run
+/// would read and write (it changes nothing, so it only says so).
+pub fn unfinished_commits(options: &Options) -> Result<Vec<String>> {
+    let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
+    let mut lines = pending(&checkpoint_dir, &options.cancel)?;
+    let out_dir = out_dir_of(options, &checkpoint_dir)?;
+    if out_dir != checkpoint_dir && out_dir.is_dir() {
+        lines.extend(pending(&out_dir, &options.cancel)?);
+    }
+    Ok(lines)
 }
 
 /// The output folder of a run: `--out_dir`, the checkpoint folder in place,
@@ -327,6 +355,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             .map(|m| Ownership::of(&m));
     }
     let prepared = Prepared {
+        rule: options.rule.clone(),
         checkpoint_dir,
         out_dir,
         in_place: options.in_place,
@@ -470,7 +499,7 @@ fn verify_staged(
                 &f.name,
                 &f.input,
                 &f.header,
-                &f.plan,
+                (&f.plan, &prepared.rule),
                 &staged.temp,
                 cancel,
             )?,

@@ -46,22 +46,47 @@ pub fn recover_folder(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     recover_locked(&dir, None, true)
 }
 
-/// What dead runs left in the folder at `path`, without changing anything:
-/// one line per unfinished commit (for a dry run, which reads the folder as
-/// it is).
-pub fn pending(path: &Path) -> Vec<String> {
+/// The unfinished commits of dead runs in the folder at `path` (whose
+/// journal is whole: some of its files may be new, others old), found
+/// without changing anything, one line each. Probed under the folder's lock,
+/// so a run recovering or committing there meanwhile cannot take a dead
+/// run's journal, briefly locked by the probe, for a live one.
+pub fn pending(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     let Ok(dir) = Dir::open(path) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
+    let _lock = dir
+        .lock(&|| cancel.check_io())
+        .map_err(|e| lock_error(path, e, cancel))?;
+    Ok(unfinished_commits(&dir)
+        .into_iter()
+        .map(|uid| {
+            format!(
+                "{}: a run{} was stopped in the middle of its commit: some files here are new, others old, until a run into the folder (or `trtllm-prune inspect` on it) by that user finishes it",
+                path.display(),
+                if uid == current_user() {
+                    String::new()
+                } else {
+                    format!(" of another user (uid {uid})")
+                }
+            )
+        })
+        .collect())
+}
+
+/// The owners of dead runs' whole journals in `dir` (the caller holds the
+/// folder's lock).
+fn unfinished_commits(dir: &Dir) -> Vec<u32> {
     let Ok(names) = dir.names() else {
         return Vec::new();
     };
-    let mut lines = Vec::new();
+    let mut owners = Vec::new();
     for name in names {
         if !matches!(side_file::parse(&name), Some((_, Kind::Journal))) {
             continue;
         }
-        // Read-only (a dry run may not write) and never blocking on a FIFO.
+        // Read-only (a dry run may not write; another user's journal may
+        // not be writable) and never blocking on a FIFO.
         let Ok(mut file) = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
@@ -69,19 +94,41 @@ pub fn pending(path: &Path) -> Vec<String> {
         else {
             continue;
         };
+        let Ok(meta) = file.metadata() else {
+            continue;
+        };
         // A live run holds its journal's lock: only a dead run's counts.
-        if sys::try_lock(&file).ok() != Some(true) {
+        if !meta.is_file() || sys::try_lock(&file).ok() != Some(true) {
             continue;
         }
         let mut bytes = Vec::new();
         if file.read_to_end(&mut bytes).is_ok() && Journal::decode(&bytes).is_some() {
-            lines.push(format!(
-                "{}: an earlier run was stopped in the middle of its commit; the plan below reads the folder as it is, and a real run finishes that commit first",
-                path.display()
-            ));
+            owners.push(std::os::unix::fs::MetadataExt::uid(&meta));
         }
     }
-    lines
+    owners
+}
+
+fn current_user() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Refuses to write into a folder where a dead run of another user left an
+/// unfinished commit: this user may not finish it, and committing over it
+/// would let that user's next run replay the old commit over this one's
+/// files. The caller holds the folder's lock.
+pub(crate) fn refuse_foreign_commits(dir: &Dir) -> Result<()> {
+    let me = current_user();
+    match unfinished_commits(dir).into_iter().find(|&uid| uid != me) {
+        None => Ok(()),
+        Some(uid) => Err(Error::refused(
+            dir.path(),
+            format!(
+                "a run of another user (uid {uid}) was stopped in the middle of its commit here; that user must finish it (`trtllm-prune inspect` on the folder) before this folder can be written"
+            ),
+        )),
+    }
 }
 
 pub(crate) fn lock_error(path: &Path, e: std::io::Error, cancel: &Cancel) -> Error {
@@ -165,7 +212,7 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
             file.read_to_end(&mut bytes)
                 .map_err(|e| Error::io(&at(&journal_name), "cannot read", e))?;
             if let Some(journal) = Journal::decode(&bytes).filter(|j| belongs_to(j, id)) {
-                finished = Some(finish(dir, &journal)?);
+                finished = Some(finish(dir, &journal, &file)?);
             }
         }
         None => {}
@@ -214,7 +261,7 @@ fn belongs_to(journal: &Journal, id: &str) -> bool {
 }
 
 /// Finishes (or, failing that, undoes) a dead run's commit.
-fn finish(dir: &Dir, journal: &Journal) -> Result<String> {
+fn finish(dir: &Dir, journal: &Journal, file: &std::fs::File) -> Result<String> {
     let n = journal.entries.len();
     match commit::apply(dir, journal, true) {
         Ok(_) => Ok(format!(
@@ -222,6 +269,10 @@ fn finish(dir: &Dir, journal: &Journal) -> Result<String> {
             plural(n)
         )),
         Err(Failure::Undone { target, source }) => {
+            // Cleared first: see `Staging::commit`.
+            file.set_len(0)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io(dir.path(), "cannot clear a journal", e))?;
             commit::discard(dir, journal).map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
             Ok(format!(
                 "undid the commit of an earlier run that was stopped: {} cannot be replaced ({source}); every file is as it was before that run",

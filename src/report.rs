@@ -13,6 +13,7 @@ use crate::header::{printable, Header, TensorEntry};
 use crate::inspect::Inspected;
 use crate::plan::{PrunePlan, TensorOutcome};
 use crate::prune::{Prepared, Summary};
+use crate::rule::PruneRule;
 use crate::verify::FileVerdict;
 
 /// Identifies the JSON documents' layout; bumped on incompatible changes.
@@ -37,7 +38,7 @@ fn shape_text(shape: &[u64]) -> String {
 }
 
 /// One line per tensor: decision, dtype, shape, bytes, name, rule.
-fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan) {
+fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan, rule: &PruneRule) {
     for (entry, t) in plan.tensors_of(header) {
         let _ = writeln!(
             out,
@@ -47,7 +48,7 @@ fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan) {
             shape_text(&entry.shape),
             t.bytes,
             printable(&entry.name),
-            t.reason
+            rule.decide(&entry.name).reason
         );
     }
 }
@@ -85,7 +86,7 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
             human_bytes(f.plan.output_len)
         );
         if verbose {
-            tensor_lines(&mut out, &f.header, &f.plan);
+            tensor_lines(&mut out, &f.header, &f.plan, &prepared.rule);
         }
     }
     let _ = writeln!(
@@ -145,7 +146,7 @@ struct TensorDoc<'a> {
     rule: String,
 }
 
-fn tensor_doc<'a>(entry: &'a TensorEntry, t: &TensorOutcome) -> TensorDoc<'a> {
+fn tensor_doc<'a>(entry: &'a TensorEntry, t: &TensorOutcome, rule: &PruneRule) -> TensorDoc<'a> {
     TensorDoc {
         name: &entry.name,
         dtype: t.dtype.name(),
@@ -153,13 +154,20 @@ fn tensor_doc<'a>(entry: &'a TensorEntry, t: &TensorOutcome) -> TensorDoc<'a> {
         bytes: t.bytes,
         offset: t.input_offset,
         pruned: t.pruned,
-        rule: t.reason.to_string(),
+        rule: rule.decide(&entry.name).reason.to_string(),
     }
 }
 
 /// The `tensors` array of one file.
-fn tensors_doc<'a>(header: &'a Header, plan: &'a PrunePlan) -> impl Serialize + 'a {
-    Seq(move || plan.tensors_of(header).map(|(e, t)| tensor_doc(e, t)))
+fn tensors_doc<'a>(
+    header: &'a Header,
+    plan: &'a PrunePlan,
+    rule: &'a PruneRule,
+) -> impl Serialize + 'a {
+    Seq(move || {
+        plan.tensors_of(header)
+            .map(move |(e, t)| tensor_doc(e, t, rule))
+    })
 }
 
 /// One file of a run or of `inspect`; `inspect` adds where the file is.
@@ -189,6 +197,7 @@ fn file_doc<'a>(
     name: &'a str,
     header: &'a Header,
     plan: &'a PrunePlan,
+    rule: &'a PruneRule,
     location: Option<Location<'a>>,
 ) -> FileDoc<'a, impl Serialize + 'a> {
     FileDoc {
@@ -197,7 +206,7 @@ fn file_doc<'a>(
         tensors_kept: plan.kept_count(),
         bytes_in: plan.input_len,
         bytes_out: plan.output_len,
-        tensors: tensors_doc(header, plan),
+        tensors: tensors_doc(header, plan, rule),
         location,
     }
 }
@@ -264,7 +273,7 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
             prepared
                 .files
                 .iter()
-                .map(|f| file_doc(&f.name, &f.header, &f.plan, None))
+                .map(|f| file_doc(&f.name, &f.header, &f.plan, &prepared.rule, None))
         }),
         generated_files: prepared.generated.iter().map(|g| g.name.as_str()).collect(),
         copied_files: prepared
@@ -372,7 +381,11 @@ fn already_pruned(f: &Inspected) -> bool {
 }
 
 /// The JSON document of `inspect`.
-pub fn inspect_json<'a>(path: &'a Path, files: &'a [Inspected]) -> impl Serialize + 'a {
+pub fn inspect_json<'a>(
+    path: &'a Path,
+    files: &'a [Inspected],
+    rule: &'a PruneRule,
+) -> impl Serialize + 'a {
     #[derive(Serialize)]
     struct InspectDoc<'a, F: Serialize> {
         schema: &'static str,
@@ -396,7 +409,7 @@ pub fn inspect_json<'a>(path: &'a Path, files: &'a [Inspected]) -> impl Serializ
                         .as_deref()
                         .and_then(|m| serde_json::from_str::<&RawValue>(m).ok()),
                 };
-                file_doc(&f.name, &f.header, &f.plan, Some(location))
+                file_doc(&f.name, &f.header, &f.plan, rule, Some(location))
             })
         }),
     }

@@ -162,6 +162,17 @@ impl PruneRule {
             .collect()
     }
 
+    /// Whether the rule prunes `name`: [`PruneRule::decide`] without the
+    /// reason (and without allocating), for planning.
+    pub fn prunes(&self, name: &str) -> bool {
+        if self.keep.iter().any(|p| p.matches(name)) {
+            return false;
+        }
+        self.prune_all
+            || PRUNABLE_WEIGHTS.iter().any(|w| name.contains(w))
+            || self.prune.iter().any(|p| p.matches(name))
+    }
+
     pub fn decide(&self, name: &str) -> Decision {
         if let Some(p) = self.keep.iter().find(|p| p.matches(name)) {
             return Decision {

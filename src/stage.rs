@@ -28,7 +28,7 @@ use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
 use crate::interrupt::Cancel;
 use crate::journal::{Backup, Entry, Journal};
-use crate::recover::{lock_error, recover_locked};
+use crate::recover::{lock_error, recover_locked, refuse_foreign_commits};
 use crate::side_file::{self, Kind};
 use crate::sys::{self, Dir};
 
@@ -126,6 +126,7 @@ impl Staging {
                 continue;
             }
             let recovered = recover_locked(&dir, None, false)?;
+            refuse_foreign_commits(&dir)?;
             let id = sys::random_id().map_err(|e| Error::io(path, "cannot get random bytes", e))?;
             let journal_name = side_file::journal_name(&id);
             let journal = dir
@@ -223,6 +224,7 @@ impl Staging {
         report
             .recovered
             .extend(recover_locked(&self.dir, Some(&self.id), false)?);
+        refuse_foreign_commits(&self.dir)?;
         let journal = self.backup_targets()?;
         if self.flush {
             self.dir
@@ -269,7 +271,19 @@ impl Staging {
                 }
             }
             Err(Failure::Undone { target, source }) => {
-                // Everything is as it was: the temp files and links go.
+                // Everything is as it was. The journal is cleared before
+                // any temp file goes: a journal whose temp files are partly
+                // gone must never be taken for a commit to finish.
+                if let Err(e) = self.journal.set_len(0).and_then(|()| self.journal.sync_all()) {
+                    return Err(Error::CommitIncomplete {
+                        dir: path,
+                        problem: format!(
+                            "{} could not be put in place ({source}) and every file was put back, but the journal {} cannot be cleared ({e}): the next run into this folder applies this commit",
+                            shown(&target),
+                            journal_path.display()
+                        ),
+                    });
+                }
                 self.state = State::Writing;
                 Err(Error::io(
                     &self.dir.join(&target),

@@ -82,7 +82,7 @@ pub fn verify_safetensors(
     name: &str,
     input: &InputFile,
     in_header: &Header,
-    plan: &PrunePlan,
+    (plan, rule): (&PrunePlan, &PruneRule),
     output: &Path,
     cancel: &Cancel,
 ) -> Result<FileVerdict> {
@@ -125,7 +125,7 @@ pub fn verify_safetensors(
                 problem(format!(
                     "tensor `{}` should be empty ({}) but the output holds {:?}",
                     printable(&t.name),
-                    outcome.reason,
+                    rule.decide(&t.name).reason,
                     o.shape
                 ));
             }
@@ -136,7 +136,7 @@ pub fn verify_safetensors(
             problem(format!(
                 "tensor `{}` was emptied, but the rule keeps it ({})",
                 printable(&t.name),
-                outcome.reason
+                rule.decide(&t.name).reason
             ));
             continue;
         }
@@ -392,7 +392,7 @@ pub fn verify_existing(
             &f.name,
             &f.input,
             &f.header,
-            &plan,
+            (&plan, rule),
             &out_dir.join(&f.name),
             cancel,
         )?);

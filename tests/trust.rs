@@ -204,6 +204,23 @@ fn a_live_runs_files_are_never_touched_and_a_dead_runs_are_removed() {
     });
 
     drop(lock); // The run "dies".
+                // A process forked meanwhile by a parallel test holds a copy of the
+                // descriptor (and so the lock) until it execs: wait for the lock to go.
+    let journal = out.join(&names[0]);
+    for _ in 0..1000 {
+        let probe = fs::File::open(&journal).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        let free = unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&probe),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        } == 0;
+        if free {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let again = prune_into(&ckpt, &out, &[]);
     assert!(again.status.success());
     assert_eq!(hidden_names(&out), Vec::<String>::new());
@@ -707,7 +724,7 @@ fn a_dry_run_names_an_unfinished_commit_it_reads_through() {
     let out = run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("an earlier run was stopped in the middle of its commit"),
+        stderr(&out).contains("was stopped in the middle of its commit"),
         "{}",
         stderr(&out)
     );
@@ -725,4 +742,157 @@ fn leftovers_left_alone_are_reported_once_per_run() {
     assert!(result.status.success(), "{}", stderr(&result));
     let err = stderr(&result);
     assert_eq!(err.matches("left alone").count(), 1, "{err}");
+}
+
+// ------------------------------------------- from a second hostile review
+
+/// Runs the binary under strace with `injections` (each `-e inject=...`),
+/// `as_nobody` as user nobody. `None` without strace.
+fn run_traced(
+    injections: &[&str],
+    as_nobody: bool,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> Option<Output> {
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null"]);
+    if as_nobody {
+        cmd.args(["-u", "nobody"]);
+    }
+    for i in injections {
+        cmd.arg("-e").arg(i);
+    }
+    cmd.arg(util::bin());
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    cmd.output().ok()
+}
+
+#[test]
+fn an_undone_commit_killed_while_it_cleans_up_is_never_finished_later() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let before = tree(&ckpt);
+    // The first rename fails (the commit is undone), then the run is killed
+    // while it removes its temp files.
+    let Some(out) = run_traced(
+        &[
+            "inject=renameat:error=EIO:when=1",
+            "inject=unlinkat:signal=KILL:when=2",
+        ],
+        false,
+        &[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"],
+    ) else {
+        return;
+    };
+    assert!(!out.status.success());
+
+    assert!(run(&[&"inspect", &ckpt]).status.success());
+
+    assert!(
+        tree(&ckpt) == before,
+        "the folder is not the checkpoint it was"
+    );
+}
+
+/// Gives `dir` and everything in it to everyone, so user nobody can run in it.
+fn open_to_all(dir: &Path) {
+    let status = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn another_users_unfinished_commit_blocks_writes_into_that_folder() {
+    if !is_root() {
+        eprintln!("not root: cannot run as another user; skipping");
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    fs::create_dir_all(&out).unwrap();
+    open_to_all(&root);
+    let Some(dead) = run_traced(
+        &["inject=renameat:signal=KILL:when=2"],
+        true,
+        &[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out,
+            &"--prune_all",
+            &"-q",
+        ],
+    ) else {
+        return;
+    };
+    assert!(!dead.status.success());
+    let before = tree(&out);
+
+    let line = assert_error(&prune_into(&ckpt, &out, &[]));
+
+    assert!(
+        line.contains("a run of another user (uid 65534) was stopped in the middle of its commit"),
+        "{line}"
+    );
+    assert!(tree(&out) == before, "the folder changed");
+}
+
+#[test]
+fn a_checkpoint_left_half_committed_by_another_user_is_not_read() {
+    if !is_root() {
+        eprintln!("not root: cannot run as another user; skipping");
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    open_to_all(&root);
+    let Some(dead) = run_traced(
+        &["inject=renameat:signal=KILL:when=2"],
+        true,
+        &[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--in-place",
+            &"--prune_all",
+            &"-q",
+        ],
+    ) else {
+        return;
+    };
+    assert!(!dead.status.success());
+    let out = root.join("out");
+
+    let line = assert_error(&prune_into(&ckpt, &out, &[]));
+
+    assert!(line.contains("not read: a run of another user"), "{line}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_dry_run_names_an_unfinished_commit_in_the_output_folder() {
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let out = root.join("out");
+    if dead_commit_into(&ckpt, &out, 2).is_none() {
+        return;
+    }
+    let before = tree(&out);
+    let dry = run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out, &"--dry-run"]);
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stderr(&dry).contains("was stopped in the middle of its commit"),
+        "{}",
+        stderr(&dry)
+    );
+    assert!(tree(&out) == before, "a dry run changed the folder");
 }

@@ -194,9 +194,38 @@ impl Header {
     }
 }
 
+/// Which format rule a header breaks (see docs/FORMAT.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderErrorKind {
+    /// The file is shorter than the 8-byte length prefix.
+    TooShort,
+    /// The header length is over [`MAX_HEADER_SIZE`].
+    TooLarge,
+    /// The header runs past the end of the file.
+    PastEnd,
+    /// The header is not UTF-8.
+    NotUtf8,
+    /// Not JSON, or not the format's JSON (a missing field, an unknown
+    /// dtype, a number that is negative, fractional or too large, ...).
+    Json,
+    /// A tensor name, or `__metadata__`, appears twice.
+    Duplicate,
+    /// A shape whose size overflows or is not a whole number of bytes.
+    Shape,
+    /// `data_offsets` that end before they begin, or span the wrong size.
+    Offsets,
+    /// Sorted by offsets, the tensors leave a hole or overlap.
+    Tiling,
+    /// The file is shorter or longer than the header describes.
+    FileLength,
+}
+
 /// What is wrong with a header, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeaderError {
+    /// The rule broken, for callers and tests to match on.
+    pub kind: HeaderErrorKind,
+    /// The message, without the position.
     pub problem: String,
     /// The tensor the problem is about, when there is one.
     pub tensor: Option<String>,
@@ -205,8 +234,9 @@ pub struct HeaderError {
 }
 
 impl HeaderError {
-    fn new(problem: impl Into<String>) -> Self {
+    fn new(kind: HeaderErrorKind, problem: impl Into<String>) -> Self {
         HeaderError {
+            kind,
             problem: problem.into(),
             tensor: None,
             offset: None,
@@ -248,23 +278,26 @@ pub fn printable(name: &str) -> String {
 /// against the official reader's limits and the file length.
 pub fn header_len_from_prefix(prefix: &[u8], file_len: u64) -> Result<u64, HeaderError> {
     if prefix.len() < N_LEN as usize || file_len < N_LEN {
-        return Err(HeaderError::new(format!(
-            "file too short for a safetensors header: {file_len} bytes, need at least 8"
-        ))
+        return Err(HeaderError::new(
+            HeaderErrorKind::TooShort,
+            format!("file too short for a safetensors header: {file_len} bytes, need at least 8"),
+        )
         .at(0));
     }
     let n = LittleEndian::read_u64(&prefix[..N_LEN as usize]);
     if n > MAX_HEADER_SIZE {
-        return Err(HeaderError::new(format!(
-            "header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes"
-        ))
+        return Err(HeaderError::new(
+            HeaderErrorKind::TooLarge,
+            format!("header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes"),
+        )
         .at(0));
     }
     // n <= MAX_HEADER_SIZE, so the addition cannot overflow.
     if N_LEN + n > file_len {
-        return Err(HeaderError::new(format!(
-            "header length {n} runs past the end of the file ({file_len} bytes)"
-        ))
+        return Err(HeaderError::new(
+            HeaderErrorKind::PastEnd,
+            format!("header length {n} runs past the end of the file ({file_len} bytes)"),
+        )
         .at(0));
     }
     Ok(n)
@@ -300,13 +333,15 @@ pub fn parse_file_without_fast_scan(bytes: &[u8]) -> Result<Header, HeaderError>
 fn parse_header_by(json: &[u8], file_len: u64, fast_scan: bool) -> Result<Header, HeaderError> {
     let header_len = json.len() as u64;
     if header_len > MAX_HEADER_SIZE {
-        return Err(HeaderError::new(format!(
-            "header length {header_len} exceeds the limit of {MAX_HEADER_SIZE} bytes"
-        ))
+        return Err(HeaderError::new(
+            HeaderErrorKind::TooLarge,
+            format!("header length {header_len} exceeds the limit of {MAX_HEADER_SIZE} bytes"),
+        )
         .at(0));
     }
     let text = std::str::from_utf8(json).map_err(|e| {
-        HeaderError::new("header is not valid UTF-8").at(N_LEN + e.valid_up_to() as u64)
+        HeaderError::new(HeaderErrorKind::NotUtf8, "header is not valid UTF-8")
+            .at(N_LEN + e.valid_up_to() as u64)
     })?;
     // The common shape of a header (plain names, integers, known fields)
     // takes a fast scan; anything else, valid or not, goes to serde_json,
@@ -329,41 +364,47 @@ fn parse_header_by(json: &[u8], file_len: u64, fast_scan: bool) -> Result<Header
     };
     if let Some(name) = duplicate {
         let mut err = if name == METADATA_KEY {
-            HeaderError::new("duplicate `__metadata__` key")
+            HeaderError::new(HeaderErrorKind::Duplicate, "duplicate `__metadata__` key")
         } else {
-            HeaderError::new("duplicate tensor name").tensor(&name)
+            HeaderError::new(HeaderErrorKind::Duplicate, "duplicate tensor name").tensor(&name)
         };
         err.offset = locate_key(text, &name, 1);
         return Err(err);
     }
     let data_start = N_LEN + header_len;
     for t in &tensors {
-        let entry_error = |problem: String| {
-            let mut err = HeaderError::new(problem).tensor(&t.name);
+        let entry_error = |kind: HeaderErrorKind, problem: String| {
+            let mut err = HeaderError::new(kind, problem).tensor(&t.name);
             err.offset = locate_key(text, &t.name, 0);
             err
         };
         let (begin, end) = (t.begin, t.end);
-        let byte_len = tensor_byte_len(t.dtype, &t.shape).map_err(entry_error)?;
+        let byte_len = tensor_byte_len(t.dtype, &t.shape)
+            .map_err(|problem| entry_error(HeaderErrorKind::Shape, problem))?;
         if end < begin {
-            return Err(entry_error(format!(
-                "data_offsets [{begin}, {end}] end before they begin"
-            )));
+            return Err(entry_error(
+                HeaderErrorKind::Offsets,
+                format!("data_offsets [{begin}, {end}] end before they begin"),
+            ));
         }
         if end - begin != byte_len {
-            return Err(entry_error(format!(
-                "data_offsets [{begin}, {end}] span {} bytes but {} {:?} needs {byte_len}",
-                end - begin,
-                t.dtype,
-                t.shape
-            )));
+            return Err(entry_error(
+                HeaderErrorKind::Offsets,
+                format!(
+                    "data_offsets [{begin}, {end}] span {} bytes but {} {:?} needs {byte_len}",
+                    end - begin,
+                    t.dtype,
+                    t.shape
+                ),
+            ));
         }
     }
     let data_len = check_tiling(&tensors, data_start)?;
     let expected = data_start.checked_add(data_len).ok_or_else(|| {
-        HeaderError::new(format!(
-            "data buffer of {data_len} bytes overflows a file offset"
-        ))
+        HeaderError::new(
+            HeaderErrorKind::FileLength,
+            format!("data buffer of {data_len} bytes overflows a file offset"),
+        )
     })?;
     if expected != file_len {
         let problem = if expected > file_len {
@@ -376,7 +417,9 @@ fn parse_header_by(json: &[u8], file_len: u64, fast_scan: bool) -> Result<Header
                 file_len - expected
             )
         };
-        return Err(HeaderError::new(problem).at(expected.min(file_len)));
+        return Err(
+            HeaderError::new(HeaderErrorKind::FileLength, problem).at(expected.min(file_len))
+        );
     }
     Ok(Header {
         header_len,
@@ -427,7 +470,7 @@ fn check_tiling(tensors: &[TensorEntry], data_start: u64) -> Result<u64, HeaderE
                     t.begin
                 )
             };
-            return Err(HeaderError::new(problem)
+            return Err(HeaderError::new(HeaderErrorKind::Tiling, problem)
                 .tensor(&t.name)
                 .at(data_start.saturating_add(t.begin)));
         }
@@ -496,7 +539,11 @@ fn json_error(text: &str, e: &serde_json::Error) -> HeaderError {
         Some(cut) => message[..cut].to_string(),
         None => message,
     };
-    HeaderError::new(format!("invalid header JSON: {message}")).at(N_LEN + offset as u64)
+    HeaderError::new(
+        HeaderErrorKind::Json,
+        format!("invalid header JSON: {message}"),
+    )
+    .at(N_LEN + offset as u64)
 }
 
 /// Byte index in `text` of serde_json's 1-based `line` and `column`.

@@ -581,3 +581,66 @@ fn accepts_names_with_escapes_and_unicode() {
     assert_eq!(accepted(&bytes).tensors[0].name, "a\"b\\cé\n");
     official_accepts(&bytes);
 }
+
+#[test]
+fn every_rule_has_its_own_error_kind() {
+    use trtllm_prune::header::HeaderErrorKind as Kind;
+    let f32_entry = |name: &str, begin: u64, end: u64| {
+        format!(r#""{name}":{{"dtype":"F32","shape":[1],"data_offsets":[{begin},{end}]}}"#)
+    };
+    let cases: Vec<(Vec<u8>, Kind)> = vec![
+        (b"\x01\x00".to_vec(), Kind::TooShort),
+        ((100_000_001u64).to_le_bytes().to_vec(), Kind::TooLarge),
+        (
+            {
+                let mut b = 64u64.to_le_bytes().to_vec();
+                b.extend_from_slice(b"{}");
+                b
+            },
+            Kind::PastEnd,
+        ),
+        (
+            {
+                let json = b"{\"a\xff\":1}";
+                let mut b = (json.len() as u64).to_le_bytes().to_vec();
+                b.extend_from_slice(json);
+                b
+            },
+            Kind::NotUtf8,
+        ),
+        (file("[]", &[]), Kind::Json),
+        (
+            file(
+                &format!("{{{},{}}}", f32_entry("a", 0, 4), f32_entry("a", 4, 8)),
+                &[0; 8],
+            ),
+            Kind::Duplicate,
+        ),
+        (
+            file(
+                r#"{"a":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}}"#,
+                &[0],
+            ),
+            Kind::Shape,
+        ),
+        (
+            file(&format!("{{{}}}", f32_entry("a", 0, 8)), &[0; 8]),
+            Kind::Offsets,
+        ),
+        (
+            file(
+                &format!("{{{},{}}}", f32_entry("a", 0, 4), f32_entry("b", 8, 12)),
+                &[0; 12],
+            ),
+            Kind::Tiling,
+        ),
+        (
+            file(&format!("{{{}}}", f32_entry("a", 0, 4)), &[0; 5]),
+            Kind::FileLength,
+        ),
+    ];
+    for (bytes, kind) in cases {
+        let e = rejected(&bytes);
+        assert_eq!(e.kind, kind, "{e}");
+    }
+}

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::json_scan::top_level_members;
 
 pub const CONFIG_FILE: &str = "config.json";
 /// The key the original tool adds to `config.json`.
@@ -122,81 +123,11 @@ impl ConfigFile {
 /// object already validated by serde_json (the last one is the one JSON
 /// readers keep). `None` if the key is only spelled with escapes.
 fn top_level_value_span(text: &str, key: &str) -> Option<(usize, usize)> {
-    let b = text.as_bytes();
-    let ws = |mut i: usize| {
-        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
-            i += 1;
-        }
-        i
-    };
-    // End (exclusive) of the string starting at the quote at `i`.
-    let string_end = |mut i: usize| {
-        i += 1;
-        loop {
-            match b.get(i)? {
-                b'\\' => i += 2,
-                b'"' => return Some(i + 1),
-                _ => i += 1,
-            }
-        }
-    };
-    // End (exclusive) of the value starting at `i`.
-    let value_end = |i: usize| -> Option<usize> {
-        match b.get(i)? {
-            b'"' => string_end(i),
-            b'{' | b'[' => {
-                let (mut depth, mut j) = (0usize, i);
-                loop {
-                    match b.get(j)? {
-                        b'"' => {
-                            j = string_end(j)?;
-                            continue;
-                        }
-                        b'{' | b'[' => depth += 1,
-                        b'}' | b']' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                return Some(j + 1);
-                            }
-                        }
-                        _ => {}
-                    }
-                    j += 1;
-                }
-            }
-            _ => {
-                let mut j = i;
-                while b.get(j).is_some_and(|c| !b",}] \t\r\n".contains(c)) {
-                    j += 1;
-                }
-                Some(j)
-            }
-        }
-    };
-    let mut i = ws(0);
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = ws(i + 1);
-    let mut found = None;
-    while b.get(i) == Some(&b'"') {
-        let key_end = string_end(i)?;
-        let raw_key = text.get(i + 1..key_end - 1)?;
-        i = ws(key_end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        let start = ws(i + 1);
-        let end = value_end(start)?;
-        if raw_key == key {
-            found = Some((start, end));
-        }
-        i = ws(end);
-        if b.get(i) == Some(&b',') {
-            i = ws(i + 1);
-        }
-    }
-    found
+    top_level_members(text)?
+        .into_iter()
+        .rev()
+        .find(|m| text.get(m.key.0 + 1..m.key.1 - 1) == Some(key))
+        .map(|m| m.value)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::header::{tensor_byte_len, Dtype};
+use crate::header_json::HeaderJson;
 
 /// One tensor to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,24 +42,37 @@ impl TensorSpec {
 
 /// The header JSON (unpadded) for tensors laid out in the given order.
 pub fn header_json(tensors: &[TensorSpec], metadata: Option<&[(&str, &str)]>) -> String {
-    let mut map = serde_json::Map::new();
+    let listing: Vec<usize> = (0..tensors.len()).collect();
+    header_json_listed(tensors, &listing, metadata)
+}
+
+/// The header JSON (unpadded) listing `tensors` in `listing` order (indices
+/// into `tensors`), with data offsets for the tensors laid out in their own
+/// order: the listing order and the data order of a header are independent.
+pub fn header_json_listed(
+    tensors: &[TensorSpec],
+    listing: &[usize],
+    metadata: Option<&[(&str, &str)]>,
+) -> String {
+    let mut offsets = Vec::with_capacity(tensors.len());
+    let mut offset = 0u64;
+    for t in tensors {
+        offsets.push((offset, offset + t.byte_len()));
+        offset += t.byte_len();
+    }
+    let mut json = HeaderJson::with_capacity(64 * tensors.len());
     if let Some(meta) = metadata {
         let meta: serde_json::Map<String, serde_json::Value> = meta
             .iter()
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
-        map.insert("__metadata__".into(), serde_json::Value::Object(meta));
+        json.metadata_raw(&serde_json::Value::Object(meta).to_string());
     }
-    let mut offset = 0u64;
-    for t in tensors {
-        let end = offset + t.byte_len();
-        map.insert(
-            t.name.clone(),
-            json!({"dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, end]}),
-        );
-        offset = end;
+    for &i in listing {
+        let t = &tensors[i];
+        json.tensor(&t.name, t.dtype, &t.shape, offsets[i].0, offsets[i].1);
     }
-    serde_json::Value::Object(map).to_string()
+    String::from_utf8(json.finish()).expect("header JSON is UTF-8")
 }
 
 /// The header JSON padded with spaces to a multiple of 8 bytes, as the

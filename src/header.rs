@@ -24,6 +24,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::json_scan::top_level_members;
+
 /// Bytes taken by the header length prefix.
 pub const N_LEN: u64 = 8;
 
@@ -482,52 +484,15 @@ fn check_tiling(tensors: &[TensorEntry], data_start: u64) -> Result<u64, HeaderE
 /// File offset of the `nth` (0-based) top-level key of the header text that
 /// is `name` (however its escapes spell it). Only used to point at an error.
 fn locate_key(text: &str, name: &str, nth: usize) -> Option<u64> {
-    let (pos, _) = top_level_keys(text)
+    // A plain search for the quoted name would also find it as a metadata
+    // key or a dtype value.
+    let member = top_level_members(text)?
         .into_iter()
-        .filter(|&(begin, end)| {
-            serde_json::from_str::<String>(&text[begin..end]).is_ok_and(|key| key == name)
+        .filter(|m| {
+            serde_json::from_str::<String>(&text[m.key.0..m.key.1]).is_ok_and(|key| key == name)
         })
         .nth(nth)?;
-    Some(N_LEN + pos as u64)
-}
-
-/// Byte spans of the top-level keys (quotes included) of a JSON object
-/// text that serde_json has accepted. A plain search for the quoted name
-/// would also find it as a metadata key or a dtype value.
-fn top_level_keys(text: &str) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let mut keys = Vec::new();
-    let mut depth = 0usize;
-    let mut expect_key = false;
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'"' => {
-                let begin = i;
-                i += 1;
-                while let Some(&c) = bytes.get(i) {
-                    match c {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
-                if depth == 1 && expect_key && i < bytes.len() {
-                    keys.push((begin, i + 1));
-                }
-                expect_key = false;
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                expect_key = depth == 1;
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            b',' => expect_key = depth == 1,
-            _ => {}
-        }
-        i += 1;
-    }
-    keys
+    Some(N_LEN + member.key.0 as u64)
 }
 
 /// Converts a serde_json error into a header error at a file byte offset.

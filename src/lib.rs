@@ -25,11 +25,13 @@ pub mod error;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 pub mod header;
+mod header_json;
 pub mod index;
 pub mod input;
 pub mod inspect;
 pub mod interrupt;
 mod journal;
+mod json_scan;
 mod out_dir;
 pub mod plan;
 pub mod progress;

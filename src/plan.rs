@@ -48,6 +48,7 @@ use std::fmt;
 use std::ops::Bound;
 
 use crate::header::{Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
+use crate::header_json::HeaderJson;
 use crate::rule::PruneRule;
 
 /// Block size the planner aligns large ranges to when the output
@@ -748,80 +749,17 @@ fn padded_len(len: u64, (residue, modulus): (u64, u64)) -> Result<u64, PlanError
 /// The output header JSON, without padding. `tensor_dst` is each tensor's
 /// offset in the output data buffer, `None` for pruned and empty ones.
 fn header_json(header: &Header, tensors: &[TensorOutcome], tensor_dst: &[Option<u64>]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(header.header_len as usize);
-    out.push(b'{');
-    let mut first = true;
+    let mut json = HeaderJson::with_capacity(header.header_len as usize);
     if let Some(metadata) = &header.metadata {
-        out.extend_from_slice(b"\"__metadata__\":");
-        out.extend_from_slice(metadata.as_bytes());
-        first = false;
+        json.metadata_raw(metadata);
     }
     for ((entry, outcome), dst) in header.tensors.iter().zip(tensors).zip(tensor_dst) {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        write_json_str(&mut out, &entry.name);
         let (begin, end) = match *dst {
             None => (0, 0),
             Some(begin) => (begin, begin + outcome.bytes),
         };
-        out.extend_from_slice(b":{\"dtype\":\"");
-        out.extend_from_slice(entry.dtype.name().as_bytes());
-        out.extend_from_slice(b"\",\"shape\":");
-        if outcome.pruned {
-            out.extend_from_slice(b"[0]");
-        } else {
-            write_u64_list(&mut out, &entry.shape);
-        }
-        out.extend_from_slice(b",\"data_offsets\":");
-        write_u64_list(&mut out, &[begin, end]);
-        out.push(b'}');
+        let shape: &[u64] = if outcome.pruned { &[0] } else { &entry.shape };
+        json.tensor(&entry.name, entry.dtype, shape, begin, end);
     }
-    out.push(b'}');
-    out
-}
-
-fn write_u64_list(out: &mut Vec<u8>, values: &[u64]) {
-    out.push(b'[');
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_u64(out, *v);
-    }
-    out.push(b']');
-}
-
-/// `text` as a JSON string. Text that needs no escape (every real tensor
-/// name) is copied as it is, which is what serde_json writes for it too.
-fn write_json_str(out: &mut Vec<u8>, text: &str) {
-    // A fold without an early exit, so the check runs on whole vectors.
-    let plain = text.bytes().fold(true, |plain, b| {
-        plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
-    });
-    if plain {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        // Serializing a &str into a Vec cannot fail.
-        serde_json::to_writer(out, text).expect("string serializes");
-    }
-}
-
-/// Decimal digits of `v`, without going through `fmt` (a 20,000-tensor
-/// header has over 100,000 numbers).
-fn write_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+    json.finish()
 }

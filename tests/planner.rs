@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use safetensors::SafeTensors;
-use trtllm_prune::fixture::{fill, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::fixture::{fill, header_json_listed, CheckpointSpec, Family, TensorSpec};
 use trtllm_prune::header::{parse_file, Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
 use trtllm_prune::plan::{plan_prune, CopyRange, PlanError, PrunePlan, SHARE_ALIGNMENT};
 use trtllm_prune::rule::{Pattern, PruneRule};
@@ -15,27 +15,7 @@ const ALIGN: u64 = SHARE_ALIGNMENT;
 /// A header listing `tensors` in `listing` order (indices into `tensors`),
 /// with data offsets for the tensors laid out in their own order.
 fn json_listed(tensors: &[TensorSpec], listing: &[usize]) -> String {
-    let mut offsets = Vec::new();
-    let mut offset = 0u64;
-    for t in tensors {
-        offsets.push((offset, offset + t.byte_len()));
-        offset += t.byte_len();
-    }
-    let entries: Vec<String> = listing
-        .iter()
-        .map(|&i| {
-            let t = &tensors[i];
-            format!(
-                "{}:{{\"dtype\":\"{}\",\"shape\":{:?},\"data_offsets\":[{},{}]}}",
-                serde_json::to_string(&t.name).unwrap(),
-                t.dtype.name(),
-                t.shape,
-                offsets[i].0,
-                offsets[i].1
-            )
-        })
-        .collect();
-    format!("{{{}}}", entries.join(","))
+    header_json_listed(tensors, listing, None)
 }
 
 /// The data buffer of `tensors` in their order, with the fixture's bytes.

@@ -1,17 +1,24 @@
 //! trtllm-prune: a streaming, zero-copy pruner for TensorRT-LLM safetensors
 //! checkpoints.
 //!
-//! Data flows one way, one module per step:
+//! Data flows one way; the file list reads as the data flow:
 //!
 //! ```text
-//! header   bytes -> validated Header             (pure)
-//! rule     tensor name -> prune or keep           (pure)
-//! plan     Header + rule -> PrunePlan            (pure: new header bytes, copy ranges)
-//! copy     CopyRange -> bytes moved in the kernel (clone, copy_file_range, sendfile, pread/pwrite)
-//! stage    temp files, the run's journal and lock -> committed all at once, or removed
-//! commit   a journal -> applied forward, or undone (also for a dead run's, by recover)
-//! prune    the run: checkpoint -> prepare (no writes) -> execute
+//! read      checkpoint (the folder), config, index, input (files, headers), ranks
+//! validate  header: bytes -> validated Header             (pure; json_scan points at errors)
+//! decide    rule: tensor name -> prune or keep             (pure)
+//! plan      plan: Header + rule -> PrunePlan               (pure: header bytes via header_json, copy ranges)
+//! copy      run (jobs on threads) -> copy (clone, copy_file_range, sendfile, pread/pwrite; holes skipped)
+//! commit    stage (temp files, journal, locks) -> journal -> commit (apply or undo)
+//!           recover (dead runs' leftovers), side_file (names), sys (folder-relative calls)
+//! the run   prune (prepare: no writes; execute), out_dir (where outputs go, what they may not replace)
+//! around    inspect, verify, report, progress, interrupt (signals, Cancel), error
 //! ```
+//!
+//! The library's API: [`prune::prepare`], [`prune::execute`] (or
+//! [`prune::prune`] for both), [`inspect::inspect`],
+//! [`verify::verify_existing`], [`recover::recover_folder`], and the pure
+//! [`header::parse_header`], [`rule::PruneRule`] and [`plan::plan_prune`].
 //!
 //! Only headers are ever held in memory; tensor bytes go from the input file
 //! to the output file without passing through the heap (except through one
@@ -26,7 +33,7 @@ pub mod error;
 pub mod fixture;
 pub mod header;
 mod header_json;
-pub mod index;
+mod index;
 pub mod input;
 pub mod inspect;
 pub mod interrupt;

@@ -25,7 +25,7 @@
 //! and the order of ranges can move a range: a range starting at residue
 //! `r` (mod 8) and ending at residue `e` is an edge `r -> e` of a graph on
 //! the 8 residues, and an order that keeps every range congruent is an
-//! Eulerian trail of that graph (see [`residue_trails`]). When none exists
+//! Eulerian trail of that graph (see `residue_trails`). When none exists
 //! (e.g. F32 `a`, pruned F32 `b`, BF16 `c` of 4098 bytes: whatever the
 //! order, one of `a`, `c` lands 2 or 4 bytes off), the planner falls back to
 //! ordering ranges by dtype width, widest first, which keeps every tensor of

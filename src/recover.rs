@@ -6,7 +6,7 @@
 //! lock held (no other run is committing or recovering there), each dead
 //! run's leftovers are dealt with by what its journal says:
 //!
-//! - a whole commit record: the commit is finished ([`commit::apply`]), or
+//! - a whole commit record: the commit is finished (`commit::apply`), or
 //!   undone if a rename cannot be made;
 //! - no record (the run died before its commit): its temp files go;
 //!

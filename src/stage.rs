@@ -1,6 +1,6 @@
 //! All-or-nothing output: every output file is written to a temp file in
 //! the output folder, and the finished set is committed through a journal
-//! ([`crate::journal`], [`crate::commit`]).
+//! (`journal.rs`, `commit.rs`).
 //!
 //! A run's life in its output folder:
 //!
@@ -13,7 +13,7 @@
 //! 3. **Commit**: take the folder's lock (runs into one folder commit one
 //!    at a time), link every file about to be replaced to a backup name,
 //!    flush the folder, write and flush the journal — the point of no
-//!    return — then [`crate::commit::apply`] it and remove the journal.
+//!    return — then `commit::apply` it and remove the journal.
 //!
 //! Until the journal is written, dropping the [`Staging`] removes every
 //! temp file, backup link, the journal and the folders this run created (if

@@ -30,6 +30,7 @@ pub mod plan;
 pub mod progress;
 pub mod prune;
 pub mod recover;
+pub mod remote;
 pub mod report;
 pub mod rule;
 mod side_file;

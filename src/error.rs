@@ -52,6 +52,35 @@ pub enum Error {
     /// A commit could be neither finished nor undone; its journal is left
     /// for the next run.
     CommitIncomplete { dir: PathBuf, problem: String },
+    /// A remote object (`s3://`, `gs://`, `az://`, `http(s)://`) could not
+    /// be read. `url` never holds credentials; `range` is the byte range
+    /// asked for, when the failure is about one.
+    Remote {
+        url: String,
+        range: Option<std::ops::Range<u64>>,
+        kind: RemoteProblem,
+        problem: String,
+    },
+}
+
+/// What went wrong with a remote object, for callers that act on it (a
+/// missing `config.json` is not a failure; a changed object is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteProblem {
+    /// A malformed or unsupported URL, object name or byte range.
+    Invalid,
+    /// The bucket, container or object does not exist (HTTP 404).
+    NotFound,
+    /// Credentials missing, wrong or without permission (HTTP 401, 403).
+    Denied,
+    /// The object is no longer the one first read: its ETag, version or
+    /// size changed (HTTP 412, or a different answer).
+    Changed,
+    /// The server cannot do what is needed (no range requests).
+    Unsupported,
+    /// Anything else, after the retries: server errors, timeouts,
+    /// connections cut.
+    Transfer,
 }
 
 impl Error {
@@ -143,6 +172,15 @@ impl Error {
             Error::CommitIncomplete { dir, problem } => {
                 write!(f, "{}: commit incomplete: {problem}", dir.display())
             }
+            Error::Remote {
+                url,
+                range,
+                problem,
+                ..
+            } => match range {
+                Some(r) => write!(f, "{url}: {problem} (bytes {}..{})", r.start, r.end),
+                None => write!(f, "{url}: {problem}"),
+            },
         }
     }
 }

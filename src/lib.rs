@@ -45,6 +45,7 @@ pub mod progress;
 pub mod prune;
 pub mod ranks;
 pub mod recover;
+pub mod remote;
 pub mod report;
 pub mod rule;
 mod run;

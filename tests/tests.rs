@@ -13,5 +13,6 @@ mod header_rules;
 mod nothing_lost;
 mod planner;
 mod prune_output;
+mod remote;
 mod sharing;
 mod trust;

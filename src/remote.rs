@@ -1,0 +1,476 @@
+//! Reading a checkpoint folder from object storage or a web server:
+//! `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (and
+//! the other Azure forms `object_store` knows: `abfs[s]://`, `adl://`,
+//! `azure://`, `https://<account>.blob.core.windows.net/...`), the https
+//! forms of S3 and R2, and any other `http://` or `https://` URL.
+//!
+//! Only what pruning needs is fetched: `config.json` or the shard index
+//! ([`RemoteFolder::get_small`]), each file's length prefix and header (one
+//! speculative read of the first bytes, [`RemoteFolder::read_prefix`], then
+//! the header's rest if longer, [`RemoteFolder::read_range`]), and the kept
+//! byte ranges, written straight into the local output file
+//! ([`RemoteFolder::copy_ranges`]). The output is always a local folder.
+//!
+//! The interface is synchronous, like the rest of the crate: a small tokio
+//! runtime (two worker threads, created on first use, shared by every
+//! folder) runs `object_store` underneath. Callers must not call these
+//! methods from inside a tokio runtime of their own. Several threads may
+//! use one [`RemoteFolder`] at once; each call's requests run concurrently
+//! on the shared runtime.
+//!
+//! Invariants:
+//! - every request for a file's bytes after the first carries the identity
+//!   the first returned ([`ObjectInfo`]: `If-Match` on the ETag, the version
+//!   on stores that have one), and the answer's size and ETag are checked
+//!   too: bytes of a replaced object are never mixed with the old ones
+//!   ([`RemoteProblem::Changed`]), and nothing more is written once it is
+//!   seen;
+//! - bytes fetched = bytes asked: the ranges are merged where they touch,
+//!   never across a gap; a body cut mid-way is resumed where it stopped;
+//! - memory is bounded by what is in flight: each part's body is written
+//!   to the output chunk by chunk as it arrives (`pwrite` at its offset);
+//! - a 401/403/404/412 is one request and one line; 5xx answers, timeouts
+//!   and connection errors are retried by `object_store` with exponential
+//!   backoff (4 times, within 60 s), and a body cut mid-way is resumed at
+//!   most [`FetchOptions::max_resumes`] times per part;
+//! - no message and no `Debug` output holds a credential: URLs are shown
+//!   without password or query, and every secret value of the configuration
+//!   is redacted from the servers' answers we quote.
+//!
+//! See docs/REMOTE.md for the design and the environment each kind of URL
+//! reads.
+
+mod fetch;
+mod location;
+mod parts;
+mod problem;
+
+use std::fmt;
+use std::fs::File;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use object_store::path::Path as ObjectPath;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
+use tokio::runtime::Runtime;
+
+use crate::error::{Error, RemoteProblem, Result};
+use crate::plan::CopyRange;
+
+pub use location::StoreKind;
+
+/// Largest object [`RemoteFolder::get_small`] reads (a config or an index).
+pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
+
+/// A checkpoint folder at a URL: a store and the prefix of the folder in it.
+pub struct RemoteFolder {
+    kind: StoreKind,
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    url: String,
+    /// Values redacted from every message; never shown.
+    secrets: Arc<Vec<String>>,
+}
+
+impl fmt::Debug for RemoteFolder {
+    /// The URL and kind only: the store's own `Debug` would show its
+    /// configuration, credentials included.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteFolder")
+            .field("kind", &self.kind)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An object directly under the folder's prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEntry {
+    /// The name inside the folder (no `/`).
+    pub name: String,
+    pub size: u64,
+}
+
+/// The identity of an object when it was first read; later reads of it
+/// must find the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// The ETag, as the server spells it (quotes included).
+    pub e_tag: Option<String>,
+    /// The version, on stores with versioning (S3, GCS generations, Azure).
+    pub version: Option<String>,
+}
+
+impl ObjectInfo {
+    fn of(meta: &ObjectMeta) -> ObjectInfo {
+        ObjectInfo {
+            size: meta.size,
+            e_tag: meta.e_tag.clone(),
+            version: meta.version.clone(),
+        }
+    }
+
+    /// Whether an answer's metadata is of the same object. Servers that
+    /// honour `If-Match` refuse with 412 before this; this catches those
+    /// that ignore it and answer with a new ETag or size.
+    fn matches(&self, meta: &ObjectMeta) -> bool {
+        let same_tag = match (&self.e_tag, &meta.e_tag) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        let same_version = match (&self.version, &meta.version) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        self.size == meta.size && same_tag && same_version
+    }
+}
+
+/// How [`RemoteFolder::copy_ranges`] fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Requests in flight at once (at least 1).
+    pub jobs: usize,
+    /// Largest request; longer runs of bytes are split into parts of this.
+    pub part_size: u64,
+    /// Times one part's body may be resumed after a cut or a stall.
+    pub max_resumes: u32,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            jobs: 8,
+            part_size: 16 << 20,
+            max_resumes: 5,
+        }
+    }
+}
+
+impl RemoteFolder {
+    /// `None` when `text` is not a URL (a local path); `Some(Err)` for a
+    /// malformed or unsupported URL. Credentials and endpoints come from
+    /// the environment (see docs/REMOTE.md).
+    pub fn parse(text: &str) -> Option<Result<RemoteFolder>> {
+        RemoteFolder::parse_with(text, &[])
+    }
+
+    /// [`RemoteFolder::parse`] with settings on top of the environment:
+    /// `object_store` configuration keys of the URL's store (for S3
+    /// `aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, ...; for
+    /// plain HTTP the client keys such as `timeout`).
+    pub fn parse_with(text: &str, config: &[(&str, &str)]) -> Option<Result<RemoteFolder>> {
+        if !location::looks_like_url(text) {
+            return None;
+        }
+        Some(
+            location::parse(text, config)
+                .map(|l| RemoteFolder {
+                    kind: l.kind,
+                    store: l.store,
+                    prefix: l.prefix,
+                    url: l.url,
+                    secrets: Arc::new(l.secrets),
+                })
+                .map_err(|p| Error::Remote {
+                    url: p.url,
+                    range: None,
+                    kind: RemoteProblem::Invalid,
+                    problem: p.problem,
+                }),
+        )
+    }
+
+    /// The folder's URL, for messages: no credentials, no trailing `/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// The URL of the object `name` in the folder.
+    pub fn object_url(&self, name: &str) -> String {
+        format!("{}/{}", self.url, name)
+    }
+
+    /// Every object directly under the prefix, sorted by name; `None` where
+    /// nothing can be listed (a plain web server: the caller learns the
+    /// files from `config.json` or the shard index). A prefix with nothing
+    /// under it is an empty list; a missing bucket is an error.
+    pub fn list(&self) -> Result<Option<Vec<RemoteEntry>>> {
+        if self.kind == StoreKind::Http {
+            return Ok(None);
+        }
+        let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
+        let listed = block_on(self.store.list_with_delimiter(prefix))?
+            .map_err(|e| self.error(&self.url, None, &e))?;
+        let mut entries: Vec<RemoteEntry> = listed
+            .objects
+            .into_iter()
+            .filter_map(|meta| {
+                let name = meta.location.filename()?.to_string();
+                Some(RemoteEntry {
+                    name,
+                    size: meta.size,
+                })
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(entries))
+    }
+
+    /// A whole small object (`config.json`, a shard index); `Ok(None)` when
+    /// it does not exist. Larger than [`MAX_SMALL_OBJECT`] is an error.
+    pub fn get_small(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let location = self.location(name)?;
+        let url = self.object_url(name);
+        block_on(async {
+            let result = match self.store.get_opts(&location, GetOptions::default()).await {
+                Ok(result) => result,
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                Err(e) => return Err(self.error(&url, None, &e)),
+            };
+            if result.meta.size > MAX_SMALL_OBJECT {
+                return Err(Error::Remote {
+                    url: url.clone(),
+                    range: None,
+                    kind: RemoteProblem::Invalid,
+                    problem: format!(
+                        "{} bytes: too large for a config or index file (limit {MAX_SMALL_OBJECT})",
+                        result.meta.size
+                    ),
+                });
+            }
+            let size = result.meta.size;
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| self.error(&url, Some(0..size), &e))?;
+            Ok(Some(bytes.to_vec()))
+        })?
+    }
+
+    /// The object's first `len` bytes (all of it, if shorter) and its
+    /// identity, in one request.
+    pub fn read_prefix(&self, name: &str, len: u64) -> Result<(Vec<u8>, ObjectInfo)> {
+        let location = self.location(name)?;
+        let url = self.object_url(name);
+        block_on(async {
+            if len == 0 {
+                let meta = self
+                    .store
+                    .head(&location)
+                    .await
+                    .map_err(|e| self.error(&url, None, &e))?;
+                return Ok((Vec::new(), ObjectInfo::of(&meta)));
+            }
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(0..len)),
+                ..GetOptions::default()
+            };
+            let result = match self.store.get_opts(&location, options).await {
+                Ok(result) => result,
+                Err(e) => {
+                    // An empty object has no byte 0 to serve (416): its
+                    // prefix is empty, and the caller says it is too short.
+                    if problem::kind_of(&e) == RemoteProblem::Transfer {
+                        if let Ok(meta) = self.store.head(&location).await {
+                            if meta.size == 0 {
+                                return Ok((Vec::new(), ObjectInfo::of(&meta)));
+                            }
+                        }
+                    }
+                    return Err(self.error(&url, Some(0..len), &e));
+                }
+            };
+            let info = ObjectInfo::of(&result.meta);
+            let want = len.min(info.size);
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| self.error(&url, Some(0..want), &e))?;
+            if bytes.len() as u64 != want {
+                return Err(self.short_answer(&url, 0..want, bytes.len() as u64));
+            }
+            Ok((bytes.to_vec(), info))
+        })?
+    }
+
+    /// One more read of the same object (the rest of a long header),
+    /// refused if the object is no longer `info`.
+    pub fn read_range(&self, name: &str, info: &ObjectInfo, range: Range<u64>) -> Result<Vec<u8>> {
+        let location = self.location(name)?;
+        let url = self.object_url(name);
+        self.check_range(&url, info, &range)?;
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        block_on(async {
+            let result = self
+                .store
+                .get_opts(&location, self.identity_options(info, range.clone()))
+                .await
+                .map_err(|e| self.error(&url, Some(range.clone()), &e))?;
+            if !info.matches(&result.meta) {
+                return Err(self.changed(&url, range.clone()));
+            }
+            let bytes = result
+                .bytes()
+                .await
+                .map_err(|e| self.error(&url, Some(range.clone()), &e))?;
+            if bytes.len() as u64 != range.end - range.start {
+                return Err(self.short_answer(&url, range.clone(), bytes.len() as u64));
+            }
+            Ok(bytes.to_vec())
+        })?
+    }
+
+    /// Copies `ranges` of the object `name` (`src`: offset in the object,
+    /// `dst`: offset in `out`) into the local file `out`, which must be
+    /// open for writing and is written with `pwrite` only. Ranges that
+    /// touch in the object go in one request, long ones in parts of
+    /// `options.part_size`, at most `options.jobs` at once.
+    /// `on_progress(bytes)` is called as bytes land; `cancel()` is called
+    /// before each part and each chunk, and its error ends the copy. Every
+    /// request carries `info`; a changed object is an error, and nothing
+    /// more is written. Returns the bytes fetched.
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_ranges(
+        &self,
+        name: &str,
+        info: &ObjectInfo,
+        ranges: &[CopyRange],
+        out: &File,
+        options: &FetchOptions,
+        on_progress: &(dyn Fn(u64) + Sync),
+        cancel: &(dyn Fn() -> Result<()> + Sync),
+    ) -> Result<u64> {
+        let location = self.location(name)?;
+        let url = self.object_url(name);
+        for range in ranges {
+            let end = range.src.checked_add(range.len);
+            let dst_end = range.dst.checked_add(range.len);
+            match (end, dst_end) {
+                (Some(end), Some(_)) => self.check_range(&url, info, &(range.src..end))?,
+                _ => {
+                    return Err(Error::Remote {
+                        url,
+                        range: None,
+                        kind: RemoteProblem::Invalid,
+                        problem: format!(
+                            "copy range at byte {} of length {} overflows",
+                            range.src, range.len
+                        ),
+                    })
+                }
+            }
+        }
+        let parts = parts::plan_parts(ranges, options.part_size);
+        let job = fetch::CopyJob {
+            folder: self,
+            location: &location,
+            url: &url,
+            info,
+            out,
+            max_resumes: options.max_resumes,
+            on_progress,
+            cancel,
+        };
+        block_on(job.run(&parts, options.jobs.max(1)))?
+    }
+
+    /// The object `name` directly in the folder.
+    fn location(&self, name: &str) -> Result<ObjectPath> {
+        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+            return Err(Error::Remote {
+                url: self.url.clone(),
+                range: None,
+                kind: RemoteProblem::Invalid,
+                problem: format!("`{}` is not a file name", name.escape_debug()),
+            });
+        }
+        Ok(self.prefix.clone().join(name))
+    }
+
+    fn check_range(&self, url: &str, info: &ObjectInfo, range: &Range<u64>) -> Result<()> {
+        if range.start > range.end || range.end > info.size {
+            return Err(Error::Remote {
+                url: url.to_string(),
+                range: Some(range.clone()),
+                kind: RemoteProblem::Invalid,
+                problem: format!("range outside the object ({} bytes)", info.size),
+            });
+        }
+        Ok(())
+    }
+
+    /// A request for `range` that succeeds only on the object `info`.
+    fn identity_options(&self, info: &ObjectInfo, range: Range<u64>) -> GetOptions {
+        GetOptions {
+            if_match: info.e_tag.clone(),
+            version: info.version.clone(),
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        }
+    }
+
+    fn error(&self, url: &str, range: Option<Range<u64>>, e: &object_store::Error) -> Error {
+        problem::remote_error(url, range, e, &self.secrets)
+    }
+
+    fn changed(&self, url: &str, range: Range<u64>) -> Error {
+        Error::Remote {
+            url: url.to_string(),
+            range: Some(range),
+            kind: RemoteProblem::Changed,
+            problem:
+                "the object changed while it was being read (its ETag, version or size differs)"
+                    .into(),
+        }
+    }
+
+    fn short_answer(&self, url: &str, range: Range<u64>, got: u64) -> Error {
+        Error::Remote {
+            url: url.to_string(),
+            range: Some(range),
+            kind: RemoteProblem::Transfer,
+            problem: format!("the server answered {got} bytes"),
+        }
+    }
+}
+
+/// The shared runtime: two workers drive the sockets; the caller's thread
+/// polls the call's own future (so it may borrow the caller's data).
+fn runtime() -> Result<&'static Runtime> {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    if let Some(runtime) = RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("trtllm-prune-remote")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Remote {
+            url: String::new(),
+            range: None,
+            kind: RemoteProblem::Transfer,
+            problem: format!("cannot start the network runtime: {e}"),
+        })?;
+    // A second thread may have won the race: its runtime is kept, ours
+    // dropped.
+    let _ = RUNTIME.set(built);
+    RUNTIME.get().ok_or_else(|| Error::Remote {
+        url: String::new(),
+        range: None,
+        kind: RemoteProblem::Transfer,
+        problem: "cannot start the network runtime".into(),
+    })
+}
+
+fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    Ok(runtime()?.block_on(future))
+}

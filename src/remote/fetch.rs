@@ -1,0 +1,167 @@
+//! Running the parts of one copy: ranged GETs in parallel, each body
+//! written into the output as it arrives, resumed where it stopped when a
+//! connection is cut.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::{stream, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+
+use super::parts::Part;
+use super::problem::kind_of;
+use super::{ObjectInfo, RemoteFolder};
+use crate::error::{Error, RemoteProblem, Result};
+
+/// Wait before the first resume of a cut body; doubled each time.
+const RESUME_BACKOFF: Duration = Duration::from_millis(200);
+
+pub(super) struct CopyJob<'a> {
+    pub folder: &'a RemoteFolder,
+    pub location: &'a ObjectPath,
+    pub url: &'a str,
+    pub info: &'a ObjectInfo,
+    pub out: &'a File,
+    pub max_resumes: u32,
+    pub on_progress: &'a (dyn Fn(u64) + Sync),
+    pub cancel: &'a (dyn Fn() -> Result<()> + Sync),
+}
+
+impl CopyJob<'_> {
+    /// Fetches every part, `jobs` at a time; the first error stops the
+    /// rest (their requests are dropped, nothing more is written).
+    pub async fn run(&self, parts: &[Part], jobs: usize) -> Result<u64> {
+        // The futures all run on the caller's thread (one block_on), so a
+        // plain Cell counts.
+        let fetched = Cell::new(0u64);
+        stream::iter(parts.iter().map(Ok))
+            .try_for_each_concurrent(jobs, |part| {
+                let fetched = &fetched;
+                async move {
+                    let got = self.fetch_part(part).await?;
+                    fetched.set(fetched.get() + got);
+                    Ok::<(), Error>(())
+                }
+            })
+            .await?;
+        Ok(fetched.get())
+    }
+
+    /// One part: a ranged GET carrying the object's identity; on a body
+    /// cut (or a stall past the read timeout), a new GET for the rest.
+    async fn fetch_part(&self, part: &Part) -> Result<u64> {
+        let mut done = 0u64;
+        let mut resumes = 0u32;
+        loop {
+            (self.cancel)()?;
+            let asked = part.src.start + done..part.src.end;
+            let options = self.folder.identity_options(self.info, asked.clone());
+            let failure = match self.folder.store.get_opts(self.location, options).await {
+                Err(e) => e,
+                Ok(result) => {
+                    if !self.info.matches(&result.meta) {
+                        return Err(self.folder.changed(self.url, asked));
+                    }
+                    if result.range != asked {
+                        return Err(Error::Remote {
+                            url: self.url.to_string(),
+                            range: Some(asked.clone()),
+                            kind: RemoteProblem::Transfer,
+                            problem: format!(
+                                "the server answered bytes {}..{}",
+                                result.range.start, result.range.end
+                            ),
+                        });
+                    }
+                    let mut body = result.into_stream();
+                    let mut failure = None;
+                    while let Some(chunk) = body.next().await {
+                        match chunk {
+                            Ok(bytes) => {
+                                (self.cancel)()?;
+                                let len = bytes.len() as u64;
+                                if len > part.byte_len() - done {
+                                    return Err(Error::Remote {
+                                        url: self.url.to_string(),
+                                        range: Some(asked),
+                                        kind: RemoteProblem::Transfer,
+                                        problem: "the server sent more bytes than asked".into(),
+                                    });
+                                }
+                                self.write(part, done, &bytes)?;
+                                done += len;
+                                (self.on_progress)(len);
+                            }
+                            Err(e) => {
+                                failure = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    match failure {
+                        None if done == part.byte_len() => return Ok(done),
+                        None => {
+                            // The body ended early without an error: a
+                            // cut the client could not tell from an end.
+                            if resumes >= self.max_resumes {
+                                return Err(self.folder.short_answer(
+                                    self.url,
+                                    part.src.clone(),
+                                    done,
+                                ));
+                            }
+                            resumes += 1;
+                            tokio::time::sleep(RESUME_BACKOFF * 2u32.pow(resumes - 1)).await;
+                            continue;
+                        }
+                        Some(e) => e,
+                    }
+                }
+            };
+            // object_store has already retried the request itself; what
+            // is resumed here is a body that stopped part-way, and only
+            // for transfer failures (never a 403, 404 or 412).
+            let resumable = kind_of(&failure) == RemoteProblem::Transfer
+                && done > 0
+                && resumes < self.max_resumes;
+            if !resumable {
+                let range = part.src.start + done..part.src.end;
+                return Err(self.folder.error(self.url, Some(range), &failure));
+            }
+            resumes += 1;
+            tokio::time::sleep(RESUME_BACKOFF * 2u32.pow(resumes - 1)).await;
+        }
+    }
+
+    /// Writes `bytes`, which start `at` bytes into `part`, to the output
+    /// places of the pieces they cover.
+    fn write(&self, part: &Part, at: u64, bytes: &[u8]) -> Result<()> {
+        let start = part.src.start + at;
+        let end = start + bytes.len() as u64;
+        for piece in &part.pieces {
+            let from = piece.src.max(start);
+            let to = (piece.src + piece.len).min(end);
+            if from >= to {
+                continue;
+            }
+            let slice = &bytes[(from - start) as usize..(to - start) as usize];
+            // A network chunk into the page cache: microseconds, so done
+            // on the polling thread rather than handed to a blocking pool.
+            self.out
+                .write_all_at(slice, piece.dst + (from - piece.src))
+                .map_err(|e| Error::io(&self.out_path(), "cannot write", e))?;
+        }
+        Ok(())
+    }
+
+    /// The output's path for a message (`/proc/self/fd`), as callers pass
+    /// an open file.
+    fn out_path(&self) -> PathBuf {
+        let link = format!("/proc/self/fd/{}", self.out.as_raw_fd());
+        std::fs::read_link(link).unwrap_or_else(|_| PathBuf::from("the output file"))
+    }
+}

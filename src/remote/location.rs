@@ -1,0 +1,310 @@
+//! From the text of a URL to an object store and the folder's prefix in it.
+//!
+//! Which store a URL names is `object_store`'s own rule
+//! ([`ObjectStoreScheme::parse`]): `s3://`/`s3a://`, `gs://`,
+//! `az://`/`abfs[s]://`/`adl://`/`azure://`, `https://` hosts of S3, R2 and
+//! Azure, and any other `http(s)://` as a plain web server. Credentials and
+//! endpoints come from the standard environment (the builders' `from_env`),
+//! then from the `config` pairs a caller gives (tests point at a local
+//! server that way). Never from the URL: a password in a URL is refused, so
+//! that it cannot end up in a message or a shell history we print.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::http::HttpBuilder;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, ObjectStoreScheme, RetryConfig,
+};
+use url::Url;
+
+/// Which kind of service a [`super::RemoteFolder`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    S3,
+    Gcs,
+    Azure,
+    /// A plain web server: ranged GETs, no listing.
+    Http,
+}
+
+/// A parsed URL, ready to use.
+pub(super) struct Location {
+    pub kind: StoreKind,
+    pub store: Arc<dyn ObjectStore>,
+    pub prefix: ObjectPath,
+    /// The URL for messages: no password, query or fragment, no trailing `/`.
+    pub url: String,
+    /// Values that must never be shown (keys, tokens), for redaction.
+    pub secrets: Vec<String>,
+}
+
+/// Why a URL was refused, already worded for the user.
+pub(super) struct UrlProblem {
+    pub url: String,
+    pub problem: String,
+}
+
+/// Requests object_store retries itself (5xx, 429, timeouts, connection
+/// errors), with exponential backoff; 4xx answers are never retried.
+const MAX_RETRIES: usize = 4;
+const RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+const CONNECT_TIMEOUT: &str = "10 seconds";
+/// No byte for this long on a connection: the request fails and is retried
+/// (or resumed, mid-body).
+const READ_TIMEOUT: &str = "30 seconds";
+/// A whole request, body included: generous, since a part of 16 MiB on a
+/// slow link takes a while; stalls are caught by the read timeout.
+const REQUEST_TIMEOUT: &str = "10 minutes";
+
+/// Whether `text` is a URL (`scheme://...`) rather than a local path.
+pub(super) fn looks_like_url(text: &str) -> bool {
+    let Some((scheme, _)) = text.split_once("://") else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, UrlProblem> {
+    let url = Url::parse(text).map_err(|e| UrlProblem {
+        url: scrub_unparsed(text),
+        problem: format!("not a valid URL: {e}"),
+    })?;
+    let display = display_url(&url);
+    let refuse = |problem: String| UrlProblem {
+        url: display.clone(),
+        problem,
+    };
+    if url.password().is_some() {
+        return Err(refuse(
+            "credentials in the URL are not supported: give them in the environment \
+             (see docs/REMOTE.md)"
+                .into(),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(refuse(
+            "a query string or fragment in the URL is not supported".into(),
+        ));
+    }
+    const SCHEMES: [&str; 9] = [
+        "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http",
+    ];
+    if !SCHEMES.contains(&url.scheme()) && url.scheme() != "https" {
+        return Err(refuse(format!(
+            "unsupported URL scheme `{}`: use s3://, gs://, az://, http:// or https://",
+            url.scheme()
+        )));
+    }
+    // object_store's rule keeps the bucket out of the path for s3/gs/az
+    // URLs and the https forms of S3 and Azure; a plain web server's
+    // folder is the whole URL path.
+    let (scheme, prefix) = ObjectStoreScheme::parse(&url)
+        .map_err(|e| refuse(format!("bad folder path in the URL: {e}")))?;
+    // `az://container@account...` names a container with its user part;
+    // elsewhere a user part is a credential.
+    if !url.username().is_empty() && scheme != ObjectStoreScheme::MicrosoftAzure {
+        return Err(refuse(
+            "a user name in the URL is not supported: give credentials in the environment \
+             (see docs/REMOTE.md)"
+                .into(),
+        ));
+    }
+    let mut secrets = secret_values(config);
+    let built = match scheme {
+        ObjectStoreScheme::AmazonS3 => build_s3(text, config).map(|s| (StoreKind::S3, s)),
+        ObjectStoreScheme::GoogleCloudStorage => {
+            build_gcs(text, config).map(|s| (StoreKind::Gcs, s))
+        }
+        ObjectStoreScheme::MicrosoftAzure => {
+            build_azure(text, config).map(|s| (StoreKind::Azure, s))
+        }
+        ObjectStoreScheme::Http => build_http(&url, config).map(|s| (StoreKind::Http, s)),
+        _ => Err(format!(
+            "unsupported URL scheme `{}`: use s3://, gs://, az://, http:// or https://",
+            url.scheme()
+        )),
+    };
+    let (kind, store) = built.map_err(|problem| {
+        let problem = super::problem::redact(&problem, &secrets);
+        refuse(format!("cannot set up access: {problem}"))
+    })?;
+    secrets.sort();
+    secrets.dedup();
+    Ok(Location {
+        kind,
+        store,
+        prefix,
+        url: display,
+        secrets,
+    })
+}
+
+/// `url` as messages show it: scheme, user part (an Azure container),
+/// host, port and path; never a password, query or fragment.
+fn display_url(url: &Url) -> String {
+    let mut shown = format!("{}://", url.scheme());
+    if !url.username().is_empty() {
+        shown.push_str(url.username());
+        shown.push('@');
+    }
+    if let Some(host) = url.host_str() {
+        shown.push_str(host);
+    }
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path().trim_end_matches('/'));
+    shown
+}
+
+/// A text that did not parse as a URL, for a message: everything between
+/// `://` and an `@` (a possible password) and after `?` or `#` is dropped.
+fn scrub_unparsed(text: &str) -> String {
+    let text = text.split(['?', '#']).next().unwrap_or_default();
+    match (text.split_once("://"), text.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://{}", &text[at + 1..]),
+        _ => text.to_string(),
+    }
+}
+
+/// The values of the configuration (environment first, then `config`)
+/// that are secrets, so that no message can repeat them.
+fn secret_values(config: &[(&str, &str)]) -> Vec<String> {
+    let is_secret = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        !key.ends_with("key_id")
+            && ["secret", "token", "password", "sas", "_key", "credential"]
+                .iter()
+                .any(|w| key.contains(w))
+    };
+    let from_env = std::env::vars().filter(|(key, _)| {
+        (key.starts_with("AWS_") || key.starts_with("GOOGLE_") || key.starts_with("AZURE_"))
+            && is_secret(key)
+    });
+    from_env
+        .map(|(_, value)| value)
+        .chain(
+            config
+                .iter()
+                .filter(|(key, _)| is_secret(key))
+                .map(|(_, value)| value.to_string()),
+        )
+        // A one- or two-character value would redact half of every message.
+        .filter(|value| value.len() >= 4)
+        .collect()
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            base: 2.0,
+        },
+        max_retries: MAX_RETRIES,
+        retry_timeout: RETRY_TIMEOUT,
+    }
+}
+
+/// Timeouts every store gets unless the environment or `config` sets them.
+const CLIENT_DEFAULTS: [(ClientConfigKey, &str); 3] = [
+    (ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT),
+    (ClientConfigKey::ReadTimeout, READ_TIMEOUT),
+    (ClientConfigKey::Timeout, REQUEST_TIMEOUT),
+];
+
+/// Applies `config` pairs to a builder through its own key type, so a
+/// misspelt key is an error rather than silently ignored.
+fn apply<B, K: FromStr>(
+    mut builder: B,
+    config: &[(&str, &str)],
+    with: impl Fn(B, K, &str) -> B,
+) -> Result<B, String> {
+    for (key, value) in config {
+        let parsed = K::from_str(key).map_err(|_| format!("unknown setting `{key}`"))?;
+        builder = with(builder, parsed, value);
+    }
+    Ok(builder)
+}
+
+fn build_s3(text: &str, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>, String> {
+    let mut builder = AmazonS3Builder::from_env().with_url(text);
+    builder = apply(builder, config, |b, k: AmazonS3ConfigKey, v| {
+        b.with_config(k, v)
+    })?;
+    for (key, value) in CLIENT_DEFAULTS {
+        let key = AmazonS3ConfigKey::Client(key);
+        if builder.get_config_value(&key).is_none() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    let store = builder
+        .with_retry(retry_config())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+fn build_gcs(text: &str, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>, String> {
+    let mut builder = GoogleCloudStorageBuilder::from_env().with_url(text);
+    builder = apply(builder, config, |b, k: GoogleConfigKey, v| {
+        b.with_config(k, v)
+    })?;
+    for (key, value) in CLIENT_DEFAULTS {
+        let key = GoogleConfigKey::Client(key);
+        if builder.get_config_value(&key).is_none() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    let store = builder
+        .with_retry(retry_config())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+fn build_azure(text: &str, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>, String> {
+    let mut builder = MicrosoftAzureBuilder::from_env().with_url(text);
+    builder = apply(builder, config, |b, k: AzureConfigKey, v| {
+        b.with_config(k, v)
+    })?;
+    for (key, value) in CLIENT_DEFAULTS {
+        let key = AzureConfigKey::Client(key);
+        if builder.get_config_value(&key).is_none() {
+            builder = builder.with_config(key, value);
+        }
+    }
+    let store = builder
+        .with_retry(retry_config())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+/// A plain web server: the store's base is the URL's origin, and the
+/// folder's path is the prefix, like a bucket's.
+fn build_http(url: &Url, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>, String> {
+    let origin = url.origin().ascii_serialization();
+    let mut options = ClientOptions::new().with_allow_http(url.scheme() == "http");
+    for (key, value) in CLIENT_DEFAULTS {
+        options = options.with_config(key, value);
+    }
+    options = apply(options, config, |o, k: ClientConfigKey, v| {
+        o.with_config(k, v)
+    })?;
+    let store = HttpBuilder::new()
+        .with_url(origin)
+        .with_client_options(options)
+        .with_retry(retry_config())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}

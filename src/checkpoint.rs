@@ -9,13 +9,15 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::config::{ConfigFile, CONFIG_FILE};
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::index::{IndexFile, INDEX_SUFFIX};
-use crate::input::{open_safetensors, InputFile};
+use crate::input::{open_remote_safetensors, open_safetensors, InputFile};
 use crate::ranks::{parse_rank_file_name, rank_file_name, RankSet};
+use crate::remote::RemoteFolder;
 
 /// One safetensors file to prune.
 #[derive(Debug)]
@@ -219,6 +221,189 @@ impl Checkpoint {
             warnings,
         })
     }
+}
+
+impl Checkpoint {
+    /// [`Checkpoint::open`] for a folder in a store or behind a URL: the
+    /// same layouts and checks, from what the remote side shows. A store
+    /// lists the folder; over plain HTTP nothing can be listed, so the files
+    /// come from `config.json` (TensorRT-LLM: its `world_size` ranks) or
+    /// from `model.safetensors.index.json` (or a lone `model.safetensors`),
+    /// and other files are not copied, which a warning says.
+    pub fn open_remote(folder: &Arc<RemoteFolder>, ranks: Option<&RankSet>) -> Result<Checkpoint> {
+        let url = |name: &str| PathBuf::from(folder.object_url(name));
+        let root = PathBuf::from(folder.url());
+        let text_of = |name: &str| -> Result<Option<String>> {
+            match folder.get_small(name)? {
+                None => Ok(None),
+                Some(bytes) => String::from_utf8(bytes).map(Some).map_err(|e| {
+                    Error::invalid(
+                        &url(name),
+                        format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+                    )
+                }),
+            }
+        };
+        let listing = folder.list()?;
+        let mut warnings = Vec::new();
+        let names: Option<Vec<String>> = listing
+            .as_ref()
+            .map(|entries| entries.iter().map(|e| e.name.clone()).collect());
+        let has_ranks = names
+            .as_ref()
+            .is_some_and(|n| n.iter().any(|n| parse_rank_file_name(n).is_some()));
+        let config = match text_of(CONFIG_FILE)? {
+            Some(text) => Some(ConfigFile::parse(&url(CONFIG_FILE), text)?),
+            None => None,
+        };
+        // A TensorRT-LLM config names `architecture` (a Hugging Face one,
+        // `architectures`) and a `mapping`.
+        let trtllm_config = config.as_ref().is_some_and(|c| {
+            c.object.contains_key("mapping") || c.object.contains_key("architecture")
+        });
+        let trtllm = has_ranks || (names.is_none() && trtllm_config);
+        let mut files = Vec::new();
+        let mut extra_files = Vec::new();
+        let layout = if trtllm {
+            let Some(config) = config else {
+                return Err(Error::invalid(
+                    &url(CONFIG_FILE),
+                    "no config.json: not a TensorRT-LLM checkpoint folder",
+                ));
+            };
+            let world_size = config.world_size;
+            if let Some(set) = ranks {
+                if let Some(bad) = set.ranks().iter().find(|&&r| r >= world_size) {
+                    return Err(Error::invalid(
+                        &config.path,
+                        format!("--ranks asks for rank {bad} but world_size is {world_size}"),
+                    ));
+                }
+            }
+            // Ranks are opened one by one, so a world_size from the file
+            // sizes nothing: a missing rank ends the loop with an error.
+            let wanted: Box<dyn Iterator<Item = u64>> = match ranks {
+                Some(set) => Box::new(set.ranks().to_vec().into_iter()),
+                None => Box::new(0..world_size),
+            };
+            for rank in wanted {
+                let name = rank_file_name(rank);
+                if names.as_ref().is_some_and(|n| !n.contains(&name)) {
+                    return Err(Error::invalid(
+                        &url(&name),
+                        format!("rank file missing: config.json has world_size {world_size}"),
+                    ));
+                }
+                let (input, header) = open_remote_safetensors(folder, &name).map_err(|e| match e {
+                    Error::Remote { .. } if names.is_none() => Error::invalid(
+                        &url(&name),
+                        format!("rank file missing or unreadable: config.json has world_size {world_size} ({e})"),
+                    ),
+                    other => other,
+                })?;
+                files.push(SafetensorsInput {
+                    name,
+                    input,
+                    header,
+                });
+            }
+            for entry in listing.iter().flatten() {
+                match parse_rank_file_name(&entry.name) {
+                    _ if entry.name == CONFIG_FILE => {}
+                    Some(rank) if rank < world_size => {}
+                    Some(rank) => warnings.push(format!(
+                        "{}: skipped: rank {rank} is outside world_size {world_size}",
+                        folder.object_url(&entry.name)
+                    )),
+                    None => extra_files.push(remote_side_file(folder, &entry.name, entry.size)?),
+                }
+            }
+            Layout::TrtLlm { config }
+        } else {
+            if ranks.is_some() {
+                return Err(Error::invalid(
+                    &root,
+                    "--ranks applies to TensorRT-LLM checkpoints (rank{N}.safetensors); this folder has none",
+                ));
+            }
+            let index_name = match &names {
+                Some(n) => n.iter().find(|n| n.ends_with(INDEX_SUFFIX)).cloned(),
+                None => Some(format!("model{INDEX_SUFFIX}")),
+            };
+            let index = match index_name {
+                Some(name) => match text_of(&name)? {
+                    Some(text) => Some(IndexFile::parse(&url(&name), &name, &text)?),
+                    None => None,
+                },
+                None => None,
+            };
+            let shards: Vec<String> = match (&names, &index) {
+                (Some(n), _) => n
+                    .iter()
+                    .filter(|n| n.ends_with(".safetensors"))
+                    .cloned()
+                    .collect(),
+                (None, Some(index)) => index.shards(),
+                (None, None) => vec!["model.safetensors".to_string()],
+            };
+            if shards.is_empty() {
+                return Err(Error::invalid(
+                    &root,
+                    "no checkpoint here: no rank{N}.safetensors (TensorRT-LLM) and no .safetensors file",
+                ));
+            }
+            for name in shards {
+                let (input, header) = open_remote_safetensors(folder, &name)?;
+                files.push(SafetensorsInput {
+                    name,
+                    input,
+                    header,
+                });
+            }
+            if let Some(index) = &index {
+                for shard in index.shards() {
+                    if !files.iter().any(|f| f.name == shard) {
+                        return Err(Error::invalid(
+                            &index.path,
+                            format!("weight_map names shard `{shard}`, which is not in the folder"),
+                        ));
+                    }
+                }
+            }
+            for entry in listing.iter().flatten() {
+                let is_index = index.as_ref().is_some_and(|i| i.name == entry.name);
+                if !entry.name.ends_with(".safetensors") && !is_index {
+                    extra_files.push(remote_side_file(folder, &entry.name, entry.size)?);
+                }
+            }
+            Layout::Generic { index }
+        };
+        if listing.is_none() {
+            warnings.push(format!(
+                "{}: other files (tokenizer, quantization config, ...) are not copied: a plain HTTP server cannot list the folder, so only the files the config or the index names are read",
+                folder.url()
+            ));
+        }
+        Ok(Checkpoint {
+            layout,
+            files,
+            extra_files,
+            warnings,
+        })
+    }
+}
+
+/// A side file of a remote folder, to be copied whole; its identity is
+/// taken from its first bytes' answer.
+fn remote_side_file(folder: &Arc<RemoteFolder>, name: &str, size: u64) -> Result<InputFile> {
+    let (_, info) = folder.read_prefix(name, 0)?;
+    if info.size != size {
+        return Err(Error::invalid(
+            &PathBuf::from(folder.object_url(name)),
+            "the object changed while the folder was listed; run again",
+        ));
+    }
+    Ok(InputFile::remote(folder, name, info))
 }
 
 /// The warning for a subfolder of a checkpoint, which is not copied:

@@ -21,7 +21,13 @@ pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
 impl IndexFile {
     pub(crate) fn read(path: &Path, name: &str) -> Result<IndexFile> {
         let text = fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
-        let value: Value = serde_json::from_str(&text)
+        IndexFile::parse(path, name, &text)
+    }
+
+    /// Validates the text of an index read from `path` (a local path or a
+    /// URL, for messages).
+    pub(crate) fn parse(path: &Path, name: &str, text: &str) -> Result<IndexFile> {
+        let value: Value = serde_json::from_str(text)
             .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
         let Value::Object(object) = value else {
             return Err(Error::invalid(path, "top level is not a JSON object"));

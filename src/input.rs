@@ -7,8 +7,11 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use crate::error::{Error, Result};
 use crate::header::{self, Header, N_LEN};
+use crate::remote::{ObjectInfo, RemoteFolder};
 use crate::stage::Ownership;
 
 /// Identity and state of an input file when it was opened, to notice a file
@@ -41,8 +44,10 @@ impl FileStamp {
 /// An open input file with the stamp taken when it was opened.
 #[derive(Debug)]
 pub struct InputFile {
+    /// The local path, or the object's URL (for messages).
     pub path: PathBuf,
-    pub file: File,
+    /// Where its bytes are read from.
+    pub source: Source,
     pub stamp: FileStamp,
     /// Owner, group and mode, which an in-place replacement keeps.
     pub ownership: Ownership,
@@ -61,7 +66,7 @@ impl InputFile {
             .map_err(|e| Error::io(path, "cannot read metadata", e))?;
         Ok(InputFile {
             path: path.to_path_buf(),
-            file,
+            source: Source::Local(file),
             stamp: FileStamp::of(&meta),
             ownership: Ownership::of(&meta),
             link_target: fs::read_link(path).ok(),
@@ -72,8 +77,11 @@ impl InputFile {
     /// was opened: the bytes just copied are then the bytes the header
     /// described.
     pub fn check_unchanged(&self) -> Result<()> {
-        let now = self
-            .file
+        // A remote object is checked at every request (its ETag).
+        let Source::Local(file) = &self.source else {
+            return Ok(());
+        };
+        let now = file
             .metadata()
             .map_err(|e| Error::io(&self.path, "cannot read metadata", e))?;
         let now = FileStamp::of(&now);
@@ -99,11 +107,110 @@ impl InputFile {
     }
 }
 
+/// Where an input's bytes are.
+#[derive(Debug)]
+pub enum Source {
+    /// A local file, open for reading.
+    Local(File),
+    /// An object in a store or behind a URL ([`crate::remote`]), as it was
+    /// when its header was read.
+    Remote(RemoteObject),
+}
+
+/// One object of a remote checkpoint folder.
+#[derive(Debug, Clone)]
+pub struct RemoteObject {
+    pub folder: Arc<RemoteFolder>,
+    pub name: String,
+    pub info: ObjectInfo,
+}
+
+impl InputFile {
+    /// The object `name` of `folder`, with the identity `info` it had when
+    /// it was first read; owned, for what an output takes from its input,
+    /// by whoever runs the tool.
+    pub fn remote(folder: &Arc<RemoteFolder>, name: &str, info: ObjectInfo) -> InputFile {
+        // SAFETY: geteuid and getegid cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        InputFile {
+            path: PathBuf::from(folder.object_url(name)),
+            stamp: FileStamp {
+                dev: 0,
+                ino: 0,
+                len: info.size,
+                mtime_ns: 0,
+            },
+            ownership: Ownership {
+                uid,
+                gid,
+                mode: 0o644,
+            },
+            link_target: None,
+            source: Source::Remote(RemoteObject {
+                folder: Arc::clone(folder),
+                name: name.to_string(),
+                info,
+            }),
+        }
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset` (fewer only at the end).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
+        match &self.source {
+            Source::Local(file) => read_fully_at(file, buf, offset)
+                .map_err(|e| Error::io(&self.path, "cannot read", e)),
+            Source::Remote(o) => {
+                let end = offset.saturating_add(buf.len() as u64).min(o.info.size);
+                if end <= offset {
+                    return Ok(0);
+                }
+                let bytes = o.folder.read_range(&o.name, &o.info, offset..end)?;
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                Ok(n)
+            }
+        }
+    }
+}
+
 /// Opens a rank (or any safetensors) file and validates its header.
 pub fn open_safetensors(path: &Path) -> Result<(InputFile, Header)> {
     let input = InputFile::open(path)?;
-    let header = read_header(&input.file, path)?;
+    let header = match &input.source {
+        Source::Local(file) => read_header(file, path)?,
+        Source::Remote(o) => return open_remote_safetensors(&o.folder, &o.name),
+    };
     Ok((input, header))
+}
+
+/// Bytes read speculatively from a remote file: its length prefix and, for
+/// most headers, the whole header, in one request.
+const REMOTE_PREFIX_READ: u64 = 64 << 10;
+
+/// Reads and validates the header of the remote object `name`: one ranged
+/// read of its first bytes, one more for a header longer than that.
+pub fn open_remote_safetensors(
+    folder: &Arc<RemoteFolder>,
+    name: &str,
+) -> Result<(InputFile, Header)> {
+    let (prefix, info) = folder.read_prefix(name, REMOTE_PREFIX_READ)?;
+    let url = PathBuf::from(folder.object_url(name));
+    let header_error = |source| Error::Header {
+        file: url.clone(),
+        source,
+    };
+    let n = header::header_len_from_prefix(&prefix, info.size).map_err(header_error)?;
+    // header_len_from_prefix checked that 8 + n fits the object's size.
+    let end = (N_LEN + n) as usize;
+    let json = if prefix.len() >= end {
+        prefix[N_LEN as usize..end].to_vec()
+    } else {
+        let mut json = prefix[N_LEN as usize..].to_vec();
+        json.extend(folder.read_range(name, &info, prefix.len() as u64..end as u64)?);
+        json
+    };
+    let header = header::parse_header(&json, info.size).map_err(header_error)?;
+    Ok((InputFile::remote(folder, name, info), header))
 }
 
 /// Opens an existing regular file for reading.

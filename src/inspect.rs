@@ -10,7 +10,7 @@ use crate::header::Header;
 use crate::input::open_safetensors;
 use crate::interrupt::Cancel;
 use crate::plan::{PrunePlan, SHARE_ALIGNMENT};
-use crate::prune::plan_file;
+use crate::prune::{plan_file, remote_folder};
 use crate::recover::recover_or_note;
 use crate::rule::PruneRule;
 use crate::run::file_name;
@@ -32,6 +32,14 @@ pub fn inspect(
     rule: &PruneRule,
     cancel: &Cancel,
 ) -> Result<(Vec<Inspected>, Vec<String>)> {
+    if let Some(folder) = remote_folder(path)? {
+        let checkpoint = Checkpoint::open_remote(&folder, None)?;
+        let files = checkpoint
+            .files
+            .into_iter()
+            .map(|f| (f.name, f.input.path, f.header));
+        return Ok((plan_all(files, rule)?, checkpoint.warnings));
+    }
     let meta = fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
         _ => Error::io(path, "cannot open", e),
@@ -59,7 +67,15 @@ pub fn inspect(
             header,
         )]
     };
-    let files = files
+    Ok((plan_all(files, rule)?, notes))
+}
+
+/// Plans each file under `rule`.
+fn plan_all(
+    files: impl IntoIterator<Item = (String, PathBuf, Header)>,
+    rule: &PruneRule,
+) -> Result<Vec<Inspected>> {
+    files
         .into_iter()
         .map(|(name, path, header)| {
             Ok(Inspected {
@@ -69,6 +85,5 @@ pub fn inspect(
                 header,
             })
         })
-        .collect::<Result<_>>()?;
-    Ok((files, notes))
+        .collect()
 }

@@ -8,6 +8,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::checkpoint::{Checkpoint, Layout, SafetensorsInput};
 use crate::config::{ConfigFile, CONFIG_FILE};
@@ -23,6 +24,7 @@ use crate::plan::{plan_prune, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::ranks::RankSet;
 use crate::recover::{pending, recover_or_note};
+use crate::remote::{FetchOptions, RemoteFolder};
 use crate::rule::PruneRule;
 use crate::run::{file_name, run_jobs, write_new, Job};
 use crate::stage::{Ownership, StagedFile, Staging};
@@ -55,6 +57,8 @@ pub struct Options {
     pub verify: bool,
     /// What stops the run (by default: SIGINT, SIGTERM, SIGHUP).
     pub cancel: Cancel,
+    /// Ranged requests in flight per file of a remote checkpoint.
+    pub fetch_jobs: usize,
 }
 
 impl Options {
@@ -71,6 +75,7 @@ impl Options {
             ranks: None,
             verify: false,
             cancel: Cancel::on_signals(),
+            fetch_jobs: FetchOptions::default().jobs,
         }
     }
 }
@@ -221,6 +226,13 @@ pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
 /// output folder (see [`crate::recover`]); returns one line per run dealt
 /// with. A folder this process cannot change gets a line saying so instead.
 pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
+    if remote_folder(&options.checkpoint_dir)?.is_some() {
+        // Only the (local) output folder can hold leftovers.
+        return match &options.out_dir {
+            Some(dir) if dir.is_dir() => recover_or_note(&resolve_out_dir(dir)?, &options.cancel),
+            _ => Ok(Vec::new()),
+        };
+    }
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
     let mut notes = recover_or_note(&checkpoint_dir, &options.cancel)?;
     // What could not be finished (a read-only folder, another user's run)
@@ -247,6 +259,12 @@ pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
 /// A dry run's warnings about unfinished commits in the folders a real run
 /// would read and write (it changes nothing, so it only says so).
 pub fn unfinished_commits(options: &Options) -> Result<Vec<String>> {
+    if remote_folder(&options.checkpoint_dir)?.is_some() {
+        return match &options.out_dir {
+            Some(dir) if dir.is_dir() => pending(&resolve_out_dir(dir)?, &options.cancel),
+            _ => Ok(Vec::new()),
+        };
+    }
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
     let mut lines = pending(&checkpoint_dir, &options.cancel)?;
     let out_dir = out_dir_of(options, &checkpoint_dir)?;
@@ -254,6 +272,18 @@ pub fn unfinished_commits(options: &Options) -> Result<Vec<String>> {
         lines.extend(pending(&out_dir, &options.cancel)?);
     }
     Ok(lines)
+}
+
+/// The checkpoint folder as a store or a URL (`s3://`, `gs://`, `az://`,
+/// `http(s)://`, see `remote`), when it is given as one.
+pub fn remote_folder(dir: &Path) -> Result<Option<Arc<RemoteFolder>>> {
+    let Some(text) = dir.to_str() else {
+        return Ok(None);
+    };
+    match RemoteFolder::parse(text) {
+        None => Ok(None),
+        Some(folder) => folder.map(|f| Some(Arc::new(f))),
+    }
 }
 
 /// The output folder of a run: `--out_dir`, the checkpoint folder in place,
@@ -268,8 +298,27 @@ fn out_dir_of(options: &Options, checkpoint_dir: &Path) -> Result<PathBuf> {
 
 /// Reads, validates and plans everything. Writes nothing.
 pub fn prepare(options: &Options) -> Result<Prepared> {
-    let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
-    let out_dir = out_dir_of(options, &checkpoint_dir)?;
+    let remote = remote_folder(&options.checkpoint_dir)?;
+    let (checkpoint_dir, out_dir) = match &remote {
+        Some(folder) => {
+            let url = PathBuf::from(folder.url());
+            let out_dir = match (&options.out_dir, options.in_place) {
+                (Some(dir), false) => resolve_out_dir(dir)?,
+                _ => {
+                    return Err(Error::refused(
+                        &url,
+                        "a remote checkpoint is pruned into a local folder: give --out_dir (and not --in-place)",
+                    ))
+                }
+            };
+            (url, out_dir)
+        }
+        None => {
+            let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
+            let out_dir = out_dir_of(options, &checkpoint_dir)?;
+            (checkpoint_dir, out_dir)
+        }
+    };
     if options.in_place && out_dir != checkpoint_dir {
         return Err(Error::refused(
             &out_dir,
@@ -288,7 +337,10 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             "the output path exists and is not a folder",
         ));
     }
-    let checkpoint = Checkpoint::open(&checkpoint_dir, options.ranks.as_ref())?;
+    let checkpoint = match &remote {
+        Some(folder) => Checkpoint::open_remote(folder, options.ranks.as_ref())?,
+        None => Checkpoint::open(&checkpoint_dir, options.ranks.as_ref())?,
+    };
     options.cancel.check()?;
     let Checkpoint {
         layout,

@@ -11,10 +11,11 @@ use std::sync::Mutex;
 
 use crate::copy::{CopyStats, FilePair, Hooks, RangeCopier};
 use crate::error::{Error, Result};
-use crate::input::InputFile;
+use crate::input::{InputFile, Source};
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::prune::{FilePlan, GeneratedFile, Options};
+use crate::remote::FetchOptions;
 use crate::stage::{StagedFile, Staging};
 
 /// The last component of `path`, as it is (names need not be UTF-8).
@@ -119,7 +120,7 @@ fn run_job(
     fsync: bool,
     in_place: bool,
     progress: &Progress,
-    cancel: &dyn Fn() -> Result<()>,
+    cancel: &(dyn Fn() -> Result<()> + Sync),
 ) -> Result<CopyStats> {
     cancel()?;
     let input = job.input();
@@ -143,22 +144,46 @@ fn run_job(
     out.set_len(output_len)
         .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
     let on_progress = |n: u64| bar.inc(n);
-    let files = FilePair {
-        src: &input.file,
-        src_path: &input.path,
-        dst: &out,
-        dst_path: &staged.target,
+    let stats = match &input.source {
+        Source::Local(file) => {
+            let files = FilePair {
+                src: file,
+                src_path: &input.path,
+                dst: &out,
+                dst_path: &staged.target,
+            };
+            let hooks = Hooks {
+                on_progress: &on_progress,
+                cancel,
+            };
+            let block = options.align.unwrap_or(SHARE_ALIGNMENT);
+            let mut copier = RangeCopier::new(files, block, options.methods, hooks);
+            for &range in ranges {
+                copier.copy(range)?;
+            }
+            copier.stats()
+        }
+        // Ranged reads, written where they belong with pwrite.
+        Source::Remote(o) => {
+            let fetch = FetchOptions {
+                jobs: options.fetch_jobs,
+                ..FetchOptions::default()
+            };
+            let copied = o.folder.copy_ranges(
+                &o.name,
+                &o.info,
+                ranges,
+                &out,
+                &fetch,
+                &on_progress,
+                cancel,
+            )?;
+            CopyStats {
+                copied,
+                ..CopyStats::default()
+            }
+        }
     };
-    let hooks = Hooks {
-        on_progress: &on_progress,
-        cancel,
-    };
-    let block = options.align.unwrap_or(SHARE_ALIGNMENT);
-    let mut copier = RangeCopier::new(files, block, options.methods, hooks);
-    for &range in ranges {
-        copier.copy(range)?;
-    }
-    let stats = copier.stats();
     input.check_unchanged()?;
     if fsync {
         out.sync_all()

@@ -5,9 +5,6 @@
 //! check serves `--verify` after a run and `verify` on any pair, given the
 //! rule the output was made with.
 
-use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -22,7 +19,7 @@ use crate::interrupt::Cancel;
 use crate::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
-use crate::prune::plan_file;
+use crate::prune::{plan_file, remote_folder};
 use crate::ranks::parse_rank_file_name;
 use crate::recover::recover_or_note;
 use crate::rule::PruneRule;
@@ -46,10 +43,10 @@ impl FileVerdict {
     }
 }
 
-/// CRC32 of `len` bytes of `file` from `offset`, read through a fixed buffer.
+/// CRC32 of `len` bytes of `input` from `offset`, read through a fixed
+/// buffer (for a remote input, one ranged read per buffer).
 pub fn crc32_range(
-    file: &File,
-    path: &Path,
+    input: &InputFile,
     offset: u64,
     len: u64,
     buffer: &mut [u8],
@@ -60,16 +57,14 @@ pub fn crc32_range(
     while done < len {
         cancel.check()?;
         let want = (len - done).min(buffer.len() as u64) as usize;
-        let n = match file.read_at(&mut buffer[..want], offset + done) {
-            Ok(0) => {
+        let n = match input.read_at(&mut buffer[..want], offset + done)? {
+            0 => {
                 return Err(Error::InputChanged {
-                    file: path.to_path_buf(),
+                    file: input.path.clone(),
                     offset: offset + done,
                 })
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, "cannot read", e)),
+            n => n,
         };
         hasher.update(&buffer[..n]);
         done += n as u64;
@@ -151,16 +146,14 @@ pub fn verify_safetensors(
         }
         let len = t.byte_len();
         let a = crc32_range(
-            &input.file,
-            &input.path,
+            input,
             in_header.data_start() + t.begin,
             len,
             &mut buffer,
             cancel,
         )?;
         let b = crc32_range(
-            &out_file.file,
-            output,
+            &out_file,
             out_header.data_start() + o.begin,
             len,
             &mut buffer,
@@ -210,15 +203,8 @@ pub fn verify_copy(
         ));
         return Ok(verdict);
     }
-    let a = crc32_range(
-        &input.file,
-        &input.path,
-        0,
-        input.stamp.len,
-        &mut buffer,
-        cancel,
-    )?;
-    let b = crc32_range(&out.file, output, 0, out.stamp.len, &mut buffer, cancel)?;
+    let a = crc32_range(input, 0, input.stamp.len, &mut buffer, cancel)?;
+    let b = crc32_range(&out, 0, out.stamp.len, &mut buffer, cancel)?;
     verdict.bytes_checked = input.stamp.len;
     if a != b {
         verdict.problems.push(format!(
@@ -373,17 +359,33 @@ pub fn verify_existing(
     rule: &PruneRule,
     cancel: &Cancel,
 ) -> Result<Verification> {
-    let checkpoint_dir = canonical_checkpoint_dir(given_checkpoint_dir)?;
-    let out_dir = match out_dir {
-        Some(dir) => resolve_out_dir(dir)?,
-        None => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
+    let remote = remote_folder(given_checkpoint_dir)?;
+    let checkpoint_dir = match &remote {
+        Some(folder) => PathBuf::from(folder.url()),
+        None => canonical_checkpoint_dir(given_checkpoint_dir)?,
+    };
+    let out_dir = match (out_dir, &remote) {
+        (Some(dir), _) => resolve_out_dir(dir)?,
+        (None, None) => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
+        (None, Some(_)) => {
+            return Err(Error::refused(
+                &checkpoint_dir,
+                "give --out_dir: the output of a remote checkpoint is a local folder",
+            ))
+        }
     };
     if !out_dir.is_dir() {
         return Err(Error::invalid(&out_dir, "output folder not found"));
     }
-    let mut recovered = recover_or_note(&checkpoint_dir, cancel)?;
+    let mut recovered = match &remote {
+        Some(_) => Vec::new(),
+        None => recover_or_note(&checkpoint_dir, cancel)?,
+    };
     recovered.extend(recover_or_note(&out_dir, cancel)?);
-    let checkpoint = Checkpoint::open(&checkpoint_dir, None)?;
+    let checkpoint = match &remote {
+        Some(folder) => Checkpoint::open_remote(folder, None)?,
+        None => Checkpoint::open(&checkpoint_dir, None)?,
+    };
     let mut verdicts = Vec::new();
     for f in &checkpoint.files {
         // Only the plan's decisions are compared, not its layout.

@@ -1071,3 +1071,257 @@ fn s3_wrong_credentials_are_one_quick_line_without_the_secret() {
     );
     assert!(!format!("{folder:?}").contains(SECRET));
 }
+
+// ------------------------------------------------------------ the CLI
+
+/// The binary with the environment an S3 user sets for the moto at `port`.
+fn s3_command(port: u16) -> Command {
+    let mut cmd = Command::new(crate::util::bin());
+    cmd.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTESTING")
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1");
+    cmd
+}
+
+/// Every file of a local folder, (name, bytes), sorted.
+fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A tiny TP2 checkpoint with a side file, and its local prune.
+fn local_reference(root: &Path) -> (PathBuf, Vec<(String, Vec<u8>)>) {
+    let ckpt = write_checkpoint(root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    fs::write(ckpt.join("quant_cfg.json"), "{\"quant_algo\": \"FP8\"}\n").unwrap();
+    let out = root.join("local.out");
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"-q",
+    ]));
+    (ckpt, files_of(&out))
+}
+
+#[test]
+fn the_cli_prunes_an_http_checkpoint_as_it_prunes_a_local_one() {
+    let server = HttpServer::start();
+    let (ckpt, mut expected) = local_reference(server.root());
+    let input_bytes: u64 = files_of(&ckpt).iter().map(|(_, b)| b.len() as u64).sum();
+    let kept: u64 = ["rank0.safetensors", "rank1.safetensors"]
+        .iter()
+        .map(|name| {
+            let bytes = fs::read(ckpt.join(name)).unwrap();
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+            let header = parse_header(&bytes[8..8 + n as usize], bytes.len() as u64).unwrap();
+            plan_prune(&header, &PruneRule::default(), SHARE_ALIGNMENT)
+                .unwrap()
+                .kept_bytes()
+        })
+        .sum();
+    let work = tempdir();
+    let out = work.path().join("out");
+    server.reset();
+
+    let result = Command::new(crate::util::bin())
+        .arg("--checkpoint_dir")
+        .arg(server.url("ckpt"))
+        .arg("--out_dir")
+        .arg(&out)
+        .output()
+        .unwrap();
+
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        err.contains("other files (tokenizer, quantization config, ...) are not copied"),
+        "{err}"
+    );
+    // Over plain HTTP the side file cannot be found: everything else is
+    // byte for byte what a local run makes.
+    expected.retain(|(name, _)| name != "quant_cfg.json");
+    assert_eq!(files_of(&out), expected);
+    // Only headers (one first read of up to 64 KiB each: these ranks are
+    // smaller, so it takes them whole), config.json and the kept bytes
+    // crossed the network.
+    let served = server.bytes_served();
+    let config = fs::metadata(ckpt.join("config.json")).unwrap().len();
+    let first_reads: u64 = ["rank0.safetensors", "rank1.safetensors"]
+        .iter()
+        .map(|n| fs::metadata(ckpt.join(n)).unwrap().len().min(PREFIX_READ))
+        .sum();
+    assert_eq!(served, config + first_reads + kept, "bytes served");
+    assert!(kept < input_bytes);
+}
+
+#[test]
+fn dry_runs_and_inspect_of_an_http_checkpoint_read_headers_only() {
+    let server = HttpServer::start();
+    let (ckpt, _) = local_reference(server.root());
+    let config = fs::metadata(ckpt.join("config.json")).unwrap().len();
+    for args in [
+        vec![
+            "--checkpoint_dir".to_string(),
+            server.url("ckpt"),
+            "--out_dir".into(),
+            "/tmp/never-written".into(),
+            "--dry-run".into(),
+            "--prune_all".into(),
+        ],
+        vec!["inspect".to_string(), server.url("ckpt")],
+    ] {
+        server.reset();
+        let result = Command::new(crate::util::bin())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            result.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        let served = server.bytes_served();
+        assert!(
+            served <= config + 2 * PREFIX_READ,
+            "{args:?}: {served} bytes served"
+        );
+    }
+    assert!(!Path::new("/tmp/never-written").exists());
+}
+
+#[test]
+fn the_cli_prunes_a_sharded_hugging_face_folder_over_http_through_its_index() {
+    let server = HttpServer::start();
+    let hf = server.root().join("hf");
+    fs::create_dir_all(&hf).unwrap();
+    let specs = |layer: u64| {
+        vec![
+            trtllm_prune::fixture::TensorSpec::new(
+                format!("model.layers.{layer}.self_attn.q_proj.weight"),
+                trtllm_prune::header::Dtype::BF16,
+                &[32, 32],
+            ),
+            trtllm_prune::fixture::TensorSpec::new(
+                format!("model.layers.{layer}.input_layernorm.weight"),
+                trtllm_prune::header::Dtype::BF16,
+                &[32],
+            ),
+        ]
+    };
+    let mut weight_map = serde_json::Map::new();
+    for (i, layer) in [0u64, 1].iter().enumerate() {
+        let name = format!("model-0000{}-of-00002.safetensors", i + 1);
+        let tensors = specs(*layer);
+        trtllm_prune::fixture::write_safetensors(&hf.join(&name), &tensors, None).unwrap();
+        for t in &tensors {
+            weight_map.insert(t.name.clone(), serde_json::Value::from(name.clone()));
+        }
+    }
+    fs::write(
+        hf.join("model.safetensors.index.json"),
+        serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map}).to_string(),
+    )
+    .unwrap();
+    let work = tempdir();
+    let (local, remote) = (work.path().join("local"), work.path().join("remote"));
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &hf,
+        &"--out_dir",
+        &local,
+        &"--prune",
+        &"*_proj.weight",
+        &"-q",
+    ]));
+
+    let result = Command::new(crate::util::bin())
+        .arg("--checkpoint_dir")
+        .arg(server.url("hf"))
+        .arg("--out_dir")
+        .arg(&remote)
+        .args(["--prune", "*_proj.weight", "-q", "--verify"])
+        .output()
+        .unwrap();
+
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(files_of(&remote), files_of(&local));
+}
+
+#[test]
+fn the_cli_prunes_an_s3_checkpoint_with_its_side_files_and_verifies_it() {
+    let Some(port) = moto() else {
+        return;
+    };
+    let root = tempdir();
+    let (ckpt, expected) = local_reference(root.path());
+    let bucket = bucket("cli");
+    let uploads: Vec<(String, Vec<u8>)> = files_of(&ckpt)
+        .into_iter()
+        .map(|(name, bytes)| (format!("models/tiny/{name}"), bytes))
+        .collect();
+    s3_upload(port, &bucket, &uploads);
+    let url = format!("s3://{bucket}/models/tiny");
+    let out = root.path().join("s3.out");
+
+    let result = s3_command(port)
+        .arg("--checkpoint_dir")
+        .arg(&url)
+        .arg("--out_dir")
+        .arg(&out)
+        .args(["--verify", "--json"])
+        .output()
+        .unwrap();
+
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{err}");
+    assert_eq!(files_of(&out), expected);
+    let report = String::from_utf8_lossy(&result.stdout);
+    assert!(!report.contains(SECRET) && !err.contains(SECRET));
+    let doc: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(doc["checkpoint_dir"], serde_json::Value::from(url.clone()));
+    // And `verify` reads the same remote checkpoint.
+    let verify = s3_command(port)
+        .args(["verify", "--checkpoint_dir", &url, "--out_dir"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[test]
+fn a_remote_checkpoint_needs_an_output_folder() {
+    let server = HttpServer::start();
+    local_reference(server.root());
+    let result = Command::new(crate::util::bin())
+        .arg("--checkpoint_dir")
+        .arg(server.url("ckpt"))
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&result.stderr).contains("give --out_dir"));
+}

@@ -153,7 +153,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Input checkpoint folder (config.json and rank*.safetensors).
+    /// Input checkpoint folder (config.json and rank*.safetensors), local or
+    /// a URL: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
+    /// http(s)://host/path (credentials from the usual environment).
     #[arg(
         long = "checkpoint_dir",
         visible_alias = "checkpoint-dir",
@@ -198,6 +200,10 @@ pub struct Cli {
     /// leave an output folder that the next run has to repair or redo.
     #[arg(long = "no-fsync", visible_alias = "no_fsync")]
     pub no_fsync: bool,
+
+    /// Ranged requests in flight per file of a remote checkpoint.
+    #[arg(long = "fetch-jobs", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub fetch_jobs: u32,
 
     /// Flush outputs to disk before the commit (the default; kept for
     /// scripts that pass it).
@@ -267,7 +273,8 @@ pub enum Command {
     /// dtype, shape, bytes, offset), its metadata, and what the rule would
     /// prune. Reads headers only.
     Inspect {
-        /// A checkpoint folder or a single .safetensors file.
+        /// A checkpoint folder (local, or a URL as for --checkpoint_dir) or a
+        /// single local .safetensors file.
         path: PathBuf,
         #[command(flatten)]
         rule: RuleArgs,
@@ -314,6 +321,7 @@ impl Cli {
         options.rule = self.rule.rule();
         options.jobs = self.jobs.unwrap_or(0) as usize;
         options.fsync = !self.no_fsync;
+        options.fetch_jobs = self.fetch_jobs as usize;
         options.in_place = self.in_place;
         options.ranks = self.ranks.clone();
         options.verify = self.verify;

@@ -4,7 +4,8 @@
 //! Data flows one way; the file list reads as the data flow:
 //!
 //! ```text
-//! read      checkpoint (the folder), config, index, input (files, headers), ranks
+//! read      checkpoint (the folder), config, index, input (files, headers), ranks,
+//!           remote (S3, GCS, Azure, HTTP: headers and kept ranges only)
 //! validate  header: bytes -> validated Header             (pure; json_scan points at errors)
 //! decide    rule: tensor name -> prune or keep             (pure)
 //! plan      plan: Header + rule -> PrunePlan               (pure: header bytes via header_json, copy ranges)

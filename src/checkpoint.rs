@@ -280,6 +280,14 @@ impl Checkpoint {
                     ));
                 }
             }
+            // Without a listing, nothing shows how many ranks exist: a server
+            // that answers any name would be asked for all of them.
+            if names.is_none() && ranks.is_none() && world_size > MAX_UNLISTED_FILES {
+                return Err(Error::invalid(
+                    &config.path,
+                    format!("world_size {world_size} is more rank files than a folder that cannot be listed is read for (at most {MAX_UNLISTED_FILES})"),
+                ));
+            }
             // Ranks are opened one by one, so a world_size from the file
             // sizes nothing: a missing rank ends the loop with an error.
             let wanted: Box<dyn Iterator<Item = u64>> = match ranks {
@@ -294,13 +302,17 @@ impl Checkpoint {
                         format!("rank file missing: config.json has world_size {world_size}"),
                     ));
                 }
-                let (input, header) = open_remote_safetensors(folder, &name).map_err(|e| match e {
-                    Error::Remote { .. } if names.is_none() => Error::invalid(
-                        &url(&name),
-                        format!("rank file missing or unreadable: config.json has world_size {world_size} ({e})"),
-                    ),
-                    other => other,
-                })?;
+                let (input, header) =
+                    open_remote_safetensors(folder, &name).map_err(|e| match e {
+                        Error::Remote {
+                            kind: crate::error::RemoteProblem::NotFound,
+                            ..
+                        } if names.is_none() => Error::invalid(
+                            &url(&name),
+                            format!("rank file missing: config.json has world_size {world_size}"),
+                        ),
+                        other => other,
+                    })?;
                 files.push(SafetensorsInput {
                     name,
                     input,
@@ -343,7 +355,16 @@ impl Checkpoint {
                     .filter(|n| n.ends_with(".safetensors"))
                     .cloned()
                     .collect(),
-                (None, Some(index)) => index.shards(),
+                (None, Some(index)) => {
+                    let shards = index.shards();
+                    if shards.len() as u64 > MAX_UNLISTED_FILES {
+                        return Err(Error::invalid(
+                            &index.path,
+                            format!("weight_map names {} shards, more than a folder that cannot be listed is read for (at most {MAX_UNLISTED_FILES})", shards.len()),
+                        ));
+                    }
+                    shards
+                }
                 (None, None) => vec!["model.safetensors".to_string()],
             };
             if shards.is_empty() {
@@ -392,6 +413,11 @@ impl Checkpoint {
         })
     }
 }
+
+/// Most files read from a remote folder that cannot be listed (plain
+/// HTTP), where only the config or the index says what exists: far more
+/// ranks or shards than any real checkpoint has.
+const MAX_UNLISTED_FILES: u64 = 4096;
 
 /// A side file of a remote folder, to be copied whole; its identity is
 /// taken from its first bytes' answer.

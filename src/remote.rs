@@ -211,7 +211,10 @@ impl RemoteFolder {
             .objects
             .into_iter()
             .filter_map(|meta| {
-                let name = meta.location.filename()?.to_string();
+                // A path part is kept percent-encoded (`README%5B1%5D.md`):
+                // the name is the decoded one, which `location` encodes
+                // again, once.
+                let name = percent_decode(meta.location.filename()?)?;
                 Some(RemoteEntry {
                     name,
                     size: meta.size,
@@ -245,11 +248,8 @@ impl RemoteFolder {
                 });
             }
             let size = result.meta.size;
-            let bytes = result
-                .bytes()
-                .await
-                .map_err(|e| self.error(&url, Some(0..size), &e))?;
-            Ok(Some(bytes.to_vec()))
+            let bytes = self.collect(&url, 0..size, result).await?;
+            Ok(Some(bytes))
         })?
     }
 
@@ -288,14 +288,8 @@ impl RemoteFolder {
             };
             let info = ObjectInfo::of(&result.meta);
             let want = len.min(info.size);
-            let bytes = result
-                .bytes()
-                .await
-                .map_err(|e| self.error(&url, Some(0..want), &e))?;
-            if bytes.len() as u64 != want {
-                return Err(self.short_answer(&url, 0..want, bytes.len() as u64));
-            }
-            Ok((bytes.to_vec(), info))
+            let bytes = self.collect(&url, 0..want, result).await?;
+            Ok((bytes, info))
         })?
     }
 
@@ -317,14 +311,7 @@ impl RemoteFolder {
             if !info.matches(&result.meta) {
                 return Err(self.changed(&url, range.clone()));
             }
-            let bytes = result
-                .bytes()
-                .await
-                .map_err(|e| self.error(&url, Some(range.clone()), &e))?;
-            if bytes.len() as u64 != range.end - range.start {
-                return Err(self.short_answer(&url, range.clone(), bytes.len() as u64));
-            }
-            Ok(bytes.to_vec())
+            self.collect(&url, range.clone(), result).await
         })?
     }
 
@@ -380,6 +367,37 @@ impl RemoteFolder {
             cancel,
         };
         block_on(job.run(&parts, options.jobs.max(1)))?
+    }
+
+    /// Exactly the bytes of `range` from an answer's body, read as a stream:
+    /// a body longer than asked (a server that never stops) is refused at
+    /// the first byte too many, not collected whole.
+    async fn collect(
+        &self,
+        url: &str,
+        range: Range<u64>,
+        result: object_store::GetResult,
+    ) -> Result<Vec<u8>> {
+        use futures::StreamExt;
+        let want = range.end - range.start;
+        let mut bytes = Vec::with_capacity(want.min(MAX_SMALL_OBJECT) as usize);
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error(url, Some(range.clone()), &e))?;
+            if (bytes.len() + chunk.len()) as u64 > want {
+                return Err(Error::Remote {
+                    url: url.to_string(),
+                    range: Some(range.clone()),
+                    kind: RemoteProblem::Transfer,
+                    problem: format!("the server sent more than the {want} bytes asked"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        if bytes.len() as u64 != want {
+            return Err(self.short_answer(url, range, bytes.len() as u64));
+        }
+        Ok(bytes)
     }
 
     /// The object `name` directly in the folder.
@@ -471,6 +489,44 @@ fn runtime() -> Result<&'static Runtime> {
     })
 }
 
+/// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|&b| hex(b)),
+            bytes.get(i + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Runs `future` on the module's runtime, giving up when a handled signal
+/// (SIGINT, SIGTERM, SIGHUP) arrives: a request waiting on a slow server
+/// must not hold off a Ctrl-C.
 fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
-    Ok(runtime()?.block_on(future))
+    let cancel = crate::interrupt::Cancel::on_signals();
+    runtime()?.block_on(async {
+        let mut future = std::pin::pin!(future);
+        loop {
+            let tick = tokio::time::sleep(std::time::Duration::from_millis(100));
+            match futures::future::select(future.as_mut(), std::pin::pin!(tick)).await {
+                futures::future::Either::Left((output, _)) => return Ok(output),
+                futures::future::Either::Right(((), _)) => cancel.check()?,
+            }
+        }
+    })
 }

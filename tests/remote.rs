@@ -1325,3 +1325,70 @@ fn a_remote_checkpoint_needs_an_output_folder() {
     assert_eq!(result.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&result.stderr).contains("give --out_dir"));
 }
+
+#[test]
+fn a_world_size_bomb_in_a_remote_config_is_refused_before_any_rank_is_asked_for() {
+    let server = HttpServer::start();
+    let (ckpt, _) = local_reference(server.root());
+    fs::write(
+        ckpt.join("config.json"),
+        "{\"architecture\": \"LlamaForCausalLM\", \"mapping\": {\"world_size\": 4611686018427387904}}",
+    )
+    .unwrap();
+    server.reset();
+    let result = Command::new(crate::util::bin())
+        .arg("--checkpoint_dir")
+        .arg(server.url("ckpt"))
+        .args(["--out_dir", "/tmp/never-written", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        err.contains("more rank files than a folder that cannot be listed is read for"),
+        "{err}"
+    );
+    let asked: u64 = server.stats().values().map(|&(requests, _)| requests).sum();
+    assert_eq!(asked, 1, "only config.json was asked for");
+}
+
+#[test]
+fn s3_side_files_with_unusual_names_are_copied() {
+    let Some(port) = moto() else {
+        return;
+    };
+    let root = tempdir();
+    let (ckpt, _) = local_reference(root.path());
+    for name in ["notes~old.txt", "README[1].md", "a b.txt"] {
+        fs::write(ckpt.join(name), name).unwrap();
+    }
+    let local = root.path().join("local");
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &local,
+        &"-q",
+    ]));
+    let bucket = bucket("names");
+    let uploads: Vec<(String, Vec<u8>)> = files_of(&ckpt)
+        .into_iter()
+        .map(|(name, bytes)| (format!("m/{name}"), bytes))
+        .collect();
+    s3_upload(port, &bucket, &uploads);
+    let out = root.path().join("s3");
+    let result = s3_command(port)
+        .arg("--checkpoint_dir")
+        .arg(format!("s3://{bucket}/m"))
+        .arg("--out_dir")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(files_of(&out), files_of(&local));
+}

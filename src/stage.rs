@@ -132,7 +132,7 @@ impl Staging {
             let journal = dir
                 .create_new(&journal_name, 0o600)
                 .map_err(|e| Error::io(path, "cannot create files in the output folder", e))?;
-            let mut staging = Staging {
+            let staging = Staging {
                 dir,
                 id,
                 journal,
@@ -145,10 +145,12 @@ impl Staging {
                 recovered,
                 cancel: cancel.clone(),
             };
+            // Just created under the folder's lock: no one else can hold it.
+            // If the lock cannot be taken, dropping `staging` removes the
+            // journal again.
             if !sys::try_lock(&staging.journal)
                 .map_err(|e| Error::io(&staging.journal_path(), "cannot lock", e))?
             {
-                staging.state = State::Writing;
                 return Err(Error::io(
                     &staging.journal_path(),
                     "cannot lock",

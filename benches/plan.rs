@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use trtllm_prune::fixture::{padded_header_json, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::header::{parse_header, Dtype, Header, TensorEntry, N_LEN};
+use trtllm_prune::fixture::{filler_bomb, padded_header_json, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::header::{parse_header, Dtype, N_LEN};
 use trtllm_prune::input::read_header;
 use trtllm_prune::plan::{plan_prune, SHARE_ALIGNMENT};
 use trtllm_prune::rule::PruneRule;
@@ -95,41 +95,6 @@ fn header_and_plan(c: &mut Criterion) {
         );
     }
     group.finish();
-}
-
-/// Issue 9's filler bomb: `count` kept 4 KiB tensors separated by pruned
-/// ones of `gaps` bytes, alternately, then `count` small kept tensors
-/// (multiples of 8 bytes, each after a pruned one of 8: filler candidates).
-fn filler_bomb(count: u64, gaps: (u64, u64)) -> Header {
-    let mut tensors = Vec::new();
-    let mut at = 0u64;
-    let mut push = |name: String, len: u64| {
-        tensors.push(TensorEntry {
-            name,
-            dtype: Dtype::U8,
-            shape: vec![len],
-            begin: at,
-            end: at + len,
-        });
-        at += len;
-    };
-    for i in 0..count {
-        push(format!("k{i}"), 4096);
-        push(
-            format!("p{i}.mlp.fc.weight"),
-            if i % 2 == 0 { gaps.0 } else { gaps.1 },
-        );
-    }
-    for i in 0..count {
-        push(format!("s{i}"), 8 * (1 + i % 509));
-        push(format!("q{i}.mlp.fc.weight"), 8);
-    }
-    Header {
-        header_len: 4096,
-        metadata: None,
-        tensors,
-        data_len: at,
-    }
 }
 
 fn plan_worst_case(c: &mut Criterion) {

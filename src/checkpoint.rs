@@ -117,12 +117,7 @@ impl Checkpoint {
         }
         let ranks: Vec<u64> = match only {
             Some(set) => {
-                if let Some(bad) = set.ranks().iter().find(|&&r| r >= world_size) {
-                    return Err(Error::invalid(
-                        &config.path,
-                        format!("--ranks asks for rank {bad} but world_size is {world_size}"),
-                    ));
-                }
+                check_rank_set(&config, set)?;
                 set.ranks().to_vec()
             }
             None => (0..world_size).collect(),
@@ -273,12 +268,7 @@ impl Checkpoint {
             };
             let world_size = config.world_size;
             if let Some(set) = ranks {
-                if let Some(bad) = set.ranks().iter().find(|&&r| r >= world_size) {
-                    return Err(Error::invalid(
-                        &config.path,
-                        format!("--ranks asks for rank {bad} but world_size is {world_size}"),
-                    ));
-                }
+                check_rank_set(&config, set)?;
             }
             // Without a listing, nothing shows how many ranks exist: a server
             // that answers any name would be asked for all of them.
@@ -411,6 +401,18 @@ impl Checkpoint {
             extra_files,
             warnings,
         })
+    }
+}
+
+/// Refuses a `--ranks` list that names a rank beyond `config`'s world_size.
+fn check_rank_set(config: &ConfigFile, set: &RankSet) -> Result<()> {
+    let world_size = config.world_size;
+    match set.ranks().iter().find(|&&r| r >= world_size) {
+        Some(bad) => Err(Error::invalid(
+            &config.path,
+            format!("--ranks asks for rank {bad} but world_size is {world_size}"),
+        )),
+        None => Ok(()),
     }
 }
 

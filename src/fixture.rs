@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::header::{tensor_byte_len, Dtype};
+use crate::header::{tensor_byte_len, Dtype, Header, TensorEntry};
 use crate::header_json::HeaderJson;
 
 /// One tensor to write.
@@ -456,5 +456,41 @@ impl TensorSpec {
             };
         }
         self
+    }
+}
+
+/// Issue 9's planning bomb, in memory: `count` kept 4 KiB tensors separated
+/// by pruned ones of `gaps` bytes, alternately (so each kept one lands off
+/// its block), then `count` small kept tensors of multiples of 8 bytes, each
+/// after a pruned one of 8, as filler candidates.
+pub fn filler_bomb(count: u64, gaps: (u64, u64)) -> Header {
+    let mut tensors = Vec::new();
+    let mut at = 0u64;
+    let mut push = |name: String, len: u64| {
+        tensors.push(TensorEntry {
+            name,
+            dtype: Dtype::U8,
+            shape: vec![len],
+            begin: at,
+            end: at + len,
+        });
+        at += len;
+    };
+    for i in 0..count {
+        push(format!("k{i}"), 4096);
+        push(
+            format!("p{i}.mlp.fc.weight"),
+            if i % 2 == 0 { gaps.0 } else { gaps.1 },
+        );
+    }
+    for i in 0..count {
+        push(format!("s{i}"), 8 * (1 + i % 509));
+        push(format!("q{i}.mlp.fc.weight"), 8);
+    }
+    Header {
+        header_len: 4096,
+        metadata: None,
+        tensors,
+        data_len: at,
     }
 }

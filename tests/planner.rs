@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use safetensors::SafeTensors;
-use trtllm_prune::fixture::{fill, header_json_listed, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::fixture::{
+    fill, filler_bomb, header_json_listed, CheckpointSpec, Family, TensorSpec,
+};
 use trtllm_prune::header::{parse_file, Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
 use trtllm_prune::plan::{plan_prune, CopyRange, PlanError, PrunePlan, SHARE_ALIGNMENT};
 use trtllm_prune::rule::{Pattern, PruneRule};
@@ -705,42 +707,6 @@ fn a_header_over_the_limit_is_an_error_not_a_file_the_official_crate_refuses() {
         error.to_string(),
         "the pruned header would be 100000001 bytes, over the format's limit of 100000000 bytes"
     );
-}
-
-/// Issue 9's planning bomb, in memory: `count` kept 4 KiB tensors separated
-/// by pruned ones of `gaps` bytes, alternately (so each kept one lands off
-/// its block), then `count` small kept tensors of multiples of 8 bytes, each
-/// after a pruned one of 8, as filler candidates.
-pub fn filler_bomb(count: u64, gaps: (u64, u64)) -> Header {
-    let mut tensors = Vec::new();
-    let mut at = 0u64;
-    let mut push = |name: String, len: u64| {
-        tensors.push(TensorEntry {
-            name,
-            dtype: Dtype::U8,
-            shape: vec![len],
-            begin: at,
-            end: at + len,
-        });
-        at += len;
-    };
-    for i in 0..count {
-        push(format!("k{i}"), 4096);
-        push(
-            format!("p{i}.mlp.fc.weight"),
-            if i % 2 == 0 { gaps.0 } else { gaps.1 },
-        );
-    }
-    for i in 0..count {
-        push(format!("s{i}"), 8 * (1 + i % 509));
-        push(format!("q{i}.mlp.fc.weight"), 8);
-    }
-    Header {
-        header_len: 4096,
-        metadata: None,
-        tensors,
-        data_len: at,
-    }
 }
 
 #[test]

@@ -7,8 +7,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
 use crate::error::{Error, Result};
@@ -226,8 +224,10 @@ pub fn verify_config(input: &ConfigFile, output: &Path) -> Result<FileVerdict> {
         bytes_checked: out.text.len() as u64,
         ..FileVerdict::default()
     };
-    if out.object.get(IS_PRUNED_KEY) != Some(&Value::Bool(true)) {
-        verdict.problems.push("`is_pruned` is not true".to_string());
+    if !out.is_pruned() {
+        verdict
+            .problems
+            .push("`is_pruned` is not true (for every JSON reader)".to_string());
     }
     let strip = |c: &ConfigFile| {
         let mut o = c.object.clone();

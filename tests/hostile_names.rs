@@ -2,7 +2,8 @@
 //! config values that hold terminal controls (C0, C1, bidi overrides) or
 //! bytes that are not UTF-8 reach the terminal escaped, in every command
 //! and on every line, progress bars included; JSON output holds the exact
-//! names.
+//! names. And a `config.json` whose `is_pruned` is spelled twice ends true
+//! for every JSON reader.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -333,4 +334,132 @@ fn errors_escape_config_values() {
         util::assert_error(&out);
         assert_output_safe("bad mapping", &out);
     }
+}
+
+// One meaning for duplicate keys.
+
+/// The tiny config with `members` added at its top level, first.
+fn config_with(members: &str) -> String {
+    let config = CheckpointSpec::tiny(Family::Llama, 1, 1).config_json();
+    let body = config.strip_prefix('{').expect("an object");
+    format!("{{{members},{body}")
+}
+
+/// What Python's `json` reads for `is_pruned` in `path`: the last member
+/// (json.load) and the first one (a first-wins hook), and the nested
+/// `sub.is_pruned`.
+fn python_reads(path: &Path) -> Option<String> {
+    let script = r#"
+import json, sys
+path = sys.argv[1]
+last = json.load(open(path))
+first = json.load(open(path), object_pairs_hook=lambda pairs: dict(reversed(pairs)))
+print(last["is_pruned"], first["is_pruned"], last.get("sub", {}).get("is_pruned"))
+"#;
+    match Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output()
+    {
+        Ok(out) => {
+            assert!(out.status.success(), "python3: {}", text(&out.stderr));
+            Some(text(&out.stdout).trim().to_string())
+        }
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "python3 is not installed; .ci/run installs it"
+            );
+            eprintln!("python3 is not installed: skipping its reading");
+            None
+        }
+    }
+}
+
+#[test]
+fn every_spelling_of_a_duplicated_is_pruned_ends_true() {
+    for (members, expected) in [
+        // The issue's case: the second spelled with an escape.
+        (
+            r#""is_pruned": false, "sub": {"is_pruned": false}, "is_prun\u0065d": false"#,
+            r#""is_pruned": true, "sub": {"is_pruned": false}, "is_prun\u0065d": true"#,
+        ),
+        (
+            r#""is_pruned": 0, "sub": {"is_pruned": false}, "is_pruned":null"#,
+            r#""is_pruned": true, "sub": {"is_pruned": false}, "is_pruned":true"#,
+        ),
+        (
+            r#""\u0069s_pruned": "no", "sub": {"is_pruned": false}, "is_pruned": [false]"#,
+            r#""\u0069s_pruned": true, "sub": {"is_pruned": false}, "is_pruned": true"#,
+        ),
+    ] {
+        let tmp = util::tempdir();
+        let ckpt = util::write_checkpoint(
+            tmp.path(),
+            "ckpt",
+            &CheckpointSpec::tiny(Family::Llama, 1, 1),
+        );
+        fs::write(ckpt.join("config.json"), config_with(members)).unwrap();
+        let out_dir = tmp.path().join("out");
+        util::assert_success(util::run(&[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out_dir,
+            &"-q",
+        ]));
+        let written = fs::read_to_string(out_dir.join("config.json")).unwrap();
+        // Every other byte as it was.
+        assert_eq!(written, config_with(expected));
+        let value: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(value["is_pruned"], true);
+        assert_eq!(value["sub"]["is_pruned"], false);
+        if let Some(read) = python_reads(&out_dir.join("config.json")) {
+            assert_eq!(read, "True True False", "{written}");
+        }
+        let verified = util::run(&[
+            &"verify",
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out_dir,
+        ]);
+        assert!(verified.status.success(), "{}", text(&verified.stdout));
+    }
+}
+
+#[test]
+fn verify_fails_a_config_with_a_false_is_pruned_spelled_first() {
+    let tmp = util::tempdir();
+    let ckpt = util::write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 1, 1),
+    );
+    let out_dir = tmp.path().join("out");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+        &"-q",
+    ]));
+    // A last-wins reader sees true, a first-wins reader false.
+    let written = fs::read_to_string(out_dir.join("config.json")).unwrap();
+    let doubled = format!("{{\"is_pruned\": false,{}", &written[1..]);
+    fs::write(out_dir.join("config.json"), doubled).unwrap();
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("is_pruned"),
+        "{}",
+        text(&out.stderr)
+    );
 }

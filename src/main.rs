@@ -20,8 +20,18 @@ use trtllm_prune::{prune, Error};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // Prints help/version (exit 0) or the usage error (exit 2).
-        Err(e) => e.exit(),
+        // Help and version (exit 0).
+        Err(e) if !e.use_stderr() => e.exit(),
+        // A usage error (exit 2) quotes what was given, which may be a
+        // file name: plain text, shown escaped as every other message.
+        Err(e) => {
+            let _ = write!(
+                std::io::stderr(),
+                "{}",
+                shown_lines(&e.render().to_string())
+            );
+            return ExitCode::from(e.exit_code().clamp(1, 255) as u8);
+        }
     };
     interrupt::install();
     let result = match &cli.command {

@@ -336,6 +336,28 @@ fn errors_escape_config_values() {
     }
 }
 
+#[test]
+fn usage_errors_escape_the_values_they_quote() {
+    for args in [
+        [
+            "--checkpoint_dir",
+            "ckpt",
+            "--jobs",
+            "4\u{202e}\u{85}\x1b[2J",
+        ],
+        ["--checkpoint_dir", "ckpt", "--bad\u{2066}\x1b]0;t\x07", "x"],
+    ] {
+        let out = util::run(&[&args[0], &args[1], &args[2], &args[3]]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        assert_output_safe("usage error", &out);
+        assert!(
+            text(&out.stderr).starts_with("error: "),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
 // One meaning for duplicate keys.
 
 /// The tiny config with `members` added at its top level, first.

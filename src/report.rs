@@ -193,6 +193,13 @@ impl serde_json::ser::Formatter for TerminalSafeJson {
     }
 }
 
+/// A path as a JSON string: exact when it is UTF-8; otherwise each byte
+/// that is not becomes U+FFFD (a JSON string is Unicode), where serde's own
+/// would fail the document halfway through.
+fn lossy_path<S: Serializer>(path: &&Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
+}
+
 /// A JSON array written element by element from an iterator, so a
 /// document with a million tensors is never held in memory as a tree.
 struct Seq<F>(F);
@@ -258,6 +265,7 @@ struct FileDoc<'a, T: Serialize> {
 
 #[derive(Serialize)]
 struct Location<'a> {
+    #[serde(serialize_with = "lossy_path")]
     path: &'a Path,
     header_len: u64,
     /// Some tensors are emptied already and the rule would empty no more.
@@ -322,7 +330,9 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         schema: &'static str,
         command: &'static str,
         dry_run: bool,
+        #[serde(serialize_with = "lossy_path")]
         checkpoint_dir: &'a Path,
+        #[serde(serialize_with = "lossy_path")]
         out_dir: &'a Path,
         layout: &'static str,
         in_place: bool,
@@ -464,6 +474,7 @@ pub fn inspect_json<'a>(
     struct InspectDoc<'a, F: Serialize> {
         schema: &'static str,
         command: &'static str,
+        #[serde(serialize_with = "lossy_path")]
         path: &'a Path,
         files: F,
     }
@@ -522,7 +533,9 @@ pub fn verify_json<'a>(
     struct VerifyDoc<'a> {
         schema: &'static str,
         command: &'static str,
+        #[serde(serialize_with = "lossy_path")]
         checkpoint_dir: &'a Path,
+        #[serde(serialize_with = "lossy_path")]
         out_dir: &'a Path,
         ok: bool,
         files: Vec<VerdictDoc<'a>>,

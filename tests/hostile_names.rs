@@ -154,6 +154,50 @@ fn json_output_holds_the_exact_names_and_no_raw_controls() {
 }
 
 #[test]
+fn json_output_of_a_folder_whose_name_is_not_utf8_is_whole() {
+    let tmp = util::tempdir();
+    let ckpt = tmp.path().join(hostile("ckpt-", HOSTILE[4]));
+    CheckpointSpec::tiny(Family::Llama, 1, 1)
+        .write(&ckpt)
+        .expect("checkpoint written");
+    let pruned = tmp.path().join("out");
+    for args in [
+        vec![
+            &"--checkpoint_dir" as &dyn AsRef<OsStr>,
+            &ckpt,
+            &"--dry-run",
+            &"--json",
+        ],
+        vec![&"--checkpoint_dir", &ckpt, &"--out_dir", &pruned, &"--json"],
+        vec![&"inspect", &ckpt, &"--json"],
+        vec![
+            &"verify",
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &pruned,
+            &"--json",
+        ],
+    ] {
+        let out = util::run(&args);
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            args.len(),
+            text(&out.stderr)
+        );
+        assert_output_safe("--json", &out);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+        let dir = doc
+            .get("checkpoint_dir")
+            .or_else(|| doc.get("path"))
+            .and_then(|v| v.as_str())
+            .expect("the folder is named");
+        assert!(dir.ends_with("ckpt-bad\u{fffd}byte"), "{dir}");
+    }
+}
+
+#[test]
 fn progress_bars_escape_the_names_they_show() {
     // The bars draw only on a terminal: `script` gives the run one, and an
     // strace delay on fsync keeps each file's bar up for a redraw.

@@ -228,7 +228,7 @@ fn progress_bars_escape_the_names_they_show() {
         .args(["-q", "-e", "-c"])
         .arg(
             "exec strace -f -qq -o /dev/null -e trace=fsync \
-             -e inject=fsync:delay_enter=300000 \
+             -e inject=fsync:delay_enter=500000 \
              \"$BIN\" --checkpoint_dir \"$CKPT\" --out_dir \"$OUT\" -j 1",
         )
         .arg("/dev/null")

@@ -18,6 +18,7 @@ use crate::index::{IndexFile, INDEX_SUFFIX};
 use crate::input::{open_remote_safetensors, open_safetensors, InputFile};
 use crate::ranks::{parse_rank_file_name, rank_file_name, RankSet};
 use crate::remote::RemoteFolder;
+use crate::shown::shown_path;
 
 /// One safetensors file to prune.
 #[derive(Debug)]
@@ -152,7 +153,7 @@ impl Checkpoint {
                 Some(rank) if rank < world_size => {}
                 Some(rank) => warnings.push(format!(
                     "{}: skipped: rank {rank} is outside world_size {world_size}",
-                    entry.path.display()
+                    shown_path(&entry.path)
                 )),
                 None => extra.push(InputFile::open(&entry.path)?),
             }
@@ -440,7 +441,7 @@ fn remote_side_file(folder: &Arc<RemoteFolder>, name: &str, size: u64) -> Result
 fn skipped_folder(entry: &FolderEntry) -> String {
     format!(
         "{}: skipped: subfolders are not copied (copy it yourself if the output needs it)",
-        entry.path.display()
+        shown_path(&entry.path)
     )
 }
 

@@ -221,5 +221,5 @@ pub(crate) fn discard(dir: &Dir, journal: &Journal) -> io::Result<()> {
 
 /// A file name for messages.
 pub(crate) fn shown(name: &OsStr) -> String {
-    name.to_string_lossy().into_owned()
+    crate::shown::shown_os(name).into_owned()
 }

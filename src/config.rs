@@ -86,18 +86,32 @@ impl ConfigFile {
     /// The config as the original tool writes it back: the same JSON with
     /// `"is_pruned": true`. When the key is new, it is inserted as text after
     /// the last member, so every other byte of the file stays as it was.
+    ///
+    /// A key given more than once means different things to different
+    /// readers (Python's `json` keeps the last, others the first), so every
+    /// top-level member whose key decodes to `is_pruned`, however its
+    /// escapes spell it, is set to `true`: each reader reads true. Nested
+    /// keys of that name are left alone, as the original tool leaves them.
     pub fn pruned_text(&self) -> String {
         if self.object.contains_key(IS_PRUNED_KEY) {
-            // Replace the value's text in place, so every other byte (floats
+            // Replace the values' text in place, so every other byte (floats
             // spelled `1e-05`, huge integers) stays as written.
-            if let Some((start, end)) = top_level_value_span(&self.text, IS_PRUNED_KEY) {
-                return format!("{}true{}", &self.text[..start], &self.text[end..]);
+            if let Some(spans) = top_level_value_spans(&self.text, IS_PRUNED_KEY) {
+                let mut text = String::with_capacity(self.text.len());
+                let mut at = 0;
+                for (start, end) in spans {
+                    text.push_str(&self.text[at..start]);
+                    text.push_str("true");
+                    at = end;
+                }
+                text.push_str(&self.text[at..]);
+                return text;
             }
-            // The key is spelled with escapes: re-serialize (same keys,
-            // values and order).
+            // Not found in the text (it parsed, so this should not happen):
+            // re-serialize, which leaves one key (same keys, values and
+            // order: serde_json's preserve_order).
             let mut object = self.object.clone();
             object.insert(IS_PRUNED_KEY.to_string(), Value::Bool(true));
-            // Key order is preserved (serde_json's preserve_order).
             let mut text = Value::Object(object).to_string();
             text.push('\n');
             return text;
@@ -117,17 +131,40 @@ impl ConfigFile {
         text.push_str(&self.text[body_end..]);
         text
     }
+
+    /// Whether every JSON reader reads `is_pruned` as true: the key is
+    /// there and each of its top-level members, however spelled, is `true`.
+    pub fn is_pruned(&self) -> bool {
+        if self.object.get(IS_PRUNED_KEY) != Some(&Value::Bool(true)) {
+            return false;
+        }
+        match top_level_value_spans(&self.text, IS_PRUNED_KEY) {
+            Some(spans) => spans
+                .iter()
+                .all(|&(start, end)| &self.text[start..end] == "true"),
+            None => true,
+        }
+    }
 }
 
-/// Byte span of the value of the last top-level `key` in `text`, a JSON
-/// object already validated by serde_json (the last one is the one JSON
-/// readers keep). `None` if the key is only spelled with escapes.
-fn top_level_value_span(text: &str, key: &str) -> Option<(usize, usize)> {
-    top_level_members(text)?
+/// Byte spans of the values of every top-level member of `text` (a JSON
+/// object already validated by serde_json) whose key decodes to `key`, in
+/// order; `None` if there is none.
+fn top_level_value_spans(text: &str, key: &str) -> Option<Vec<(usize, usize)>> {
+    let spans: Vec<(usize, usize)> = top_level_members(text)?
         .into_iter()
-        .rev()
-        .find(|m| text.get(m.key.0 + 1..m.key.1 - 1) == Some(key))
+        .filter(|m| decodes_to(&text[m.key.0..m.key.1], key))
         .map(|m| m.value)
+        .collect();
+    (!spans.is_empty()).then_some(spans)
+}
+
+/// Whether the JSON string `quoted` (quotes included) decodes to `key`.
+fn decodes_to(quoted: &str, key: &str) -> bool {
+    match quoted.get(1..quoted.len().saturating_sub(1)) {
+        Some(raw) if !raw.contains('\\') => raw == key,
+        _ => serde_json::from_str::<String>(quoted).is_ok_and(|k| k == key),
+    }
 }
 
 #[cfg(test)]
@@ -189,20 +226,43 @@ mod tests {
             r#"{"a": 1e-05, "is_pruned": true, "z": 2}"#
         );
         // Nested keys of the same name and strings holding braces are skipped;
-        // of a duplicated key, the last one (the one readers keep) is set.
+        // every top-level member of a duplicated key is set.
         let c = config(
             r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": [1, {"x": "]"}], "is_pruned": null, "n": 123456789012345678901234567890}"#,
         )
         .unwrap();
         assert_eq!(
             c.pruned_text(),
-            r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": [1, {"x": "]"}], "is_pruned": true, "n": 123456789012345678901234567890}"#
+            r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": true, "is_pruned": true, "n": 123456789012345678901234567890}"#
         );
     }
 
     #[test]
-    fn pruned_text_reserializes_a_key_spelled_with_escapes() {
+    fn pruned_text_sets_a_key_spelled_with_escapes_in_place() {
         let c = config(r#"{"a": 1, "is\u005fpruned": false}"#).unwrap();
-        assert_eq!(c.pruned_text(), "{\"a\":1,\"is_pruned\":true}\n");
+        assert_eq!(c.pruned_text(), r#"{"a": 1, "is\u005fpruned": true}"#);
+        // The issue's case: the first plain, the second escaped; and a key
+        // that only looks alike stays.
+        let c = config(r#"{"is_pruned": false, "is_prun\u0065d": false, "is_pruned\u0000": 1}"#)
+            .unwrap();
+        let text = c.pruned_text();
+        assert_eq!(
+            text,
+            r#"{"is_pruned": true, "is_prun\u0065d": true, "is_pruned\u0000": 1}"#
+        );
+        assert!(config(&text).unwrap().is_pruned());
+    }
+
+    #[test]
+    fn is_pruned_asks_every_member() {
+        assert!(config(r#"{"is_pruned": true}"#).unwrap().is_pruned());
+        assert!(!config(r#"{"a": 1}"#).unwrap().is_pruned());
+        // Last-wins readers see true, first-wins readers false.
+        assert!(!config(r#"{"is_pruned": false, "is_pruned": true}"#)
+            .unwrap()
+            .is_pruned());
+        assert!(!config(r#"{"is_pruned": 1, "is\u005fpruned": true}"#)
+            .unwrap()
+            .is_pruned());
     }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::header::HeaderError;
 use crate::plan::PlanError;
+use crate::shown::{shown_line, shown_path};
 
 /// Exit status for bad input, refused set-ups and I/O failures.
 pub const EXIT_FAILURE: i32 = 1;
@@ -119,40 +120,35 @@ impl Error {
 }
 
 impl fmt::Display for Error {
-    /// Control characters (from a path or a tensor name) are escaped, so the
-    /// message stays one line whatever the user's file names hold.
+    /// The path is shown escaped (`crate::shown`), and so is every control
+    /// left in the rest (a config value quoted in a problem), so the message
+    /// stays one line and leaves the terminal as it was whatever the user's
+    /// files hold.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut line = String::new();
-        self.write_unescaped(&mut line)?;
-        for c in line.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_debug())?;
-            } else {
-                f.write_char(c)?;
-            }
-        }
-        Ok(())
+        self.write_line(&mut line)?;
+        f.write_str(&shown_line(&line))
     }
 }
 
 impl Error {
-    fn write_unescaped(&self, f: &mut String) -> fmt::Result {
+    fn write_line(&self, f: &mut String) -> fmt::Result {
         match self {
-            Error::Header { file, source } => write!(f, "{}: {source}", file.display()),
-            Error::Plan { file, source } => write!(f, "{}: {source}", file.display()),
+            Error::Header { file, source } => write!(f, "{}: {source}", shown_path(file)),
+            Error::Plan { file, source } => write!(f, "{}: {source}", shown_path(file)),
             Error::Invalid { file, problem }
             | Error::Refused { file, problem }
-            | Error::Mismatch { file, problem } => write!(f, "{}: {problem}", file.display()),
+            | Error::Mismatch { file, problem } => write!(f, "{}: {problem}", shown_path(file)),
             Error::Io {
                 file,
                 action,
                 source,
-            } => write!(f, "{}: {action}: {source}", file.display()),
-            Error::NotFound { file } => write!(f, "{}: file not found", file.display()),
+            } => write!(f, "{}: {action}: {source}", shown_path(file)),
+            Error::NotFound { file } => write!(f, "{}: file not found", shown_path(file)),
             Error::InputChanged { file, offset } => write!(
                 f,
                 "{}: input file changed while it was being copied: it ends before byte {offset}",
-                file.display()
+                shown_path(file)
             ),
             Error::Interrupted { signal } => {
                 let name = match *signal {
@@ -167,10 +163,10 @@ impl Error {
             Error::AfterCommit { dir, problem } => write!(
                 f,
                 "{}: the output is in place, but {problem}",
-                dir.display()
+                shown_path(dir)
             ),
             Error::CommitIncomplete { dir, problem } => {
-                write!(f, "{}: commit incomplete: {problem}", dir.display())
+                write!(f, "{}: commit incomplete: {problem}", shown_path(dir))
             }
             Error::Remote {
                 url,

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::json_scan::top_level_members;
+use crate::shown::shown;
 
 /// Bytes taken by the header length prefix.
 pub const N_LEN: u64 = 8;
@@ -260,8 +261,8 @@ impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.problem)?;
         match (&self.tensor, self.offset) {
-            (Some(t), Some(o)) => write!(f, " (tensor `{}`, byte {o})", printable(t)),
-            (Some(t), None) => write!(f, " (tensor `{}`)", printable(t)),
+            (Some(t), Some(o)) => write!(f, " (tensor `{}`, byte {o})", shown(t)),
+            (Some(t), None) => write!(f, " (tensor `{}`)", shown(t)),
             (None, Some(o)) => write!(f, " (byte {o})"),
             (None, None) => Ok(()),
         }
@@ -269,12 +270,6 @@ impl fmt::Display for HeaderError {
 }
 
 impl std::error::Error for HeaderError {}
-
-/// A tensor name made safe for a one-line message: control characters are
-/// escaped so a crafted name cannot break the line or the terminal.
-pub fn printable(name: &str) -> String {
-    name.chars().flat_map(char::escape_debug).collect()
-}
 
 /// Reads the header length N from the first bytes of a file and checks it
 /// against the official reader's limits and the file length.

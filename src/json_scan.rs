@@ -1,8 +1,8 @@
 //! Where the members of a JSON object are in its text: the byte spans of
 //! each top-level key and value of an object that serde_json has already
 //! accepted. For pointing at things, not for parsing: the header's tensor
-//! that an error is about (`header::locate_key`), the `is_pruned` value to
-//! replace in `config.json` without touching any other byte. (The header's
+//! that an error is about (`header::locate_key`), every `is_pruned` value
+//! to replace in `config.json` without touching any other byte. (The header's
 //! fast scan, `header::simple`, is a parser of its own: it builds the
 //! header in one pass and declines anything unusual.)
 

@@ -13,7 +13,8 @@
 //! commit    stage (temp files, journal, locks) -> journal -> commit (apply or undo)
 //!           recover (dead runs' leftovers), side_file (names), sys (folder-relative calls)
 //! the run   prune (prepare: no writes; execute), out_dir (where outputs go, what they may not replace)
-//! around    inspect, verify, report, progress, interrupt (signals, Cancel), error
+//! around    inspect, verify, report, progress, interrupt (signals, Cancel), error,
+//!           shown (names and values made terminal-safe)
 //! ```
 //!
 //! The library's API: [`prune::prepare`], [`prune::execute`] (or
@@ -50,6 +51,7 @@ pub mod remote;
 pub mod report;
 pub mod rule;
 mod run;
+pub mod shown;
 mod side_file;
 pub mod stage;
 mod sys;

@@ -14,13 +14,24 @@ use trtllm_prune::error::EXIT_FAILURE;
 use trtllm_prune::interrupt::{self, Cancel};
 use trtllm_prune::progress::Progress;
 use trtllm_prune::report::{self, human_bytes};
+use trtllm_prune::shown::{shown_line, shown_lines, shown_path};
 use trtllm_prune::{prune, Error};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // Prints help/version (exit 0) or the usage error (exit 2).
-        Err(e) => e.exit(),
+        // Help and version (exit 0).
+        Err(e) if !e.use_stderr() => e.exit(),
+        // A usage error (exit 2) quotes what was given, which may be a
+        // file name: plain text, shown escaped as every other message.
+        Err(e) => {
+            let _ = write!(
+                std::io::stderr(),
+                "{}",
+                shown_lines(&e.render().to_string())
+            );
+            return ExitCode::from(e.exit_code().clamp(1, 255) as u8);
+        }
     };
     interrupt::install();
     let result = match &cli.command {
@@ -160,10 +171,12 @@ fn run_verify(
     }
 }
 
-/// One line on stderr. Not `eprintln!`: it panics when stderr is a closed
+/// One line on stderr, with every control escaped (`shown`): names in it
+/// were escaped where the line was made, and anything missed still cannot
+/// act on the terminal. Not `eprintln!`: it panics when stderr is a closed
 /// pipe, which would turn a finished run into exit status 101.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let _ = writeln!(std::io::stderr(), "{}", shown_line(line));
 }
 
 fn print_completions(shell: Shell) -> Result<(), Error> {
@@ -235,13 +248,15 @@ fn print_json(document: &impl serde::Serialize) -> Result<(), Error> {
 
 fn write_json(document: &impl serde::Serialize) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, document)?;
+    report::write_json(&mut out, document)?;
     out.write_all(b"\n")?;
     out.flush()
 }
 
+/// Lines of text on stdout, with every control but the newlines escaped
+/// (as [`say`]).
 fn print_stdout(text: &str) -> Result<(), Error> {
-    write_stdout(text.as_bytes())
+    write_stdout(shown_lines(text).as_bytes())
 }
 
 /// Writes to stdout.
@@ -272,7 +287,7 @@ fn summary_line(s: &prune::Summary) -> String {
         "pruned {} {unit}{} into {}: {} tensors pruned, {} kept, {} -> {}",
         s.files,
         if s.files == 1 { "" } else { "s" },
-        s.out_dir.display(),
+        shown_path(&s.out_dir),
         s.tensors_pruned,
         s.tensors_kept,
         human_bytes(s.bytes_in),

@@ -2,11 +2,14 @@
 //! throughput and ETA. Hidden when stderr is not a terminal or `--quiet` is
 //! given, in which case every call is a cheap no-op.
 
+use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::shown::shown_os;
 
 pub struct Progress {
     multi: MultiProgress,
@@ -61,14 +64,16 @@ impl Progress {
         total.set_length(bytes);
     }
 
-    /// A bar for one file of `len` bytes; finish it with [`FileBar::done`].
-    pub fn file(&self, name: &str, len: u64) -> FileBar<'_> {
+    /// A bar for one file of `len` bytes, labelled with its `name` (escaped:
+    /// a file name is the user's, see `crate::shown`); finish it with
+    /// [`FileBar::done`].
+    pub fn file(&self, name: &OsStr, len: u64) -> FileBar<'_> {
         let bar = match self.total.get() {
             Some(total) => self.multi.insert_before(total, ProgressBar::new(len)),
             None => self.multi.add(ProgressBar::new(len)),
         };
         bar.set_style(style(FILE_TEMPLATE));
-        bar.set_prefix(name.to_string());
+        bar.set_prefix(shown_os(name).into_owned());
         FileBar {
             bar,
             total: self.total.get(),

@@ -9,11 +9,12 @@ use std::path::Path;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::header::{printable, Header, TensorEntry};
+use crate::header::{Header, TensorEntry};
 use crate::inspect::Inspected;
 use crate::plan::{PrunePlan, TensorOutcome};
 use crate::prune::{Prepared, Summary};
 use crate::rule::PruneRule;
+use crate::shown::{json_safe, shown, shown_path};
 use crate::verify::FileVerdict;
 
 /// Identifies the JSON documents' layout; bumped on incompatible changes.
@@ -47,7 +48,7 @@ fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan, rule: &Prun
             t.dtype.name(),
             shape_text(&entry.shape),
             t.bytes,
-            printable(&entry.name),
+            shown(&entry.name),
             rule.decide(&entry.name).reason
         );
     }
@@ -60,12 +61,14 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
     let _ = writeln!(
         out,
         "dry run: nothing written; the output would go to {}",
-        prepared.out_dir.display()
+        shown_path(&prepared.out_dir)
     );
-    let width = prepared
-        .files
+    // Names are escaped before the column is measured, in characters as
+    // `{:<width$}` pads.
+    let names: Vec<_> = prepared.files.iter().map(|f| shown(&f.name)).collect();
+    let width = names
         .iter()
-        .map(|f| f.name.len())
+        .map(|n| n.chars().count())
         .max()
         .unwrap_or(0)
         .max(5);
@@ -74,11 +77,11 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
         "{:<width$}  {:>8}  {:>8}  {:>8}  {:>12}  {:>12}",
         "FILE", "TENSORS", "PRUNED", "KEPT", "BYTES IN", "BYTES OUT"
     );
-    for f in &prepared.files {
+    for (f, name) in prepared.files.iter().zip(&names) {
         let _ = writeln!(
             out,
             "{:<width$}  {:>8}  {:>8}  {:>8}  {:>12}  {:>12}",
-            f.name,
+            name,
             f.plan.tensors.len(),
             f.plan.pruned_count(),
             f.plan.kept_count(),
@@ -100,7 +103,7 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
         human_bytes(prepared.bytes_out())
     );
     for g in &prepared.generated {
-        let _ = writeln!(out, "would write {}", g.name);
+        let _ = writeln!(out, "would write {}", shown(&g.name));
     }
     for f in &prepared.extra_files {
         match &f.link_target {
@@ -108,16 +111,93 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
                 let _ = writeln!(
                     out,
                     "would copy {} (a symlink to {}: its target's bytes)",
-                    f.path.display(),
-                    target.display()
+                    shown_path(&f.path),
+                    shown_path(target)
                 );
             }
             None => {
-                let _ = writeln!(out, "would copy {}", f.path.display());
+                let _ = writeln!(out, "would copy {}", shown_path(&f.path));
             }
         }
     }
     out
+}
+
+/// Writes `document` as pretty JSON, as it is serialized. Every character
+/// a terminal would act on (C1 controls, DEL, bidi and other format
+/// characters; serde_json escapes C0 itself) is written as a `\uXXXX`
+/// escape: a JSON reader gets the exact names, a terminal no controls.
+pub fn write_json(out: &mut impl std::io::Write, document: &impl Serialize) -> std::io::Result<()> {
+    let formatter = TerminalSafeJson(serde_json::ser::PrettyFormatter::new());
+    let mut serializer = serde_json::Serializer::with_formatter(out, formatter);
+    document.serialize(&mut serializer)?;
+    Ok(())
+}
+
+/// serde_json's pretty printer with [`json_safe`] strings.
+struct TerminalSafeJson(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for TerminalSafeJson {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        writer.write_all(json_safe(fragment).as_bytes())
+    }
+
+    /// A `RawValue` (a header's `__metadata__`, as written in the file).
+    fn write_raw_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        writer.write_all(json_safe(fragment).as_bytes())
+    }
+
+    // The layout is the pretty printer's.
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+/// A path as a JSON string: exact when it is UTF-8; otherwise each byte
+/// that is not becomes U+FFFD (a JSON string is Unicode), where serde's own
+/// would fail the document halfway through.
+fn lossy_path<S: Serializer>(path: &&Path, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
 }
 
 /// A JSON array written element by element from an iterator, so a
@@ -185,6 +265,7 @@ struct FileDoc<'a, T: Serialize> {
 
 #[derive(Serialize)]
 struct Location<'a> {
+    #[serde(serialize_with = "lossy_path")]
     path: &'a Path,
     header_len: u64,
     /// Some tensors are emptied already and the rule would empty no more.
@@ -249,7 +330,9 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         schema: &'static str,
         command: &'static str,
         dry_run: bool,
+        #[serde(serialize_with = "lossy_path")]
         checkpoint_dir: &'a Path,
+        #[serde(serialize_with = "lossy_path")]
         out_dir: &'a Path,
         layout: &'static str,
         in_place: bool,
@@ -309,12 +392,13 @@ pub fn inspect_table(files: &[Inspected]) -> String {
         let _ = writeln!(
             out,
             "{}: {} tensors, {} (header {})",
-            f.path.display(),
+            shown_path(&f.path),
             f.plan.tensors.len(),
             human_bytes(f.plan.input_len),
             human_bytes(f.header.header_len)
         );
-        let metadata = f.header.metadata.as_deref().unwrap_or("none");
+        // JSON text, shown with JSON's own escapes.
+        let metadata = json_safe(f.header.metadata.as_deref().unwrap_or("none"));
         let _ = writeln!(out, "  metadata: {metadata}");
         let _ = writeln!(
             out,
@@ -337,7 +421,7 @@ pub fn inspect_table(files: &[Inspected]) -> String {
                 t.bytes,
                 t.dtype.name(),
                 shape_text(&entry.shape),
-                printable(&entry.name)
+                shown(&entry.name)
             );
         }
         let empty = f.header.tensors.iter().filter(|e| is_emptied(e)).count();
@@ -390,6 +474,7 @@ pub fn inspect_json<'a>(
     struct InspectDoc<'a, F: Serialize> {
         schema: &'static str,
         command: &'static str,
+        #[serde(serialize_with = "lossy_path")]
         path: &'a Path,
         files: F,
     }
@@ -430,7 +515,7 @@ pub fn verify_table(verdicts: &[FileVerdict]) -> String {
                 v.tensors_pruned
             )
         };
-        let _ = writeln!(out, "{status:<4}  {}: {what}", v.name);
+        let _ = writeln!(out, "{status:<4}  {}: {what}", shown(&v.name));
         for p in &v.problems {
             let _ = writeln!(out, "      {p}");
         }
@@ -448,7 +533,9 @@ pub fn verify_json<'a>(
     struct VerifyDoc<'a> {
         schema: &'static str,
         command: &'static str,
+        #[serde(serialize_with = "lossy_path")]
         checkpoint_dir: &'a Path,
+        #[serde(serialize_with = "lossy_path")]
         out_dir: &'a Path,
         ok: bool,
         files: Vec<VerdictDoc<'a>>,

@@ -136,7 +136,7 @@ fn run_job(
             (&[], f.stamp.len, &whole_file)
         }
     };
-    let bar = progress.file(&file_name(&staged.target).to_string_lossy(), job.bytes());
+    let bar = progress.file(&file_name(&staged.target), job.bytes());
     let out = staging.create(staged, Some(input.ownership), in_place)?;
     out.write_all_at(header, 0)
         .map_err(|e| Error::io(&staged.target, "cannot write", e))?;

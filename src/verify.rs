@@ -7,12 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::checkpoint::{Checkpoint, Layout};
 use crate::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
 use crate::error::{Error, Result};
-use crate::header::{printable, Header};
+use crate::header::Header;
 use crate::index::IndexFile;
 use crate::input::{open_safetensors, InputFile};
 use crate::interrupt::Cancel;
@@ -24,6 +22,7 @@ use crate::ranks::parse_rank_file_name;
 use crate::recover::recover_or_note;
 use crate::rule::PruneRule;
 use crate::run::file_name;
+use crate::shown::shown;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,14 +99,14 @@ pub fn verify_safetensors(
         let Some(o) = out_by_name.remove(t.name.as_str()) else {
             problem(format!(
                 "tensor `{}` is missing from the output",
-                printable(&t.name)
+                shown(&t.name)
             ));
             continue;
         };
         if o.dtype != t.dtype {
             problem(format!(
                 "tensor `{}` has dtype {} in the output but {} in the input",
-                printable(&t.name),
+                shown(&t.name),
                 o.dtype,
                 t.dtype
             ));
@@ -119,7 +118,7 @@ pub fn verify_safetensors(
             if !empty {
                 problem(format!(
                     "tensor `{}` should be empty ({}) but the output holds {:?}",
-                    printable(&t.name),
+                    shown(&t.name),
                     rule.decide(&t.name).reason,
                     o.shape
                 ));
@@ -130,7 +129,7 @@ pub fn verify_safetensors(
         if empty && t.shape != [0] {
             problem(format!(
                 "tensor `{}` was emptied, but the rule keeps it ({})",
-                printable(&t.name),
+                shown(&t.name),
                 rule.decide(&t.name).reason
             ));
             continue;
@@ -138,7 +137,7 @@ pub fn verify_safetensors(
         if o.shape != t.shape {
             problem(format!(
                 "tensor `{}` has shape {:?} in the output but {:?} in the input",
-                printable(&t.name),
+                shown(&t.name),
                 o.shape,
                 t.shape
             ));
@@ -163,7 +162,7 @@ pub fn verify_safetensors(
         if a != b {
             problem(format!(
                 "tensor `{}`: bytes differ (crc32 {a:08x} in the input, {b:08x} in the output, output byte {})",
-                printable(&t.name),
+                shown(&t.name),
                 out_header.data_start() + o.begin
             ));
         }
@@ -171,7 +170,7 @@ pub fn verify_safetensors(
     for name in out_by_name.keys() {
         problem(format!(
             "tensor `{}` is in the output but not in the input",
-            printable(name)
+            shown(name)
         ));
     }
     verdict.tensors_pruned = pruned;
@@ -225,8 +224,10 @@ pub fn verify_config(input: &ConfigFile, output: &Path) -> Result<FileVerdict> {
         bytes_checked: out.text.len() as u64,
         ..FileVerdict::default()
     };
-    if out.object.get(IS_PRUNED_KEY) != Some(&Value::Bool(true)) {
-        verdict.problems.push("`is_pruned` is not true".to_string());
+    if !out.is_pruned() {
+        verdict
+            .problems
+            .push("`is_pruned` is not true (for every JSON reader)".to_string());
     }
     let strip = |c: &ConfigFile| {
         let mut o = c.object.clone();
@@ -271,12 +272,15 @@ pub fn verify_index(name: &str, out_dir: &Path, shards: &[String]) -> Result<Fil
             match map.get(t.name.as_str()) {
                 Some(file) if file == shard => {}
                 Some(file) => problem(format!(
-                    "tensor `{}` is in {shard} but weight_map says {file}",
-                    printable(&t.name)
+                    "tensor `{}` is in {} but weight_map says {}",
+                    shown(&t.name),
+                    shown(shard),
+                    shown(file)
                 )),
                 None => problem(format!(
-                    "tensor `{}` of {shard} is missing from weight_map",
-                    printable(&t.name)
+                    "tensor `{}` of {} is missing from weight_map",
+                    shown(&t.name),
+                    shown(shard)
                 )),
             }
         }
@@ -284,8 +288,9 @@ pub fn verify_index(name: &str, out_dir: &Path, shards: &[String]) -> Result<Fil
     for (tensor, file) in &map {
         if !seen.contains(*tensor) {
             problem(format!(
-                "weight_map maps `{}` to {file}, which does not hold it",
-                printable(tensor)
+                "weight_map maps `{}` to {}, which does not hold it",
+                shown(tensor),
+                shown(file)
             ));
         }
     }

@@ -10,6 +10,7 @@ mod differential;
 mod faults;
 mod features;
 mod header_rules;
+mod locks_and_paths;
 mod nothing_lost;
 mod planner;
 mod prune_output;

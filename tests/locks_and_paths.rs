@@ -114,35 +114,23 @@ fn run_limited(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (Option<i32>, String) {
 
 // ------------------------------------------------ the output folder's path
 
-/// The race of issue 15 made deterministic: the run stops (a strace delay
-/// on the write of its first warning, after every check on the path) while
-/// a component of `--out_dir` is swapped for a symlink to the checkpoint's
-/// parent, so the same path now names the checkpoint folder.
-#[test]
-fn an_out_dir_component_swapped_for_a_symlink_to_the_checkpoint_mid_run_never_prunes_the_input() {
-    if !has_strace("swap race") {
-        return;
-    }
-    let (_dir, root) = root();
-    // The checkpoint folder is `x/out`; the output is `p/a/out`.
-    fs::create_dir(root.join("x")).unwrap();
-    let ckpt = write_checkpoint(
-        &root.join("x"),
-        "out",
-        &CheckpointSpec::tiny(Family::Llama, 2, 1),
-    );
-    let before = snapshot(&ckpt);
-    let component = root.join("p/a");
-    fs::create_dir_all(&component).unwrap();
-    let out_dir = component.join("out");
-    let mut child = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=write"])
+/// Runs the binary with `args` (which must make it warn that a pattern
+/// matches no tensor name) under strace, with a delay after the write of
+/// that warning, the last thing before the run opens its output folder to
+/// write; `swap` runs as soon as the warning is read. Returns the exit code
+/// and stderr.
+fn run_swapping(
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+    swap: impl FnOnce(),
+) -> (Option<i32>, String) {
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=write"])
         .args(["-e", "inject=write:delay_exit=1500000:when=1"])
-        .arg(util::bin())
-        .arg("--checkpoint_dir")
-        .arg(&ckpt)
-        .arg("--out_dir")
-        .arg(&out_dir)
+        .arg(util::bin());
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    let mut child = cmd
         .args(["--prune", "no.tensor.has.this.name", "-j", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -160,23 +148,80 @@ fn an_out_dir_component_swapped_for_a_symlink_to_the_checkpoint_mid_run_never_pr
         }
     }
     assert!(seen.contains("matches no tensor name"), "{seen}");
-    fs::rename(&component, root.join("p/a.real")).unwrap();
-    std::os::unix::fs::symlink(root.join("x"), &component).unwrap();
+    swap();
     for line in lines {
         seen.push_str(&line.unwrap());
         seen.push('\n');
     }
-    let status = child.wait().unwrap();
+    (child.wait().unwrap().code(), seen)
+}
+
+/// The race of issue 15 made deterministic: while the run is stopped after
+/// every check on the path, a component of `--out_dir` is swapped for a
+/// symlink to the checkpoint's parent, so the same path now names the
+/// checkpoint folder.
+#[test]
+fn an_out_dir_component_swapped_for_a_symlink_to_the_checkpoint_mid_run_never_prunes_the_input() {
+    if !has_strace("swap race") {
+        return;
+    }
+    let (_dir, root) = root();
+    // The checkpoint folder is `x/out`; the output is `p/a/out`.
+    fs::create_dir(root.join("x")).unwrap();
+    let ckpt = write_checkpoint(
+        &root.join("x"),
+        "out",
+        &CheckpointSpec::tiny(Family::Llama, 2, 1),
+    );
+    let before = snapshot(&ckpt);
+    let component = root.join("p/a");
+    fs::create_dir_all(&component).unwrap();
+    let out_dir = component.join("out");
+
+    let (code, seen) = run_swapping(
+        &[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir],
+        || {
+            fs::rename(&component, root.join("p/a.real")).unwrap();
+            std::os::unix::fs::symlink(root.join("x"), &component).unwrap();
+        },
+    );
 
     assert!(
         snapshot(&ckpt) == before,
-        "the checkpoint was changed (exit {status:?}):\n{seen}"
+        "the checkpoint was changed (exit {code:?}):\n{seen}"
     );
-    match status.code() {
+    match code {
         Some(1) => assert!(seen.contains("checkpoint folder"), "{seen}"),
         Some(0) => assert!(root.join("p/a.real/out/config.json").is_file(), "{seen}"),
         other => panic!("exit {other:?}:\n{seen}"),
     }
+}
+
+/// In place, the folder committed into must be the one read: a checkpoint
+/// folder replaced by another (a copy, a restore) while the run is stopped
+/// after reading is refused, and neither folder changes.
+#[test]
+fn an_in_place_run_whose_checkpoint_folder_is_replaced_mid_run_changes_nothing() {
+    if !has_strace("in-place swap") {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let before = snapshot(&ckpt);
+    let read = root.join("ckpt.read");
+
+    let (code, seen) = run_swapping(&[&"--checkpoint_dir", &ckpt, &"--in-place"], || {
+        fs::rename(&ckpt, &read).unwrap();
+        fs::create_dir(&ckpt).unwrap();
+        for (name, bytes) in &before {
+            fs::write(ckpt.join(name), bytes).unwrap();
+        }
+    });
+
+    assert_eq!(code, Some(1), "{seen}");
+    assert!(seen.contains("no longer the checkpoint folder"), "{seen}");
+    assert!(snapshot(&ckpt) == before, "the new folder was changed");
+    assert!(snapshot(&read) == before, "the folder read was changed");
 }
 
 /// A symlink `out` that another user made in a sticky world-writable

@@ -451,3 +451,53 @@ fn refuse_overwriting_inputs(out: &Dir, prepared: &Prepared) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn temp() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = fs::canonicalize(dir.path()).expect("temp dir resolves");
+        (dir, root)
+    }
+
+    #[test]
+    fn resolves_dot_dot_after_a_symlink_as_the_kernel_does() {
+        let (_dir, root) = temp();
+        fs::create_dir_all(root.join("deep/target")).unwrap();
+        symlink(root.join("deep/target"), root.join("link")).unwrap();
+        // `link/..` is the target's parent, not `root`.
+        assert_eq!(
+            resolve_out_dir(&root.join("link/..")).unwrap(),
+            root.join("deep")
+        );
+        assert_eq!(
+            resolve_out_dir(&root.join("link/new/../x")).unwrap(),
+            root.join("deep/target/x")
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_is_an_error_not_a_hang() {
+        let (_dir, root) = temp();
+        symlink(root.join("b"), root.join("a")).unwrap();
+        symlink(root.join("a"), root.join("b")).unwrap();
+        assert!(open_folder(&root.join("a/sub"), true).is_err());
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn creates_missing_folders_and_names_them_for_removal() {
+        let (_dir, root) = temp();
+        let opened = open_folder(&root.join("one/two"), true)
+            .unwrap()
+            .expect("created");
+        assert_eq!(opened.dir.path(), root.join("one/two"));
+        let names: Vec<&OsString> = opened.created.iter().map(|(_, n)| n).collect();
+        assert_eq!(names, [&OsString::from("two"), &OsString::from("one")]);
+        assert!(open_folder(&root.join("three"), false).unwrap().is_none());
+        assert!(!root.join("three").exists());
+    }
+}

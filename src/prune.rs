@@ -238,6 +238,8 @@ pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
         };
     }
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
+    // Resolved first: a path it refuses is refused before anything changes.
+    let out_dir = out_dir_of(options, &checkpoint_dir)?;
     let mut notes = recover_or_note(&checkpoint_dir, &options.cancel)?;
     // What could not be finished (a read-only folder, another user's run)
     // leaves a checkpoint half old, half new: not one to read.
@@ -253,7 +255,6 @@ pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
             ),
         ));
     }
-    let out_dir = out_dir_of(options, &checkpoint_dir)?;
     if out_dir != checkpoint_dir && out_dir.is_dir() {
         notes.extend(recover_or_note(&out_dir, &options.cancel)?);
     }
@@ -295,7 +296,12 @@ pub fn remote_folder(dir: &Path) -> Result<Option<Arc<RemoteFolder>>> {
 fn out_dir_of(options: &Options, checkpoint_dir: &Path) -> Result<PathBuf> {
     match &options.out_dir {
         Some(dir) => resolve_out_dir(dir),
-        None if options.in_place => Ok(checkpoint_dir.to_path_buf()),
+        None if options.in_place => {
+            // Walked as an output folder is, so another user's symlink in
+            // a sticky folder cannot choose which folder is changed.
+            resolve_out_dir(&options.checkpoint_dir)?;
+            Ok(checkpoint_dir.to_path_buf())
+        }
         None => default_out_dir(&options.checkpoint_dir, checkpoint_dir),
     }
 }

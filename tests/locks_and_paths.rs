@@ -260,6 +260,22 @@ fn an_out_dir_symlink_of_another_user_in_a_sticky_folder_is_refused() {
         assert!(line.contains(&format!("uid {uid}")), "{line}");
         assert_eq!(util::file_names(&elsewhere), Vec::<String>::new());
     }
+    // Nor is a checkpoint pruned in place through such a link.
+    let ckpt_link = shared.join("ckpt");
+    std::os::unix::fs::symlink(&ckpt, &ckpt_link).unwrap();
+    std::os::unix::fs::lchown(&ckpt_link, Some(uid), None).unwrap();
+    let before = snapshot(&ckpt);
+    let line = assert_error(&run(&[
+        &"--checkpoint_dir",
+        &ckpt_link,
+        &"--in-place",
+        &"-q",
+    ]));
+    assert!(line.contains(&format!("uid {uid}")), "{line}");
+    assert!(
+        snapshot(&ckpt) == before,
+        "pruned in place through the link"
+    );
     // The same symlink made by root (who owns the sticky folder's
     // neighbours) is followed, as the kernel would.
     fs::remove_file(&link).unwrap();

@@ -291,10 +291,11 @@ fn components_of(path: &Path) -> VecDeque<OsString> {
         .collect()
 }
 
-/// The kernel's `protected_symlinks` rule: in a sticky world-writable
-/// folder, a symlink is followed only when it belongs to the caller or to
-/// the folder's owner (root's are trusted too). Otherwise whoever may write
-/// /tmp could send the run's output anywhere the caller may write.
+/// The kernel's `protected_symlinks` rule, a little stricter: in a sticky
+/// world-writable folder, a symlink is followed only when it belongs to the
+/// caller or to root (the kernel also follows the folder owner's).
+/// Otherwise whoever may write /tmp could send the run's output anywhere
+/// the caller may write.
 fn refuse_foreign_symlink(folder: &PathHandle, link: &Identity, path: &Path) -> Result<()> {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
@@ -305,14 +306,17 @@ fn refuse_foreign_symlink(folder: &PathHandle, link: &Identity, path: &Path) -> 
         .identity()
         .map_err(|e| Error::io(path, "cannot read metadata", e))?;
     let shared = parent.mode & libc::S_ISVTX != 0 && parent.mode & libc::S_IWOTH != 0;
-    if !shared || parent.uid == link.uid {
+    if !shared {
         return Ok(());
     }
     Err(Error::refused(
         path,
         format!(
-            "a symlink owned by another user (uid {}) in a sticky world-writable folder; not followed (the kernel's protected_symlinks rule): remove it or give another --out_dir",
-            link.uid
+            "a symlink owned by another user (uid {}{}) in a sticky world-writable folder; not followed (the kernel's protected_symlinks rule): remove it or give another --out_dir",
+            link.uid,
+            crate::sys::user_name(link.uid)
+                .map(|name| format!(", {name}"))
+                .unwrap_or_default()
         ),
     ))
 }

@@ -586,3 +586,28 @@ impl Dir {
         Ok(Some(Identity::of(&st)))
     }
 }
+
+/// The name of user `uid` in the user database, if it has one.
+pub(crate) fn user_name(uid: u32) -> Option<String> {
+    let mut buffer = vec![0u8; 4096];
+    // SAFETY: zeroed `passwd` is a valid out-parameter.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: valid out-pointers; the buffer is live and `len` bytes long.
+    let r = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if r != 0 || found.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success `pw_name` points to a NUL-terminated string in
+    // `buffer`, which is still live.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}

@@ -257,7 +257,7 @@ fn an_out_dir_symlink_of_another_user_in_a_sticky_folder_is_refused() {
             &"-q",
         ]));
         assert!(line.contains(&link.display().to_string()), "{line}");
-        assert!(line.contains(&format!("uid {uid}")), "{line}");
+        assert!(line.contains(&format!("uid {uid}, trtllm-links")), "{line}");
         assert_eq!(util::file_names(&elsewhere), Vec::<String>::new());
     }
     // Nor is a checkpoint pruned in place through such a link.

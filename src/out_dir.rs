@@ -152,6 +152,9 @@ fn walk(path: &Path, create: bool) -> Result<Walk> {
     let mut real = PathBuf::from("/");
     let mut created = Vec::new();
     let (mut symlinks, mut retries) = (0, 0);
+    // The folder this walk just made, if any: something else found at its
+    // name is someone else's doing.
+    let mut made: Option<PathBuf> = None;
     while let Some((name, origin)) = todo.pop_front() {
         if name == ".." {
             at = at
@@ -209,6 +212,7 @@ fn walk(path: &Path, create: bool) -> Result<Walk> {
                         .try_clone()
                         .map_err(|e| Error::io(&real, "cannot open", e))?;
                     created.insert(0, (parent, name.clone()));
+                    made = Some(here.clone());
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(Error::io(&here, "cannot create folder", e)),
@@ -220,6 +224,12 @@ fn walk(path: &Path, create: bool) -> Result<Walk> {
                 {
                     None => {}
                     Some(entry) if entry.is_symlink() => {
+                        if made.as_ref() == Some(&here) {
+                            return Err(Error::refused(
+                                &here,
+                                "the folder this run created was replaced by a symlink; not followed",
+                            ));
+                        }
                         refuse_foreign_symlink(&at, &entry, &here)?;
                         symlinks += 1;
                         if symlinks > MAX_SYMLINKS {

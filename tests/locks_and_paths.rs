@@ -197,6 +197,54 @@ fn an_out_dir_component_swapped_for_a_symlink_to_the_checkpoint_mid_run_never_pr
     }
 }
 
+/// A folder the run creates for `--out_dir`, replaced by a symlink to the
+/// checkpoint's parent right after its `mkdir` (a strace delay), is never
+/// followed into the checkpoint.
+#[test]
+fn a_folder_the_run_creates_swapped_for_a_symlink_is_not_followed() {
+    if !has_strace("created folder swap") {
+        return;
+    }
+    let (_dir, root) = root();
+    fs::create_dir(root.join("x")).unwrap();
+    let ckpt = write_checkpoint(
+        &root.join("x"),
+        "out",
+        &CheckpointSpec::tiny(Family::Llama, 2, 1),
+    );
+    let before = snapshot(&ckpt);
+    let created = root.join("new");
+    let mut child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdir,mkdirat"])
+        .args(["-e", "inject=mkdir,mkdirat:delay_exit=1500000:when=1"])
+        .arg(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(&ckpt)
+        .arg("--out_dir")
+        .arg(created.join("out"))
+        .args(["-q", "-j", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("strace runs");
+    watchdog(&child, Duration::from_secs(60));
+    // The folder exists once its mkdir returned, during the delay.
+    while !created.exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended first");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fs::remove_dir(&created).unwrap();
+    std::os::unix::fs::symlink(root.join("x"), &created).unwrap();
+    let out = child.wait_with_output().unwrap();
+
+    let err = stderr(&out);
+    assert!(
+        snapshot(&ckpt) == before,
+        "the checkpoint was changed:\n{err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+}
+
 /// In place, the folder committed into must be the one read: a checkpoint
 /// folder replaced by another (a copy, a restore) while the run is stopped
 /// after reading is refused, and neither folder changes.

@@ -126,7 +126,8 @@ enum Walk {
         /// As in [`OpenedFolder::created`].
         created: Vec<(PathHandle, OsString)>,
     },
-    /// At a name that does not exist (`rest` starts with it) in `real`.
+    /// At a name that does not exist in `real` (`rest` starts with it),
+    /// or right after a file (`real`) that more names follow.
     Missing {
         real: PathBuf,
         rest: VecDeque<OsString>,

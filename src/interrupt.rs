@@ -43,32 +43,71 @@ pub fn install() {
 /// loops, checksums, lock waits) and checked between steps. `on_signals`
 /// stops on SIGINT, SIGTERM or SIGHUP (after [`install`]); `new` makes one a
 /// library caller stops itself, from another thread, with [`Cancel::stop`].
-#[derive(Debug, Clone, Default)]
-pub struct Cancel(Option<std::sync::Arc<AtomicI32>>);
+/// It also carries what to tell the user when a wait begins
+/// ([`Cancel::on_wait`]): the library itself prints nothing.
+#[derive(Clone, Default)]
+pub struct Cancel {
+    flag: Option<std::sync::Arc<AtomicI32>>,
+    notice: Option<std::sync::Arc<WaitNotice>>,
+}
+
+/// Called with the folder a run is about to wait for (its lock is held by
+/// someone else).
+type WaitNotice = dyn Fn(&std::path::Path) + Send + Sync;
+
+impl std::fmt::Debug for Cancel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cancel")
+            .field("flag", &self.flag)
+            .field("notice", &self.notice.is_some())
+            .finish()
+    }
+}
 
 impl Cancel {
     /// Stops when a handled signal arrives.
     pub fn on_signals() -> Cancel {
-        Cancel(None)
+        Cancel::default()
     }
 
     /// Stops when [`Cancel::stop`] is called on it or a clone (or when a
     /// handled signal arrives).
     pub fn new() -> Cancel {
-        Cancel(Some(std::sync::Arc::new(AtomicI32::new(0))))
+        Cancel {
+            flag: Some(std::sync::Arc::new(AtomicI32::new(0))),
+            notice: None,
+        }
+    }
+
+    /// The same, calling `notice` with a folder whenever the run is about
+    /// to wait for that folder's lock (another run is committing there, or
+    /// another process holds it). Once per wait, before it begins.
+    pub fn on_wait(self, notice: impl Fn(&std::path::Path) + Send + Sync + 'static) -> Cancel {
+        Cancel {
+            notice: Some(std::sync::Arc::new(notice)),
+            ..self
+        }
+    }
+
+    /// Tells the user (through [`Cancel::on_wait`]'s hook) that the run
+    /// waits for the lock of `folder`.
+    pub(crate) fn waiting_for(&self, folder: &std::path::Path) {
+        if let Some(notice) = &self.notice {
+            notice(folder);
+        }
     }
 
     /// Asks the run to stop; it ends with [`Error::Interrupted`] (signal 0
     /// reads as SIGINT's status).
     pub fn stop(&self) {
-        if let Some(flag) = &self.0 {
+        if let Some(flag) = &self.flag {
             flag.store(libc::SIGINT, Ordering::SeqCst);
         }
     }
 
     /// An error when the run should stop.
     pub fn check(&self) -> Result<()> {
-        let own = self.0.as_ref().map_or(0, |f| f.load(Ordering::SeqCst));
+        let own = self.flag.as_ref().map_or(0, |f| f.load(Ordering::SeqCst));
         match (own, pending()) {
             (0, None) => Ok(()),
             (_, Some(signal)) => Err(Error::Interrupted { signal }),

@@ -62,7 +62,8 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
             "--checkpoint_dir is required",
         ));
     };
-    let options = cli.options(checkpoint_dir);
+    let mut options = cli.options(checkpoint_dir);
+    options.cancel = cancel(cli);
     let out = &cli.output;
     // What dead runs left in the folders this run reads and writes is dealt
     // with first: an in-place run killed mid-commit left a checkpoint that
@@ -120,7 +121,7 @@ fn run_inspect(
     // Absolute, as every path in every document (a missing path stays as
     // given, for its error message).
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (files, notes) = trtllm_prune::inspect::inspect(&path, rule, &Cancel::on_signals())?;
+    let (files, notes) = trtllm_prune::inspect::inspect(&path, rule, &cancel(cli))?;
     for note in &notes {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -142,12 +143,7 @@ fn run_verify(
         out_dir,
         verdicts,
         recovered,
-    } = trtllm_prune::verify::verify_existing(
-        checkpoint_dir,
-        out_dir,
-        rule,
-        &Cancel::on_signals(),
-    )?;
+    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule, &cancel(cli))?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -169,6 +165,22 @@ fn run_verify(
         }),
         None => Ok(()),
     }
+}
+
+/// What stops a run (SIGINT, SIGTERM, SIGHUP), telling the user when it
+/// waits for a folder's lock (unless --quiet): a wait that says nothing
+/// looks like a hang.
+fn cancel(cli: &Cli) -> Cancel {
+    let cancel = Cancel::on_signals();
+    if cli.output.quiet {
+        return cancel;
+    }
+    cancel.on_wait(|folder| {
+        say(&format!(
+            "trtllm-prune: {}: another trtllm-prune run is committing here, or another process holds its lock; waiting (Ctrl-C to stop)",
+            shown_path(folder)
+        ))
+    })
 }
 
 /// One line on stderr, with every control escaped (`shown`): names in it

@@ -1,16 +1,21 @@
 //! Where the output goes, and what it may never overwrite: the checkpoint
 //! folder and output folder resolved the way the kernel will see them, the
-//! original's default `<checkpoint_dir>.pruned`, and the refusal of any
-//! output that would replace an input.
+//! original's default `<checkpoint_dir>.pruned`, the output folder opened
+//! once (component by component, never through another user's symlink in
+//! a sticky folder), and the refusal, on that descriptor, of any output
+//! folder the run reads from or output that would replace an input.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::input::FileStamp;
 use crate::prune::Prepared;
 use crate::run::file_name;
+use crate::sys::{Dir, Identity, PathHandle};
 
 /// The checkpoint folder, absolute and with symlinks resolved.
 pub(crate) fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
@@ -49,42 +54,365 @@ pub fn default_out_dir(given: &Path, canonical: &Path) -> Result<PathBuf> {
 }
 
 /// Resolves an output folder that may not exist yet, the way the kernel
-/// will once it is created: the existing part with symlinks resolved, the
-/// rest lexically (folders we create are never symlinks). So `new/../ckpt`
+/// will once it is created: the existing part walked as [`open_folder`]
+/// walks it (so a symlink it would refuse is refused here too), the rest
+/// lexically (folders we create are never symlinks). So `new/../ckpt`
 /// resolves to `ckpt` and is compared with the input as such.
 pub fn resolve_out_dir(dir: &Path) -> Result<PathBuf> {
-    let absolute = std::path::absolute(dir).map_err(|e| Error::io(dir, "cannot resolve", e))?;
-    let components: Vec<Component> = absolute.components().collect();
-    // The longest prefix that exists.
-    let mut split = components.len();
-    let mut base = loop {
-        let prefix: PathBuf = components[..split].iter().collect();
-        match fs::canonicalize(&prefix) {
-            Ok(p) => break p,
-            Err(_) if split > 1 => split -= 1,
-            Err(e) => return Err(Error::io(dir, "cannot resolve", e)),
+    let lexical = match walk(dir, false)? {
+        Walk::Found { real, .. } => return Ok(real),
+        Walk::Missing { mut real, rest } => {
+            for name in rest {
+                match name.to_str() {
+                    Some("..") => {
+                        real.pop();
+                    }
+                    _ => real.push(name),
+                }
+            }
+            real
         }
     };
-    for c in &components[split..] {
-        match c {
-            Component::ParentDir => {
-                base.pop();
-            }
-            Component::CurDir => {}
-            other => base.push(other.as_os_str()),
+    // The lexical part may lead back into an existing folder.
+    match walk(&lexical, false)? {
+        Walk::Found { real, .. } => Ok(real),
+        Walk::Missing { .. } => Ok(lexical),
+    }
+}
+
+/// The output folder, opened once: every later step of the run is relative
+/// to `dir`, whatever happens to its path meanwhile.
+#[derive(Debug)]
+pub(crate) struct OpenedFolder {
+    pub dir: Dir,
+    /// Folders the opening created, innermost first, each with the folder
+    /// it is in (to remove them again if the run ends with nothing done).
+    pub created: Vec<(PathHandle, OsString)>,
+}
+
+/// Most symlinks one path may pass through (the kernel's `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// Most times a step is looked at again because its name changed between
+/// two calls (created, removed, replaced by someone else meanwhile).
+const MAX_RETRIES: usize = 100;
+
+/// Opens the folder at `path` one component at a time, each relative to
+/// the folder before (`openat` with `O_NOFOLLOW`), resolving symlinks
+/// itself: so the folder opened is the one every check was made on, and a
+/// symlink another user planted in a sticky world-writable folder (/tmp)
+/// is refused even where the kernel's `fs.protected_symlinks` is off.
+/// Missing folders are created with `create` (`mkdirat`, which never
+/// follows a symlink); without it a missing folder is `None`.
+pub(crate) fn open_folder(path: &Path, create: bool) -> Result<Option<OpenedFolder>> {
+    match walk(path, create)? {
+        Walk::Missing { .. } => Ok(None),
+        Walk::Found { at, real, created } => {
+            let dir = at
+                .open(real.clone())
+                .map_err(|e| Error::io(&real, "cannot open", e))?;
+            Ok(Some(OpenedFolder { dir, created }))
         }
     }
-    // The lexical part may lead back into an existing folder.
-    match fs::canonicalize(&base) {
-        Ok(p) => Ok(p),
-        Err(_) => Ok(base),
+}
+
+/// Where a walk along a path ended.
+enum Walk {
+    /// At the folder the path names.
+    Found {
+        at: PathHandle,
+        /// Its path with every symlink resolved.
+        real: PathBuf,
+        /// As in [`OpenedFolder::created`].
+        created: Vec<(PathHandle, OsString)>,
+    },
+    /// At a name that does not exist in `real` (`rest` starts with it),
+    /// or right after a file (`real`) that more names follow.
+    Missing {
+        real: PathBuf,
+        rest: VecDeque<OsString>,
+    },
+}
+
+/// The walk of [`open_folder`], up to the folder or the first missing
+/// name.
+fn walk(path: &Path, create: bool) -> Result<Walk> {
+    let absolute = std::path::absolute(path).map_err(|e| Error::io(path, "cannot resolve", e))?;
+    let root = || PathHandle::root().map_err(|e| Error::io(Path::new("/"), "cannot open", e));
+    // Each name to walk, with the outermost symlink it comes from (an
+    // index into `links`), if any.
+    let mut todo: VecDeque<(OsString, Option<usize>)> = components_of(&absolute)
+        .into_iter()
+        .map(|c| (c, None))
+        .collect();
+    // Each outermost symlink followed: where it is, and the names from it
+    // on, for a path that ends missing behind it.
+    let mut links: Vec<(PathBuf, VecDeque<OsString>)> = Vec::new();
+    let mut at = root()?;
+    // The path of `at` as the kernel resolves it: for messages.
+    let mut real = PathBuf::from("/");
+    let mut created = Vec::new();
+    let (mut symlinks, mut retries) = (0, 0);
+    // The folder this walk just made, if any: something else found at its
+    // name is someone else's doing.
+    let mut made: Option<PathBuf> = None;
+    while let Some((name, origin)) = todo.pop_front() {
+        if name == ".." {
+            at = at
+                .parent()
+                .map_err(|e| Error::io(&real, "cannot open", e))?;
+            real.pop();
+            continue;
+        }
+        let here = real.join(&name);
+        let error = match at.child(&name) {
+            Ok(child) => {
+                at = child;
+                real = here;
+                continue;
+            }
+            Err(e) => e,
+        };
+        retries += 1;
+        if retries > MAX_RETRIES {
+            return Err(Error::invalid(
+                &here,
+                "keeps changing while this run opens it",
+            ));
+        }
+        let names = |todo: VecDeque<(OsString, Option<usize>)>| todo.into_iter().map(|(n, _)| n);
+        match error.raw_os_error() {
+            // Behind a symlink to nowhere: the link itself is the missing
+            // name (as `mkdir` sees it: it never creates through one).
+            Some(libc::ENOENT) if origin.is_some() => {
+                let (link_folder, rest) = &links[origin.unwrap_or_default()];
+                if create {
+                    return Err(Error::refused(
+                        path,
+                        format!(
+                            "cannot create folder through the symlink {}: it leads nowhere",
+                            link_folder.join(rest.front().unwrap_or(&name)).display()
+                        ),
+                    ));
+                }
+                return Ok(Walk::Missing {
+                    real: link_folder.clone(),
+                    rest: rest.clone(),
+                });
+            }
+            Some(libc::ENOENT) if !create => {
+                todo.push_front((name, origin));
+                return Ok(Walk::Missing {
+                    real,
+                    rest: names(todo).collect(),
+                });
+            }
+            Some(libc::ENOENT) => match at.create_dir(&name) {
+                Ok(()) => {
+                    let parent = at
+                        .try_clone()
+                        .map_err(|e| Error::io(&real, "cannot open", e))?;
+                    created.insert(0, (parent, name.clone()));
+                    made = Some(here.clone());
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(Error::io(&here, "cannot create folder", e)),
+            },
+            Some(libc::ENOTDIR | libc::ELOOP) => {
+                match at
+                    .entry(&name)
+                    .map_err(|e| Error::io(&here, "cannot read metadata", e))?
+                {
+                    None => {}
+                    Some(entry) if entry.is_symlink() => {
+                        if made.as_ref() == Some(&here) {
+                            return Err(Error::refused(
+                                &here,
+                                "the folder this run created was replaced by a symlink; not followed",
+                            ));
+                        }
+                        refuse_foreign_symlink(&at, &entry, &here)?;
+                        symlinks += 1;
+                        if symlinks > MAX_SYMLINKS {
+                            return Err(Error::io(
+                                &here,
+                                "cannot open",
+                                std::io::Error::from_raw_os_error(libc::ELOOP),
+                            ));
+                        }
+                        let target = at
+                            .read_link(&name)
+                            .map_err(|e| Error::io(&here, "cannot read the symlink", e))?;
+                        let origin = origin.or_else(|| {
+                            let rest = std::iter::once(name.clone())
+                                .chain(names(todo.clone()))
+                                .collect();
+                            links.push((real.clone(), rest));
+                            Some(links.len() - 1)
+                        });
+                        let target = Path::new(&target);
+                        if target.is_absolute() {
+                            at = root()?;
+                            real = PathBuf::from("/");
+                        }
+                        for c in components_of(target).into_iter().rev() {
+                            todo.push_front((c, origin));
+                        }
+                        continue;
+                    }
+                    Some(entry) if entry.is_dir() => {}
+                    // A file with more names after it: as the kernel would
+                    // (`ENOTDIR`), except that resolving reads it lexically,
+                    // so `file/..` is the folder the file is in.
+                    Some(_) if !todo.is_empty() => {
+                        if create {
+                            return Err(Error::io(
+                                path,
+                                "cannot create folder",
+                                std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                            ));
+                        }
+                        return Ok(Walk::Missing {
+                            real: here,
+                            rest: names(todo).collect(),
+                        });
+                    }
+                    Some(_) => {
+                        return Err(Error::refused(&here, "exists and is not a folder"));
+                    }
+                }
+            }
+            _ => return Err(Error::io(&here, "cannot open", error)),
+        }
+        // Look at the same name again.
+        todo.push_front((name, origin));
     }
+    Ok(Walk::Found { at, real, created })
+}
+
+/// The names to walk in `path`, `..` included (resolved by the walk, as
+/// the kernel does, after any symlink before it).
+fn components_of(path: &Path) -> VecDeque<OsString> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name.to_os_string()),
+            Component::ParentDir => Some(OsString::from("..")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect()
+}
+
+/// The kernel's `protected_symlinks` rule, a little stricter: in a sticky
+/// world-writable folder, a symlink is followed only when it belongs to the
+/// caller or to root (the kernel also follows the folder owner's).
+/// Otherwise whoever may write /tmp could send the run's output anywhere
+/// the caller may write.
+fn refuse_foreign_symlink(folder: &PathHandle, link: &Identity, path: &Path) -> Result<()> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if link.uid == me || link.uid == 0 {
+        return Ok(());
+    }
+    let parent = folder
+        .identity()
+        .map_err(|e| Error::io(path, "cannot read metadata", e))?;
+    let shared = parent.mode & libc::S_ISVTX != 0 && parent.mode & libc::S_IWOTH != 0;
+    if !shared {
+        return Ok(());
+    }
+    Err(Error::refused(
+        path,
+        format!(
+            "a symlink owned by another user (uid {}{}) in a sticky world-writable folder; not followed (the kernel's protected_symlinks rule): remove it or give another --out_dir",
+            link.uid,
+            crate::sys::user_name(link.uid)
+                .map(|name| format!(", {name}"))
+                .unwrap_or_default()
+        ),
+    ))
+}
+
+/// The folders a run reads from, by identity: the checkpoint folder first,
+/// then every other folder an input file is in (reached through a symlink).
+pub(crate) fn input_folders(checkpoint_dir: &Path, inputs: &[&Path]) -> Result<Vec<InputFolder>> {
+    let of = |dir: &Path| -> Result<InputFolder> {
+        let meta = fs::metadata(dir).map_err(|e| Error::io(dir, "cannot read metadata", e))?;
+        Ok(InputFolder {
+            path: dir.to_path_buf(),
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    };
+    let mut folders = vec![of(checkpoint_dir)?];
+    for input in inputs {
+        let real = fs::canonicalize(input).map_err(|e| Error::io(input, "cannot resolve", e))?;
+        let Some(parent) = real.parent() else {
+            continue;
+        };
+        let folder = of(parent)?;
+        if !folders
+            .iter()
+            .any(|f| (f.dev, f.ino) == (folder.dev, folder.ino))
+        {
+            folders.push(folder);
+        }
+    }
+    Ok(folders)
+}
+
+/// A folder an input file is in.
+#[derive(Debug, Clone)]
+pub(crate) struct InputFolder {
+    pub path: PathBuf,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// Refuses an output folder (as opened: by its descriptor, not its path)
+/// that is a folder the run reads from, or in which an output would replace
+/// an input file. In place, the output folder must be the checkpoint
+/// folder that was read.
+pub(crate) fn refuse_input_folders(out: &Dir, prepared: &Prepared) -> Result<()> {
+    let id = out
+        .identity()
+        .map_err(|e| Error::io(out.path(), "cannot read metadata", e))?;
+    let same = |f: &InputFolder| (f.dev, f.ino) == (id.dev, id.ino);
+    let mut folders = prepared.input_folders.iter();
+    if prepared.in_place {
+        return match folders.next() {
+            Some(checkpoint) if !same(checkpoint) => Err(Error::refused(
+                out.path(),
+                "is no longer the checkpoint folder this run read (it was moved or replaced meanwhile)",
+            )),
+            _ => Ok(()),
+        };
+    }
+    // Named as the user gave it: the path may lead elsewhere by now.
+    if let Some(checkpoint) = folders.next().filter(|f| same(f)) {
+        return Err(Error::refused(
+            &prepared.out_dir,
+            format!(
+                "the output folder is the checkpoint folder {}; refusing to overwrite the input (use --in-place to prune it in place)",
+                checkpoint.path.display()
+            ),
+        ));
+    }
+    if let Some(folder) = folders.find(|f| same(f)) {
+        return Err(Error::refused(
+            &prepared.out_dir,
+            format!(
+                "the output folder is {}, which holds input files; give another --out_dir",
+                folder.path.display()
+            ),
+        ));
+    }
+    refuse_overwriting_inputs(out, prepared)
 }
 
 /// Refuses a run in which any output file would replace an input file
 /// (through a hard link, a symlink, or the same folder under another name)
-/// or a folder.
-pub(crate) fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
+/// or a folder. Names are looked up in the opened output folder.
+fn refuse_overwriting_inputs(out: &Dir, prepared: &Prepared) -> Result<()> {
     let mut inputs: Vec<(PathBuf, FileStamp)> = prepared
         .files
         .iter()
@@ -109,20 +437,27 @@ pub(crate) fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
         .chain(prepared.generated.iter().map(|g| OsString::from(&g.name)))
         .chain(prepared.extra_files.iter().map(|f| file_name(&f.path)));
     for name in names {
-        let target = prepared.out_dir.join(&name);
+        let target = out.join(&name);
+        let metadata_error = |e| Error::io(&target, "cannot read metadata", e);
         // The commit would move a folder aside under a hidden temp name and
         // leave it there: refuse instead.
-        if fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+        if out
+            .stat(&name)
+            .map_err(metadata_error)?
+            .is_some_and(|st| st.is_dir())
+        {
             return Err(Error::refused(
                 &target,
                 "a folder has the name of an output file; move it away",
             ));
         }
-        let Ok(meta) = fs::metadata(&target) else {
+        let Ok(Some(out)) = out.target_identity(&name) else {
             continue;
         };
-        let out = FileStamp::of(&meta);
-        if let Some((input, _)) = inputs.iter().find(|(_, s)| s.same_file(&out)) {
+        if let Some((input, _)) = inputs
+            .iter()
+            .find(|(_, s)| (s.dev, s.ino) == (out.dev, out.ino))
+        {
             return Err(Error::refused(
                 &target,
                 format!("would overwrite the input file {}", input.display()),
@@ -130,4 +465,54 @@ pub(crate) fn refuse_overwriting_inputs(prepared: &Prepared) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn temp() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = fs::canonicalize(dir.path()).expect("temp dir resolves");
+        (dir, root)
+    }
+
+    #[test]
+    fn resolves_dot_dot_after_a_symlink_as_the_kernel_does() {
+        let (_dir, root) = temp();
+        fs::create_dir_all(root.join("deep/target")).unwrap();
+        symlink(root.join("deep/target"), root.join("link")).unwrap();
+        // `link/..` is the target's parent, not `root`.
+        assert_eq!(
+            resolve_out_dir(&root.join("link/..")).unwrap(),
+            root.join("deep")
+        );
+        assert_eq!(
+            resolve_out_dir(&root.join("link/new/../x")).unwrap(),
+            root.join("deep/target/x")
+        );
+    }
+
+    #[test]
+    fn a_symlink_loop_is_an_error_not_a_hang() {
+        let (_dir, root) = temp();
+        symlink(root.join("b"), root.join("a")).unwrap();
+        symlink(root.join("a"), root.join("b")).unwrap();
+        assert!(open_folder(&root.join("a/sub"), true).is_err());
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn creates_missing_folders_and_names_them_for_removal() {
+        let (_dir, root) = temp();
+        let opened = open_folder(&root.join("one/two"), true)
+            .unwrap()
+            .expect("created");
+        assert_eq!(opened.dir.path(), root.join("one/two"));
+        let names: Vec<&OsString> = opened.created.iter().map(|(_, n)| n).collect();
+        assert_eq!(names, [&OsString::from("two"), &OsString::from("one")]);
+        assert!(open_folder(&root.join("three"), false).unwrap().is_none());
+        assert!(!root.join("three").exists());
+    }
 }

@@ -18,7 +18,8 @@ use crate::header::Header;
 use crate::input::InputFile;
 use crate::interrupt::Cancel;
 use crate::out_dir::{
-    canonical_checkpoint_dir, default_out_dir, refuse_overwriting_inputs, resolve_out_dir,
+    canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
+    resolve_out_dir, InputFolder,
 };
 use crate::plan::{plan_prune, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
@@ -137,6 +138,9 @@ pub struct Prepared {
     pub warnings: Vec<String>,
     /// The block size the plans align to and the copies clone at.
     pub block: u64,
+    /// The folders read from (the checkpoint folder first), which the
+    /// output folder, once opened, must not be (in place: must be the first).
+    pub(crate) input_folders: Vec<InputFolder>,
 }
 
 impl Prepared {
@@ -234,6 +238,8 @@ pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
         };
     }
     let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
+    // Resolved first: a path it refuses is refused before anything changes.
+    let out_dir = out_dir_of(options, &checkpoint_dir)?;
     let mut notes = recover_or_note(&checkpoint_dir, &options.cancel)?;
     // What could not be finished (a read-only folder, another user's run)
     // leaves a checkpoint half old, half new: not one to read.
@@ -249,7 +255,6 @@ pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
             ),
         ));
     }
-    let out_dir = out_dir_of(options, &checkpoint_dir)?;
     if out_dir != checkpoint_dir && out_dir.is_dir() {
         notes.extend(recover_or_note(&out_dir, &options.cancel)?);
     }
@@ -291,7 +296,12 @@ pub fn remote_folder(dir: &Path) -> Result<Option<Arc<RemoteFolder>>> {
 fn out_dir_of(options: &Options, checkpoint_dir: &Path) -> Result<PathBuf> {
     match &options.out_dir {
         Some(dir) => resolve_out_dir(dir),
-        None if options.in_place => Ok(checkpoint_dir.to_path_buf()),
+        None if options.in_place => {
+            // Walked as an output folder is, so another user's symlink in
+            // a sticky folder cannot choose which folder is changed.
+            resolve_out_dir(&options.checkpoint_dir)?;
+            Ok(checkpoint_dir.to_path_buf())
+        }
         None => default_out_dir(&options.checkpoint_dir, checkpoint_dir),
     }
 }
@@ -342,6 +352,18 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         None => Checkpoint::open(&checkpoint_dir, options.ranks.as_ref())?,
     };
     options.cancel.check()?;
+    let read_from = match &remote {
+        Some(_) => Vec::new(),
+        None => {
+            let paths: Vec<&Path> = checkpoint
+                .files
+                .iter()
+                .map(|f| f.input.path.as_path())
+                .chain(checkpoint.extra_files.iter().map(|f| f.path.as_path()))
+                .collect();
+            input_folders(&checkpoint_dir, &paths)?
+        }
+    };
     let Checkpoint {
         layout,
         files,
@@ -423,9 +445,11 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         config,
         warnings,
         block,
+        input_folders: read_from,
     };
-    if !prepared.in_place {
-        refuse_overwriting_inputs(&prepared)?;
+    // Checked again on the folder the run opens to write (`execute`).
+    if let Some(out) = open_folder(&prepared.out_dir, false)? {
+        refuse_input_folders(&out.dir, &prepared)?;
     }
     Ok(prepared)
 }
@@ -488,7 +512,10 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         ..options.clone()
     };
     let flush = options.fsync || prepared.in_place;
-    let mut staging = Staging::open(&prepared.out_dir, flush, options.cancel.clone())?;
+    let mut staging =
+        Staging::open_checked(&prepared.out_dir, flush, options.cancel.clone(), &|dir| {
+            refuse_input_folders(dir, prepared)
+        })?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
     for file in &prepared.files {
         jobs.push((Job::Prune(file), staging.add(&file.name)));

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::interrupt::Cancel;
 use crate::journal::Journal;
 use crate::side_file::{self, Kind};
-use crate::sys::{self, Dir};
+use crate::sys::{self, Dir, FolderLock, LockMode};
 
 /// Finishes or removes the leftovers of dead runs in the folder at `path`,
 /// waiting for its lock if there are any. Returns one line per run dealt
@@ -40,24 +40,21 @@ pub fn recover_folder(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let dir = Dir::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-    let _lock = dir
-        .lock(&|| cancel.check_io())
-        .map_err(|e| lock_error(path, e, cancel))?;
+    let _lock = lock_folder(&dir, LockMode::Exclusive, cancel)?;
     recover_locked(&dir, None, true)
 }
 
 /// The unfinished commits of dead runs in the folder at `path` (whose
 /// journal is whole: some of its files may be new, others old), found
-/// without changing anything, one line each. Probed under the folder's lock,
-/// so a run recovering or committing there meanwhile cannot take a dead
-/// run's journal, briefly locked by the probe, for a live one.
+/// without changing anything, one line each. Probed under the folder's
+/// shared lock, so a run recovering or committing there meanwhile (under the
+/// exclusive lock) cannot take a dead run's journal, briefly locked by the
+/// probe, for a live one; other probes share it.
 pub fn pending(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     let Ok(dir) = Dir::open(path) else {
         return Ok(Vec::new());
     };
-    let _lock = dir
-        .lock(&|| cancel.check_io())
-        .map_err(|e| lock_error(path, e, cancel))?;
+    let _lock = lock_folder(&dir, LockMode::Shared, cancel)?;
     Ok(unfinished_commits(&dir)
         .into_iter()
         .map(|uid| {
@@ -98,7 +95,9 @@ fn unfinished_commits(dir: &Dir) -> Vec<u32> {
             continue;
         };
         // A live run holds its journal's lock: only a dead run's counts.
-        if !meta.is_file() || sys::try_lock(&file).ok() != Some(true) {
+        // Shared, so probes under the folder's shared lock never take each
+        // other for a live run.
+        if !meta.is_file() || sys::try_lock_shared(&file).ok() != Some(true) {
             continue;
         }
         let mut bytes = Vec::new();
@@ -129,6 +128,15 @@ pub(crate) fn refuse_foreign_commits(dir: &Dir) -> Result<()> {
             ),
         )),
     }
+}
+
+/// Takes `dir`'s lock in `mode`, telling the user through `cancel`'s wait
+/// notice when it has to wait, and giving way to a stop request.
+pub(crate) fn lock_folder(dir: &Dir, mode: LockMode, cancel: &Cancel) -> Result<FolderLock> {
+    dir.lock(mode, &|| cancel.check_io(), &|| {
+        cancel.waiting_for(dir.path())
+    })
+    .map_err(|e| lock_error(dir.path(), e, cancel))
 }
 
 pub(crate) fn lock_error(path: &Path, e: std::io::Error, cancel: &Cancel) -> Error {

@@ -4,7 +4,9 @@
 //!
 //! A run's life in its output folder:
 //!
-//! 1. **Open**: create the folder if needed, take the folder's lock, finish
+//! 1. **Open**: open the folder once, component by component, creating what
+//!    is missing (`out_dir::open_folder`; every later step is relative to
+//!    that descriptor), check it, take the folder's lock, finish
 //!    what dead runs left there ([`crate::recover`]), create this run's
 //!    journal (empty) and hold its lock for the whole run (that lock is how
 //!    other runs know this one is alive), release the folder's lock.
@@ -28,9 +30,10 @@ use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
 use crate::interrupt::Cancel;
 use crate::journal::{Backup, Entry, Journal};
-use crate::recover::{lock_error, recover_locked, refuse_foreign_commits};
+use crate::out_dir::{open_folder, OpenedFolder};
+use crate::recover::{lock_folder, recover_locked, refuse_foreign_commits};
 use crate::side_file::{self, Kind};
-use crate::sys::{self, Dir};
+use crate::sys::{self, Dir, LockMode, PathHandle};
 
 /// Owner, group and permission bits a replacement file takes over from the
 /// file it replaces (`--in-place`).
@@ -89,8 +92,9 @@ pub struct Staging {
     files: Vec<StagedFile>,
     /// Backup links made by a commit that has not reached its journal.
     backups: Vec<OsString>,
-    /// Folders this run created, innermost first.
-    created_dirs: Vec<PathBuf>,
+    /// Folders this run created, innermost first, each with the folder it
+    /// is in.
+    created_dirs: Vec<(PathHandle, OsString)>,
     flush: bool,
     state: State,
     /// Lines about dead runs' leftovers dealt with while opening.
@@ -103,35 +107,46 @@ impl Staging {
     /// `flush`, everything the commit relies on is flushed to disk, so the
     /// guarantees hold across a power cut, not only a kill.
     pub fn open(path: &Path, flush: bool, cancel: Cancel) -> Result<Staging> {
-        let created_dirs: Vec<PathBuf> = path
-            .ancestors()
-            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-            .map(Path::to_path_buf)
-            .collect();
+        Staging::open_checked(path, flush, cancel, &|_| Ok(()))
+    }
+
+    /// [`Staging::open`], with `check` asked about the folder as opened
+    /// (its descriptor, which every later step uses) before anything is
+    /// written in it: the folder is opened once, component by component
+    /// (`out_dir::open_folder`), so what `check` approves is where the run
+    /// writes, whatever happens to the path meanwhile.
+    pub(crate) fn open_checked(
+        path: &Path,
+        flush: bool,
+        cancel: Cancel,
+        check: &dyn Fn(&Dir) -> Result<()>,
+    ) -> Result<Staging> {
         // Another run may remove a folder it created (and we found) when it
         // fails; the folder is then created again.
         for _ in 0..8 {
-            if let Err(e) = std::fs::create_dir_all(path) {
-                remove_empty_dirs(&created_dirs);
-                return Err(Error::io(path, "cannot create folder", e));
+            let Some(OpenedFolder { dir, created }) = open_folder(path, true)? else {
+                continue;
+            };
+            let path = dir.path().to_path_buf();
+            if let Err(e) = check(&dir) {
+                remove_empty_dirs(&created);
+                return Err(e);
             }
-            let dir = Dir::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-            let lock = dir
-                .lock(&|| cancel.check_io())
-                .map_err(|e| lock_error(path, e, &cancel))?;
+            let lock = lock_folder(&dir, LockMode::Exclusive, &cancel)?;
             if !dir
                 .is_linked()
-                .map_err(|e| Error::io(path, "cannot read metadata", e))?
+                .map_err(|e| Error::io(&path, "cannot read metadata", e))?
             {
                 continue;
             }
             let recovered = recover_locked(&dir, None, false)?;
             refuse_foreign_commits(&dir)?;
-            let id = sys::random_id().map_err(|e| Error::io(path, "cannot get random bytes", e))?;
+            let id =
+                sys::random_id().map_err(|e| Error::io(&path, "cannot get random bytes", e))?;
             let journal_name = side_file::journal_name(&id);
             let journal = dir
                 .create_new(&journal_name, 0o600)
-                .map_err(|e| Error::io(path, "cannot create files in the output folder", e))?;
+                .map_err(|e| Error::io(&path, "cannot create files in the output folder", e))?;
             let staging = Staging {
                 dir,
                 id,
@@ -139,7 +154,7 @@ impl Staging {
                 journal_name,
                 files: Vec::new(),
                 backups: Vec::new(),
-                created_dirs: created_dirs.clone(),
+                created_dirs: created,
                 flush,
                 state: State::Writing,
                 recovered,
@@ -216,10 +231,7 @@ impl Staging {
     /// must have been created and completely written.
     pub fn commit(mut self) -> Result<CommitReport> {
         let path = self.dir.path().to_path_buf();
-        let lock = self
-            .dir
-            .lock(&|| self.cancel.check_io())
-            .map_err(|e| lock_error(&path, e, &self.cancel))?;
+        let lock = lock_folder(&self.dir, LockMode::Exclusive, &self.cancel)?;
         let mut report = CommitReport {
             recovered: std::mem::take(&mut self.recovered),
         };
@@ -397,7 +409,7 @@ impl Drop for Staging {
         let _ = self.dir.unlink(&self.journal_name);
         if !self.created_dirs.is_empty() {
             // Under the lock, so no run is starting in a folder we remove.
-            let _lock = self.dir.lock(&|| Ok(()));
+            let _lock = self.dir.lock(LockMode::Exclusive, &|| Ok(()), &|| ());
             remove_empty_dirs(&self.created_dirs);
         }
     }
@@ -405,9 +417,9 @@ impl Drop for Staging {
 
 /// Removes `dirs`, innermost first, stopping at the first that is not
 /// empty: never removes user files.
-fn remove_empty_dirs(dirs: &[PathBuf]) {
-    for dir in dirs {
-        if std::fs::remove_dir(dir).is_err() {
+fn remove_empty_dirs(dirs: &[(PathHandle, OsString)]) {
+    for (parent, name) in dirs {
+        if parent.remove_dir(name).is_err() {
             break;
         }
     }

@@ -12,7 +12,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// An open folder.
@@ -233,13 +233,19 @@ impl Dir {
         result.map(|()| names)
     }
 
-    /// Takes the folder's exclusive lock, waiting for it. `flock` on the
-    /// folder itself needs no file in it; where the filesystem refuses
+    /// Takes the folder's lock in `mode`, waiting for it; `on_wait` is
+    /// called once, before the wait, when someone else holds it. `flock` on
+    /// the folder itself needs no file in it; where the filesystem refuses
     /// that (NFS locks only files open for writing), a hidden lock file
     /// takes its place. `still_wanted` is asked when a signal interrupts
     /// the wait.
-    pub fn lock(&self, still_wanted: &dyn Fn() -> io::Result<()>) -> io::Result<FolderLock> {
-        match flock_wait(self.raw(), still_wanted) {
+    pub fn lock(
+        &self,
+        mode: LockMode,
+        still_wanted: &dyn Fn() -> io::Result<()>,
+        on_wait: &dyn Fn(),
+    ) -> io::Result<FolderLock> {
+        match flock_wait(self.raw(), mode, still_wanted, on_wait) {
             Ok(()) => Ok(FolderLock::Folder(self.fd.try_clone()?)),
             Err(e)
                 if matches!(
@@ -256,7 +262,7 @@ impl Dir {
                 })?;
                 // SAFETY: `fd` was just opened and is owned by nobody else.
                 let file = unsafe { File::from_raw_fd(fd) };
-                flock_wait(file.as_raw_fd(), still_wanted)?;
+                flock_wait(file.as_raw_fd(), mode, still_wanted, on_wait)?;
                 Ok(FolderLock::File(file))
             }
             Err(e) => Err(e),
@@ -286,10 +292,20 @@ impl Drop for FolderLock {
     }
 }
 
-fn flock_wait(fd: RawFd, still_wanted: &dyn Fn() -> io::Result<()>) -> io::Result<()> {
+fn flock_wait(
+    fd: RawFd,
+    mode: LockMode,
+    still_wanted: &dyn Fn() -> io::Result<()>,
+    on_wait: &dyn Fn(),
+) -> io::Result<()> {
+    // SAFETY: valid descriptor.
+    match check(unsafe { libc::flock(fd, mode.operation() | libc::LOCK_NB) }) {
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => on_wait(),
+        other => return other.map(drop),
+    }
     loop {
         // SAFETY: valid descriptor.
-        match check(unsafe { libc::flock(fd, libc::LOCK_EX) }) {
+        match check(unsafe { libc::flock(fd, mode.operation()) }) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => still_wanted()?,
             other => return other.map(drop),
         }
@@ -354,4 +370,244 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     // SAFETY: signal 0 only checks for existence and permission.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// The kind of lock a folder is taken with: readers share the folder,
+/// runs that change it take it alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    /// `--dry-run`, `inspect` and `verify` with nothing to recover: never
+    /// blocked by another reader.
+    Shared,
+    /// A run that commits or recovers.
+    Exclusive,
+}
+
+impl LockMode {
+    fn operation(self) -> libc::c_int {
+        match self {
+            LockMode::Shared => libc::LOCK_SH,
+            LockMode::Exclusive => libc::LOCK_EX,
+        }
+    }
+}
+
+/// Takes `file`'s shared lock if no one holds it exclusively: `Ok(false)`
+/// when a live run holds it. A probe that only reads takes this one, so
+/// two probes never take each other for a live run.
+pub(crate) fn try_lock_shared(file: &File) -> io::Result<bool> {
+    // SAFETY: valid descriptor.
+    match check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A folder reached while resolving a path, open only to resolve names in
+/// it (`O_PATH`: no read permission needed, as for the kernel's own walk).
+/// Each step is relative to the folder before, so no later change to a
+/// path's components can redirect a step already taken.
+#[derive(Debug)]
+pub(crate) struct PathHandle(OwnedFd);
+
+/// What `lstat` says of an entry or a folder, as much as a walk needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub kind: libc::mode_t,
+    pub mode: libc::mode_t,
+    pub uid: u32,
+}
+
+impl Identity {
+    fn of(st: &libc::stat) -> Identity {
+        Identity {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            kind: st.st_mode & libc::S_IFMT,
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+        }
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.kind == libc::S_IFLNK
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == libc::S_IFDIR
+    }
+}
+
+fn fstat(fd: RawFd) -> io::Result<Identity> {
+    // SAFETY: zeroed `stat` is a valid out-parameter.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid descriptor and out-pointer.
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(Identity::of(&st))
+}
+
+fn open_path(dirfd: RawFd, name: &CString) -> io::Result<PathHandle> {
+    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: valid descriptor (or AT_FDCWD) and string.
+    let fd = check(unsafe { libc::openat(dirfd, name.as_ptr(), flags) })?;
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(PathHandle(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+impl PathHandle {
+    /// The root folder.
+    pub fn root() -> io::Result<PathHandle> {
+        open_path(libc::AT_FDCWD, &CString::from(c"/"))
+    }
+
+    /// The folder above this one (`..`, as the kernel resolves it).
+    pub fn parent(&self) -> io::Result<PathHandle> {
+        open_path(self.0.as_raw_fd(), &CString::from(c".."))
+    }
+
+    /// The folder `name` in this one; a symlink or a file there fails
+    /// (`ENOTDIR`), as does nothing (`ENOENT`).
+    pub fn child(&self, name: &OsStr) -> io::Result<PathHandle> {
+        open_path(self.0.as_raw_fd(), &component(name)?)
+    }
+
+    pub fn try_clone(&self) -> io::Result<PathHandle> {
+        Ok(PathHandle(self.0.try_clone()?))
+    }
+
+    /// This folder's own identity.
+    pub fn identity(&self) -> io::Result<Identity> {
+        fstat(self.0.as_raw_fd())
+    }
+
+    /// What is at `name`, without following a symlink; `None` if nothing.
+    pub fn entry(&self, name: &OsStr) -> io::Result<Option<Identity>> {
+        let c = component(name)?;
+        // SAFETY: zeroed `stat` is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor, string and out-pointer.
+        let r = unsafe {
+            libc::fstatat(
+                self.0.as_raw_fd(),
+                c.as_ptr(),
+                &mut st,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(Some(Identity::of(&st)))
+    }
+
+    /// The target of the symlink `name`.
+    pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
+        let c = component(name)?;
+        let mut buffer = vec![0u8; libc::PATH_MAX as usize + 1];
+        // SAFETY: valid descriptor and string; the buffer is live and
+        // `len` bytes long.
+        let n = unsafe {
+            libc::readlinkat(
+                self.0.as_raw_fd(),
+                c.as_ptr(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let n = n as usize;
+        if n >= buffer.len() {
+            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+        }
+        buffer.truncate(n);
+        Ok(OsString::from_vec(buffer))
+    }
+
+    /// Creates the folder `name` in this one (`EEXIST` if anything is
+    /// there, a symlink included: `mkdir` never follows one).
+    pub fn create_dir(&self, name: &OsStr) -> io::Result<()> {
+        let c = component(name)?;
+        // SAFETY: valid descriptor and string.
+        check(unsafe { libc::mkdirat(self.0.as_raw_fd(), c.as_ptr(), 0o777) }).map(drop)
+    }
+
+    /// Removes the folder `name` in this one if it is empty.
+    pub fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
+        let c = component(name)?;
+        // SAFETY: valid descriptor and string.
+        check(unsafe { libc::unlinkat(self.0.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+            .map(drop)
+    }
+
+    /// This folder opened for listing, locking and the folder-relative
+    /// calls of [`Dir`]; `path` is its name in messages.
+    pub fn open(&self, path: PathBuf) -> io::Result<Dir> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: valid descriptor and a static C string.
+        let fd = check(unsafe { libc::openat(self.0.as_raw_fd(), c".".as_ptr(), flags) })?;
+        Ok(Dir {
+            // SAFETY: `fd` was just opened and is owned by nobody else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path,
+        })
+    }
+}
+
+impl Dir {
+    /// The folder's own identity.
+    pub fn identity(&self) -> io::Result<Identity> {
+        fstat(self.raw())
+    }
+
+    /// The identity of what `name` in this folder leads to (a symlink
+    /// followed); `None` if nothing, or a dangling symlink.
+    pub fn target_identity(&self, name: &OsStr) -> io::Result<Option<Identity>> {
+        let c = component(name)?;
+        // SAFETY: zeroed `stat` is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor, string and out-pointer.
+        let r = unsafe { libc::fstatat(self.raw(), c.as_ptr(), &mut st, 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(Some(Identity::of(&st)))
+    }
+}
+
+/// The name of user `uid` in the user database, if it has one.
+pub(crate) fn user_name(uid: u32) -> Option<String> {
+    let mut buffer = vec![0u8; 4096];
+    // SAFETY: zeroed `passwd` is a valid out-parameter.
+    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: valid out-pointers; the buffer is live and `len` bytes long.
+    let r = unsafe {
+        libc::getpwuid_r(
+            uid,
+            &mut entry,
+            buffer.as_mut_ptr().cast(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if r != 0 || found.is_null() || entry.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success `pw_name` points to a NUL-terminated string in
+    // `buffer`, which is still live.
+    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
+    Some(name.to_string_lossy().into_owned())
 }

@@ -640,7 +640,12 @@ fn refuses_the_checkpoint_folder_as_output_via_a_bind_mount() {
     // Another path, so only the files' identities tell it is the input.
     let result = run(&ckpt, Some(&alias), &[]);
 
-    assert_fails(&result, 1, Some(&alias), "would overwrite the input file");
+    assert_fails(
+        &result,
+        1,
+        Some(&alias),
+        "the output folder is the checkpoint folder",
+    );
     assert_eq!(tree(&ckpt), input);
 }
 

@@ -51,6 +51,7 @@ pub mod report;
 pub mod rule;
 mod run;
 mod side_file;
+mod space;
 pub mod stage;
 mod sys;
 pub mod verify;

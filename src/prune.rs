@@ -20,13 +20,14 @@ use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, refuse_overwriting_inputs, resolve_out_dir,
 };
-use crate::plan::{plan_prune, PrunePlan, SHARE_ALIGNMENT};
+use crate::plan::{plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::ranks::RankSet;
 use crate::recover::{pending, recover_or_note};
 use crate::remote::{FetchOptions, RemoteFolder};
 use crate::rule::PruneRule;
 use crate::run::{file_name, run_jobs, write_new, Job};
+use crate::space;
 use crate::stage::{Ownership, StagedFile, Staging};
 use crate::verify::{self, FileVerdict};
 
@@ -505,6 +506,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         .collect();
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
+    check_space(prepared, &staging, &jobs, &generated, options)?;
 
     for (g, staged) in &generated {
         write_new(&staging, staged, g, flush, prepared.in_place)?;
@@ -535,6 +537,58 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let report = staging.commit()?;
     recovered.extend(report.recovered);
     Ok(Summary::of(prepared, stats, verified, recovered))
+}
+
+/// Refuses the run, before anything is written, when its outputs would
+/// not fit in the output filesystem or pass the file size limit (`space`).
+fn check_space(
+    prepared: &Prepared,
+    staging: &Staging,
+    jobs: &[(Job, StagedFile)],
+    generated: &[(&GeneratedFile, StagedFile)],
+    options: &Options,
+) -> Result<()> {
+    let whole_files: Vec<[CopyRange; 1]> = jobs
+        .iter()
+        .map(|(job, _)| {
+            [CopyRange {
+                src: 0,
+                dst: 0,
+                len: job.input().stamp.len,
+            }]
+        })
+        .collect();
+    let mut outputs: Vec<space::Output> = jobs
+        .iter()
+        .zip(&whole_files)
+        .map(|((job, staged), whole)| match job {
+            Job::Prune(f) => space::Output {
+                target: &staged.target,
+                len: f.plan.output_len,
+                written: f.plan.header_bytes.len() as u64,
+                copied: Some((&f.input, &f.plan.copies)),
+            },
+            Job::Copy(input) => space::Output {
+                target: &staged.target,
+                len: input.stamp.len,
+                written: 0,
+                copied: Some((input, whole)),
+            },
+        })
+        .collect();
+    outputs.extend(generated.iter().map(|(g, staged)| space::Output {
+        target: &staged.target,
+        len: g.text.len() as u64,
+        written: g.text.len() as u64,
+        copied: None,
+    }));
+    space::check(
+        &prepared.out_dir,
+        &staging.filesystem()?,
+        &outputs,
+        options.methods,
+        prepared.block,
+    )
 }
 
 /// Verifies the finished temp files against their inputs.

@@ -17,6 +17,7 @@ use crate::progress::Progress;
 use crate::prune::{FilePlan, GeneratedFile, Options};
 use crate::remote::FetchOptions;
 use crate::stage::{StagedFile, Staging};
+use crate::sys;
 
 /// The last component of `path`, as it is (names need not be UTF-8).
 pub(crate) fn file_name(path: &Path) -> OsString {
@@ -62,7 +63,8 @@ pub(crate) fn run_jobs(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
-    .clamp(1, jobs.len().max(1));
+    .clamp(1, jobs.len().max(1))
+    .min(threads_that_fit());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
@@ -74,39 +76,66 @@ pub(crate) fn run_jobs(
         }
         Ok(())
     };
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((job, staged)) = jobs.get(i) else {
-                    return;
-                };
-                match run_job(
-                    staging, job, staged, options, fsync, in_place, progress, &cancel,
-                ) {
-                    Ok(stats) => {
-                        let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                        t.shared += stats.shared;
-                        t.copied += stats.copied;
-                        t.holes += stats.holes;
-                    }
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                        if matches!(*slot, None | Some(Error::Aborted)) {
-                            *slot = Some(e);
-                        }
-                        return;
-                    }
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((job, staged)) = jobs.get(i) else {
+            return;
+        };
+        match run_job(
+            staging, job, staged, options, fsync, in_place, progress, &cancel,
+        ) {
+            Ok(stats) => {
+                let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                t.shared += stats.shared;
+                t.copied += stats.copied;
+                t.holes += stats.holes;
+            }
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if matches!(*slot, None | Some(Error::Aborted)) {
+                    *slot = Some(e);
                 }
-            });
+                return;
+            }
         }
+    };
+    sys::share_malloc_arena_under_memory_limit();
+    std::thread::scope(|scope| {
+        // The calling thread is one of the workers. A thread the system
+        // refuses (`ulimit -u`, `ulimit -v`) means fewer workers, not a
+        // failed run.
+        for _ in 1..threads {
+            let spawned = std::thread::Builder::new()
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(scope, worker);
+            if spawned.is_err() {
+                break;
+            }
+        }
+        worker();
     });
     options.cancel.check()?;
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
     Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Stack size of a worker thread (std's default, named: the thread budget
+/// under an address-space limit counts it).
+const WORKER_STACK: usize = 2 << 20;
+
+/// How many workers an address-space limit (`ulimit -v`) leaves room for:
+/// their stacks may take half of what is left, so the heap keeps the other
+/// half. Without a limit, any number.
+fn threads_that_fit() -> usize {
+    match sys::address_space_headroom() {
+        Some(free) => usize::try_from(free / 2 / WORKER_STACK as u64)
+            .unwrap_or(usize::MAX)
+            .max(1),
+        None => usize::MAX,
+    }
 }
 
 /// Writes the text of `generated` to the temp file of `staged`; errors name

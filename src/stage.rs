@@ -212,6 +212,13 @@ impl Staging {
         Ok(file)
     }
 
+    /// The filesystem of the output folder, for the space check.
+    pub(crate) fn filesystem(&self) -> Result<sys::Filesystem> {
+        self.dir
+            .filesystem()
+            .map_err(|e| Error::io(self.dir.path(), "cannot read the free space", e))
+    }
+
     /// Puts every staged file in place, or none of them. Each staged file
     /// must have been created and completely written.
     pub fn commit(mut self) -> Result<CommitReport> {

@@ -355,3 +355,91 @@ pub(crate) fn process_exists(pid: u32) -> bool {
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// Bytes of address space this process may still map under its
+/// `RLIMIT_AS` (`ulimit -v`); `None` when there is no limit (or it cannot
+/// be read, which is treated the same way).
+pub(crate) fn address_space_headroom() -> Option<u64> {
+    // SAFETY: zeroed `rlimit` is a valid out-parameter.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid resource and out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    // The first field of /proc/self/statm: pages mapped now.
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    Some(limit.rlim_cur.saturating_sub(pages.saturating_mul(page)))
+}
+
+/// Under an address-space limit (`ulimit -v`), makes every thread share
+/// one malloc arena. glibc otherwise reserves 64 MiB of address space for
+/// each thread that allocates, and a few workers use up the limit before
+/// the heap can grow, which ends the process with an allocation failure.
+/// Called before threads are started: an arena already made stays.
+pub(crate) fn share_malloc_arena_under_memory_limit() {
+    if address_space_headroom().is_none() {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter, under glibc's own
+    // lock.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// The file size limit (`ulimit -f`) in bytes; `None` when there is none.
+pub(crate) fn file_size_limit() -> Option<u64> {
+    // SAFETY: zeroed `rlimit` is a valid out-parameter.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid resource and out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(limit.rlim_cur)
+}
+
+/// The filesystem a folder is on, as the space check needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Filesystem {
+    /// The folder's device (`st_dev`): files with the same one are on it.
+    pub dev: u64,
+    /// `statfs`'s `f_type` (the filesystem's magic number).
+    pub kind: i64,
+    /// Its allocation unit (`f_frsize`).
+    pub block: u64,
+    /// Bytes an unprivileged user may still allocate (`f_bavail` units).
+    pub free: u64,
+}
+
+impl Dir {
+    /// The filesystem this folder is on, through its descriptor.
+    // The field types vary with the architecture: the casts are not no-ops
+    // everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn filesystem(&self) -> io::Result<Filesystem> {
+        // SAFETY: zeroed `stat`/`statvfs`/`statfs` are valid out-parameters.
+        let (mut st, mut vfs, mut fs): (libc::stat, libc::statvfs, libc::statfs) =
+            unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor and out-pointers.
+        unsafe {
+            check(libc::fstat(self.raw(), &mut st))?;
+            check(libc::fstatvfs(self.raw(), &mut vfs))?;
+            check(libc::fstatfs(self.raw(), &mut fs))?;
+        }
+        let block = vfs.f_frsize as u64;
+        Ok(Filesystem {
+            dev: st.st_dev,
+            kind: fs.f_type as i64,
+            block,
+            free: (vfs.f_bavail as u64).saturating_mul(block),
+        })
+    }
+}

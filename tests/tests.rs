@@ -10,6 +10,7 @@ mod differential;
 mod faults;
 mod features;
 mod header_rules;
+mod limits;
 mod nothing_lost;
 mod planner;
 mod prune_output;

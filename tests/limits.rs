@@ -1,0 +1,386 @@
+//! Limits of the machine a run meets: a file size limit, an address-space
+//! limit, a process limit, a filesystem too small for the output (each an
+//! error with a message, never a death or a half-written folder), and what
+//! a user set on the files an in-place run replaces (ACLs, extended
+//! attributes), which stays.
+//!
+//! Limits are set with `ulimit` in a `bash` subshell that then `exec`s the
+//! binary; small filesystems are tmpfs mounts (root only: outside CI these
+//! tests say so and pass; under CI they fail).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use trtllm_prune::fixture::{CheckpointSpec, Family, TensorSpec};
+
+use crate::util::{self, assert_error, assert_success, stderr, tree, write_checkpoint};
+
+fn root() -> (tempfile::TempDir, PathBuf) {
+    let dir = util::tempdir();
+    let root = fs::canonicalize(dir.path()).expect("temp dir resolves");
+    (dir, root)
+}
+
+/// A checkpoint whose pruned ranks are about 58 KiB each.
+fn small_checkpoint(root: &Path, name: &str, tp: u64) -> PathBuf {
+    let mut spec = CheckpointSpec::tiny(Family::Llama, tp, 1);
+    spec.hidden = 64;
+    spec.intermediate = 176;
+    spec.vocab = 256;
+    write_checkpoint(root, name, &spec)
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Whether this test can run: `needs` (root, a tool) is there. Outside CI a
+/// missing one is said and the test passes; under CI it fails.
+fn can_run(what: &str, available: bool) -> bool {
+    if !available {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{what}: unavailable in CI"
+        );
+        eprintln!("{what} unavailable: skipping");
+    }
+    available
+}
+
+fn has_tool(name: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name} >/dev/null"))
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs the binary with `args` after `setup` (shell commands such as
+/// `ulimit -f 16`) in a bash subshell.
+fn run_after(setup: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(format!("{setup} && exec \"$0\" \"$@\""))
+        .arg(util::bin());
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    cmd.output().expect("bash runs")
+}
+
+/// Names starting with a dot: temp files, journals, backups.
+fn hidden_names(dir: &Path) -> Vec<String> {
+    util::file_names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect()
+}
+
+/// Asserts that a run ended by itself with status 0 or 1 (one error line),
+/// not by a signal, a panic (101) or an abort (134).
+#[track_caller]
+fn assert_no_death(out: &Output, what: &str) {
+    match out.status.code() {
+        Some(0) => {}
+        Some(1) => {
+            assert_error(out);
+        }
+        other => panic!("{what}: status {other:?}\nstderr:\n{}", stderr(out)),
+    }
+}
+
+// ------------------------------------------------------------ file size
+
+#[test]
+fn a_file_size_limit_below_an_output_is_an_error_naming_the_file() {
+    let (_dir, root) = root();
+    let ckpt = small_checkpoint(&root, "ckpt", 2);
+    let out = root.join("out");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("notes.txt"), "the user's").unwrap();
+    let before = tree(&out);
+
+    // 16 KiB: the config fits, a 58 KiB rank does not.
+    let result = run_after(
+        "ulimit -f 16",
+        &[&"--checkpoint_dir", &ckpt, &"--out_dir", &out, &"-q"],
+    );
+
+    let line = assert_error(&result);
+    assert!(line.to_lowercase().contains("file too large"), "{line}");
+    assert!(line.contains("rank"), "{line}");
+    assert!(line.contains("16.00 KiB"), "the limit is not named: {line}");
+    assert!(tree(&out) == before, "the output folder changed");
+}
+
+#[test]
+fn a_file_size_limit_in_place_leaves_the_checkpoint_as_it_was() {
+    let (_dir, root) = root();
+    let ckpt = small_checkpoint(&root, "ckpt", 2);
+    let before = tree(&ckpt);
+
+    let result = run_after(
+        "ulimit -f 16",
+        &[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"],
+    );
+
+    let line = assert_error(&result);
+    assert!(line.to_lowercase().contains("file too large"), "{line}");
+    assert!(tree(&ckpt) == before, "the checkpoint changed");
+    assert!(hidden_names(&ckpt).is_empty());
+}
+
+// ------------------------------------------------------------ memory and threads
+
+/// The smallest address-space limit, in KiB and in steps of 4 MiB, under
+/// which the binary starts at all (prints its version).
+fn startup_floor_kib() -> u64 {
+    (4..64)
+        .map(|mib| (mib * 4) << 10)
+        .find(|kib| {
+            run_after(&format!("ulimit -v {kib}"), &[&"--version"])
+                .status
+                .success()
+        })
+        .expect("the binary starts under some limit below 256 MiB")
+}
+
+#[test]
+fn thirty_two_jobs_under_a_low_address_space_limit_still_prune() {
+    let (_dir, root) = root();
+    let ckpt = small_checkpoint(&root, "ckpt", 32);
+    let floor = startup_floor_kib();
+
+    // From just above what the binary needs to start, where not even one
+    // worker thread fits, to 64 MiB above it: 32 threads never fit.
+    for extra_mib in [8, 12, 16, 24, 32, 64] {
+        let limit = floor + (extra_mib << 10);
+        let out = root.join(format!("out{extra_mib}"));
+        let result = run_after(
+            &format!("ulimit -v {limit}"),
+            &[
+                &"--checkpoint_dir",
+                &ckpt,
+                &"--out_dir",
+                &out,
+                &"-j",
+                &"32",
+                &"-q",
+            ],
+        );
+        let what = format!("ulimit -v {limit} (floor {floor} KiB + {extra_mib} MiB)");
+        assert_no_death(&result, &what);
+        assert!(
+            result.status.success(),
+            "{what}: expected success\n{}",
+            stderr(&result)
+        );
+        assert_eq!(util::file_names(&out).len(), 33, "{what}");
+    }
+}
+
+#[test]
+fn a_user_at_the_process_limit_prunes_on_the_calling_thread() {
+    if !can_run("root (to run as user nobody)", is_root())
+        || !can_run("setpriv", has_tool("setpriv"))
+    {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = small_checkpoint(&root, "ckpt", 8);
+    let out = root.join("out");
+    let status = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // RLIMIT_NPROC 1: the process itself; no thread can be started. Root
+    // ignores the limit, hence user nobody.
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "bash",
+        "-c",
+    ])
+    .arg("ulimit -u 1 && exec \"$0\" \"$@\"")
+    .arg(util::bin())
+    .arg("--checkpoint_dir")
+    .arg(&ckpt)
+    .arg("--out_dir")
+    .arg(&out)
+    .args(["-j", "8", "-q"]);
+    let result = cmd.output().expect("setpriv runs");
+
+    assert_no_death(&result, "ulimit -u 1");
+    assert_success(result);
+    assert_eq!(util::file_names(&out).len(), 9);
+}
+
+// ------------------------------------------------------------ free space
+
+/// A tmpfs of `size` mounted at `dir` (created) for the guard's life.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        can_run("a tmpfs mount", ok).then(|| Tmpfs {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Runs the binary under `strace -f -e trace=openat,creat` (when strace
+/// is there) and returns the run and the names of files it created.
+fn run_tracing_creations(
+    root: &Path,
+    args: &[&dyn AsRef<std::ffi::OsStr>],
+) -> (Output, Vec<String>) {
+    if !can_run("strace", has_tool("strace")) {
+        return (util::run(args), Vec::new());
+    }
+    let log = root.join("strace.log");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=openat,creat", "-o"])
+        .arg(&log)
+        .arg(util::bin());
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    let out = cmd.output().expect("strace runs");
+    let created = fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("O_CREAT") && !l.contains("= -1"))
+        .map(str::to_string)
+        .collect();
+    (out, created)
+}
+
+#[test]
+fn a_filesystem_too_small_is_refused_with_both_sizes_before_any_write() {
+    if !can_run("root (to mount a tmpfs)", is_root()) {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = small_checkpoint(&root, "ckpt", 4);
+    let Some(small) = Tmpfs::mount(&root.join("small"), "96k") else {
+        return;
+    };
+    let out = small.dir.join("out");
+
+    let (result, created) = run_tracing_creations(
+        &root,
+        &[&"--checkpoint_dir", &ckpt, &"--out_dir", &out, &"-q"],
+    );
+
+    let line = assert_error(&result);
+    assert!(line.contains(&out.display().to_string()), "{line}");
+    assert!(
+        line.contains("needs ") && line.contains(" KiB free"),
+        "both sizes are not named: {line}"
+    );
+    let temp_files: Vec<&String> = created.iter().filter(|l| l.contains(".tmp")).collect();
+    assert!(
+        temp_files.is_empty(),
+        "temp files were created: {temp_files:?}"
+    );
+    assert!(tree(&small.dir).is_empty(), "the filesystem was written to");
+
+    // With room enough, the same run succeeds.
+    small.resize("2m");
+    assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"-q",
+    ]));
+    assert_eq!(util::file_names(&out).len(), 5);
+}
+
+#[test]
+fn in_place_the_files_replaced_count_as_used_until_the_commit() {
+    if !can_run("root (to mount a tmpfs)", is_root()) {
+        return;
+    }
+    let (_dir, root) = root();
+    // A filesystem that holds the checkpoint and 48 KiB more: the pruned
+    // ranks (about 117 KiB) fit in the space the old ones will free, but
+    // not beside them, where they are written.
+    let template = small_checkpoint(&root, "template", 2);
+    let used: u64 = fs::read_dir(&template)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len().div_ceil(4096) * 4096)
+        .sum();
+    let Some(fs_) = Tmpfs::mount(&root.join("fs"), &format!("{}k", used / 1024 + 48)) else {
+        return;
+    };
+    let ckpt = small_checkpoint(&fs_.dir, "ckpt", 2);
+    let before = tree(&ckpt);
+
+    let result = util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"]);
+
+    let line = assert_error(&result);
+    assert!(line.contains("not enough free space"), "{line}");
+    assert!(tree(&ckpt) == before, "the checkpoint changed");
+}
+
+#[test]
+fn holes_in_the_input_do_not_count_against_free_space() {
+    if !can_run("root (to mount a tmpfs)", is_root()) {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = root.join("sparse");
+    fs::create_dir(&ckpt).unwrap();
+    // 64 MiB of tensor data, all of it a hole.
+    let tensors = [
+        TensorSpec::new("a.weight", trtllm_prune::header::Dtype::F32, &[4096, 2048]),
+        TensorSpec::new("b.weight", trtllm_prune::header::Dtype::F32, &[4096, 2048]),
+    ];
+    trtllm_prune::fixture::write_sparse_safetensors(&ckpt.join("model.safetensors"), &tensors)
+        .unwrap();
+    let Some(small) = Tmpfs::mount(&root.join("small"), "1m") else {
+        return;
+    };
+    let out = small.dir.join("out");
+
+    assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"--prune",
+        &"a.*",
+        &"-q",
+    ]));
+}

@@ -17,7 +17,9 @@
 //! Free space is what an unprivileged user may use (`f_bavail`), not the
 //! reserve only root may dip into. Files the run replaces (in place, or an
 //! older output) are freed only after the commit, so they count as used.
-//! Quotas are not looked at: they still end a run with `EDQUOT`, cleanly.
+//! Quotas are not looked at, nor is a filesystem that cannot tell its free
+//! space (`statfs` fails): a full disk or quota then ends the copy with
+//! `ENOSPC` or `EDQUOT`, and the run cleans up as for any failed write.
 
 use std::fs::File;
 use std::path::Path;
@@ -47,10 +49,12 @@ pub(crate) struct Output<'a> {
 
 /// Refuses the run, before anything is written, when an output would pass
 /// the file size limit or the outputs would not fit in `filesystem`
-/// (the output folder's). `block` is the block size the copies clone at.
+/// (the output folder's; `None` when it cannot say how much is free: the
+/// copy then finds a full disk, and cleans up). `block` is the block size
+/// the copies clone at.
 pub(crate) fn check(
     out_dir: &Path,
-    filesystem: &Filesystem,
+    filesystem: Option<&Filesystem>,
     outputs: &[Output],
     methods: CopyMethods,
     block: u64,
@@ -67,6 +71,9 @@ pub(crate) fn check(
             ));
         }
     }
+    let Some(filesystem) = filesystem else {
+        return Ok(());
+    };
     let clones = methods.clone && block > 1 && CLONING_FILESYSTEMS.contains(&filesystem.kind);
     let unit = filesystem.block.max(1);
     let mut needed: u64 = 0;

@@ -213,10 +213,8 @@ impl Staging {
     }
 
     /// The filesystem of the output folder, for the space check.
-    pub(crate) fn filesystem(&self) -> Result<sys::Filesystem> {
-        self.dir
-            .filesystem()
-            .map_err(|e| Error::io(self.dir.path(), "cannot read the free space", e))
+    pub(crate) fn filesystem(&self) -> std::io::Result<sys::Filesystem> {
+        self.dir.filesystem()
     }
 
     /// Puts every staged file in place, or none of them. Each staged file

@@ -189,6 +189,9 @@ pub struct Summary {
     pub verified: Option<Vec<FileVerdict>>,
     /// Leftovers of dead runs dealt with in the output folder, one line each.
     pub recovered: Vec<String>,
+    /// What the run could not do as asked but did not fail for (in place:
+    /// an extended attribute or ACL that could not be kept), one line each.
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -210,6 +213,7 @@ impl Summary {
             extra_files: prepared.extra_files.len(),
             verified,
             recovered,
+            warnings: Vec::new(),
         }
     }
 }
@@ -508,12 +512,14 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
     check_space(prepared, &staging, &jobs, &generated, options)?;
 
+    let mut warnings = Vec::new();
     for (g, staged) in &generated {
-        write_new(&staging, staged, g, flush, prepared.in_place)?;
+        warnings.extend(write_new(&staging, staged, g, flush, prepared.in_place)?);
     }
     progress.set_total(prepared.bytes_to_move());
     let in_place = prepared.in_place;
-    let stats = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
+    let (stats, job_warnings) = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
+    warnings.extend(job_warnings);
     options.cancel.check()?;
     let verified = if options.verify {
         let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel)?;
@@ -536,7 +542,9 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let mut recovered = std::mem::take(&mut staging.recovered);
     let report = staging.commit()?;
     recovered.extend(report.recovered);
-    Ok(Summary::of(prepared, stats, verified, recovered))
+    let mut summary = Summary::of(prepared, stats, verified, recovered);
+    summary.warnings = warnings;
+    Ok(summary)
 }
 
 /// Refuses the run, before anything is written, when its outputs would

@@ -4,6 +4,7 @@
 //! (`copy`); the first failure stops the others at their next chunk.
 
 use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -58,7 +59,7 @@ pub(crate) fn run_jobs(
     fsync: bool,
     in_place: bool,
     progress: &Progress,
-) -> Result<CopyStats> {
+) -> Result<(CopyStats, Vec<String>)> {
     let threads = match options.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
@@ -69,6 +70,7 @@ pub(crate) fn run_jobs(
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let totals: Mutex<CopyStats> = Mutex::new(CopyStats::default());
+    let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let cancel = || -> Result<()> {
         options.cancel.check()?;
         if failed.load(Ordering::Relaxed) {
@@ -84,11 +86,16 @@ pub(crate) fn run_jobs(
         match run_job(
             staging, job, staged, options, fsync, in_place, progress, &cancel,
         ) {
-            Ok(stats) => {
+            Ok((stats, lines)) => {
                 let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                 t.shared += stats.shared;
                 t.copied += stats.copied;
                 t.holes += stats.holes;
+                drop(t);
+                warnings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(lines);
             }
             Err(e) => {
                 failed.store(true, Ordering::Relaxed);
@@ -119,7 +126,10 @@ pub(crate) fn run_jobs(
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+    Ok((
+        totals.into_inner().unwrap_or_else(|p| p.into_inner()),
+        warnings.into_inner().unwrap_or_else(|p| p.into_inner()),
+    ))
 }
 
 /// Stack size of a worker thread (std's default, named: the thread budget
@@ -150,7 +160,7 @@ fn run_job(
     in_place: bool,
     progress: &Progress,
     cancel: &(dyn Fn() -> Result<()> + Sync),
-) -> Result<CopyStats> {
+) -> Result<(CopyStats, Vec<String>)> {
     cancel()?;
     let input = job.input();
     let whole_file;
@@ -214,12 +224,16 @@ fn run_job(
         }
     };
     input.check_unchanged()?;
+    let warnings = match &input.source {
+        Source::Local(file) if in_place => keep_attributes(&staged.target, file, &out),
+        _ => Vec::new(),
+    };
     if fsync {
         out.sync_all()
             .map_err(|e| Error::io(&staged.target, "cannot flush to disk", e))?;
     }
     bar.done();
-    Ok(stats)
+    Ok((stats, warnings))
 }
 
 pub(crate) fn write_new(
@@ -228,14 +242,45 @@ pub(crate) fn write_new(
     generated: &GeneratedFile,
     fsync: bool,
     in_place: bool,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let path = &staged.target;
     let file = staging.create(staged, generated.source, in_place)?;
     file.write_all_at(generated.text.as_bytes(), 0)
         .map_err(|e| Error::io(path, "cannot write", e))?;
+    // In place, the file replaced is the one this text was made from.
+    let warnings = match (in_place, generated.source) {
+        (true, Some(_)) => match File::open(path) {
+            Ok(replaced) => keep_attributes(path, &replaced, &file),
+            Err(e) => vec![format!(
+                "{}: cannot read its extended attributes and ACL to keep them: {e}",
+                path.display()
+            )],
+        },
+        _ => Vec::new(),
+    };
     if fsync {
         file.sync_all()
             .map_err(|e| Error::io(path, "cannot flush to disk", e))?;
     }
-    Ok(())
+    Ok(warnings)
+}
+
+/// In place, gives the replacement `to` of `target` the extended attributes
+/// and ACL of `from`, the file it replaces (after its owner and mode, and
+/// after its data: a write may clear some). One warning line per attribute
+/// that cannot be kept: a run is not failed for one.
+fn keep_attributes(target: &Path, from: &File, to: &File) -> Vec<String> {
+    sys::copy_xattrs(from, to)
+        .into_iter()
+        .map(|(name, e)| match name.as_str() {
+            "*" => format!(
+                "{}: cannot list its extended attributes to keep them: {e}",
+                target.display()
+            ),
+            _ => format!(
+                "{}: cannot keep the extended attribute {name}: {e}",
+                target.display()
+            ),
+        })
+        .collect()
 }

@@ -443,3 +443,116 @@ impl Dir {
         })
     }
 }
+
+/// The names of `file`'s extended attributes (those this process may see:
+/// `trusted.*` only for root). A filesystem without them has none.
+fn xattr_names(file: &File) -> io::Result<Vec<CString>> {
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        // SAFETY: valid descriptor; a null buffer of size 0 asks for the size.
+        let size = unsafe { libc::flistxattr(file.as_raw_fd(), std::ptr::null_mut(), 0) };
+        if size < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOTSUP) => Ok(Vec::new()),
+                _ => Err(e),
+            };
+        }
+        buffer.resize(size as usize, 0);
+        // SAFETY: valid descriptor; the buffer is live and `len` bytes long.
+        let got =
+            unsafe { libc::flistxattr(file.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            // Attributes added since the size was asked: ask again.
+            if e.raw_os_error() == Some(libc::ERANGE) {
+                continue;
+            }
+            return Err(e);
+        }
+        buffer.truncate(got as usize);
+        return Ok(buffer
+            .split(|&b| b == 0)
+            .filter(|name| !name.is_empty())
+            .filter_map(|name| CString::new(name).ok())
+            .collect());
+    }
+}
+
+/// The value of `file`'s extended attribute `name`.
+fn xattr_value(file: &File, name: &CString) -> io::Result<Vec<u8>> {
+    let mut value: Vec<u8> = Vec::new();
+    loop {
+        // SAFETY: valid descriptor and name; a null buffer asks for the size.
+        let size =
+            unsafe { libc::fgetxattr(file.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        if size < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        value.resize(size as usize, 0);
+        // SAFETY: valid descriptor and name; the buffer is live and `len`
+        // bytes long.
+        let got = unsafe {
+            libc::fgetxattr(
+                file.as_raw_fd(),
+                name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ERANGE) {
+                continue;
+            }
+            return Err(e);
+        }
+        value.truncate(got as usize);
+        return Ok(value);
+    }
+}
+
+/// Gives `to` every extended attribute of `from` — `user.*`, `security.*`,
+/// `trusted.*` (root), and the POSIX ACL (`system.posix_acl_access`), which
+/// also sets the group bits of the mode, so it goes after `fchmod`. Returns
+/// each attribute that could not be kept, by name, with why (a listing that
+/// fails is reported under the name `*`); the rest are kept.
+pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<(String, io::Error)> {
+    let names = match xattr_names(from) {
+        Ok(names) => names,
+        Err(e) => return vec![("*".to_string(), e)],
+    };
+    let mut failed = Vec::new();
+    for name in names {
+        let shown = name.to_string_lossy().into_owned();
+        let value = match xattr_value(from, &name) {
+            Ok(value) => value,
+            // Removed since it was listed: nothing to keep.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => continue,
+            Err(e) => {
+                failed.push((shown, e));
+                continue;
+            }
+        };
+        // Already there (a security label the new file was given): a set
+        // that would be refused is not needed.
+        if xattr_value(to, &name).is_ok_and(|v| v == value) {
+            continue;
+        }
+        // SAFETY: valid descriptor and name; the value is live and `len`
+        // bytes long.
+        let r = unsafe {
+            libc::fsetxattr(
+                to.as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if r < 0 {
+            failed.push((shown, io::Error::last_os_error()));
+        }
+    }
+    failed
+}

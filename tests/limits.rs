@@ -384,3 +384,133 @@ fn holes_in_the_input_do_not_count_against_free_space() {
         &"-q",
     ]));
 }
+
+// ------------------------------------------------------------ what the user set
+
+/// Runs `program` with `args`, returning its stdout if it succeeded.
+fn output_of(program: &str, args: &[&dyn AsRef<std::ffi::OsStr>]) -> Option<String> {
+    let mut cmd = Command::new(program);
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A folder under `root` on a filesystem with ACLs and user extended
+/// attributes: `root` itself when it has them, else a loop-mounted ext4
+/// image (root only). The guard unmounts it.
+fn folder_with_acls(root: &Path) -> Option<(PathBuf, Option<LoopMount>)> {
+    let probe = root.join("probe");
+    fs::write(&probe, "").unwrap();
+    let supported = output_of("setfacl", &[&"-m", &"u:nobody:r", &probe]).is_some()
+        && output_of("setfattr", &[&"-n", &"user.probe", &"-v", &"1", &probe]).is_some();
+    fs::remove_file(&probe).unwrap();
+    if supported {
+        return Some((root.to_path_buf(), None));
+    }
+    let mount = LoopMount::ext4(root)?;
+    Some((mount.dir.clone(), Some(mount)))
+}
+
+/// An ext4 image mounted through a loop device.
+struct LoopMount {
+    dir: PathBuf,
+}
+
+impl LoopMount {
+    fn ext4(root: &Path) -> Option<LoopMount> {
+        let image = root.join("ext4.img");
+        let dir = root.join("ext4");
+        fs::create_dir(&dir).unwrap();
+        let made = output_of("truncate", &[&"-s", &"32M", &image]).is_some()
+            && output_of("mkfs.ext4", &[&"-q", &image]).is_some()
+            && output_of("mount", &[&"-o", &"loop,acl,user_xattr", &image, &dir]).is_some();
+        can_run("a loop-mounted ext4 with ACLs", made).then_some(LoopMount { dir })
+    }
+}
+
+impl Drop for LoopMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn in_place_keeps_acls_and_extended_attributes() {
+    let tools = ["setfacl", "getfacl", "setfattr", "getfattr"];
+    if !can_run("acl and attr tools", tools.iter().all(|t| has_tool(t))) {
+        return;
+    }
+    let (_dir, root) = root();
+    let Some((folder, _mount)) = folder_with_acls(&root) else {
+        return;
+    };
+    let ckpt = small_checkpoint(&folder, "ckpt", 2);
+    let rank = ckpt.join("rank0.safetensors");
+    let config = ckpt.join("config.json");
+    // Private to its owner, and readable by one named user.
+    fs::set_permissions(&rank, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    output_of("setfacl", &[&"-m", &"u:nobody:r", &rank]).expect("setfacl");
+    output_of("setfattr", &[&"-n", &"user.test", &"-v", &"1", &config]).expect("setfattr");
+    output_of("setfattr", &[&"-n", &"user.origin", &"-v", &"hub", &rank]).expect("setfattr");
+    let acl = |f: &Path| output_of("getfacl", &[&"-c", &f]).expect("getfacl");
+    let attrs =
+        |f: &Path| output_of("getfattr", &[&"-d", &"-m", &"^user\\.", &f]).expect("getfattr");
+    let (rank_acl, rank_attrs, config_attrs) = (acl(&rank), attrs(&rank), attrs(&config));
+    assert!(rank_acl.contains("user:nobody:r--"), "{rank_acl}");
+
+    let result = util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"]);
+
+    assert_success(result);
+    assert_eq!(acl(&rank), rank_acl, "the ACL of rank0 was not kept");
+    assert_eq!(attrs(&rank), rank_attrs);
+    assert_eq!(attrs(&config), config_attrs);
+    assert!(attrs(&config).contains("user.test=\"1\""));
+}
+
+#[test]
+fn in_place_warns_about_an_attribute_it_cannot_keep_and_still_succeeds() {
+    if !can_run("root (to run as user nobody)", is_root())
+        || !can_run(
+            "setpriv and setfattr",
+            has_tool("setpriv") && has_tool("setfattr"),
+        )
+    {
+        return;
+    }
+    let (_dir, root) = root();
+    let Some((folder, _mount)) = folder_with_acls(&root) else {
+        return;
+    };
+    let ckpt = small_checkpoint(&folder, "ckpt", 2);
+    let rank = ckpt.join("rank0.safetensors");
+    // A file capability (cap_net_raw, effective): only a process with
+    // CAP_SETFCAP may set one, so user nobody cannot keep it.
+    let capability = "0x0100000200200000000000000000000000000000";
+    output_of(
+        "setfattr",
+        &[&"-n", &"security.capability", &"-v", &capability, &rank],
+    )
+    .expect("setfattr security.capability");
+    output_of("chmod", &[&"-R", &"a+rwX", &root]).expect("chmod");
+
+    let result = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(&ckpt)
+        .arg("--in-place")
+        .output()
+        .expect("setpriv runs");
+
+    assert!(result.status.success(), "{}", stderr(&result));
+    let err = stderr(&result);
+    let warning = format!(
+        "trtllm-prune: warning: {}: cannot keep the extended attribute security.capability: Operation not permitted",
+        rank.display()
+    );
+    assert!(err.lines().any(|l| l.starts_with(&warning)), "{err}");
+}

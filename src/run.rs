@@ -5,7 +5,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -249,7 +249,12 @@ pub(crate) fn write_new(
         .map_err(|e| Error::io(path, "cannot write", e))?;
     // In place, the file replaced is the one this text was made from.
     let warnings = match (in_place, generated.source) {
-        (true, Some(_)) => match File::open(path) {
+        // Non-blocking: a FIFO planted at the name since is not waited on.
+        (true, Some(_)) => match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
             Ok(replaced) => keep_attributes(path, &replaced, &file),
             Err(e) => vec![format!(
                 "{}: cannot read its extended attributes and ACL to keep them: {e}",

@@ -176,3 +176,40 @@ impl<'a> DataSegments<'a> {
         Some((start, end))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    fn range(src: u64, dst: u64, len: u64) -> CopyRange {
+        CopyRange { src, dst, len }
+    }
+
+    #[test]
+    fn holes_of_the_input_are_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse");
+        let file = File::create(&path).unwrap();
+        // 1 MiB of data, then 63 MiB of hole.
+        file.write_all_at(&vec![7u8; 1 << 20], 0).unwrap();
+        file.set_len(64 << 20).unwrap();
+        let input = InputFile::open(&path).unwrap();
+
+        let whole = [range(0, 0, 64 << 20)];
+        let counted = bytes_to_allocate(&input, &whole, None);
+
+        // Filesystems that do not report holes count every byte.
+        assert!(counted == 1 << 20 || counted == 64 << 20, "{counted}");
+    }
+
+    #[test]
+    fn only_aligned_middles_of_congruent_ranges_count_as_shared() {
+        let block = 4096;
+        assert_eq!(copy::clonable_middle(100, 100, 3 * block, block), 2 * block);
+        assert_eq!(copy::clonable_middle(0, 0, 3 * block + 5, block), 3 * block);
+        assert_eq!(copy::clonable_middle(0, 8, 3 * block, block), 0);
+        assert_eq!(copy::clonable_middle(100, 100, block, block), 0);
+    }
+}

@@ -132,6 +132,31 @@ fn a_file_size_limit_in_place_leaves_the_checkpoint_as_it_was() {
     assert!(hidden_names(&ckpt).is_empty());
 }
 
+#[test]
+fn a_write_past_the_file_size_limit_is_an_error_not_a_kill() {
+    // The one output the space check cannot size up front: a report on
+    // stdout, redirected to a file. SIGXFSZ used to kill the run silently.
+    let (_dir, root) = root();
+    let ckpt = small_checkpoint(&root, "ckpt", 2);
+    let report = root.join("plan.json");
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg("ulimit -f 1 && exec \"$0\" \"$@\" > \"$REPORT\"")
+        .arg(util::bin())
+        .env("REPORT", &report)
+        .arg("--checkpoint_dir")
+        .arg(&ckpt)
+        .args(["--dry-run", "--json"]);
+    let result = cmd.output().expect("bash runs");
+
+    assert_no_death(&result, "ulimit -f 1, stdout to a file");
+    let line = assert_error(&result);
+    assert!(
+        line.contains("<stdout>") && line.contains("File too large"),
+        "{line}"
+    );
+}
+
 // ------------------------------------------------------------ memory and threads
 
 /// The smallest address-space limit, in KiB and in steps of 4 MiB, under

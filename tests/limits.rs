@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 
 use trtllm_prune::fixture::{CheckpointSpec, Family, TensorSpec};
 
+use crate::remote::HttpServer;
 use crate::util::{self, assert_error, assert_success, stderr, tree, write_checkpoint};
 
 fn root() -> (tempfile::TempDir, PathBuf) {
@@ -247,44 +248,6 @@ fn a_user_at_the_process_limit_prunes_on_the_calling_thread() {
     assert_eq!(util::file_names(&out).len(), 9);
 }
 
-/// `tests/remote_server.py` serving `root` on loopback; it exits when its
-/// stdin (held here) closes.
-struct HttpServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HttpServer {
-    fn start(root: &Path) -> HttpServer {
-        use std::io::BufRead;
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote_server.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .arg(root)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 starts the test server");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout piped"))
-            .read_line(&mut line)
-            .expect("the server's first line");
-        let port = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the server did not start: {line:?}"));
-        HttpServer { child, port }
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_user_at_the_process_limit_prunes_a_remote_checkpoint() {
     if !can_run("root (to run as user nobody)", is_root())
@@ -293,9 +256,8 @@ fn a_user_at_the_process_limit_prunes_a_remote_checkpoint() {
         return;
     }
     let (_dir, root) = root();
-    let served = root.join("served");
-    small_checkpoint(&served, "ckpt", 4);
-    let server = HttpServer::start(&served);
+    let server = HttpServer::start();
+    small_checkpoint(server.root(), "ckpt", 4);
     let out = root.join("out");
     output_of("chmod", &[&"-R", &"a+rwX", &root]).expect("chmod");
 
@@ -311,7 +273,7 @@ fn a_user_at_the_process_limit_prunes_a_remote_checkpoint() {
         .arg("ulimit -u 1 && exec \"$0\" \"$@\"")
         .arg(util::bin())
         .arg("--checkpoint_dir")
-        .arg(format!("http://127.0.0.1:{}/ckpt", server.port))
+        .arg(server.url("ckpt"))
         .arg("--out_dir")
         .arg(&out)
         .args(["-j", "4", "-q"])

@@ -542,9 +542,10 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let mut recovered = std::mem::take(&mut staging.recovered);
     let report = staging.commit()?;
     recovered.extend(report.recovered);
-    let mut summary = Summary::of(prepared, stats, verified, recovered);
-    summary.warnings = warnings;
-    Ok(summary)
+    Ok(Summary {
+        warnings,
+        ..Summary::of(prepared, stats, verified, recovered)
+    })
 }
 
 /// Refuses the run, before anything is written, when its outputs would

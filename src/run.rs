@@ -18,7 +18,7 @@ use crate::progress::Progress;
 use crate::prune::{FilePlan, GeneratedFile, Options};
 use crate::remote::FetchOptions;
 use crate::stage::{StagedFile, Staging};
-use crate::sys;
+use crate::sys::{self, XattrLoss};
 
 /// The last component of `path`, as it is (names need not be UTF-8).
 pub(crate) fn file_name(path: &Path) -> OsString {
@@ -277,12 +277,12 @@ pub(crate) fn write_new(
 fn keep_attributes(target: &Path, from: &File, to: &File) -> Vec<String> {
     sys::copy_xattrs(from, to)
         .into_iter()
-        .map(|(name, e)| match name.as_str() {
-            "*" => format!(
+        .map(|loss| match loss {
+            XattrLoss::Listing(e) => format!(
                 "{}: cannot list its extended attributes to keep them: {e}",
                 target.display()
             ),
-            _ => format!(
+            XattrLoss::Attribute(name, e) => format!(
                 "{}: cannot keep the extended attribute {name}: {e}",
                 target.display()
             ),

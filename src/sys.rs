@@ -512,15 +512,23 @@ fn xattr_value(file: &File, name: &CString) -> io::Result<Vec<u8>> {
     }
 }
 
+/// What [`copy_xattrs`] could not copy.
+#[derive(Debug)]
+pub(crate) enum XattrLoss {
+    /// The source's attributes could not be listed: none were copied.
+    Listing(io::Error),
+    /// This attribute (by name) could not be read or set.
+    Attribute(String, io::Error),
+}
+
 /// Gives `to` every extended attribute of `from` — `user.*`, `security.*`,
 /// `trusted.*` (root), and the POSIX ACL (`system.posix_acl_access`), which
 /// also sets the group bits of the mode, so it goes after `fchmod`. Returns
-/// each attribute that could not be kept, by name, with why (a listing that
-/// fails is reported under the name `*`); the rest are kept.
-pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<(String, io::Error)> {
+/// what could not be kept, with why; the rest is kept.
+pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<XattrLoss> {
     let names = match xattr_names(from) {
         Ok(names) => names,
-        Err(e) => return vec![("*".to_string(), e)],
+        Err(e) => return vec![XattrLoss::Listing(e)],
     };
     let mut failed = Vec::new();
     for name in names {
@@ -530,7 +538,7 @@ pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<(String, io::Error)> {
             // Removed since it was listed: nothing to keep.
             Err(e) if e.raw_os_error() == Some(libc::ENODATA) => continue,
             Err(e) => {
-                failed.push((shown, e));
+                failed.push(XattrLoss::Attribute(shown, e));
                 continue;
             }
         };
@@ -551,7 +559,7 @@ pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<(String, io::Error)> {
             )
         };
         if r < 0 {
-            failed.push((shown, io::Error::last_os_error()));
+            failed.push(XattrLoss::Attribute(shown, io::Error::last_os_error()));
         }
     }
     failed

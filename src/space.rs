@@ -18,7 +18,7 @@
 //! reserve only root may dip into. Files the run replaces (in place, or an
 //! older output) are freed only after the commit, so they count as used.
 //! Quotas are not looked at, nor is a filesystem that cannot tell its free
-//! space (`statfs` fails): a full disk or quota then ends the copy with
+//! space (`statfs` fails, or reports no blocks at all): a full disk or quota then ends the copy with
 //! `ENOSPC` or `EDQUOT`, and the run cleans up as for any failed write.
 
 use std::fs::File;
@@ -49,8 +49,8 @@ pub(crate) struct Output<'a> {
 
 /// Refuses the run, before anything is written, when an output would pass
 /// the file size limit or the outputs would not fit in `filesystem`
-/// (the output folder's; `None` when it cannot say how much is free: the
-/// copy then finds a full disk, and cleans up). `block` is the block size
+/// (the output folder's; `None`, or no `free`, when it cannot say how much
+/// is free: the copy then finds a full disk, and cleans up). `block` is the block size
 /// the copies clone at.
 pub(crate) fn check(
     out_dir: &Path,
@@ -71,7 +71,7 @@ pub(crate) fn check(
             ));
         }
     }
-    let Some(filesystem) = filesystem else {
+    let Some((filesystem, free)) = filesystem.and_then(|f| Some((f, f.free?))) else {
         return Ok(());
     };
     let clones = methods.clone && block > 1 && CLONING_FILESYSTEMS.contains(&filesystem.kind);
@@ -90,13 +90,13 @@ pub(crate) fn check(
             .saturating_add(copied)
             .saturating_add(unit);
     }
-    if needed > filesystem.free {
+    if needed > free {
         return Err(Error::refused(
             out_dir,
             format!(
                 "not enough free space: the output needs {}, {} free; nothing was written",
                 human_bytes(needed),
-                human_bytes(filesystem.free)
+                human_bytes(free)
             ),
         ));
     }

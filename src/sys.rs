@@ -415,8 +415,10 @@ pub(crate) struct Filesystem {
     pub kind: i64,
     /// Its allocation unit (`f_frsize`).
     pub block: u64,
-    /// Bytes an unprivileged user may still allocate (`f_bavail` units).
-    pub free: u64,
+    /// Bytes an unprivileged user may still allocate (`f_bavail` units);
+    /// `None` when the filesystem reports no size at all (`f_blocks` 0, as
+    /// some FUSE and virtual filesystems do).
+    pub free: Option<u64>,
 }
 
 impl Dir {
@@ -439,7 +441,7 @@ impl Dir {
             dev: st.st_dev,
             kind: fs.f_type as i64,
             block,
-            free: (vfs.f_bavail as u64).saturating_mul(block),
+            free: (vfs.f_blocks > 0).then(|| (vfs.f_bavail as u64).saturating_mul(block)),
         })
     }
 }

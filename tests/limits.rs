@@ -15,6 +15,7 @@ use std::process::{Command, Output};
 use trtllm_prune::fixture::{CheckpointSpec, Family, TensorSpec};
 
 use crate::remote::HttpServer;
+use crate::sharing::{self, XfsMount};
 use crate::util::{self, assert_error, assert_success, stderr, tree, write_checkpoint};
 
 fn root() -> (tempfile::TempDir, PathBuf) {
@@ -446,6 +447,60 @@ fn holes_in_the_input_do_not_count_against_free_space() {
         &"a.*",
         &"-q",
     ]));
+}
+
+/// Free bytes of the filesystem holding `path`, as the tool reads them.
+fn free_bytes(path: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string and a writable statvfs.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) }, 0);
+    stat.f_bavail * stat.f_frsize
+}
+
+#[test]
+fn blocks_cloning_will_share_count_as_free_on_xfs() {
+    let (_dir, root) = root();
+    let Some(xfs) = XfsMount::new(&root.join("xfs.img"), &root.join("xfs")) else {
+        can_run("an XFS mount", false);
+        return;
+    };
+    let ckpt = xfs.dir.join("ckpt");
+    sharing::spec().write(&ckpt).unwrap();
+    // The output's size, from a run off XFS.
+    let reference = root.join("reference");
+    assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &reference,
+        &"-q",
+    ]));
+    let output: u64 = util::file_names(&reference)
+        .iter()
+        .map(|n| fs::metadata(reference.join(n)).unwrap().len())
+        .sum();
+    // Leave free half the output: enough for what is not shared.
+    let filler = xfs.dir.join("filler");
+    let fill = free_bytes(&xfs.dir) - output / 2;
+    output_of("fallocate", &[&"-l", &fill.to_string(), &filler]).expect("fallocate");
+    assert!(
+        free_bytes(&xfs.dir) < output,
+        "the filesystem is not full enough"
+    );
+
+    let out = xfs.dir.join("out");
+    let result = util::run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out]);
+
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("shared with the input"),
+        "{}",
+        stderr(&result)
+    );
 }
 
 // ------------------------------------------------------------ what the user set

@@ -473,7 +473,7 @@ fn runtime() -> Result<&'static Runtime> {
     // tokio panics when it cannot start a worker (`ulimit -u`, `ulimit -v`):
     // only ask for workers the system just gave us. Without them, the
     // callers' threads drive the sockets in turn.
-    let mut builder = if can_start_threads(RUNTIME_WORKERS) {
+    let mut builder = if crate::sys::can_start_threads(RUNTIME_WORKERS) {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.worker_threads(RUNTIME_WORKERS);
         builder
@@ -503,19 +503,6 @@ fn runtime() -> Result<&'static Runtime> {
 
 /// Worker threads of the shared runtime.
 const RUNTIME_WORKERS: usize = 2;
-
-/// Whether `count` threads with tokio's stack size can be started now
-/// (they are, and end at once).
-fn can_start_threads(count: usize) -> bool {
-    let started: Vec<_> = (0..count)
-        .map(|_| std::thread::Builder::new().stack_size(2 << 20).spawn(|| {}))
-        .collect();
-    let mut all = true;
-    for thread in started {
-        all &= thread.is_ok_and(|t| t.join().is_ok());
-    }
-    all
-}
 
 /// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {

@@ -566,3 +566,18 @@ pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<XattrLoss> {
     }
     failed
 }
+
+/// Whether `count` threads (with std's 2 MiB stack) can be started now:
+/// they are, and end at once. For threads that libraries start with a
+/// panic when the system refuses (`ulimit -u`, `ulimit -v`): tokio's
+/// workers, indicatif's ticker.
+pub(crate) fn can_start_threads(count: usize) -> bool {
+    let started: Vec<_> = (0..count)
+        .map(|_| std::thread::Builder::new().stack_size(2 << 20).spawn(|| {}))
+        .collect();
+    let mut all = true;
+    for thread in started {
+        all &= thread.is_ok_and(|t| t.join().is_ok());
+    }
+    all
+}

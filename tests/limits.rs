@@ -286,6 +286,39 @@ fn a_user_at_the_process_limit_prunes_a_remote_checkpoint() {
     assert_eq!(util::file_names(&out).len(), 5);
 }
 
+#[test]
+fn a_user_at_the_process_limit_on_a_terminal_gets_progress_bars_not_a_panic() {
+    if !can_run("root (to run as user nobody)", is_root())
+        || !can_run(
+            "setpriv and script",
+            has_tool("setpriv") && has_tool("script"),
+        )
+    {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = small_checkpoint(&root, "ckpt", 4);
+    let out = root.join("out");
+    output_of("chmod", &[&"-R", &"a+rwX", &root]).expect("chmod");
+
+    // `script` gives the run a terminal, so progress bars are drawn, and
+    // their ticker is one more thread to be refused.
+    let inner = format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups bash -c 'ulimit -u 1 && exec {} --checkpoint_dir {} --out_dir {}'",
+        util::bin().display(),
+        ckpt.display(),
+        out.display()
+    );
+    let result = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .output()
+        .expect("script runs");
+
+    let shown = String::from_utf8_lossy(&result.stdout);
+    assert_eq!(result.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("pruned 4 ranks"), "{shown}");
+}
+
 // ------------------------------------------------------------ free space
 
 /// A tmpfs of `size` mounted at `dir` (created) for the guard's life.

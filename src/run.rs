@@ -109,18 +109,23 @@ pub(crate) fn run_jobs(
     };
     sys::share_malloc_arena_under_memory_limit();
     std::thread::scope(|scope| {
-        // The calling thread is one of the workers. A thread the system
-        // refuses (`ulimit -u`, `ulimit -v`) means fewer workers, not a
-        // failed run.
-        for _ in 1..threads {
-            let spawned = std::thread::Builder::new()
+        // A thread the system refuses (`ulimit -u`, `ulimit -v`) means fewer
+        // workers, not a failed run; with none, the calling thread works.
+        // (Otherwise it stays out of the copy: the commit's system calls
+        // are then the only ones on it, which tests/trust.rs counts.)
+        let mut spawned = 0;
+        while spawned < threads {
+            let started = std::thread::Builder::new()
                 .stack_size(WORKER_STACK)
                 .spawn_scoped(scope, worker);
-            if spawned.is_err() {
+            if started.is_err() {
                 break;
             }
+            spawned += 1;
         }
-        worker();
+        if spawned == 0 {
+            worker();
+        }
     });
     options.cancel.check()?;
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {

@@ -48,10 +48,10 @@ pub(crate) struct Output<'a> {
 }
 
 /// Refuses the run, before anything is written, when an output would pass
-/// the file size limit or the outputs would not fit in `filesystem`
-/// (the output folder's; `None`, or no `free`, when it cannot say how much
-/// is free: the copy then finds a full disk, and cleans up). `block` is the block size
-/// the copies clone at.
+/// the file size limit or the outputs would not fit in `filesystem` (the
+/// output folder's; `None`, or no `free`, when it cannot say how much is
+/// free: the copy then finds a full disk, and cleans up). `block` is the
+/// block size the copies clone at.
 pub(crate) fn check(
     out_dir: &Path,
     filesystem: Option<&Filesystem>,

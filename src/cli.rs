@@ -182,7 +182,7 @@ pub struct Cli {
 
     /// Prune the checkpoint folder itself (for disks that cannot hold two
     /// copies); the originals are replaced only once every output is complete,
-    /// keeping their owner and permissions. Not with --ranks: config.json
+    /// keeping their owner, permissions, extended attributes and ACL. Not with --ranks: config.json
     /// would claim `is_pruned` over ranks left as they were.
     #[arg(long = "in-place", visible_alias = "in_place", conflicts_with_all = ["ranks", "no_fsync"])]
     pub in_place: bool,

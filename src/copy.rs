@@ -33,6 +33,9 @@ use crate::plan::CopyRange;
 pub const CHUNK: u64 = 64 << 20;
 /// Size of the one buffer the last-resort path uses.
 pub const FALLBACK_BUFFER: usize = 1 << 20;
+/// The smallest buffer the last-resort path makes do with when memory is
+/// short.
+pub const MIN_BUFFER: usize = 4 << 10;
 /// Output offset every copy call after the first of a long range starts at
 /// a multiple of. The page cache gives a write large folios only where the
 /// file offset is aligned to their size, and the kernel's in-kernel copies
@@ -209,16 +212,14 @@ impl<'a> RangeCopier<'a> {
     /// possible.
     fn copy_span(&mut self, range: CopyRange) -> Result<()> {
         let CopyRange { src, dst, len } = range;
-        if self.methods.clone && self.block > 1 && src % self.block == dst % self.block {
-            let head = (self.block - src % self.block) % self.block;
-            if head < len {
-                let middle = (len - head) / self.block * self.block;
-                if middle > 0 {
-                    self.copy_bytes(src, dst, head)?;
-                    let cloned = self.clone_span(src + head, dst + head, middle)?;
-                    let rest = head + cloned;
-                    return self.copy_bytes(src + rest, dst + rest, len - rest);
-                }
+        if self.methods.clone && self.block > 1 {
+            let middle = clonable_middle(src, dst, len, self.block);
+            if middle > 0 {
+                let head = (self.block - src % self.block) % self.block;
+                self.copy_bytes(src, dst, head)?;
+                let cloned = self.clone_span(src + head, dst + head, middle)?;
+                let rest = head + cloned;
+                return self.copy_bytes(src + rest, dst + rest, len - rest);
             }
         }
         self.copy_bytes(src, dst, len)
@@ -292,7 +293,13 @@ impl<'a> RangeCopier<'a> {
     /// One read and one full write through the fixed buffer.
     fn buffered(&mut self, src: u64, dst: u64, want: u64) -> Result<u64> {
         if self.buffer.is_empty() {
-            self.buffer = vec![0; FALLBACK_BUFFER];
+            self.buffer = fallback_buffer().ok_or_else(|| {
+                Error::io(
+                    self.dst_path,
+                    "cannot get a copy buffer for",
+                    io::Error::from(io::ErrorKind::OutOfMemory),
+                )
+            })?;
         }
         let n = (want as usize).min(self.buffer.len());
         let read = loop {
@@ -318,6 +325,38 @@ impl<'a> RangeCopier<'a> {
             _ => Error::io(self.src_path, "cannot copy", e),
         }
     }
+}
+
+/// The copy buffer, as large as memory allows up to [`FALLBACK_BUFFER`]
+/// and at least [`MIN_BUFFER`]: under `ulimit -v` a smaller buffer only
+/// means more calls. `None` when not even the smallest can be had.
+fn fallback_buffer() -> Option<Vec<u8>> {
+    let mut size = FALLBACK_BUFFER;
+    loop {
+        let mut buffer = Vec::new();
+        if buffer.try_reserve_exact(size).is_ok() {
+            buffer.resize(size, 0);
+            return Some(buffer);
+        }
+        if size <= MIN_BUFFER {
+            return None;
+        }
+        size /= 2;
+    }
+}
+
+/// Bytes of the span of `len` bytes from input offset `src` to output
+/// offset `dst` that cloning at `block` covers: the block-aligned middle
+/// when the offsets are congruent, nothing otherwise (`block` > 1).
+pub(crate) fn clonable_middle(src: u64, dst: u64, len: u64, block: u64) -> u64 {
+    if src % block != dst % block {
+        return 0;
+    }
+    let head = (block - src % block) % block;
+    if head >= len {
+        return 0;
+    }
+    (len - head) / block * block
 }
 
 /// Bytes the copy call at output offset `dst` may move when `left` bytes of
@@ -350,7 +389,7 @@ fn is_unsupported(e: &io::Error) -> bool {
 /// `lseek(2)` with `whence` (`SEEK_DATA`, `SEEK_HOLE`). Only the input's
 /// file position moves, which nothing else uses: every read and copy gives
 /// its offset.
-fn seek(file: &File, pos: u64, whence: libc::c_int) -> io::Result<u64> {
+pub(crate) fn seek(file: &File, pos: u64, whence: libc::c_int) -> io::Result<u64> {
     let pos =
         libc::off_t::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
     // SAFETY: a plain syscall on a descriptor that outlives the call.

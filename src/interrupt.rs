@@ -4,6 +4,10 @@
 //! only stores the signal number: nothing else is async-signal-safe. A
 //! signal the parent set to be ignored (`nohup`, background jobs) stays
 //! ignored.
+//!
+//! SIGXFSZ (a write past `ulimit -f`) is ignored: the write then fails with
+//! `EFBIG`, which is an error like any other (one line naming the file,
+//! nothing left behind), instead of a silent death with temp files left.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -15,10 +19,15 @@ extern "C" fn on_signal(signal: libc::c_int) {
     PENDING.store(signal, Ordering::SeqCst);
 }
 
-/// Installs the handlers for SIGINT, SIGTERM and SIGHUP. Without
-/// `SA_RESTART`, a blocking system call returns `EINTR`, and the caller sees
-/// the flag.
+/// Installs the handlers for SIGINT, SIGTERM and SIGHUP, and ignores
+/// SIGXFSZ. Without `SA_RESTART`, a blocking system call returns `EINTR`,
+/// and the caller sees the flag.
 pub fn install() {
+    // SAFETY: setting a signal's disposition to "ignore" has no handler to
+    // be unsafe in.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: `sigaction` is zeroed then filled with a handler that only
         // performs an atomic store, which is async-signal-safe; the query

@@ -9,7 +9,7 @@
 //! validate  header: bytes -> validated Header             (pure; json_scan points at errors)
 //! decide    rule: tensor name -> prune or keep             (pure)
 //! plan      plan: Header + rule -> PrunePlan               (pure: header bytes via header_json, copy ranges)
-//! copy      run (jobs on threads) -> copy (clone, copy_file_range, sendfile, pread/pwrite; holes skipped)
+//! copy      space (free space, ulimit -f) -> run (jobs on threads) -> copy (clone, copy_file_range, sendfile, pread/pwrite; holes skipped)
 //! commit    stage (temp files, journal, locks) -> journal -> commit (apply or undo)
 //!           recover (dead runs' leftovers), side_file (names), sys (folder-relative calls)
 //! the run   prune (prepare: no writes; execute), out_dir (where outputs go, what they may not replace)
@@ -53,6 +53,7 @@ pub mod rule;
 mod run;
 pub mod shown;
 mod side_file;
+mod space;
 pub mod stage;
 mod sys;
 pub mod verify;

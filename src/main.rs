@@ -93,7 +93,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     progress.finish();
     let summary = result?;
     if !out.quiet {
-        for line in &summary.recovered {
+        for line in summary.recovered.iter().chain(&summary.warnings) {
             say(&format!("trtllm-prune: warning: {line}"));
         }
     }

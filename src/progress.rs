@@ -56,7 +56,9 @@ impl Progress {
             let bar = self.multi.add(ProgressBar::new(bytes));
             bar.set_style(style(TOTAL_TEMPLATE));
             bar.set_prefix("total");
-            if self.visible {
+            // The ticker is a thread indicatif starts with a panic if it
+            // cannot (`ulimit -u`): without one, the bar moves with the copy.
+            if self.visible && crate::sys::can_start_threads(1) {
                 bar.enable_steady_tick(Duration::from_millis(200));
             }
             bar

@@ -21,13 +21,14 @@ use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
     resolve_out_dir, InputFolder,
 };
-use crate::plan::{plan_prune, PrunePlan, SHARE_ALIGNMENT};
+use crate::plan::{plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::ranks::RankSet;
 use crate::recover::{pending, recover_or_note};
 use crate::remote::{FetchOptions, RemoteFolder};
 use crate::rule::PruneRule;
 use crate::run::{file_name, run_jobs, write_new, Job};
+use crate::space;
 use crate::stage::{Ownership, StagedFile, Staging};
 use crate::verify::{self, FileVerdict};
 
@@ -192,6 +193,9 @@ pub struct Summary {
     pub verified: Option<Vec<FileVerdict>>,
     /// Leftovers of dead runs dealt with in the output folder, one line each.
     pub recovered: Vec<String>,
+    /// What the run could not do as asked but did not fail for (in place:
+    /// an extended attribute or ACL that could not be kept), one line each.
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -213,6 +217,7 @@ impl Summary {
             extra_files: prepared.extra_files.len(),
             verified,
             recovered,
+            warnings: Vec::new(),
         }
     }
 }
@@ -532,13 +537,16 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         .collect();
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
+    check_space(prepared, &staging, &jobs, &generated, options)?;
 
+    let mut warnings = Vec::new();
     for (g, staged) in &generated {
-        write_new(&staging, staged, g, flush, prepared.in_place)?;
+        warnings.extend(write_new(&staging, staged, g, flush, prepared.in_place)?);
     }
     progress.set_total(prepared.bytes_to_move());
     let in_place = prepared.in_place;
-    let stats = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
+    let (stats, job_warnings) = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
+    warnings.extend(job_warnings);
     options.cancel.check()?;
     let verified = if options.verify {
         let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel)?;
@@ -561,7 +569,62 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let mut recovered = std::mem::take(&mut staging.recovered);
     let report = staging.commit()?;
     recovered.extend(report.recovered);
-    Ok(Summary::of(prepared, stats, verified, recovered))
+    Ok(Summary {
+        warnings,
+        ..Summary::of(prepared, stats, verified, recovered)
+    })
+}
+
+/// Refuses the run, before anything is written, when its outputs would
+/// not fit in the output filesystem or pass the file size limit (`space`).
+fn check_space(
+    prepared: &Prepared,
+    staging: &Staging,
+    jobs: &[(Job, StagedFile)],
+    generated: &[(&GeneratedFile, StagedFile)],
+    options: &Options,
+) -> Result<()> {
+    let whole_files: Vec<[CopyRange; 1]> = jobs
+        .iter()
+        .map(|(job, _)| {
+            [CopyRange {
+                src: 0,
+                dst: 0,
+                len: job.input().stamp.len,
+            }]
+        })
+        .collect();
+    let mut outputs: Vec<space::Output> = jobs
+        .iter()
+        .zip(&whole_files)
+        .map(|((job, staged), whole)| match job {
+            Job::Prune(f) => space::Output {
+                target: &staged.target,
+                len: f.plan.output_len,
+                written: f.plan.header_bytes.len() as u64,
+                copied: Some((&f.input, &f.plan.copies)),
+            },
+            Job::Copy(input) => space::Output {
+                target: &staged.target,
+                len: input.stamp.len,
+                written: 0,
+                copied: Some((input, whole)),
+            },
+        })
+        .collect();
+    outputs.extend(generated.iter().map(|(g, staged)| space::Output {
+        target: &staged.target,
+        len: g.text.len() as u64,
+        written: g.text.len() as u64,
+        copied: None,
+    }));
+    space::check(
+        &prepared.out_dir,
+        staging.filesystem().ok().as_ref(),
+        &outputs,
+        options.methods,
+        prepared.block,
+    )
 }
 
 /// Verifies the finished temp files against their inputs.

@@ -13,7 +13,8 @@
 //!
 //! The interface is synchronous, like the rest of the crate: a small tokio
 //! runtime (two worker threads, created on first use, shared by every
-//! folder) runs `object_store` underneath. Callers must not call these
+//! folder; none, the callers' threads taking turns, when the system refuses
+//! threads) runs `object_store` underneath. Callers must not call these
 //! methods from inside a tokio runtime of their own. Several threads may
 //! use one [`RemoteFolder`] at once; each call's requests run concurrently
 //! on the shared runtime.
@@ -460,15 +461,26 @@ impl RemoteFolder {
     }
 }
 
-/// The shared runtime: two workers drive the sockets; the caller's thread
-/// polls the call's own future (so it may borrow the caller's data).
+/// The shared runtime: two workers drive the sockets (none when the system
+/// refuses threads); the caller's thread polls the call's own future (so it
+/// may borrow the caller's data).
 fn runtime() -> Result<&'static Runtime> {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
-    let built = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    crate::sys::share_malloc_arena_under_memory_limit();
+    // tokio panics when it cannot start a worker (`ulimit -u`, `ulimit -v`):
+    // only ask for workers the system just gave us. Without them, the
+    // callers' threads drive the sockets in turn.
+    let mut builder = if crate::sys::can_start_threads(RUNTIME_WORKERS) {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(RUNTIME_WORKERS);
+        builder
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let built = builder
         .thread_name("trtllm-prune-remote")
         .enable_all()
         .build()
@@ -488,6 +500,9 @@ fn runtime() -> Result<&'static Runtime> {
         problem: "cannot start the network runtime".into(),
     })
 }
+
+/// Worker threads of the shared runtime.
+const RUNTIME_WORKERS: usize = 2;
 
 /// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.
 fn percent_decode(text: &str) -> Option<String> {

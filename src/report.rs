@@ -376,10 +376,11 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
             .and_then(|s| s.verified.as_ref())
             .map(|v| v.iter().map(verdict_doc).collect()),
         warnings: Seq(move || {
-            prepared
-                .warnings
-                .iter()
-                .chain(summary.into_iter().flat_map(|s| s.recovered.iter()))
+            prepared.warnings.iter().chain(
+                summary
+                    .into_iter()
+                    .flat_map(|s| s.recovered.iter().chain(&s.warnings)),
+            )
         }),
     }
 }

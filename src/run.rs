@@ -4,7 +4,8 @@
 //! (`copy`); the first failure stops the others at their next chunk.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::fs::FileExt;
+use std::fs::File;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -17,6 +18,7 @@ use crate::progress::Progress;
 use crate::prune::{FilePlan, GeneratedFile, Options};
 use crate::remote::FetchOptions;
 use crate::stage::{StagedFile, Staging};
+use crate::sys::{self, XattrLoss};
 
 /// The last component of `path`, as it is (names need not be UTF-8).
 pub(crate) fn file_name(path: &Path) -> OsString {
@@ -57,16 +59,18 @@ pub(crate) fn run_jobs(
     fsync: bool,
     in_place: bool,
     progress: &Progress,
-) -> Result<CopyStats> {
+) -> Result<(CopyStats, Vec<String>)> {
     let threads = match options.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     }
-    .clamp(1, jobs.len().max(1));
+    .clamp(1, jobs.len().max(1))
+    .min(threads_that_fit());
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let totals: Mutex<CopyStats> = Mutex::new(CopyStats::default());
+    let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let cancel = || -> Result<()> {
         options.cancel.check()?;
         if failed.load(Ordering::Relaxed) {
@@ -74,39 +78,79 @@ pub(crate) fn run_jobs(
         }
         Ok(())
     };
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some((job, staged)) = jobs.get(i) else {
-                    return;
-                };
-                match run_job(
-                    staging, job, staged, options, fsync, in_place, progress, &cancel,
-                ) {
-                    Ok(stats) => {
-                        let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                        t.shared += stats.shared;
-                        t.copied += stats.copied;
-                        t.holes += stats.holes;
-                    }
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                        if matches!(*slot, None | Some(Error::Aborted)) {
-                            *slot = Some(e);
-                        }
-                        return;
-                    }
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((job, staged)) = jobs.get(i) else {
+            return;
+        };
+        match run_job(
+            staging, job, staged, options, fsync, in_place, progress, &cancel,
+        ) {
+            Ok((stats, lines)) => {
+                let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+                t.shared += stats.shared;
+                t.copied += stats.copied;
+                t.holes += stats.holes;
+                drop(t);
+                warnings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(lines);
+            }
+            Err(e) => {
+                failed.store(true, Ordering::Relaxed);
+                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if matches!(*slot, None | Some(Error::Aborted)) {
+                    *slot = Some(e);
                 }
-            });
+                return;
+            }
+        }
+    };
+    sys::share_malloc_arena_under_memory_limit();
+    std::thread::scope(|scope| {
+        // A thread the system refuses (`ulimit -u`, `ulimit -v`) means fewer
+        // workers, not a failed run; with none, the calling thread works.
+        // (Otherwise it stays out of the copy: the commit's system calls
+        // are then the only ones on it, which tests/trust.rs counts.)
+        let mut spawned = 0;
+        while spawned < threads {
+            let started = std::thread::Builder::new()
+                .stack_size(WORKER_STACK)
+                .spawn_scoped(scope, worker);
+            if started.is_err() {
+                break;
+            }
+            spawned += 1;
+        }
+        if spawned == 0 {
+            worker();
         }
     });
     options.cancel.check()?;
     if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
-    Ok(totals.into_inner().unwrap_or_else(|p| p.into_inner()))
+    Ok((
+        totals.into_inner().unwrap_or_else(|p| p.into_inner()),
+        warnings.into_inner().unwrap_or_else(|p| p.into_inner()),
+    ))
+}
+
+/// Stack size of a worker thread (std's default, named: the thread budget
+/// under an address-space limit counts it).
+const WORKER_STACK: usize = 2 << 20;
+
+/// How many workers an address-space limit (`ulimit -v`) leaves room for:
+/// their stacks may take half of what is left, so the heap keeps the other
+/// half. Without a limit, any number.
+fn threads_that_fit() -> usize {
+    match sys::address_space_headroom() {
+        Some(free) => usize::try_from(free / 2 / WORKER_STACK as u64)
+            .unwrap_or(usize::MAX)
+            .max(1),
+        None => usize::MAX,
+    }
 }
 
 /// Writes the text of `generated` to the temp file of `staged`; errors name
@@ -121,7 +165,7 @@ fn run_job(
     in_place: bool,
     progress: &Progress,
     cancel: &(dyn Fn() -> Result<()> + Sync),
-) -> Result<CopyStats> {
+) -> Result<(CopyStats, Vec<String>)> {
     cancel()?;
     let input = job.input();
     let whole_file;
@@ -185,12 +229,16 @@ fn run_job(
         }
     };
     input.check_unchanged()?;
+    let warnings = match &input.source {
+        Source::Local(file) if in_place => keep_attributes(&staged.target, file, &out),
+        _ => Vec::new(),
+    };
     if fsync {
         out.sync_all()
             .map_err(|e| Error::io(&staged.target, "cannot flush to disk", e))?;
     }
     bar.done();
-    Ok(stats)
+    Ok((stats, warnings))
 }
 
 pub(crate) fn write_new(
@@ -199,14 +247,50 @@ pub(crate) fn write_new(
     generated: &GeneratedFile,
     fsync: bool,
     in_place: bool,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let path = &staged.target;
     let file = staging.create(staged, generated.source, in_place)?;
     file.write_all_at(generated.text.as_bytes(), 0)
         .map_err(|e| Error::io(path, "cannot write", e))?;
+    // In place, the file replaced is the one this text was made from.
+    let warnings = match (in_place, generated.source) {
+        // Non-blocking: a FIFO planted at the name since is not waited on.
+        (true, Some(_)) => match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
+            Ok(replaced) => keep_attributes(path, &replaced, &file),
+            Err(e) => vec![format!(
+                "{}: cannot read its extended attributes and ACL to keep them: {e}",
+                path.display()
+            )],
+        },
+        _ => Vec::new(),
+    };
     if fsync {
         file.sync_all()
             .map_err(|e| Error::io(path, "cannot flush to disk", e))?;
     }
-    Ok(())
+    Ok(warnings)
+}
+
+/// In place, gives the replacement `to` of `target` the extended attributes
+/// and ACL of `from`, the file it replaces (after its owner and mode, and
+/// after its data: a write may clear some). One warning line per attribute
+/// that cannot be kept: a run is not failed for one.
+fn keep_attributes(target: &Path, from: &File, to: &File) -> Vec<String> {
+    sys::copy_xattrs(from, to)
+        .into_iter()
+        .map(|loss| match loss {
+            XattrLoss::Listing(e) => format!(
+                "{}: cannot list its extended attributes to keep them: {e}",
+                target.display()
+            ),
+            XattrLoss::Attribute(name, e) => format!(
+                "{}: cannot keep the extended attribute {name}: {e}",
+                target.display()
+            ),
+        })
+        .collect()
 }

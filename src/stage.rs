@@ -227,6 +227,11 @@ impl Staging {
         Ok(file)
     }
 
+    /// The filesystem of the output folder, for the space check.
+    pub(crate) fn filesystem(&self) -> std::io::Result<sys::Filesystem> {
+        self.dir.filesystem()
+    }
+
     /// Puts every staged file in place, or none of them. Each staged file
     /// must have been created and completely written.
     pub fn commit(mut self) -> Result<CommitReport> {

@@ -611,3 +611,229 @@ pub(crate) fn user_name(uid: u32) -> Option<String> {
     let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
     Some(name.to_string_lossy().into_owned())
 }
+
+/// Bytes of address space this process may still map under its
+/// `RLIMIT_AS` (`ulimit -v`); `None` when there is no limit (or it cannot
+/// be read, which is treated the same way).
+pub(crate) fn address_space_headroom() -> Option<u64> {
+    // SAFETY: zeroed `rlimit` is a valid out-parameter.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid resource and out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    // The first field of /proc/self/statm: pages mapped now.
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    Some(limit.rlim_cur.saturating_sub(pages.saturating_mul(page)))
+}
+
+/// Under an address-space limit (`ulimit -v`), makes every thread share
+/// one malloc arena. glibc otherwise reserves 64 MiB of address space for
+/// each thread that allocates, and a few workers use up the limit before
+/// the heap can grow, which ends the process with an allocation failure.
+/// Called before threads are started: an arena already made stays.
+pub(crate) fn share_malloc_arena_under_memory_limit() {
+    if address_space_headroom().is_none() {
+        return;
+    }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter, under glibc's own
+    // lock.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// The file size limit (`ulimit -f`) in bytes; `None` when there is none.
+pub(crate) fn file_size_limit() -> Option<u64> {
+    // SAFETY: zeroed `rlimit` is a valid out-parameter.
+    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: valid resource and out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0
+        || limit.rlim_cur == libc::RLIM_INFINITY
+    {
+        return None;
+    }
+    Some(limit.rlim_cur)
+}
+
+/// The filesystem a folder is on, as the space check needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Filesystem {
+    /// The folder's device (`st_dev`): files with the same one are on it.
+    pub dev: u64,
+    /// `statfs`'s `f_type` (the filesystem's magic number).
+    pub kind: i64,
+    /// Its allocation unit (`f_frsize`).
+    pub block: u64,
+    /// Bytes an unprivileged user may still allocate (`f_bavail` units);
+    /// `None` when the filesystem reports no size at all (`f_blocks` 0, as
+    /// some FUSE and virtual filesystems do).
+    pub free: Option<u64>,
+}
+
+impl Dir {
+    /// The filesystem this folder is on, through its descriptor.
+    // The field types vary with the architecture: the casts are not no-ops
+    // everywhere.
+    #[allow(clippy::unnecessary_cast)]
+    pub fn filesystem(&self) -> io::Result<Filesystem> {
+        // SAFETY: zeroed `stat`/`statvfs`/`statfs` are valid out-parameters.
+        let (mut st, mut vfs, mut fs): (libc::stat, libc::statvfs, libc::statfs) =
+            unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor and out-pointers.
+        unsafe {
+            check(libc::fstat(self.raw(), &mut st))?;
+            check(libc::fstatvfs(self.raw(), &mut vfs))?;
+            check(libc::fstatfs(self.raw(), &mut fs))?;
+        }
+        let block = vfs.f_frsize as u64;
+        Ok(Filesystem {
+            dev: st.st_dev,
+            kind: fs.f_type as i64,
+            block,
+            free: (vfs.f_blocks > 0).then(|| (vfs.f_bavail as u64).saturating_mul(block)),
+        })
+    }
+}
+
+/// The names of `file`'s extended attributes (those this process may see:
+/// `trusted.*` only for root). A filesystem without them has none.
+fn xattr_names(file: &File) -> io::Result<Vec<CString>> {
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        // SAFETY: valid descriptor; a null buffer of size 0 asks for the size.
+        let size = unsafe { libc::flistxattr(file.as_raw_fd(), std::ptr::null_mut(), 0) };
+        if size < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOTSUP) => Ok(Vec::new()),
+                _ => Err(e),
+            };
+        }
+        buffer.resize(size as usize, 0);
+        // SAFETY: valid descriptor; the buffer is live and `len` bytes long.
+        let got =
+            unsafe { libc::flistxattr(file.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            // Attributes added since the size was asked: ask again.
+            if e.raw_os_error() == Some(libc::ERANGE) {
+                continue;
+            }
+            return Err(e);
+        }
+        buffer.truncate(got as usize);
+        return Ok(buffer
+            .split(|&b| b == 0)
+            .filter(|name| !name.is_empty())
+            .filter_map(|name| CString::new(name).ok())
+            .collect());
+    }
+}
+
+/// The value of `file`'s extended attribute `name`.
+fn xattr_value(file: &File, name: &CString) -> io::Result<Vec<u8>> {
+    let mut value: Vec<u8> = Vec::new();
+    loop {
+        // SAFETY: valid descriptor and name; a null buffer asks for the size.
+        let size =
+            unsafe { libc::fgetxattr(file.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) };
+        if size < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        value.resize(size as usize, 0);
+        // SAFETY: valid descriptor and name; the buffer is live and `len`
+        // bytes long.
+        let got = unsafe {
+            libc::fgetxattr(
+                file.as_raw_fd(),
+                name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ERANGE) {
+                continue;
+            }
+            return Err(e);
+        }
+        value.truncate(got as usize);
+        return Ok(value);
+    }
+}
+
+/// What [`copy_xattrs`] could not copy.
+#[derive(Debug)]
+pub(crate) enum XattrLoss {
+    /// The source's attributes could not be listed: none were copied.
+    Listing(io::Error),
+    /// This attribute (by name) could not be read or set.
+    Attribute(String, io::Error),
+}
+
+/// Gives `to` every extended attribute of `from` — `user.*`, `security.*`,
+/// `trusted.*` (root), and the POSIX ACL (`system.posix_acl_access`), which
+/// also sets the group bits of the mode, so it goes after `fchmod`. Returns
+/// what could not be kept, with why; the rest is kept.
+pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<XattrLoss> {
+    let names = match xattr_names(from) {
+        Ok(names) => names,
+        Err(e) => return vec![XattrLoss::Listing(e)],
+    };
+    let mut failed = Vec::new();
+    for name in names {
+        let shown = name.to_string_lossy().into_owned();
+        let value = match xattr_value(from, &name) {
+            Ok(value) => value,
+            // Removed since it was listed: nothing to keep.
+            Err(e) if e.raw_os_error() == Some(libc::ENODATA) => continue,
+            Err(e) => {
+                failed.push(XattrLoss::Attribute(shown, e));
+                continue;
+            }
+        };
+        // Already there (a security label the new file was given): a set
+        // that would be refused is not needed.
+        if xattr_value(to, &name).is_ok_and(|v| v == value) {
+            continue;
+        }
+        // SAFETY: valid descriptor and name; the value is live and `len`
+        // bytes long.
+        let r = unsafe {
+            libc::fsetxattr(
+                to.as_raw_fd(),
+                name.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        if r < 0 {
+            failed.push(XattrLoss::Attribute(shown, io::Error::last_os_error()));
+        }
+    }
+    failed
+}
+
+/// Whether `count` threads (with std's 2 MiB stack) can be started now:
+/// they are, and end at once. For threads that libraries start with a
+/// panic when the system refuses (`ulimit -u`, `ulimit -v`): tokio's
+/// workers, indicatif's ticker.
+pub(crate) fn can_start_threads(count: usize) -> bool {
+    let started: Vec<_> = (0..count)
+        .map(|_| std::thread::Builder::new().stack_size(2 << 20).spawn(|| {}))
+        .collect();
+    let mut all = true;
+    for thread in started {
+        all &= thread.is_ok_and(|t| t.join().is_ok());
+    }
+    all
+}

@@ -79,14 +79,15 @@ impl Drop for Server {
     }
 }
 
-/// `tests/remote_server.py` serving a fresh temp folder.
-struct HttpServer {
+/// `tests/remote_server.py` serving a fresh temp folder (also used by
+/// `limits.rs`).
+pub(crate) struct HttpServer {
     server: Server,
     root: tempfile::TempDir,
 }
 
 impl HttpServer {
-    fn start() -> HttpServer {
+    pub(crate) fn start() -> HttpServer {
         HttpServer::start_with(&[])
     }
 
@@ -101,11 +102,11 @@ impl HttpServer {
         }
     }
 
-    fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.root.path()
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.server.port)
     }
 

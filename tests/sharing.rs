@@ -22,15 +22,16 @@ use crate::util;
 const IMAGE_BYTES: u64 = 512 << 20;
 
 /// An XFS image mounted on a folder, unmounted when dropped (whatever the
-/// test did in between), so no mount outlives the test.
-struct XfsMount {
-    dir: PathBuf,
+/// test did in between), so no mount outlives the test (also used by
+/// `limits.rs`).
+pub(crate) struct XfsMount {
+    pub(crate) dir: PathBuf,
 }
 
 impl XfsMount {
     /// Formats `image` (created) with reflink and mounts it on `dir`, or
     /// says on stderr why it cannot.
-    fn new(image: &Path, dir: &Path) -> Option<XfsMount> {
+    pub(crate) fn new(image: &Path, dir: &Path) -> Option<XfsMount> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         if unsafe { libc::geteuid() } != 0 {
             eprintln!("skipped: block sharing needs root to mount an XFS image");
@@ -100,7 +101,7 @@ fn used_bytes(path: &Path) -> u64 {
 /// A TP2 Llama whose kept tensors are mostly whole 4 KiB blocks (embedding,
 /// lm_head, attention.dense) with 1 KiB norms between them: the planner has
 /// both large ranges to align and small ones to place around them.
-fn spec() -> CheckpointSpec {
+pub(crate) fn spec() -> CheckpointSpec {
     let mut spec = CheckpointSpec::tiny(Family::Llama, 2, 1);
     spec.layers = 6;
     spec.hidden = 512;

@@ -11,6 +11,7 @@ mod faults;
 mod features;
 mod header_rules;
 mod hostile_names;
+mod limits;
 mod locks_and_paths;
 mod nothing_lost;
 mod planner;

@@ -1,0 +1,215 @@
+//! Space first: before a run writes its first byte, what it will allocate
+//! in the output filesystem is compared with what that filesystem has free,
+//! and each output's size with the file size limit (`ulimit -f`). Too
+//! little is a refusal that names both sizes, with nothing written, instead
+//! of a copy that runs until `ENOSPC` or `EFBIG`.
+//!
+//! The estimate counts what the copy will really allocate:
+//! - holes of the input stay holes (`SEEK_DATA`/`SEEK_HOLE`), and so do the
+//!   gaps the plan leaves between tensors;
+//! - blocks that cloning will share with the input are free, but only where
+//!   sharing is all but certain: the input on the output's filesystem, that
+//!   filesystem XFS or btrfs, and only the block-aligned middles of ranges
+//!   whose input and output offsets are congruent (what `copy` clones);
+//! - each file may take one block more than its bytes (its last, partial
+//!   block).
+//!
+//! Free space is what an unprivileged user may use (`f_bavail`), not the
+//! reserve only root may dip into. Files the run replaces (in place, or an
+//! older output) are freed only after the commit, so they count as used.
+//! Quotas are not looked at, nor is a filesystem that cannot tell its free
+//! space (`statfs` fails, or reports no blocks at all): a full disk or quota then ends the copy with
+//! `ENOSPC` or `EDQUOT`, and the run cleans up as for any failed write.
+
+use std::fs::File;
+use std::path::Path;
+
+use crate::copy::{self, CopyMethods};
+use crate::error::{Error, Result};
+use crate::input::{InputFile, Source};
+use crate::plan::CopyRange;
+use crate::report::human_bytes;
+use crate::sys::Filesystem;
+
+/// `statfs` magic numbers of the filesystems where `FICLONERANGE` shares
+/// blocks as a rule (XFS with reflink is the default since 2019).
+const CLONING_FILESYSTEMS: [i64; 2] = [0x5846_5342 /* XFS */, 0x9123_683e /* btrfs */];
+
+/// One output file, as the space check sees it.
+pub(crate) struct Output<'a> {
+    /// The final path, named in messages.
+    pub target: &'a Path,
+    /// The file's length.
+    pub len: u64,
+    /// Bytes written from memory (a header, a generated file's text).
+    pub written: u64,
+    /// Where the rest comes from: an input file and the ranges copied.
+    pub copied: Option<(&'a InputFile, &'a [CopyRange])>,
+}
+
+/// Refuses the run, before anything is written, when an output would pass
+/// the file size limit or the outputs would not fit in `filesystem` (the
+/// output folder's; `None`, or no `free`, when it cannot say how much is
+/// free: the copy then finds a full disk, and cleans up). `block` is the
+/// block size the copies clone at.
+pub(crate) fn check(
+    out_dir: &Path,
+    filesystem: Option<&Filesystem>,
+    outputs: &[Output],
+    methods: CopyMethods,
+    block: u64,
+) -> Result<()> {
+    if let Some(limit) = crate::sys::file_size_limit() {
+        if let Some(big) = outputs.iter().find(|o| o.len > limit) {
+            return Err(Error::refused(
+                big.target,
+                format!(
+                    "file too large: it would be {}, past the file size limit (ulimit -f) of {}; nothing was written",
+                    human_bytes(big.len),
+                    human_bytes(limit)
+                ),
+            ));
+        }
+    }
+    let Some((filesystem, free)) = filesystem.and_then(|f| Some((f, f.free?))) else {
+        return Ok(());
+    };
+    let clones = methods.clone && block > 1 && CLONING_FILESYSTEMS.contains(&filesystem.kind);
+    let unit = filesystem.block.max(1);
+    let mut needed: u64 = 0;
+    for output in outputs {
+        let copied = match output.copied {
+            None => 0,
+            Some((input, ranges)) => {
+                let shares = clones && input.stamp.dev == filesystem.dev;
+                bytes_to_allocate(input, ranges, shares.then_some(block))
+            }
+        };
+        needed = needed
+            .saturating_add(output.written)
+            .saturating_add(copied)
+            .saturating_add(unit);
+    }
+    if needed > free {
+        return Err(Error::refused(
+            out_dir,
+            format!(
+                "not enough free space: the output needs {}, {} free; nothing was written",
+                human_bytes(needed),
+                human_bytes(free)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Bytes copying `ranges` of `input` will allocate: the data the input
+/// stores within them, less the aligned middles cloning at `clone_block`
+/// will share. A remote input (or a filesystem that does not report holes)
+/// counts every byte.
+fn bytes_to_allocate(input: &InputFile, ranges: &[CopyRange], clone_block: Option<u64>) -> u64 {
+    let file = match &input.source {
+        Source::Local(file) => file,
+        Source::Remote(_) => return ranges.iter().map(|r| r.len).sum(),
+    };
+    let mut segments = DataSegments::new(file);
+    let mut total: u64 = 0;
+    for range in ranges {
+        let end = range.src.saturating_add(range.len);
+        let mut pos = range.src;
+        while pos < end {
+            let Some((data, data_end)) = segments.at_or_after(pos) else {
+                break;
+            };
+            if data >= end {
+                break;
+            }
+            let data_end = data_end.min(end);
+            let len = data_end - data;
+            let dst = range.dst + (data - range.src);
+            let shared = clone_block.map_or(0, |b| copy::clonable_middle(data, dst, len, b));
+            total = total.saturating_add(len - shared);
+            pos = data_end;
+        }
+    }
+    total
+}
+
+/// The data segments of a file, looked up with `SEEK_DATA`/`SEEK_HOLE` and
+/// the last one remembered (ranges come mostly in input order).
+struct DataSegments<'a> {
+    file: &'a File,
+    last: Option<(u64, u64)>,
+    reports_holes: bool,
+}
+
+impl<'a> DataSegments<'a> {
+    fn new(file: &'a File) -> Self {
+        DataSegments {
+            file,
+            last: None,
+            reports_holes: true,
+        }
+    }
+
+    /// The data segment holding `pos` or the first after it; `None` when
+    /// only a hole follows.
+    fn at_or_after(&mut self, pos: u64) -> Option<(u64, u64)> {
+        if let Some((start, end)) = self.last {
+            if start <= pos && pos < end {
+                return Some((pos, end));
+            }
+        }
+        if !self.reports_holes {
+            return Some((pos, u64::MAX));
+        }
+        let start = match copy::seek(self.file, pos, libc::SEEK_DATA) {
+            Ok(start) => start,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return None,
+            Err(_) => {
+                self.reports_holes = false;
+                return Some((pos, u64::MAX));
+            }
+        };
+        let end = copy::seek(self.file, start, libc::SEEK_HOLE).unwrap_or(u64::MAX);
+        self.last = Some((start, end));
+        Some((start, end))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+
+    fn range(src: u64, dst: u64, len: u64) -> CopyRange {
+        CopyRange { src, dst, len }
+    }
+
+    #[test]
+    fn holes_of_the_input_are_not_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sparse");
+        let file = File::create(&path).unwrap();
+        // 1 MiB of data, then 63 MiB of hole.
+        file.write_all_at(&vec![7u8; 1 << 20], 0).unwrap();
+        file.set_len(64 << 20).unwrap();
+        let input = InputFile::open(&path).unwrap();
+
+        let whole = [range(0, 0, 64 << 20)];
+        let counted = bytes_to_allocate(&input, &whole, None);
+
+        // Filesystems that do not report holes count every byte.
+        assert!(counted == 1 << 20 || counted == 64 << 20, "{counted}");
+    }
+
+    #[test]
+    fn only_aligned_middles_of_congruent_ranges_count_as_shared() {
+        let block = 4096;
+        assert_eq!(copy::clonable_middle(100, 100, 3 * block, block), 2 * block);
+        assert_eq!(copy::clonable_middle(0, 0, 3 * block + 5, block), 3 * block);
+        assert_eq!(copy::clonable_middle(0, 8, 3 * block, block), 0);
+        assert_eq!(copy::clonable_middle(100, 100, block, block), 0);
+    }
+}

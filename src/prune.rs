@@ -15,7 +15,7 @@ use crate::config::{ConfigFile, CONFIG_FILE};
 use crate::copy::{clone_block_size, CopyMethods, CopyStats};
 use crate::error::{Error, Result};
 use crate::header::Header;
-use crate::input::InputFile;
+use crate::input::{FileStamp, InputFile};
 use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, refuse_overwriting_inputs, resolve_out_dir,
@@ -116,6 +116,9 @@ pub struct GeneratedFile {
     pub text: String,
     /// The input file it is made from (owner, group, mode), if any.
     pub source: Option<Ownership>,
+    /// That input as it was read: in place, it is replaced only if it is
+    /// still exactly that file.
+    pub read: Option<FileStamp>,
 }
 
 /// A run that has been validated and planned, before anything is written.
@@ -377,6 +380,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                 name: CONFIG_FILE.to_string(),
                 text: config.pruned_text(),
                 source: None,
+                read: config.stamp,
             }],
             Some(config),
         ),
@@ -386,6 +390,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             let generated = index
                 .map(|i| GeneratedFile {
                     text: i.pruned_text(total),
+                    read: i.stamp,
                     name: i.name,
                     source: None,
                 })
@@ -490,8 +495,11 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let flush = options.fsync || prepared.in_place;
     let mut staging = Staging::open(&prepared.out_dir, flush, options.cancel.clone())?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
+    // In place, each file is replaced only if it is still the one read.
+    let read = |stamp| prepared.in_place.then_some(stamp);
     for file in &prepared.files {
-        jobs.push((Job::Prune(file), staging.add(&file.name)));
+        let staged = staging.add_made_from(&file.name, read(file.input.stamp));
+        jobs.push((Job::Prune(file), staged));
     }
     for extra in &prepared.extra_files {
         jobs.push((Job::Copy(extra), staging.add(file_name(&extra.path))));
@@ -501,7 +509,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let generated: Vec<(&GeneratedFile, StagedFile)> = prepared
         .generated
         .iter()
-        .map(|g| (g, staging.add(&g.name)))
+        .map(|g| (g, staging.add_made_from(&g.name, g.read.and_then(read))))
         .collect();
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));

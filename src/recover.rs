@@ -14,7 +14,7 @@
 //! another user are left alone: a journal is obeyed only when it is ours.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -22,7 +22,7 @@ use std::path::Path;
 use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
 use crate::interrupt::Cancel;
-use crate::journal::Journal;
+use crate::journal::{Backup, Journal};
 use crate::side_file::{self, Kind};
 use crate::sys::{self, Dir};
 
@@ -212,7 +212,7 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
             file.read_to_end(&mut bytes)
                 .map_err(|e| Error::io(&at(&journal_name), "cannot read", e))?;
             if let Some(journal) = Journal::decode(&bytes).filter(|j| belongs_to(j, id)) {
-                finished = Some(finish(dir, &journal, &file)?);
+                finished = Some(finish(dir, &journal, &journal_name, &file)?);
             }
         }
         None => {}
@@ -254,14 +254,34 @@ fn belongs_to(journal: &Journal, id: &str) -> bool {
         ours(&e.temp, &[Kind::Temp])
             && !side_file::is_side_file(&e.target)
             && match &e.backup {
-                crate::journal::Backup::Link(b, _) => ours(b, &[Kind::Backup]),
+                Backup::Link(b, _) => ours(b, &[Kind::Backup]),
                 _ => true,
             }
     })
 }
 
-/// Finishes (or, failing that, undoes) a dead run's commit.
-fn finish(dir: &Dir, journal: &Journal, file: &std::fs::File) -> Result<String> {
+/// Finishes (or, failing that, undoes) a dead run's commit, once its
+/// journal `journal_name` is proven to describe the folder (see
+/// [`commit::prove`]); otherwise nothing is touched.
+fn finish(
+    dir: &Dir,
+    journal: &Journal,
+    journal_name: &OsStr,
+    file: &std::fs::File,
+) -> Result<String> {
+    if let Err(unproven) = commit::prove(dir, journal) {
+        return Err(by_hand(
+            dir,
+            journal,
+            journal_name,
+            format!(
+                "a run stopped in the middle of its commit left the journal {}, which does not describe the files here ({}: {}); a copied, restored or moved folder? Nothing was changed",
+                dir.join(journal_name).display(),
+                shown(&unproven.target),
+                unproven.problem
+            ),
+        ));
+    }
     let n = journal.entries.len();
     match commit::apply(dir, journal, true) {
         Ok(_) => Ok(format!(
@@ -269,6 +289,19 @@ fn finish(dir: &Dir, journal: &Journal, file: &std::fs::File) -> Result<String> 
             plural(n)
         )),
         Err(Failure::Undone { target, source }) => {
+            if let Err(unproven) = commit::prove_undone(dir, journal) {
+                return Err(by_hand(
+                    dir,
+                    journal,
+                    journal_name,
+                    format!(
+                        "an earlier run's commit could not be finished ({}: {source}) and undoing it left {} {}",
+                        shown(&target),
+                        shown(&unproven.target),
+                        unproven.problem
+                    ),
+                ));
+            }
             // Cleared first: see `Staging::commit`.
             file.set_len(0)
                 .and_then(|()| file.sync_all())
@@ -296,6 +329,41 @@ fn finish(dir: &Dir, journal: &Journal, file: &std::fs::File) -> Result<String> 
                     .unwrap_or_default()
             ),
         }),
+    }
+}
+
+/// The error for a commit that must be finished by hand: `state`, then
+/// which hidden file is the original and which the new file of each name.
+/// The journal and every file it names are kept.
+fn by_hand(dir: &Dir, journal: &Journal, journal_name: &OsStr, state: String) -> Error {
+    let present = |name: &OsStr| dir.exists(name).unwrap_or(true);
+    let files: Vec<String> = journal
+        .entries
+        .iter()
+        .map(|e| {
+            let new = if present(&e.temp) {
+                format!("new file {}", shown(&e.temp))
+            } else {
+                "new file in place or gone".to_string()
+            };
+            match &e.backup {
+                Backup::Link(b, _) if present(b) => {
+                    format!("{}: original {}, {new}", shown(&e.target), shown(b))
+                }
+                Backup::Link(..) | Backup::Unavailable => {
+                    format!("{}: original gone, {new}", shown(&e.target))
+                }
+                Backup::New => format!("{}: had no original, {new}", shown(&e.target)),
+            }
+        })
+        .collect();
+    Error::CommitIncomplete {
+        dir: dir.path().to_path_buf(),
+        problem: format!(
+            "{state}, and every file is kept. To finish by hand, for each name put either its original or its new file in place with `mv` (all new or all old; the last name listed last), then remove {}: {}",
+            shown(journal_name),
+            files.join("; ")
+        ),
     }
 }
 

@@ -16,3 +16,4 @@ mod prune_output;
 mod remote;
 mod sharing;
 mod trust;
+mod world_moves;

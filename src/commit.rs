@@ -158,6 +158,19 @@ pub(crate) fn prove(dir: &Dir, journal: &Journal) -> Result<(), Unproven> {
         };
         let io_problem = |e: io::Error| unproven(format!("cannot be checked: {e}"));
         if is(dir, &entry.target, &entry.new).map_err(io_problem)? {
+            // Applied; the temp name may hold the new file (a second link)
+            // or, after a swap, the original, and nothing else.
+            let spare = dir.stat(&entry.temp).map_err(io_problem)?;
+            let known = |ino| {
+                ino == entry.new.inode
+                    || matches!(&entry.backup, Backup::Link(_, old) if old.inode == ino)
+            };
+            if spare.is_some_and(|st| !known(st.ino)) {
+                return Err(unproven(format!(
+                    "{} holds a file the commit did not write",
+                    shown(&entry.temp)
+                )));
+            }
             continue;
         }
         if !is(dir, &entry.temp, &entry.new).map_err(io_problem)? {
@@ -225,7 +238,10 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
             Ok(())
         };
         if let Err(source) = step() {
-            return Err(undo(dir, &entries[..i], entry.target.clone(), source));
+            // This entry too: a swap whose check failed and could not be
+            // swapped back is put back like any applied entry (an entry
+            // not applied is left as it is).
+            return Err(undo(dir, &entries[..=i], entry.target.clone(), source));
         }
     }
     let mut leftovers = Vec::new();
@@ -267,13 +283,15 @@ fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
         Ok(()) => {
             // The file swapped out must be the original, with the size and
             // sample recorded: nothing replaced, wrote to or truncated it
-            // between the comparison and the swap.
-            if is(dir, &entry.temp, old)? {
-                return Ok(());
-            }
-            // Not the file compared: give it its name back, untouched.
+            // between the comparison and the swap. If it is not (or cannot
+            // be checked), it gets its name back, untouched.
+            let problem = match is(dir, &entry.temp, old) {
+                Ok(true) => return Ok(()),
+                Ok(false) => io::Error::other(ChangedSinceRead),
+                Err(e) => e,
+            };
             dir.exchange(&entry.temp, &entry.target)?;
-            Err(io::Error::other(ChangedSinceRead))
+            Err(problem)
         }
         Err(e) if sys::exchange_unsupported(&e) => {
             if !holds(dir, &entry.target, old)? {

@@ -227,6 +227,19 @@ mod tests {
                 },
                 Entry {
                     temp: ".config.json.trtllm-prune-ab.tmp".into(),
+                    target: "link".into(),
+                    // A symlink replaced in place: its inode number only.
+                    backup: Backup::Link(
+                        ".link.old".into(),
+                        Identity {
+                            inode: 9,
+                            sample: None,
+                        },
+                    ),
+                    new: id(u64::MAX, 12, 7),
+                },
+                Entry {
+                    temp: ".config.json.trtllm-prune-ab.tmp".into(),
                     target: "config.json".into(),
                     backup: Backup::New,
                     new: id(12345, 99, 0x0102_0304),

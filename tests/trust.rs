@@ -124,7 +124,7 @@ fn killed_mid_commit(root: &Path) -> Option<PathBuf> {
             "-o",
             "/dev/null",
             "-e",
-            "inject=renameat:signal=KILL:when=2",
+            "inject=renameat2:signal=KILL:when=2",
         ])
         .arg(util::bin())
         .arg("--checkpoint_dir")
@@ -777,7 +777,7 @@ fn an_undone_commit_killed_while_it_cleans_up_is_never_finished_later() {
     // while it removes its temp files.
     let Some(out) = run_traced(
         &[
-            "inject=renameat:error=EIO:when=1",
+            "inject=renameat2:error=EIO:when=1",
             "inject=unlinkat:signal=KILL:when=2",
         ],
         false,
@@ -857,7 +857,7 @@ fn a_checkpoint_left_half_committed_by_another_user_is_not_read() {
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     open_to_all(&root);
     let Some(dead) = run_traced(
-        &["inject=renameat:signal=KILL:when=2"],
+        &["inject=renameat2:signal=KILL:when=2"],
         true,
         &[
             &"--checkpoint_dir",

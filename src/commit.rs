@@ -104,16 +104,20 @@ pub(crate) fn sample(dir: &Dir, name: &OsStr) -> io::Result<Sample> {
     })
 }
 
-/// The identity of the regular file `name`, for a journal.
+/// The identity of the regular file `name`, for a journal: its inode
+/// number alone when this user may not read it (an earlier output of
+/// another user, linked where `protected_hardlinks` is off).
 pub(crate) fn identity(dir: &Dir, name: &OsStr) -> io::Result<Identity> {
     let inode = dir
         .stat(name)?
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?
         .ino;
-    Ok(Identity {
-        inode,
-        sample: Some(sample(dir, name)?),
-    })
+    let sample = match sample(dir, name) {
+        Ok(s) => Some(s),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(Identity { inode, sample })
 }
 
 /// Whether `name` holds the file `id` by inode number (the cheap check

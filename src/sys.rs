@@ -433,9 +433,14 @@ impl Dir {
     }
 
     /// Whether the regular file `name` carries a flag that forbids
-    /// replacing it. A filesystem without such flags has none.
+    /// replacing it. A filesystem without such flags has none; a file this
+    /// user may not open is not looked at (linking it fails instead).
     pub fn unreplaceable(&self, name: &OsStr) -> io::Result<Option<Unreplaceable>> {
-        let file = self.open_regular_read(name)?;
+        let file = match self.open_regular_read(name) {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut flags: libc::c_long = 0;
         // SAFETY: valid descriptor; FS_IOC_GETFLAGS writes one long.
         let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };

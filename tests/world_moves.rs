@@ -81,9 +81,18 @@ struct HeldRun {
 
 impl HeldRun {
     fn start(ckpt: &Path) -> HeldRun {
-        let mut strace = Command::new("strace")
-            .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-            .arg("inject=linkat:signal=STOP:when=1")
+        HeldRun::start_injected(ckpt, &[])
+    }
+
+    /// [`HeldRun::start`], with more `strace` injections.
+    fn start_injected(ckpt: &Path, injections: &[&str]) -> HeldRun {
+        let mut cmd = Command::new("strace");
+        cmd.args(["-f", "-qq", "-o", "/dev/null"]);
+        for i in injections {
+            cmd.args(["-e", i]);
+        }
+        let mut strace = cmd
+            .args(["-e", "inject=linkat:signal=STOP:when=1"])
             .arg(util::bin())
             .arg("--checkpoint_dir")
             .arg(ckpt)
@@ -159,13 +168,18 @@ fn append(path: &Path, bytes: &[u8]) {
 /// checks the run refused with `name` exactly as `change` left it and every
 /// other file as it was.
 fn change_under_a_commit(name: &str, change: impl FnOnce(&Path)) {
+    change_under_an_injected_commit(&[], name, change);
+}
+
+/// [`change_under_a_commit`], with more `strace` injections.
+fn change_under_an_injected_commit(injections: &[&str], name: &str, change: impl FnOnce(&Path)) {
     if !have("strace", "-V") {
         return;
     }
     let (_dir, root) = root();
     let ckpt = checkpoint(&root);
     let before = all_but(&ckpt, name);
-    let held = HeldRun::start(&ckpt);
+    let held = HeldRun::start_injected(&ckpt, injections);
     change(&ckpt.join(name));
     let changed = fs::read(ckpt.join(name)).unwrap();
 
@@ -209,6 +223,32 @@ fn in_place_a_rank_replaced_after_its_backup_link_is_not_replaced() {
 #[test]
 fn in_place_a_rank_appended_to_after_its_backup_link_is_not_replaced() {
     change_under_a_commit("rank0.safetensors", |p| append(p, b"more"));
+}
+
+/// `renameat2` failing with EINVAL stands for a filesystem that cannot
+/// swap two names (`RENAME_EXCHANGE`): the commit falls back to `rename`.
+const NO_EXCHANGE: &str = "inject=renameat2:error=EINVAL";
+
+#[test]
+fn where_names_cannot_be_swapped_the_commit_renames_and_still_refuses_a_replaced_rank() {
+    if !have("strace", "-V") {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = checkpoint(&root);
+    let out = run_injected(
+        &[NO_EXCHANGE],
+        &[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fs::read_to_string(ckpt.join("config.json"))
+        .unwrap()
+        .contains("\"is_pruned\": true"));
+    assert!(!util::file_names(&ckpt).iter().any(|n| n.starts_with('.')));
+
+    change_under_an_injected_commit(&[NO_EXCHANGE], "rank0.safetensors", |p| {
+        replace_by_mv(p, b"NEWER RANK")
+    });
 }
 
 // ------------------------------------------------- a copied folder

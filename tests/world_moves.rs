@@ -80,12 +80,8 @@ struct HeldRun {
 }
 
 impl HeldRun {
-    fn start(ckpt: &Path) -> HeldRun {
-        HeldRun::start_injected(ckpt, &[])
-    }
-
-    /// [`HeldRun::start`], with more `strace` injections.
-    fn start_injected(ckpt: &Path, injections: &[&str]) -> HeldRun {
+    /// Starts the run under `strace` with `injections` too.
+    fn start(ckpt: &Path, injections: &[&str]) -> HeldRun {
         let mut cmd = Command::new("strace");
         cmd.args(["-f", "-qq", "-o", "/dev/null"]);
         for i in injections {
@@ -179,7 +175,7 @@ fn change_under_an_injected_commit(injections: &[&str], name: &str, change: impl
     let (_dir, root) = root();
     let ckpt = checkpoint(&root);
     let before = all_but(&ckpt, name);
-    let held = HeldRun::start_injected(&ckpt, injections);
+    let held = HeldRun::start(&ckpt, injections);
     change(&ckpt.join(name));
     let changed = fs::read(ckpt.join(name)).unwrap();
 

@@ -400,19 +400,13 @@ impl Staging {
                 .unreplaceable(&file.target_name)
                 .map_err(|e| Error::io(&file.target, "cannot read the file's flags", e))?;
             if let Some(flag) = flag {
+                let what = match flag {
+                    Unreplaceable::Immutable => "immutable (chattr +i)",
+                    Unreplaceable::AppendOnly => "append-only (chattr +a)",
+                };
                 return Err(Error::refused(
                     &file.target,
-                    format!(
-                        "cannot be replaced: it is {} (chattr {}); nothing was replaced",
-                        match flag {
-                            Unreplaceable::Immutable => "immutable",
-                            Unreplaceable::AppendOnly => "append-only",
-                        },
-                        match flag {
-                            Unreplaceable::Immutable => "+i",
-                            Unreplaceable::AppendOnly => "+a",
-                        },
-                    ),
+                    format!("cannot be replaced: it is {what}; nothing was replaced"),
                 ));
             }
         }
@@ -435,14 +429,37 @@ impl Staging {
                     "cannot be replaced: it is a mount point",
                 ))
             }
-            Err(e) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EMLINK)
+                ) =>
+            {
                 return Err(Error::io(
                     &file.target,
                     "cannot keep a hard link to the file it replaces, without which a failed commit could not put it back (not permitted, or no hard links on this filesystem); nothing was replaced",
                     e,
                 ))
             }
+            Err(e) => {
+                return Err(Error::io(
+                    &file.target,
+                    "cannot keep a hard link to the file it replaces; nothing was replaced",
+                    e,
+                ))
+            }
         }
+        // Sampled before the check below, so a write after the check shows
+        // as a changed sample when the file is swapped out.
+        let identity = if st.kind == libc::S_IFREG {
+            commit::identity(&self.dir, &name)
+                .map_err(|e| Error::io(&file.target, "cannot read", e))?
+        } else {
+            Identity {
+                inode: st.stamp.ino,
+                sample: None,
+            }
+        };
         // The link itself moved the ctime: identity, size and mtime must be
         // the ones just compared.
         let linked = self
@@ -457,15 +474,6 @@ impl Staging {
         if !same {
             return Err(changed_since_read(&file.target));
         }
-        let identity = if st.kind == libc::S_IFREG {
-            commit::identity(&self.dir, &name)
-                .map_err(|e| Error::io(&file.target, "cannot read", e))?
-        } else {
-            Identity {
-                inode: st.stamp.ino,
-                sample: None,
-            }
-        };
         Ok(Backup::Link(name, identity))
     }
 }

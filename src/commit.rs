@@ -179,7 +179,7 @@ pub(crate) fn prove(dir: &Dir, journal: &Journal) -> Result<(), Unproven> {
         }
         if !is(dir, &entry.temp, &entry.new).map_err(io_problem)? {
             return Err(unproven(format!(
-                "neither it nor {} is the new file the journal names",
+                "neither it nor {} is the new file the journal names (by inode number, size and sample)",
                 shown(&entry.temp)
             )));
         }

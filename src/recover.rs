@@ -22,7 +22,7 @@ use std::path::Path;
 use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
 use crate::interrupt::Cancel;
-use crate::journal::{Backup, Journal};
+use crate::journal::{Backup, Entry, Journal};
 use crate::side_file::{self, Kind};
 use crate::sys::{self, Dir};
 
@@ -333,37 +333,59 @@ fn finish(
 }
 
 /// The error for a commit that must be finished by hand: `state`, then
-/// which hidden file is the original and which the new file of each name.
-/// The journal and every file it names are kept.
+/// what each name of each entry holds (the new file, the original: told by
+/// size and sample, since inode numbers are what no longer match). The
+/// journal and every file it names are kept.
 fn by_hand(dir: &Dir, journal: &Journal, journal_name: &OsStr, state: String) -> Error {
-    let present = |name: &OsStr| dir.exists(name).unwrap_or(true);
     let files: Vec<String> = journal
         .entries
         .iter()
         .map(|e| {
-            let new = if present(&e.temp) {
-                format!("new file {}", shown(&e.temp))
-            } else {
-                "new file in place or gone".to_string()
-            };
-            match &e.backup {
-                Backup::Link(b, _) if present(b) => {
-                    format!("{}: original {}, {new}", shown(&e.target), shown(b))
-                }
-                Backup::Link(..) | Backup::Unavailable => {
-                    format!("{}: original gone, {new}", shown(&e.target))
-                }
-                Backup::New => format!("{}: had no original, {new}", shown(&e.target)),
+            let mut names = vec![&e.target, &e.temp];
+            if let Backup::Link(b, _) = &e.backup {
+                names.push(b);
             }
+            let held: Vec<String> = names
+                .into_iter()
+                .map(|name| format!("{} {}", shown(name), holding(dir, name, e)))
+                .collect();
+            held.join(", ")
         })
         .collect();
     Error::CommitIncomplete {
         dir: dir.path().to_path_buf(),
         problem: format!(
-            "{state}, and every file is kept. To finish by hand, for each name put either its original or its new file in place with `mv` (all new or all old; the last name listed last), then remove {}: {}",
+            "{state}, and every file is kept. To finish by hand, make each name hold its new file or its original (all new or all old; the last name listed last) with `mv`, then remove {} and the other hidden files listed: {}",
             shown(journal_name),
             files.join("; ")
         ),
+    }
+}
+
+/// What the name `name` holds, for [`by_hand`]: the new file or the
+/// original of `entry`, by size and sample (a `v1` journal has none).
+fn holding(dir: &Dir, name: &OsStr, entry: &Entry) -> &'static str {
+    match dir.stat(name) {
+        Ok(None) => return "holds nothing",
+        Ok(Some(st)) if st.is_file() => {}
+        Ok(Some(_)) => return "is not a regular file",
+        Err(_) => return "cannot be read",
+    }
+    let Ok(now) = commit::sample(dir, name) else {
+        return "cannot be read";
+    };
+    let old = match &entry.backup {
+        Backup::Link(_, old) => old.sample,
+        _ => None,
+    };
+    if entry.new.sample == Some(now) {
+        "holds the new file"
+    } else if old == Some(now) {
+        "holds the original"
+    } else if entry.new.sample.is_none() {
+        "holds an unknown file (an old journal: compare sizes)"
+    } else {
+        "holds neither the new file nor the original"
     }
 }
 

@@ -281,6 +281,14 @@ fn a_copy_of_a_folder_killed_mid_commit_is_not_called_as_it_was() {
             err.contains("does not describe the files here") && err.contains("by hand"),
             "{err}"
         );
+        // Killed before its second swap: the first name holds the new file
+        // (its temp name the original), the others their originals.
+        assert!(
+            err.contains("rank0.safetensors holds the new file")
+                && err.contains("rank1.safetensors holds the original")
+                && err.contains("config.json holds the original"),
+            "{err}"
+        );
         assert!(tree(&copy) == copied, "the copy was changed");
     }
 

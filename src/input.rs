@@ -39,11 +39,12 @@ impl FileStamp {
         }
     }
 
-    /// Whether the file `now` describes is the one stamped, with the same
-    /// size, modification and change times: nothing was written to it,
-    /// truncated, renamed over it or linked to it since.
-    pub fn unchanged(&self, now: &FileStamp) -> bool {
-        self == now
+    /// Whether the file `now` describes is the one stamped with the same
+    /// size and modification time: its bytes were not written to since
+    /// (the change time, which a `chmod`, `link` or `rename` also moves, is
+    /// left out; the commit compares whole stamps).
+    pub fn same_contents(&self, now: &FileStamp) -> bool {
+        (self.dev, self.ino, self.len, self.mtime_ns) == (now.dev, now.ino, now.len, now.mtime_ns)
     }
 
     /// Whether `other` is the same file (device and inode).
@@ -102,7 +103,7 @@ impl InputFile {
                 offset: now.len,
             });
         }
-        if now != self.stamp {
+        if !now.same_contents(&self.stamp) {
             return Err(Error::invalid(
                 &self.path,
                 "input file was modified while it was being copied; run again on a stable checkpoint",

@@ -304,7 +304,9 @@ impl Staging {
                 }
                 self.state = State::Writing;
                 if is_changed_since_read(&source) {
-                    return Err(changed_since_read(&self.dir.join(&target)));
+                    if let Some(file) = self.files.iter().find(|f| f.target_name == target) {
+                        return Err(changed(file));
+                    }
                 }
                 Err(Error::io(
                     &self.dir.join(&target),
@@ -373,7 +375,7 @@ impl Staging {
         };
         let Some(st) = stat(false)? else {
             return match file.read {
-                Some(_) => Err(changed_since_read(&file.target)),
+                Some(_) => Err(changed(file)),
                 None => Ok(None),
             };
         };
@@ -391,7 +393,7 @@ impl Staging {
                 Some(st)
             };
             if now.map(|n| n.stamp) != Some(read) {
-                return Err(changed_since_read(&file.target));
+                return Err(changed(file));
             }
         }
         if st.kind == libc::S_IFREG {
@@ -472,18 +474,22 @@ impl Staging {
                 && (a.dev, a.ino, a.len, a.mtime_ns) == (b.dev, b.ino, b.len, b.mtime_ns)
         });
         if !same {
-            return Err(changed_since_read(&file.target));
+            return Err(changed(file));
         }
         Ok(Backup::Link(name, identity))
     }
 }
 
-/// The refusal when a file changed between the moment the run read it and
-/// the commit.
-fn changed_since_read(target: &Path) -> Error {
+/// The refusal when `file`'s target changed between the moment the run
+/// read it (in place) or compared it (an earlier output) and its rename.
+fn changed(file: &StagedFile) -> Error {
     Error::refused(
-        target,
-        "changed since it was read; nothing was replaced, run again",
+        &file.target,
+        if file.read.is_some() {
+            "changed since it was read; nothing was replaced, run again"
+        } else {
+            "changed during the commit; nothing was replaced, run again"
+        },
     )
 }
 

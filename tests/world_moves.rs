@@ -70,11 +70,11 @@ fn run_injected(injections: &[&str], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Ou
     cmd.output().expect("strace runs")
 }
 
-/// An `--in-place` run on `ckpt`, stopped (SIGSTOP) right after its first
-/// `linkat`: the commit compared the first target and linked it to its
-/// backup name. The signal is delivered on the way back from that call,
-/// so once the backup name exists the run executes nothing more until it
-/// is let go.
+/// A run on `ckpt` (`--in-place`, or into `out`), stopped (SIGSTOP) right
+/// after its first `linkat`: the commit compared the first target and
+/// linked it to its backup name. The signal is delivered on the way back
+/// from that call, so once the backup name exists the run executes nothing
+/// more until it is let go.
 struct HeldRun {
     strace: Child,
 }
@@ -82,23 +82,35 @@ struct HeldRun {
 impl HeldRun {
     /// Starts the run under `strace` with `injections` too.
     fn start(ckpt: &Path, injections: &[&str]) -> HeldRun {
+        HeldRun::start_into(ckpt, None, injections)
+    }
+
+    fn start_into(ckpt: &Path, out: Option<&Path>, injections: &[&str]) -> HeldRun {
         let mut cmd = Command::new("strace");
         cmd.args(["-f", "-qq", "-o", "/dev/null"]);
         for i in injections {
             cmd.args(["-e", i]);
         }
-        let mut strace = cmd
-            .args(["-e", "inject=linkat:signal=STOP:when=1"])
+        cmd.args(["-e", "inject=linkat:signal=STOP:when=1"])
             .arg(util::bin())
             .arg("--checkpoint_dir")
-            .arg(ckpt)
-            .args(["--in-place", "-q"])
+            .arg(ckpt);
+        match out {
+            Some(out) => cmd.arg("--out_dir").arg(out),
+            None => cmd.arg("--in-place"),
+        };
+        let mut strace = cmd
+            .arg("-q")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("strace runs");
+        let watched = out.unwrap_or(ckpt);
         let started = Instant::now();
-        while !util::file_names(ckpt).iter().any(|n| n.ends_with(".old")) {
+        while !util::file_names(watched)
+            .iter()
+            .any(|n| n.ends_with(".old"))
+        {
             let ended = strace.try_wait().expect("strace waits");
             assert!(
                 ended.is_none(),
@@ -245,6 +257,40 @@ fn where_names_cannot_be_swapped_the_commit_renames_and_still_refuses_a_replaced
     change_under_an_injected_commit(&[NO_EXCHANGE], "rank0.safetensors", |p| {
         replace_by_mv(p, b"NEWER RANK")
     });
+}
+
+#[test]
+fn an_earlier_output_replaced_during_the_commit_is_not_replaced() {
+    if !have("strace", "-V") {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = checkpoint(&root);
+    let out = root.join("out");
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"-q",
+    ]));
+    let before = all_but(&out, "rank0.safetensors");
+    let held = HeldRun::start_into(&ckpt, Some(&out), &[]);
+    replace_by_mv(&out.join("rank0.safetensors"), b"SOMEONE ELSE'S");
+
+    let result = held.finish();
+
+    let line = util::assert_error(&result);
+    assert!(
+        line.contains("rank0.safetensors")
+            && line.contains("changed during the commit; nothing was replaced"),
+        "{line}"
+    );
+    assert_eq!(
+        fs::read(out.join("rank0.safetensors")).unwrap(),
+        b"SOMEONE ELSE'S"
+    );
+    assert!(all_but(&out, "rank0.safetensors") == before);
 }
 
 // ------------------------------------------------- a copied folder

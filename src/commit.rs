@@ -162,19 +162,9 @@ pub(crate) fn prove(dir: &Dir, journal: &Journal) -> Result<(), Unproven> {
         };
         let io_problem = |e: io::Error| unproven(format!("cannot be checked: {e}"));
         if is(dir, &entry.target, &entry.new).map_err(io_problem)? {
-            // Applied; the temp name may hold the new file (a second link)
-            // or, after a swap, the original, and nothing else.
-            let spare = dir.stat(&entry.temp).map_err(io_problem)?;
-            let known = |ino| {
-                ino == entry.new.inode
-                    || matches!(&entry.backup, Backup::Link(_, old) if old.inode == ino)
-            };
-            if spare.is_some_and(|st| !known(st.ino)) {
-                return Err(unproven(format!(
-                    "{} holds a file the commit did not write",
-                    shown(&entry.temp)
-                )));
-            }
+            // Applied. Whatever is at the temp name (a second link of the
+            // new file, the original after a swap, a file planted there
+            // since) is not needed to finish or undo it.
             continue;
         }
         if !is(dir, &entry.temp, &entry.new).map_err(io_problem)? {

@@ -7,11 +7,12 @@
 //! file, which must be the one the backup links, with the sample the
 //! journal recorded; if it is not (someone replaced or rewrote the target
 //! after it was compared), the swap is reversed and the commit undone:
-//! nothing is renamed over a file the run did not compare. Where the
-//! filesystem cannot swap (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), a plain
-//! `rename(2)` replaces the target after one more identity check: a
-//! replacement in the instant between that check and the rename is not
-//! noticed there. Either way a target never disappears and is always all
+//! nothing is renamed over a file the run did not compare. A target that
+//! did not exist is renamed with `RENAME_NOREPLACE`: a file created at its
+//! name since is not renamed over either. Where the filesystem cannot swap
+//! (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), a plain `rename(2)` replaces the
+//! target after one more identity check: a replacement in the instant
+//! between that check and the rename is not noticed there. Either way a target never disappears and is always all
 //! old bytes or all new ones. Before the last rename (the file that
 //! declares the result, `config.json` or a shard index) the folder is
 //! flushed, so that file can only be new on disk once every other one is.
@@ -268,10 +269,23 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
 }
 
 /// Puts `entry`'s temp file in place over its target (see the module
-/// docs): swapped with a target that has a backup, renamed otherwise.
+/// docs): swapped with a target that has a backup, renamed to a name
+/// that must still be free otherwise.
 fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
-    let Backup::Link(_, old) = &entry.backup else {
-        return dir.rename(&entry.temp, &entry.target);
+    let old = match &entry.backup {
+        Backup::Link(_, old) => old,
+        // A name that was free at the compare: a file created there since
+        // is not renamed over.
+        Backup::New => {
+            return match dir.rename_noreplace(&entry.temp, &entry.target) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    Err(io::Error::other(ChangedSinceRead))
+                }
+                Err(e) if sys::exchange_unsupported(&e) => dir.rename(&entry.temp, &entry.target),
+                other => other,
+            }
+        }
+        Backup::Unavailable => return dir.rename(&entry.temp, &entry.target),
     };
     match dir.exchange(&entry.temp, &entry.target) {
         Ok(()) => {

@@ -378,8 +378,8 @@ pub(crate) enum Unreplaceable {
     AppendOnly,
 }
 
-/// Whether [`Dir::exchange`] failed only because the kernel or the
-/// filesystem cannot swap names (`renameat2` flags unsupported).
+/// Whether [`Dir::exchange`] or [`Dir::rename_noreplace`] failed only
+/// because the kernel or the filesystem lacks that `renameat2` flag.
 pub(crate) fn exchange_unsupported(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -458,6 +458,23 @@ impl Dir {
         } else {
             None
         })
+    }
+
+    /// Renames `from` to `to` only if nothing is at `to` (`renameat2` with
+    /// `RENAME_NOREPLACE`; `EEXIST` otherwise). See [`exchange_unsupported`].
+    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (f, t) = (component(from)?, component(to)?);
+        // SAFETY: valid descriptors and strings.
+        check(unsafe {
+            libc::renameat2(
+                self.raw(),
+                f.as_ptr(),
+                self.raw(),
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        })?;
+        Ok(())
     }
 
     /// Swaps the files at `a` and `b` atomically (`renameat2` with

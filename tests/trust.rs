@@ -539,11 +539,12 @@ fn a_failed_flush_after_the_commit_exits_3_saying_the_output_is_in_place() {
 // ------------------------------------------------- from a hostile review
 
 /// A dead run's half-made commit into `out` (pruned with `--prune_all`),
-/// killed by strace at its `renameat` number `when`. `None` without strace.
+/// killed by strace at its `renameat2` number `when` (every rename of a
+/// commit is one). `None` without strace.
 fn dead_commit_into(ckpt: &Path, out: &Path, when: u32) -> Option<()> {
     let status = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject=renameat:signal=KILL:when={when}"))
+        .arg(format!("inject=renameat2:signal=KILL:when={when}"))
         .arg(util::bin())
         .arg("--checkpoint_dir")
         .arg(ckpt)
@@ -822,7 +823,7 @@ fn another_users_unfinished_commit_blocks_writes_into_that_folder() {
     fs::create_dir_all(&out).unwrap();
     open_to_all(&root);
     let Some(dead) = run_traced(
-        &["inject=renameat:signal=KILL:when=2"],
+        &["inject=renameat2:signal=KILL:when=2"],
         true,
         &[
             &"--checkpoint_dir",

@@ -293,6 +293,44 @@ fn an_earlier_output_replaced_during_the_commit_is_not_replaced() {
     assert!(all_but(&out, "rank0.safetensors") == before);
 }
 
+#[test]
+fn a_file_created_at_a_new_output_name_during_the_commit_is_not_replaced() {
+    if !have("strace", "-V") {
+        return;
+    }
+    let (_dir, root) = root();
+    let ckpt = checkpoint(&root);
+    let out = root.join("out");
+    // An earlier run made rank0 (linked first: the run is held there) and
+    // config.json; rank1's name is free when the commit compares it.
+    assert_success(run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"--ranks",
+        &"0",
+        &"-q",
+    ]));
+    let before = tree(&out);
+    let held = HeldRun::start_into(&ckpt, Some(&out), &[]);
+    fs::write(out.join("rank1.safetensors"), b"SOMEONE ELSE'S").unwrap();
+
+    let result = held.finish();
+
+    let line = util::assert_error(&result);
+    assert!(
+        line.contains("rank1.safetensors")
+            && line.contains("changed during the commit; nothing was replaced"),
+        "{line}"
+    );
+    assert_eq!(
+        fs::read(out.join("rank1.safetensors")).unwrap(),
+        b"SOMEONE ELSE'S"
+    );
+    assert!(all_but(&out, "rank1.safetensors") == before);
+}
+
 // ------------------------------------------------- a copied folder
 
 #[test]

@@ -182,8 +182,9 @@ pub struct Cli {
 
     /// Prune the checkpoint folder itself (for disks that cannot hold two
     /// copies); the originals are replaced only once every output is complete,
-    /// keeping their owner, permissions, extended attributes and ACL. Not with --ranks: config.json
-    /// would claim `is_pruned` over ranks left as they were.
+    /// keeping their owner, permissions, extended attributes and ACL, and
+    /// only if each is still the file the run read. Not with --ranks:
+    /// config.json would claim `is_pruned` over ranks left as they were.
     #[arg(long = "in-place", visible_alias = "in_place", conflicts_with_all = ["ranks", "no_fsync"])]
     pub in_place: bool,
 

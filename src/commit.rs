@@ -1,26 +1,48 @@
 //! Applying a commit record ([`Journal`]) to a folder: the one code path
 //! for a run's own commit and for finishing a dead run's.
 //!
-//! Forward: each finished temp file is renamed over its target, in order.
-//! `rename(2)` replaces a name atomically, so a target never disappears and
-//! is always either all old bytes or all new ones. Before the last rename
-//! (the file that declares the result, `config.json` or a shard index) the
-//! folder is flushed, so that file can only be new on disk once every other
-//! one is. An entry whose temp file is gone (or is a second name of the
-//! target) has already been applied: applying a record twice is harmless.
+//! Forward: each finished temp file is put in place over its target, in
+//! order. A target with a backup is swapped with its temp file in one step
+//! (`renameat2` with `RENAME_EXCHANGE`): the temp name then holds the old
+//! file, which must be the one the backup links, with the sample the
+//! journal recorded; if it is not (someone replaced or rewrote the target
+//! after it was compared), the swap is reversed and the commit undone:
+//! nothing is renamed over a file the run did not compare. A target that
+//! did not exist is renamed with `RENAME_NOREPLACE`: a file created at its
+//! name since is not renamed over either. Where the filesystem cannot swap
+//! (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), a plain `rename(2)` replaces the
+//! target after one more identity check: a replacement in the instant
+//! between that check and the rename is not noticed there. Either way a target never disappears and is always all
+//! old bytes or all new ones. Before the last rename (the file that
+//! declares the result, `config.json` or a shard index) the folder is
+//! flushed, so that file can only be new on disk once every other one is.
+//! An entry whose target already holds the new file has been applied:
+//! applying a record twice is harmless.
 //!
-//! Undo, when a rename fails: every applied entry is put back from its
-//! backup link, through a second link so the backup survives, and with the
-//! new bytes linked back to the temp name first. At every step the record
-//! still describes a forward commit that works, so a run killed while
-//! undoing is finished forward by the next one.
+//! Undo, when a rename fails: every applied entry is put back, newest
+//! first: swapped back when the temp name holds the old file, otherwise
+//! from its backup link, through a second link so the backup survives, and
+//! with the new bytes linked back to the temp name first. At every step the
+//! record still describes a forward commit that works, so a run killed
+//! while undoing is finished forward by the next one.
+//!
+//! Recovery acts only on a journal [`prove`]d to describe the folder: each
+//! entry applied (its target is the new file) or pending (its temp name
+//! holds the new file, its target the original), every identity checked by
+//! inode, size and sample (see `journal.rs`).
 
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 use std::io;
+use std::os::unix::fs::FileExt;
 
-use crate::journal::{Backup, Entry, Journal};
+use crate::journal::{Backup, Entry, Identity, Journal, Sample};
 use crate::side_file;
-use crate::sys::Dir;
+use crate::sys::{self, Dir};
+
+/// Bytes read from each end of a file for its [`Sample`]: the header of a
+/// safetensors file (or all of a small file) and its last tensor bytes.
+const SAMPLE_END: u64 = 64 << 10;
 
 /// Why a commit did not happen.
 #[derive(Debug)]
@@ -38,11 +60,160 @@ pub(crate) enum Failure {
     },
 }
 
+/// The source of a [`Failure::Undone`] when a target was no longer the
+/// file compared before the commit: replaced, written or truncated since.
+#[derive(Debug)]
+pub(crate) struct ChangedSinceRead;
+
+impl fmt::Display for ChangedSinceRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("changed since it was compared")
+    }
+}
+
+impl std::error::Error for ChangedSinceRead {}
+
+/// Whether `e` is a [`ChangedSinceRead`].
+pub(crate) fn is_changed_since_read(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.is::<ChangedSinceRead>())
+}
+
 /// Something that failed after every file was in place.
 #[derive(Debug)]
 pub(crate) struct Leftover {
     pub what: String,
     pub source: io::Error,
+}
+
+/// The sample of the regular file `name`: its size and the CRC32 of its
+/// first and last [`SAMPLE_END`] bytes (all of it when smaller).
+pub(crate) fn sample(dir: &Dir, name: &OsStr) -> io::Result<Sample> {
+    let file = dir.open_regular_read(name)?;
+    let len = file.metadata()?.len();
+    let mut hasher = crc32fast::Hasher::new();
+    let head = len.min(SAMPLE_END);
+    let tail_start = len.saturating_sub(SAMPLE_END).max(head);
+    for (start, end) in [(0, head), (tail_start, len)] {
+        let mut buf = vec![0u8; (end - start) as usize];
+        file.read_exact_at(&mut buf, start)?;
+        hasher.update(&buf);
+    }
+    Ok(Sample {
+        len,
+        crc: hasher.finalize(),
+    })
+}
+
+/// The identity of the regular file `name`, for a journal: its inode
+/// number alone when this user may not read it (an earlier output of
+/// another user, linked where `protected_hardlinks` is off).
+pub(crate) fn identity(dir: &Dir, name: &OsStr) -> io::Result<Identity> {
+    let inode = dir
+        .stat(name)?
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?
+        .ino;
+    let sample = match sample(dir, name) {
+        Ok(s) => Some(s),
+        Err(e) if e.raw_os_error() == Some(libc::EACCES) => None,
+        Err(e) => return Err(e),
+    };
+    Ok(Identity { inode, sample })
+}
+
+/// Whether `name` holds the file `id` by inode number (the cheap check
+/// used while committing, once [`prove`] or the commit itself has tied the
+/// numbers to the files).
+fn holds(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<bool> {
+    Ok(dir
+        .stat(name)?
+        .is_some_and(|st| st.ino == id.inode && !st.is_dir()))
+}
+
+/// Whether `name` is the file `id`: inode number, size and sample.
+fn is(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<bool> {
+    if !holds(dir, name, id)? {
+        return Ok(false);
+    }
+    match id.sample {
+        None => Ok(true),
+        Some(s) => match sample(dir, name) {
+            Ok(now) => Ok(now == s),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// Why a journal does not describe its folder: the first entry whose files
+/// are not where any step of the commit leaves them.
+#[derive(Debug)]
+pub(crate) struct Unproven {
+    pub target: OsString,
+    pub problem: String,
+}
+
+/// Checks that every entry of `journal` is applied or pending in `dir`, by
+/// identity, before a recovery acts on it.
+pub(crate) fn prove(dir: &Dir, journal: &Journal) -> Result<(), Unproven> {
+    for entry in &journal.entries {
+        let unproven = |problem: String| Unproven {
+            target: entry.target.clone(),
+            problem,
+        };
+        let io_problem = |e: io::Error| unproven(format!("cannot be checked: {e}"));
+        if is(dir, &entry.target, &entry.new).map_err(io_problem)? {
+            // Applied. Whatever is at the temp name (a second link of the
+            // new file, the original after a swap, a file planted there
+            // since) is not needed to finish or undo it.
+            continue;
+        }
+        if !is(dir, &entry.temp, &entry.new).map_err(io_problem)? {
+            return Err(unproven(format!(
+                "neither it nor {} is the new file the journal names (by inode number, size and sample)",
+                shown(&entry.temp)
+            )));
+        }
+        if let Backup::Link(backup, old) = &entry.backup {
+            if !is(dir, &entry.target, old).map_err(io_problem)? {
+                return Err(unproven(format!(
+                    "it is not the original the journal names (kept as {})",
+                    shown(backup)
+                )));
+            }
+            if !is(dir, backup, old).map_err(io_problem)? {
+                return Err(unproven(format!("{} is not its original", shown(backup))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks, after an undo, that every target of `journal` is what it was
+/// before the commit: the original (by identity), or not the new file.
+pub(crate) fn prove_undone(dir: &Dir, journal: &Journal) -> Result<(), Unproven> {
+    for entry in &journal.entries {
+        let as_it_was = match &entry.backup {
+            Backup::Link(_, old) => is(dir, &entry.target, old),
+            _ => is(dir, &entry.target, &entry.new).map(|new| !new),
+        };
+        match as_it_was {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(Unproven {
+                    target: entry.target.clone(),
+                    problem: "is not as it was before the commit".into(),
+                })
+            }
+            Err(e) => {
+                return Err(Unproven {
+                    target: entry.target.clone(),
+                    problem: format!("cannot be checked: {e}"),
+                })
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Applies `journal` forward, or undoes it if a rename fails. On success,
@@ -57,12 +228,15 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
                 dir.sync()?;
             }
             if !is_applied(dir, entry)? {
-                dir.rename(&entry.temp, &entry.target)?;
+                put_in_place(dir, entry)?;
             }
             Ok(())
         };
         if let Err(source) = step() {
-            return Err(undo(dir, &entries[..i], entry.target.clone(), source));
+            // This entry too: a swap whose check failed and could not be
+            // swapped back is put back like any applied entry (an entry
+            // not applied is left as it is).
+            return Err(undo(dir, &entries[..=i], entry.target.clone(), source));
         }
     }
     let mut leftovers = Vec::new();
@@ -75,13 +249,15 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
         }
     }
     for entry in entries {
-        // A temp still there is a second name of its target (see `is_applied`).
-        let mut names = vec![(&entry.temp, entry.inode)];
-        if let Backup::Link(backup, inode) = &entry.backup {
-            names.push((backup, *inode));
+        // A temp still there is a second name of its target (see
+        // `is_applied`) or, after a swap, the old file.
+        let mut names = vec![(&entry.temp, entry.new)];
+        if let Backup::Link(backup, old) = &entry.backup {
+            names.push((&entry.temp, *old));
+            names.push((backup, *old));
         }
-        for (name, inode) in names {
-            if let Err(source) = unlink_own(dir, name, inode) {
+        for (name, id) in names {
+            if let Err(source) = unlink_own(dir, name, &id) {
                 leftovers.push(Leftover {
                     what: format!("cannot remove {}", dir.join(name).display()),
                     source,
@@ -92,22 +268,62 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
     Ok(leftovers)
 }
 
+/// Puts `entry`'s temp file in place over its target (see the module
+/// docs): swapped with a target that has a backup, renamed to a name
+/// that must still be free otherwise.
+fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
+    let old = match &entry.backup {
+        Backup::Link(_, old) => old,
+        // A name that was free at the compare: a file created there since
+        // is not renamed over.
+        Backup::New => {
+            return match dir.rename_noreplace(&entry.temp, &entry.target) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    Err(io::Error::other(ChangedSinceRead))
+                }
+                Err(e) if sys::exchange_unsupported(&e) => dir.rename(&entry.temp, &entry.target),
+                other => other,
+            }
+        }
+        Backup::Unavailable => return dir.rename(&entry.temp, &entry.target),
+    };
+    match dir.exchange(&entry.temp, &entry.target) {
+        Ok(()) => {
+            // The file swapped out must be the original, with the size and
+            // sample recorded: nothing replaced, wrote to or truncated it
+            // between the comparison and the swap. If it is not (or cannot
+            // be checked), it gets its name back, untouched.
+            let problem = match is(dir, &entry.temp, old) {
+                Ok(true) => return Ok(()),
+                Ok(false) => io::Error::other(ChangedSinceRead),
+                Err(e) => e,
+            };
+            dir.exchange(&entry.temp, &entry.target)?;
+            Err(problem)
+        }
+        Err(e) if sys::exchange_unsupported(&e) => {
+            if !holds(dir, &entry.target, old)? {
+                return Err(io::Error::other(ChangedSinceRead));
+            }
+            dir.rename(&entry.temp, &entry.target)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether `entry`'s rename has happened: the target is the file the journal
 /// recorded (whatever is at the temp name: a second link left by an undo cut
-/// short, or a file someone planted there since). Otherwise the temp name
-/// must still hold the recorded file, to be renamed. Anything else (the
-/// temp file gone, or another file there) means the journal no longer
-/// describes this folder: an error, so the commit is undone, never applied
-/// over files it did not write.
+/// short, the old file after a swap, or a file someone planted there since).
+/// Otherwise the temp name must still hold the recorded file, to be renamed.
+/// Anything else (the temp file gone, or another file there) means the
+/// journal no longer describes this folder: an error, so the commit is
+/// undone, never applied over files it did not write.
 fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
-    if dir
-        .stat(&entry.target)?
-        .is_some_and(|t| t.ino == entry.inode)
-    {
+    if holds(dir, &entry.target, &entry.new)? {
         return Ok(true);
     }
     match dir.stat(&entry.temp)? {
-        Some(temp) if temp.ino == entry.inode && temp.is_file() => Ok(false),
+        Some(temp) if temp.ino == entry.new.inode && temp.is_file() => Ok(false),
         Some(_) => Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
@@ -126,13 +342,13 @@ fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
     }
 }
 
-/// Removes `name` if it is still the file with inode `inode`: a file someone
-/// else put at one of our names is not ours to remove.
-fn unlink_own(dir: &Dir, name: &OsStr, inode: u64) -> io::Result<()> {
-    match dir.stat(name)? {
-        Some(st) if st.ino == inode && !st.is_dir() => dir.unlink(name),
-        _ => Ok(()),
+/// Removes `name` if it is still the file `id` (by inode number): a file
+/// someone else put at one of our names is not ours to remove.
+fn unlink_own(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<()> {
+    if holds(dir, name, id)? {
+        dir.unlink(name)?;
     }
+    Ok(())
 }
 
 /// Puts back every applied entry of `done`, newest first.
@@ -157,32 +373,48 @@ fn undo(dir: &Dir, done: &[Entry], target: OsString, source: io::Error) -> Failu
 
 fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
     // Only a target that is this commit's file is put back.
-    if dir
-        .stat(&entry.target)?
-        .is_none_or(|t| t.ino != entry.inode)
-    {
+    if !holds(dir, &entry.target, &entry.new)? {
         return Ok(());
     }
+    let not_ours = || {
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not the file this commit wrote",
+                entry.temp.to_string_lossy()
+            ),
+        )
+    };
     // The new bytes stay reachable under the temp name, so the journal still
     // describes a forward commit that works.
     let temp_is_ours = match dir.stat(&entry.temp)? {
         None => false,
-        Some(t) if t.ino == entry.inode => true,
-        Some(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} is not the file this commit wrote",
-                    entry.temp.to_string_lossy()
-                ),
-            ))
-        }
+        Some(t) if t.ino == entry.new.inode => true,
+        Some(t) => match &entry.backup {
+            // Swapped: swap back (the old file returns, the new one goes
+            // back to the temp name, in one step).
+            Backup::Link(backup, old) if t.ino == old.inode => {
+                match dir.exchange(&entry.temp, &entry.target) {
+                    Ok(()) => return Ok(()),
+                    // The backup keeps the old file: this name is a spare.
+                    Err(e) if sys::exchange_unsupported(&e) => {
+                        if !holds(dir, backup, old)? {
+                            return Err(not_ours());
+                        }
+                        dir.unlink(&entry.temp)?;
+                        false
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            _ => return Err(not_ours()),
+        },
     };
     match &entry.backup {
         Backup::New if temp_is_ours => dir.unlink(&entry.target),
         Backup::New => dir.rename(&entry.target, &entry.temp),
-        Backup::Link(backup, inode) => {
-            if !dir.stat(backup)?.is_some_and(|b| b.ino == *inode && !b.is_dir()) {
+        Backup::Link(backup, old) => {
+            if !holds(dir, backup, old)? {
                 return Err(io::Error::new(
                     io::ErrorKind::NotFound,
                     format!("{} is not the original it was", backup.to_string_lossy()),
@@ -208,11 +440,12 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
 /// after a completed undo, nothing of the commit is left.
 pub(crate) fn discard(dir: &Dir, journal: &Journal) -> io::Result<()> {
     for entry in &journal.entries {
-        unlink_own(dir, &entry.temp, entry.inode)?;
-        if let Backup::Link(backup, inode) = &entry.backup {
-            unlink_own(dir, backup, *inode)?;
+        unlink_own(dir, &entry.temp, &entry.new)?;
+        if let Backup::Link(backup, old) = &entry.backup {
+            unlink_own(dir, &entry.temp, old)?;
+            unlink_own(dir, backup, old)?;
             if let Some(undo) = side_file::undo_name(backup) {
-                unlink_own(dir, &undo, *inode)?;
+                unlink_own(dir, &undo, old)?;
             }
         }
     }

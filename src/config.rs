@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::input::{read_stamped, FileStamp};
 use crate::json_scan::top_level_members;
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -22,6 +23,9 @@ pub struct ConfigFile {
     pub text: String,
     pub object: Map<String, Value>,
     pub world_size: u64,
+    /// The file as it was when read (`None` for a remote one): an in-place
+    /// commit replaces it only if it is still that file.
+    pub stamp: Option<FileStamp>,
 }
 
 impl ConfigFile {
@@ -31,7 +35,7 @@ impl ConfigFile {
         if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
             return Err(Error::invalid(path, "not a regular file"));
         }
-        let bytes = fs::read(path).map_err(|e| match e.kind() {
+        let (bytes, stamp) = read_stamped(path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => {
                 Error::invalid(path, "no config.json: not a TensorRT-LLM checkpoint folder")
             }
@@ -43,7 +47,9 @@ impl ConfigFile {
                 format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
             )
         })?;
-        ConfigFile::parse(path, text)
+        let mut config = ConfigFile::parse(path, text)?;
+        config.stamp = Some(stamp);
+        Ok(config)
     }
 
     /// Validates the text of a config file: a JSON object whose
@@ -76,6 +82,7 @@ impl ConfigFile {
             }
         };
         Ok(ConfigFile {
+            stamp: None,
             path: path.to_path_buf(),
             text,
             object,

@@ -1,12 +1,12 @@
 //! A Hugging Face shard index, `model.safetensors.index.json`: which shard
 //! holds which tensor, and the total size of tensor data.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::input::{read_stamped, FileStamp};
 
 /// A Hugging Face shard index, `model.safetensors.index.json`.
 #[derive(Debug, Clone)]
@@ -14,14 +14,25 @@ pub struct IndexFile {
     pub name: String,
     pub path: PathBuf,
     pub object: Map<String, Value>,
+    /// The file as it was when read (`None` for a remote one): an in-place
+    /// commit replaces it only if it is still that file.
+    pub stamp: Option<FileStamp>,
 }
 
 pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
 
 impl IndexFile {
     pub(crate) fn read(path: &Path, name: &str) -> Result<IndexFile> {
-        let text = fs::read_to_string(path).map_err(|e| Error::io(path, "cannot read", e))?;
-        IndexFile::parse(path, name, &text)
+        let (bytes, stamp) = read_stamped(path).map_err(|e| Error::io(path, "cannot read", e))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            Error::invalid(
+                path,
+                format!("not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+            )
+        })?;
+        let mut index = IndexFile::parse(path, name, &text)?;
+        index.stamp = Some(stamp);
+        Ok(index)
     }
 
     /// Validates the text of an index read from `path` (a local path or a
@@ -42,6 +53,7 @@ impl IndexFile {
             }
         }
         Ok(IndexFile {
+            stamp: None,
             name: name.to_string(),
             path: path.to_path_buf(),
             object,

@@ -22,6 +22,9 @@ pub struct FileStamp {
     pub ino: u64,
     pub len: u64,
     pub mtime_ns: i128,
+    /// The change time: moves with every write, `chmod`, `chown` and
+    /// `link`, and cannot be set back by `touch`.
+    pub ctime_ns: i128,
 }
 
 impl FileStamp {
@@ -32,7 +35,16 @@ impl FileStamp {
             ino: meta.ino(),
             len: meta.len(),
             mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
         }
+    }
+
+    /// Whether the file `now` describes is the one stamped with the same
+    /// size and modification time: its bytes were not written to since
+    /// (the change time, which a `chmod`, `link` or `rename` also moves, is
+    /// left out; the commit compares whole stamps).
+    pub fn same_contents(&self, now: &FileStamp) -> bool {
+        (self.dev, self.ino, self.len, self.mtime_ns) == (now.dev, now.ino, now.len, now.mtime_ns)
     }
 
     /// Whether `other` is the same file (device and inode).
@@ -91,7 +103,7 @@ impl InputFile {
                 offset: now.len,
             });
         }
-        if now != self.stamp {
+        if !now.same_contents(&self.stamp) {
             return Err(Error::invalid(
                 &self.path,
                 "input file was modified while it was being copied; run again on a stable checkpoint",
@@ -139,6 +151,7 @@ impl InputFile {
                 ino: 0,
                 len: info.size,
                 mtime_ns: 0,
+                ctime_ns: 0,
             },
             ownership: Ownership {
                 uid,
@@ -211,6 +224,18 @@ pub fn open_remote_safetensors(
     };
     let header = header::parse_header(&json, info.size).map_err(header_error)?;
     Ok((InputFile::remote(folder, name, info), header))
+}
+
+/// The whole of a small file (config.json, a shard index) and its stamp,
+/// taken from the open descriptor before the first byte is read: a write
+/// during the read moves the times past the stamp.
+pub(crate) fn read_stamped(path: &Path) -> io::Result<(Vec<u8>, FileStamp)> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let stamp = FileStamp::of(&file.metadata()?);
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    Ok((bytes, stamp))
 }
 
 /// Opens an existing regular file for reading.

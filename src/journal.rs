@@ -8,15 +8,24 @@
 //! but `/` and NUL):
 //!
 //! ```text
-//! trtllm-prune commit v1
-//! rename <temp> <target> <backup> <inode>
-//!     backup: `<name>:<inode>` (a link to the old file), `new` (the target
-//!     did not exist) or `none` (it existed, but could not be linked);
-//!     inode: the temp file's. Inodes are checked before a name is used,
-//!     so a file planted later at a temp or backup name that is no longer
-//!     there is never taken for it.
+//! trtllm-prune commit v2
+//! rename <temp> <target> <backup> <new>
+//!     backup: `<name>:<identity>` (a link to the old file) or `new` (the
+//!     target did not exist);
+//!     new: the identity of the finished temp file;
+//!     identity: `<inode>:<size>:<crc32>`, the crc32 (8 hex digits) of
+//!     the file's sample (its first and last 64 KiB, see `commit.rs`);
+//!     `<inode>` alone for a symlink replaced in place.
 //! crc32 <8 hex digits of every byte above>
 //! ```
+//!
+//! A file is taken for one the journal names only when its inode, size and
+//! sample all match: inode numbers alone do not identify a file, since a
+//! copied or restored folder (`cp -a`, a backup, a FUSE remount) holds the
+//! same bytes under other inode numbers, and a number can be reused. The
+//! older `v1` record is still read: identities there are inode numbers
+//! only (`<name>:<inode>` and `<inode>`), and its backup may be `none` (the
+//! target existed but could not be linked; `v2` commits refuse instead).
 //!
 //! A record that does not decode (empty: the run never reached its commit;
 //! cut short by a kill or a power cut while it was written) means no rename
@@ -26,18 +35,34 @@ use std::ffi::OsString;
 use std::fmt::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-const MAGIC: &str = "trtllm-prune commit v1\n";
+const MAGIC_V1: &str = "trtllm-prune commit v1\n";
+const MAGIC: &str = "trtllm-prune commit v2\n";
+
+/// Size and checksum of a file's sample: with the inode number, what
+/// tells the file a journal names from a copy of it or a stranger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    pub len: u64,
+    pub crc: u32,
+}
+
+/// Which file a journal means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub inode: u64,
+    /// `None` in a `v1` record.
+    pub sample: Option<Sample>,
+}
 
 /// What keeps a replaced file's old bytes until the commit is over.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Backup {
     /// The target did not exist: undoing the rename removes the name again.
     New,
-    /// A hard link to the old file under this name, and the old file's
-    /// inode number.
-    Link(OsString, u64),
-    /// The target existed but could not be linked (a filesystem without
-    /// hard links): once replaced, it cannot be put back.
+    /// A hard link to the old file under this name, and the old file.
+    Link(OsString, Identity),
+    /// Only in a `v1` record: the target existed but could not be linked;
+    /// once replaced, it cannot be put back.
     Unavailable,
 }
 
@@ -47,8 +72,8 @@ pub(crate) struct Entry {
     pub temp: OsString,
     pub target: OsString,
     pub backup: Backup,
-    /// Inode number of the finished temp file.
-    pub inode: u64,
+    /// The finished temp file.
+    pub new: Identity,
 }
 
 /// The renames of one commit, in the order they are made; the last one
@@ -74,6 +99,32 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+fn encode_identity(out: &mut String, id: &Identity) {
+    let _ = write!(out, "{}", id.inode);
+    if let Some(s) = id.sample {
+        let _ = write!(out, ":{}:{:08x}", s.len, s.crc);
+    }
+}
+
+/// `<inode>:<size>:<crc>`, or `<inode>` (every identity of a `v1` record;
+/// a symlink's in `v2`, whose inode number is all there is to compare).
+fn decode_identity(text: &str, v2: bool) -> Option<Identity> {
+    let mut parts = text.split(':');
+    let inode = parts.next()?.parse().ok()?;
+    let sample = match (parts.next(), parts.next()) {
+        (None, _) => None,
+        (Some(len), Some(crc)) if v2 && crc.len() == 8 => Some(Sample {
+            len: len.parse().ok()?,
+            crc: u32::from_str_radix(crc, 16).ok()?,
+        }),
+        _ => return None,
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Identity { inode, sample })
+}
+
 impl Journal {
     pub fn encode(&self) -> Vec<u8> {
         let mut text = String::from(MAGIC);
@@ -86,19 +137,23 @@ impl Journal {
             match &e.backup {
                 Backup::New => text.push_str("new"),
                 Backup::Unavailable => text.push_str("none"),
-                Backup::Link(name, inode) => {
+                Backup::Link(name, id) => {
                     hex(&mut text, name.as_bytes());
-                    let _ = write!(text, ":{inode}");
+                    text.push(':');
+                    encode_identity(&mut text, id);
                 }
             }
-            let _ = writeln!(text, " {}", e.inode);
+            text.push(' ');
+            encode_identity(&mut text, &e.new);
+            text.push('\n');
         }
         let crc = crc32fast::hash(text.as_bytes());
         let _ = writeln!(text, "crc32 {crc:08x}");
         text.into_bytes()
     }
 
-    /// The journal in `bytes`, or `None` if they are not a whole one.
+    /// The journal in `bytes` (`v2` or `v1`), or `None` if they are not a
+    /// whole one.
     pub fn decode(bytes: &[u8]) -> Option<Journal> {
         let text = std::str::from_utf8(bytes).ok()?;
         let body_end = text.rfind("crc32 ")?;
@@ -108,21 +163,25 @@ impl Journal {
         if crc32fast::hash(body.as_bytes()) != crc {
             return None;
         }
+        let (lines, v2) = match body.strip_prefix(MAGIC) {
+            Some(lines) => (lines, true),
+            None => (body.strip_prefix(MAGIC_V1)?, false),
+        };
         let mut entries = Vec::new();
-        for line in body.strip_prefix(MAGIC)?.lines() {
+        for line in lines.lines() {
             let mut words = line.strip_prefix("rename ")?.split(' ');
             let name = |w: Option<&str>| unhex(w?).map(OsString::from_vec);
             let temp = name(words.next())?;
             let target = name(words.next())?;
             let backup = match words.next()? {
                 "new" => Backup::New,
-                "none" => Backup::Unavailable,
+                "none" if !v2 => Backup::Unavailable,
                 w => {
-                    let (name, inode) = w.split_once(':')?;
-                    Backup::Link(OsString::from_vec(unhex(name)?), inode.parse().ok()?)
+                    let (name, id) = w.split_once(':')?;
+                    Backup::Link(OsString::from_vec(unhex(name)?), decode_identity(id, v2)?)
                 }
             };
-            let inode = words.next()?.parse().ok()?;
+            let new = decode_identity(words.next()?, v2)?;
             if words.next().is_some() {
                 return None;
             }
@@ -130,7 +189,7 @@ impl Journal {
                 temp,
                 target,
                 backup,
-                inode,
+                new,
             });
         }
         Some(Journal { entries })
@@ -141,29 +200,84 @@ impl Journal {
 mod tests {
     use super::*;
 
+    fn id(inode: u64, len: u64, crc: u32) -> Identity {
+        Identity {
+            inode,
+            sample: Some(Sample { len, crc }),
+        }
+    }
+
     fn sample() -> Journal {
         Journal {
             entries: vec![
                 Entry {
                     temp: ".rank0.safetensors.trtllm-prune-ab.tmp".into(),
                     target: "rank0.safetensors".into(),
-                    backup: Backup::Link(".rank0.safetensors.trtllm-prune-ab.old".into(), 77),
-                    inode: 1,
+                    backup: Backup::Link(
+                        ".rank0.safetensors.trtllm-prune-ab.old".into(),
+                        id(77, 4096, 0xdead_beef),
+                    ),
+                    new: id(1, 0, 0),
                 },
                 Entry {
                     temp: OsString::from_vec(b".odd \n\xff name.tmp".to_vec()),
                     target: OsString::from_vec(b"odd \n\xff name".to_vec()),
-                    backup: Backup::Unavailable,
-                    inode: u64::MAX,
+                    backup: Backup::Link(".odd.old".into(), id(u64::MAX, u64::MAX, u32::MAX)),
+                    new: id(u64::MAX, 12, 7),
+                },
+                Entry {
+                    temp: ".config.json.trtllm-prune-ab.tmp".into(),
+                    target: "link".into(),
+                    // A symlink replaced in place: its inode number only.
+                    backup: Backup::Link(
+                        ".link.old".into(),
+                        Identity {
+                            inode: 9,
+                            sample: None,
+                        },
+                    ),
+                    new: id(u64::MAX, 12, 7),
                 },
                 Entry {
                     temp: ".config.json.trtllm-prune-ab.tmp".into(),
                     target: "config.json".into(),
                     backup: Backup::New,
-                    inode: 12345,
+                    new: id(12345, 99, 0x0102_0304),
                 },
             ],
         }
+    }
+
+    #[test]
+    fn reads_a_v1_record_with_inode_numbers_only() {
+        let body = format!(
+            "trtllm-prune commit v1\nrename {} {} {}:77 5\nrename {} {} none 6\n",
+            "2e74", "74", "2e6f", "2e75", "75"
+        );
+        let bytes = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+        let old = |inode| Identity {
+            inode,
+            sample: None,
+        };
+        assert_eq!(
+            Journal::decode(bytes.as_bytes()),
+            Some(Journal {
+                entries: vec![
+                    Entry {
+                        temp: ".t".into(),
+                        target: "t".into(),
+                        backup: Backup::Link(".o".into(), old(77)),
+                        new: old(5),
+                    },
+                    Entry {
+                        temp: ".u".into(),
+                        target: "u".into(),
+                        backup: Backup::Unavailable,
+                        new: old(6),
+                    },
+                ],
+            })
+        );
     }
 
     #[test]

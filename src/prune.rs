@@ -15,7 +15,7 @@ use crate::config::{ConfigFile, CONFIG_FILE};
 use crate::copy::{clone_block_size, CopyMethods, CopyStats};
 use crate::error::{Error, Result};
 use crate::header::Header;
-use crate::input::InputFile;
+use crate::input::{FileStamp, InputFile};
 use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
@@ -118,6 +118,9 @@ pub struct GeneratedFile {
     pub text: String,
     /// The input file it is made from (owner, group, mode), if any.
     pub source: Option<Ownership>,
+    /// That input as it was read: in place, it is replaced only if it is
+    /// still exactly that file.
+    pub read: Option<FileStamp>,
 }
 
 /// A run that has been validated and planned, before anything is written.
@@ -404,6 +407,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                 name: CONFIG_FILE.to_string(),
                 text: config.pruned_text(),
                 source: None,
+                read: config.stamp,
             }],
             Some(config),
         ),
@@ -413,6 +417,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             let generated = index
                 .map(|i| GeneratedFile {
                     text: i.pruned_text(total),
+                    read: i.stamp,
                     name: i.name,
                     source: None,
                 })
@@ -522,8 +527,11 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
             refuse_input_folders(dir, prepared)
         })?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
+    // In place, each file is replaced only if it is still the one read.
+    let read = |stamp| prepared.in_place.then_some(stamp);
     for file in &prepared.files {
-        jobs.push((Job::Prune(file), staging.add(&file.name)));
+        let staged = staging.add_made_from(&file.name, read(file.input.stamp));
+        jobs.push((Job::Prune(file), staged));
     }
     for extra in &prepared.extra_files {
         jobs.push((Job::Copy(extra), staging.add(file_name(&extra.path))));
@@ -533,7 +541,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let generated: Vec<(&GeneratedFile, StagedFile)> = prepared
         .generated
         .iter()
-        .map(|g| (g, staging.add(&g.name)))
+        .map(|g| (g, staging.add_made_from(&g.name, g.read.and_then(read))))
         .collect();
     // Largest first, so parallel workers finish together.
     jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));

@@ -14,7 +14,7 @@
 //! another user are left alone: a journal is obeyed only when it is ours.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
@@ -22,7 +22,7 @@ use std::path::Path;
 use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
 use crate::interrupt::Cancel;
-use crate::journal::Journal;
+use crate::journal::{Backup, Entry, Journal};
 use crate::side_file::{self, Kind};
 use crate::sys::{self, Dir, FolderLock, LockMode};
 
@@ -220,7 +220,7 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
             file.read_to_end(&mut bytes)
                 .map_err(|e| Error::io(&at(&journal_name), "cannot read", e))?;
             if let Some(journal) = Journal::decode(&bytes).filter(|j| belongs_to(j, id)) {
-                finished = Some(finish(dir, &journal, &file)?);
+                finished = Some(finish(dir, &journal, &journal_name, &file)?);
             }
         }
         None => {}
@@ -262,14 +262,34 @@ fn belongs_to(journal: &Journal, id: &str) -> bool {
         ours(&e.temp, &[Kind::Temp])
             && !side_file::is_side_file(&e.target)
             && match &e.backup {
-                crate::journal::Backup::Link(b, _) => ours(b, &[Kind::Backup]),
+                Backup::Link(b, _) => ours(b, &[Kind::Backup]),
                 _ => true,
             }
     })
 }
 
-/// Finishes (or, failing that, undoes) a dead run's commit.
-fn finish(dir: &Dir, journal: &Journal, file: &std::fs::File) -> Result<String> {
+/// Finishes (or, failing that, undoes) a dead run's commit, once its
+/// journal `journal_name` is proven to describe the folder (see
+/// [`commit::prove`]); otherwise nothing is touched.
+fn finish(
+    dir: &Dir,
+    journal: &Journal,
+    journal_name: &OsStr,
+    file: &std::fs::File,
+) -> Result<String> {
+    if let Err(unproven) = commit::prove(dir, journal) {
+        return Err(by_hand(
+            dir,
+            journal,
+            journal_name,
+            format!(
+                "a run stopped in the middle of its commit left the journal {}, which does not describe the files here ({}: {}); a copied, restored or moved folder? Nothing was changed",
+                dir.join(journal_name).display(),
+                shown(&unproven.target),
+                unproven.problem
+            ),
+        ));
+    }
     let n = journal.entries.len();
     match commit::apply(dir, journal, true) {
         Ok(_) => Ok(format!(
@@ -277,6 +297,19 @@ fn finish(dir: &Dir, journal: &Journal, file: &std::fs::File) -> Result<String> 
             plural(n)
         )),
         Err(Failure::Undone { target, source }) => {
+            if let Err(unproven) = commit::prove_undone(dir, journal) {
+                return Err(by_hand(
+                    dir,
+                    journal,
+                    journal_name,
+                    format!(
+                        "an earlier run's commit could not be finished ({}: {source}) and undoing it left {} {}",
+                        shown(&target),
+                        shown(&unproven.target),
+                        unproven.problem
+                    ),
+                ));
+            }
             // Cleared first: see `Staging::commit`.
             file.set_len(0)
                 .and_then(|()| file.sync_all())
@@ -304,6 +337,63 @@ fn finish(dir: &Dir, journal: &Journal, file: &std::fs::File) -> Result<String> 
                     .unwrap_or_default()
             ),
         }),
+    }
+}
+
+/// The error for a commit that must be finished by hand: `state`, then
+/// what each name of each entry holds (the new file, the original: told by
+/// size and sample, since inode numbers are what no longer match). The
+/// journal and every file it names are kept.
+fn by_hand(dir: &Dir, journal: &Journal, journal_name: &OsStr, state: String) -> Error {
+    let files: Vec<String> = journal
+        .entries
+        .iter()
+        .map(|e| {
+            let mut names = vec![&e.target, &e.temp];
+            if let Backup::Link(b, _) = &e.backup {
+                names.push(b);
+            }
+            let held: Vec<String> = names
+                .into_iter()
+                .map(|name| format!("{} {}", shown(name), holding(dir, name, e)))
+                .collect();
+            held.join(", ")
+        })
+        .collect();
+    Error::CommitIncomplete {
+        dir: dir.path().to_path_buf(),
+        problem: format!(
+            "{state}, and every file is kept. To finish by hand, make each name hold its new file or its original (all new or all old; the last name listed last) with `mv`, then remove {} and the other hidden files listed: {}",
+            shown(journal_name),
+            files.join("; ")
+        ),
+    }
+}
+
+/// What the name `name` holds, for [`by_hand`]: the new file or the
+/// original of `entry`, by size and sample (a `v1` journal has none).
+fn holding(dir: &Dir, name: &OsStr, entry: &Entry) -> &'static str {
+    match dir.stat(name) {
+        Ok(None) => return "holds nothing",
+        Ok(Some(st)) if st.is_file() => {}
+        Ok(Some(_)) => return "is not a regular file",
+        Err(_) => return "cannot be read",
+    }
+    let Ok(now) = commit::sample(dir, name) else {
+        return "cannot be read";
+    };
+    let old = match &entry.backup {
+        Backup::Link(_, old) => old.sample,
+        _ => None,
+    };
+    if entry.new.sample == Some(now) {
+        "holds the new file"
+    } else if old == Some(now) {
+        "holds the original"
+    } else if entry.new.sample.is_none() {
+        "holds an unknown file (an old journal: compare sizes)"
+    } else {
+        "holds neither the new file nor the original"
     }
 }
 

@@ -26,14 +26,15 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::commit::{self, shown, Failure};
+use crate::commit::{self, is_changed_since_read, shown, Failure};
 use crate::error::{Error, Result};
+use crate::input::FileStamp;
 use crate::interrupt::Cancel;
-use crate::journal::{Backup, Entry, Journal};
+use crate::journal::{Backup, Entry, Identity, Journal};
 use crate::out_dir::{open_folder, OpenedFolder};
 use crate::recover::{lock_folder, recover_locked, refuse_foreign_commits};
 use crate::side_file::{self, Kind};
-use crate::sys::{self, Dir, LockMode, PathHandle};
+use crate::sys::{self, Dir, FullStat, LockMode, PathHandle, Unreplaceable};
 
 /// Owner, group and permission bits a replacement file takes over from the
 /// file it replaces (`--in-place`).
@@ -65,6 +66,9 @@ pub struct StagedFile {
     temp_name: OsString,
     target_name: OsString,
     index: usize,
+    /// In place: the target as the run read it, which the commit replaces
+    /// only if it is still exactly that file.
+    read: Option<FileStamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +193,17 @@ impl Staging {
     /// registered before anything is created, so it is cleaned up whatever
     /// happens next.
     pub fn add(&mut self, name: impl AsRef<OsStr>) -> StagedFile {
+        self.add_made_from(name, None)
+    }
+
+    /// [`Self::add`] for an output that replaces the file it is made from
+    /// (in place), stamped when the run read it: the commit refuses to
+    /// replace a file that no longer matches `read`.
+    pub fn add_made_from(
+        &mut self,
+        name: impl AsRef<OsStr>,
+        read: Option<FileStamp>,
+    ) -> StagedFile {
         let name = name.as_ref();
         let index = self.files.len();
         let temp_name = side_file::side_name(name, index, &self.id, Kind::Temp);
@@ -198,6 +213,7 @@ impl Staging {
             temp_name,
             target_name: name.to_os_string(),
             index,
+            read,
         };
         self.files.push(staged.clone());
         staged
@@ -304,6 +320,11 @@ impl Staging {
                     });
                 }
                 self.state = State::Writing;
+                if is_changed_since_read(&source) {
+                    if let Some(file) = self.files.iter().find(|f| f.target_name == target) {
+                        return Err(changed(file));
+                    }
+                }
                 Err(Error::io(
                     &self.dir.join(&target),
                     "cannot put the finished file in place (every file was put back as it was)",
@@ -330,74 +351,163 @@ impl Staging {
         }
     }
 
-    /// Links every file about to be replaced to a backup name, and returns
-    /// the journal of the commit: the staged files in the order they were
-    /// added (the file that declares the result is added last).
+    /// Compares every target with what the run read, links every file
+    /// about to be replaced to a backup name, and returns the journal of the
+    /// commit: the staged files in the order they were added (the file that
+    /// declares the result is added last). Refuses, with nothing replaced,
+    /// a target that changed since it was read or cannot be replaced.
     fn backup_targets(&mut self) -> Result<Journal> {
+        // Every target is checked before the first link: a link changes
+        // the file's ctime, and a refusal here must change nothing.
+        let mut found = Vec::with_capacity(self.files.len());
+        for file in &self.files {
+            found.push(self.check_target(file)?);
+        }
         let mut entries = Vec::with_capacity(self.files.len());
-        for file in self.files.clone() {
-            let stat = self
-                .dir
-                .stat(&file.target_name)
-                .map_err(|e| Error::io(&file.target, "cannot read metadata", e))?;
-            let backup = match stat {
+        for (file, found) in self.files.clone().into_iter().zip(found) {
+            let backup = match found {
                 None => Backup::New,
-                Some(st) if st.is_dir() => {
-                    return Err(Error::refused(
-                        &file.target,
-                        "a folder has the name of an output file; move it away",
-                    ))
-                }
-                Some(st) => {
-                    let name =
-                        side_file::side_name(&file.target_name, file.index, &self.id, Kind::Backup);
-                    match self.dir.link(&file.target_name, &name) {
-                        Ok(()) => {
-                            self.backups.push(name.clone());
-                            Backup::Link(name, st.ino)
-                        }
-                        // No hard links here: the file can be replaced, but
-                        // not put back if a later rename fails.
-                        Err(e)
-                            if matches!(
-                                e.raw_os_error(),
-                                Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EMLINK)
-                            ) =>
-                        {
-                            Backup::Unavailable
-                        }
-                        // A mount point (or a file on another filesystem
-                        // mounted over the name) cannot be renamed over.
-                        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                            return Err(Error::refused(
-                                &file.target,
-                                "cannot be replaced: it is a mount point",
-                            ))
-                        }
-                        Err(e) => {
-                            return Err(Error::io(
-                                &file.target,
-                                "cannot keep a link to the file it replaces",
-                                e,
-                            ))
-                        }
-                    }
-                }
+                Some(st) => self.link_backup(&file, &st)?,
             };
-            let inode = self
-                .dir
-                .stat(&file.temp_name)
-                .map_err(|e| Error::io(&file.target, "cannot read metadata", e))?
-                .map_or(0, |st| st.ino);
+            let new = commit::identity(&self.dir, &file.temp_name)
+                .map_err(|e| Error::io(&file.temp, "cannot read", e))?;
             entries.push(Entry {
                 temp: file.temp_name,
                 target: file.target_name,
                 backup,
-                inode,
+                new,
             });
         }
         Ok(Journal { entries })
     }
+
+    /// What is at `file`'s target now (`None`: nothing), after checking
+    /// that it is the file the run read (in place), not a folder, and not
+    /// flagged immutable or append-only.
+    fn check_target(&self, file: &StagedFile) -> Result<Option<FullStat>> {
+        let stat = |follow| {
+            self.dir
+                .stat_full(&file.target_name, follow)
+                .map_err(|e| Error::io(&file.target, "cannot read metadata", e))
+        };
+        let Some(st) = stat(false)? else {
+            return match file.read {
+                Some(_) => Err(changed(file)),
+                None => Ok(None),
+            };
+        };
+        if st.kind == libc::S_IFDIR {
+            return Err(Error::refused(
+                &file.target,
+                "a folder has the name of an output file; move it away",
+            ));
+        }
+        if let Some(read) = file.read {
+            // What was read through a symlink is the file it leads to.
+            let now = if st.kind == libc::S_IFLNK {
+                stat(true)?
+            } else {
+                Some(st)
+            };
+            if now.map(|n| n.stamp) != Some(read) {
+                return Err(changed(file));
+            }
+        }
+        if st.kind == libc::S_IFREG {
+            let flag = self
+                .dir
+                .unreplaceable(&file.target_name)
+                .map_err(|e| Error::io(&file.target, "cannot read the file's flags", e))?;
+            if let Some(flag) = flag {
+                let what = match flag {
+                    Unreplaceable::Immutable => "immutable (chattr +i)",
+                    Unreplaceable::AppendOnly => "append-only (chattr +a)",
+                };
+                return Err(Error::refused(
+                    &file.target,
+                    format!("cannot be replaced: it is {what}; nothing was replaced"),
+                ));
+            }
+        }
+        Ok(Some(st))
+    }
+
+    /// Links `file`'s target, found as `st` by [`Self::check_target`], to
+    /// its backup name, and checks the link is that same file. A target
+    /// that cannot be linked is refused: without its backup, a failure
+    /// later in the commit could not put it back.
+    fn link_backup(&mut self, file: &StagedFile, st: &FullStat) -> Result<Backup> {
+        let name = side_file::side_name(&file.target_name, file.index, &self.id, Kind::Backup);
+        match self.dir.link(&file.target_name, &name) {
+            Ok(()) => self.backups.push(name.clone()),
+            // A mount point (or a file on another filesystem mounted over
+            // the name) cannot be renamed over.
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                return Err(Error::refused(
+                    &file.target,
+                    "cannot be replaced: it is a mount point",
+                ))
+            }
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS | libc::EMLINK)
+                ) =>
+            {
+                return Err(Error::io(
+                    &file.target,
+                    "cannot keep a hard link to the file it replaces, without which a failed commit could not put it back (not permitted, or no hard links on this filesystem); nothing was replaced",
+                    e,
+                ))
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    &file.target,
+                    "cannot keep a hard link to the file it replaces; nothing was replaced",
+                    e,
+                ))
+            }
+        }
+        // Sampled before the check below, so a write after the check shows
+        // as a changed sample when the file is swapped out.
+        let identity = if st.kind == libc::S_IFREG {
+            commit::identity(&self.dir, &name)
+                .map_err(|e| Error::io(&file.target, "cannot read", e))?
+        } else {
+            Identity {
+                inode: st.stamp.ino,
+                sample: None,
+            }
+        };
+        // The link itself moved the ctime: identity, size and mtime must be
+        // the ones just compared.
+        let linked = self
+            .dir
+            .stat_full(&name, false)
+            .map_err(|e| Error::io(&file.target, "cannot read metadata", e))?;
+        let same = linked.is_some_and(|l| {
+            let (a, b) = (l.stamp, st.stamp);
+            l.kind == st.kind
+                && (a.dev, a.ino, a.len, a.mtime_ns) == (b.dev, b.ino, b.len, b.mtime_ns)
+        });
+        if !same {
+            return Err(changed(file));
+        }
+        Ok(Backup::Link(name, identity))
+    }
+}
+
+/// The refusal when `file`'s target changed between the moment the run
+/// read it (in place) or compared it (an earlier output) and its rename.
+fn changed(file: &StagedFile) -> Error {
+    Error::refused(
+        &file.target,
+        if file.read.is_some() {
+            "changed since it was read; nothing was replaced, run again"
+        } else {
+            "changed during the commit; nothing was replaced, run again"
+        },
+    )
 }
 
 impl Drop for Staging {

@@ -837,3 +837,142 @@ pub(crate) fn can_start_threads(count: usize) -> bool {
     }
     all
 }
+
+/// What the commit compares of a file: identity, size and times, as
+/// `fstatat` gives them (symlinks not followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FullStat {
+    pub kind: libc::mode_t,
+    pub stamp: crate::input::FileStamp,
+}
+
+/// The `chattr` flags that forbid replacing or linking a file
+/// (`FS_IMMUTABLE_FL`, `FS_APPEND_FL` in `linux/fs.h`).
+const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+const FS_APPEND_FL: libc::c_long = 0x20;
+
+/// Why a file cannot be replaced, found before a commit begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unreplaceable {
+    /// `chattr +i`.
+    Immutable,
+    /// `chattr +a`.
+    AppendOnly,
+}
+
+/// Whether [`Dir::exchange`] or [`Dir::rename_noreplace`] failed only
+/// because the kernel or the filesystem lacks that `renameat2` flag.
+pub(crate) fn exchange_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+    )
+}
+
+impl Dir {
+    /// Identity, size and times of `name` (of the file a symlink leads to
+    /// with `follow`); `None` if nothing is there.
+    pub fn stat_full(&self, name: &OsStr, follow: bool) -> io::Result<Option<FullStat>> {
+        let c = component(name)?;
+        // SAFETY: zeroed `stat` is a valid out-parameter.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
+        // SAFETY: valid descriptor, string and out-pointer.
+        let r = unsafe { libc::fstatat(self.raw(), c.as_ptr(), &mut st, flags) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOENT) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Ok(Some(FullStat {
+            kind: st.st_mode & libc::S_IFMT,
+            stamp: crate::input::FileStamp {
+                dev: st.st_dev,
+                ino: st.st_ino,
+                len: st.st_size as u64,
+                mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
+                ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
+            },
+        }))
+    }
+
+    /// Opens the regular file `name` for reading, without following a
+    /// symlink and without blocking on a FIFO.
+    pub fn open_regular_read(&self, name: &OsStr) -> io::Result<File> {
+        let c = component(name)?;
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        // SAFETY: valid descriptor and string.
+        let fd = check(unsafe { libc::openat(self.raw(), c.as_ptr(), flags) })?;
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        let file = unsafe { File::from_raw_fd(fd) };
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(file)
+    }
+
+    /// Whether the regular file `name` carries a flag that forbids
+    /// replacing it. A filesystem without such flags has none; a file this
+    /// user may not open is not looked at (linking it fails instead).
+    pub fn unreplaceable(&self, name: &OsStr) -> io::Result<Option<Unreplaceable>> {
+        let file = match self.open_regular_read(name) {
+            Ok(file) => file,
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut flags: libc::c_long = 0;
+        // SAFETY: valid descriptor; FS_IOC_GETFLAGS writes one long.
+        let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::ENOTTY | libc::ENOTSUP | libc::EINVAL | libc::ENOSYS) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        Ok(if flags & FS_IMMUTABLE_FL != 0 {
+            Some(Unreplaceable::Immutable)
+        } else if flags & FS_APPEND_FL != 0 {
+            Some(Unreplaceable::AppendOnly)
+        } else {
+            None
+        })
+    }
+
+    /// Renames `from` to `to` only if nothing is at `to` (`renameat2` with
+    /// `RENAME_NOREPLACE`; `EEXIST` otherwise). See [`exchange_unsupported`].
+    pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
+        let (f, t) = (component(from)?, component(to)?);
+        // SAFETY: valid descriptors and strings.
+        check(unsafe {
+            libc::renameat2(
+                self.raw(),
+                f.as_ptr(),
+                self.raw(),
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Swaps the files at `a` and `b` atomically (`renameat2` with
+    /// `RENAME_EXCHANGE`); both must exist. See [`exchange_unsupported`].
+    pub fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        let (a, b) = (component(a)?, component(b)?);
+        // SAFETY: valid descriptors and strings.
+        check(unsafe {
+            libc::renameat2(
+                self.raw(),
+                a.as_ptr(),
+                self.raw(),
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        })?;
+        Ok(())
+    }
+}

@@ -44,6 +44,7 @@ const SYSCALLS: &[&str] = &[
     "mkdir",
     "linkat",
     "renameat",
+    "renameat2",
     "unlinkat",
     "fchown",
     "fchmod",

@@ -19,3 +19,4 @@ mod prune_output;
 mod remote;
 mod sharing;
 mod trust;
+mod world_moves;

@@ -124,7 +124,7 @@ fn killed_mid_commit(root: &Path) -> Option<PathBuf> {
             "-o",
             "/dev/null",
             "-e",
-            "inject=renameat:signal=KILL:when=2",
+            "inject=renameat2:signal=KILL:when=2",
         ])
         .arg(util::bin())
         .arg("--checkpoint_dir")
@@ -539,11 +539,12 @@ fn a_failed_flush_after_the_commit_exits_3_saying_the_output_is_in_place() {
 // ------------------------------------------------- from a hostile review
 
 /// A dead run's half-made commit into `out` (pruned with `--prune_all`),
-/// killed by strace at its `renameat` number `when`. `None` without strace.
+/// killed by strace at its `renameat2` number `when` (every rename of a
+/// commit is one). `None` without strace.
 fn dead_commit_into(ckpt: &Path, out: &Path, when: u32) -> Option<()> {
     let status = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject=renameat:signal=KILL:when={when}"))
+        .arg(format!("inject=renameat2:signal=KILL:when={when}"))
         .arg(util::bin())
         .arg("--checkpoint_dir")
         .arg(ckpt)
@@ -777,7 +778,7 @@ fn an_undone_commit_killed_while_it_cleans_up_is_never_finished_later() {
     // while it removes its temp files.
     let Some(out) = run_traced(
         &[
-            "inject=renameat:error=EIO:when=1",
+            "inject=renameat2:error=EIO:when=1",
             "inject=unlinkat:signal=KILL:when=2",
         ],
         false,
@@ -822,7 +823,7 @@ fn another_users_unfinished_commit_blocks_writes_into_that_folder() {
     fs::create_dir_all(&out).unwrap();
     open_to_all(&root);
     let Some(dead) = run_traced(
-        &["inject=renameat:signal=KILL:when=2"],
+        &["inject=renameat2:signal=KILL:when=2"],
         true,
         &[
             &"--checkpoint_dir",
@@ -857,7 +858,7 @@ fn a_checkpoint_left_half_committed_by_another_user_is_not_read() {
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     open_to_all(&root);
     let Some(dead) = run_traced(
-        &["inject=renameat:signal=KILL:when=2"],
+        &["inject=renameat2:signal=KILL:when=2"],
         true,
         &[
             &"--checkpoint_dir",

@@ -206,7 +206,7 @@ impl RemoteFolder {
             return Ok(None);
         }
         let prefix = (!self.prefix.as_ref().is_empty()).then_some(&self.prefix);
-        let listed = block_on(self.store.list_with_delimiter(prefix))?
+        let listed = block_on(self.url(), self.store.list_with_delimiter(prefix))?
             .map_err(|e| self.error(&self.url, None, &e))?;
         let mut entries: Vec<RemoteEntry> = listed
             .objects
@@ -231,7 +231,7 @@ impl RemoteFolder {
     pub fn get_small(&self, name: &str) -> Result<Option<Vec<u8>>> {
         let location = self.location(name)?;
         let url = self.object_url(name);
-        block_on(async {
+        block_on(&url, async {
             let result = match self.store.get_opts(&location, GetOptions::default()).await {
                 Ok(result) => result,
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -259,7 +259,7 @@ impl RemoteFolder {
     pub fn read_prefix(&self, name: &str, len: u64) -> Result<(Vec<u8>, ObjectInfo)> {
         let location = self.location(name)?;
         let url = self.object_url(name);
-        block_on(async {
+        block_on(&url, async {
             if len == 0 {
                 let meta = self
                     .store
@@ -303,7 +303,7 @@ impl RemoteFolder {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        block_on(async {
+        block_on(&url, async {
             let result = self
                 .store
                 .get_opts(&location, self.identity_options(info, range.clone()))
@@ -367,7 +367,7 @@ impl RemoteFolder {
             on_progress,
             cancel,
         };
-        block_on(job.run(&parts, options.jobs.max(1)))?
+        block_on(&url, job.run(&parts, options.jobs.max(1)))?
     }
 
     /// Exactly the bytes of `range` from an answer's body, read as a stream:
@@ -532,16 +532,59 @@ fn percent_decode(text: &str) -> Option<String> {
 /// Runs `future` on the module's runtime, giving up when a handled signal
 /// (SIGINT, SIGTERM, SIGHUP) arrives: a request waiting on a slow server
 /// must not hold off a Ctrl-C.
-fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+///
+/// The network client panics where the system refuses it a thread (the
+/// host-name lookup runs on tokio's blocking pool, which panics when no
+/// thread can start: `ulimit -u`); such a panic ends this call as an
+/// error, not the process.
+fn block_on<F: std::future::Future>(url: &str, future: F) -> Result<F::Output> {
     let cancel = crate::interrupt::Cancel::on_signals();
-    runtime()?.block_on(async {
-        let mut future = std::pin::pin!(future);
-        loop {
-            let tick = tokio::time::sleep(std::time::Duration::from_millis(100));
-            match futures::future::select(future.as_mut(), std::pin::pin!(tick)).await {
-                futures::future::Either::Left((output, _)) => return Ok(output),
-                futures::future::Either::Right(((), _)) => cancel.check()?,
+    let runtime = runtime()?;
+    quiet_panics_while_caught();
+    CATCHING.with(|c| c.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let mut future = std::pin::pin!(future);
+            loop {
+                let tick = tokio::time::sleep(std::time::Duration::from_millis(100));
+                match futures::future::select(future.as_mut(), std::pin::pin!(tick)).await {
+                    futures::future::Either::Left((output, _)) => return Ok(output),
+                    futures::future::Either::Right(((), _)) => cancel.check()?,
+                }
             }
-        }
+        })
+    }));
+    CATCHING.with(|c| c.set(false));
+    result.unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        Err(Error::Remote {
+            url: url.to_string(),
+            range: None,
+            kind: RemoteProblem::Transfer,
+            problem: format!("the network client stopped: {what}"),
+        })
     })
+}
+
+thread_local! {
+    /// Set while [`block_on`] catches panics on this thread.
+    static CATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Keeps the panic hook quiet for panics [`block_on`] catches (they become
+/// errors with their own message); every other panic is reported as before.
+fn quiet_panics_while_caught() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CATCHING.with(|c| c.get()) {
+                previous(info);
+            }
+        }));
+    });
 }

@@ -287,6 +287,49 @@ fn a_user_at_the_process_limit_prunes_a_remote_checkpoint() {
 }
 
 #[test]
+fn a_user_at_the_process_limit_naming_a_remote_host_gets_an_error_not_a_panic() {
+    if !can_run("root (to run as user nobody)", is_root())
+        || !can_run("setpriv", has_tool("setpriv"))
+    {
+        return;
+    }
+    let (_dir, root) = root();
+    let server = HttpServer::start();
+    small_checkpoint(server.root(), "ckpt", 2);
+    let out = root.join("out");
+    output_of("chmod", &[&"-R", &"a+rwX", &root]).expect("chmod");
+    // A host name, not an address: its lookup needs a thread of the
+    // network client's own, which tokio panics without.
+    let url = server.url("ckpt").replace("127.0.0.1", "localhost");
+
+    let result = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+        ])
+        .arg("ulimit -u 1 && exec \"$0\" \"$@\"")
+        .arg(util::bin())
+        .arg("--checkpoint_dir")
+        .arg(&url)
+        .arg("--out_dir")
+        .arg(&out)
+        .arg("-q")
+        .output()
+        .expect("setpriv runs");
+
+    assert_no_death(&result, "ulimit -u 1, remote host name");
+    let line = assert_error(&result);
+    assert!(
+        line.contains("localhost") && line.contains("the network client stopped"),
+        "{line}"
+    );
+    assert!(!out.exists(), "an output folder was left");
+}
+
+#[test]
 fn a_user_at_the_process_limit_on_a_terminal_gets_progress_bars_not_a_panic() {
     if !can_run("root (to run as user nobody)", is_root())
         || !can_run(

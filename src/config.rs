@@ -92,7 +92,9 @@ impl ConfigFile {
 
     /// The config as the original tool writes it back: the same JSON with
     /// `"is_pruned": true`. When the key is new, it is inserted as text after
-    /// the last member, so every other byte of the file stays as it was.
+    /// the last member (on a line of its own, indented as that member, when
+    /// the file is pretty-printed), so every other byte of the file stays as
+    /// it was.
     ///
     /// A key given more than once means different things to different
     /// readers (Python's `json` keeps the last, others the first), so every
@@ -128,15 +130,32 @@ impl ConfigFile {
         let body_end = self.text[..close].trim_end().len();
         let empty = self.text[..body_end].ends_with('{');
         let member = if empty {
-            "\"is_pruned\": true"
+            "\"is_pruned\": true".to_string()
         } else {
-            ", \"is_pruned\": true"
+            match self.last_member_indent() {
+                // A pretty-printed file: a line of its own, indented as
+                // the member before it.
+                Some(indent) => format!(",\n{indent}\"is_pruned\": true"),
+                None => ", \"is_pruned\": true".to_string(),
+            }
         };
         let mut text = String::with_capacity(self.text.len() + member.len());
         text.push_str(&self.text[..body_end]);
-        text.push_str(member);
+        text.push_str(&member);
         text.push_str(&self.text[body_end..]);
         text
+    }
+
+    /// The whitespace before the last top-level member's key, when that
+    /// key starts a line of its own (a pretty-printed object).
+    fn last_member_indent(&self) -> Option<&str> {
+        let key_start = top_level_members(&self.text)?.last()?.key.0;
+        let line_start = self.text[..key_start].rfind('\n')? + 1;
+        let indent = &self.text[line_start..key_start];
+        indent
+            .bytes()
+            .all(|b| b == b' ' || b == b'\t')
+            .then_some(indent)
     }
 
     /// Whether every JSON reader reads `is_pruned` as true: the key is
@@ -217,7 +236,7 @@ mod tests {
         let c = config("{\n    \"b\": 1e-05,\n    \"a\": [1, 2]\n}\n").unwrap();
         assert_eq!(
             c.pruned_text(),
-            "{\n    \"b\": 1e-05,\n    \"a\": [1, 2], \"is_pruned\": true\n}\n"
+            "{\n    \"b\": 1e-05,\n    \"a\": [1, 2],\n    \"is_pruned\": true\n}\n"
         );
         assert_eq!(
             config(" { } ").unwrap().pruned_text(),
@@ -241,6 +260,27 @@ mod tests {
         assert_eq!(
             c.pruned_text(),
             r#"{"m": {"is_pruned": 0}, "s": "}\"{", "is_pruned": true, "is_pruned": true, "n": 123456789012345678901234567890}"#
+        );
+    }
+
+    #[test]
+    fn pruned_text_puts_a_new_key_on_its_own_line_in_a_pretty_printed_file() {
+        let c = config("{\n    \"a\": 1,\n    \"m\": {\n        \"b\": 2\n    }\n}\n").unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            "{\n    \"a\": 1,\n    \"m\": {\n        \"b\": 2\n    },\n    \"is_pruned\": true\n}\n"
+        );
+        let c = config("{\n\t\"a\": 1\n}").unwrap();
+        assert_eq!(c.pruned_text(), "{\n\t\"a\": 1,\n\t\"is_pruned\": true\n}");
+        // One line stays one line.
+        let c = config(
+            r#"{"a": 1, "b": [1,
+ 2]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.pruned_text(),
+            "{\"a\": 1, \"b\": [1,\n 2], \"is_pruned\": true}"
         );
     }
 

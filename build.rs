@@ -1,0 +1,48 @@
+//! Names the build for `--version`: the commit (from git, when the source
+//! is a git checkout; `unknown` from a source archive) and the target.
+
+use std::process::Command;
+
+fn main() {
+    let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown-target".into());
+    println!("cargo:rustc-env=TRTLLM_PRUNE_TARGET={target}");
+    println!("cargo:rustc-env=TRTLLM_PRUNE_COMMIT={}", commit());
+    // A new commit or checkout changes HEAD or the branch it points to.
+    for file in ["HEAD", "packed-refs"] {
+        if let Some(path) = git(&["rev-parse", "--git-path", file]) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(path) = git(&["rev-parse", "--git-path", &branch]) {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// The short commit hash, when this package is the top of a git checkout
+/// (not a source archive unpacked inside some other repository).
+fn commit() -> String {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").ok();
+    let top = git(&["rev-parse", "--show-toplevel"]);
+    let ours = match (manifest_dir, top) {
+        (Some(dir), Some(top)) => {
+            std::fs::canonicalize(dir).ok() == std::fs::canonicalize(top).ok()
+        }
+        _ => false,
+    };
+    ours.then(|| git(&["rev-parse", "--short=9", "HEAD"]))
+        .flatten()
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// One line of git's output, or `None` without git or a repository.
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let line = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!line.is_empty()).then_some(line)
+}

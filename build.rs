@@ -3,19 +3,26 @@
 
 use std::process::Command;
 
+/// The commit of a build from a source archive.
+const UNKNOWN: &str = "unknown";
+
 fn main() {
     let target = std::env::var("TARGET").unwrap_or_else(|_| "unknown-target".into());
     println!("cargo:rustc-env=TRTLLM_PRUNE_TARGET={target}");
-    println!("cargo:rustc-env=TRTLLM_PRUNE_COMMIT={}", commit());
-    // A new commit or checkout changes HEAD or the branch it points to.
-    for file in ["HEAD", "packed-refs"] {
-        if let Some(path) = git(&["rev-parse", "--git-path", file]) {
-            println!("cargo:rerun-if-changed={path}");
-        }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        if let Some(path) = git(&["rev-parse", "--git-path", &branch]) {
-            println!("cargo:rerun-if-changed={path}");
+    let commit = commit();
+    println!("cargo:rustc-env=TRTLLM_PRUNE_COMMIT={commit}");
+    // A new commit or checkout changes HEAD or the branch it points to,
+    // which may be packed or a new file under refs/heads (a file that does
+    // not exist would rerun this script on every build).
+    if commit != UNKNOWN {
+        let branch = git(&["symbolic-ref", "-q", "HEAD"]);
+        let watched = ["HEAD", "packed-refs", "refs/heads"];
+        for file in watched.into_iter().chain(branch.as_deref()) {
+            if let Some(path) = git(&["rev-parse", "--git-path", file]) {
+                if std::path::Path::new(&path).exists() {
+                    println!("cargo:rerun-if-changed={path}");
+                }
+            }
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
@@ -34,7 +41,7 @@ fn commit() -> String {
     };
     ours.then(|| git(&["rev-parse", "--short=9", "HEAD"]))
         .flatten()
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_else(|| UNKNOWN.into())
 }
 
 /// One line of git's output, or `None` without git or a repository.

@@ -151,6 +151,8 @@ Look before you cut, then also empty the output projection the original misses:
 /// The man page's ENVIRONMENT section: what the remote checkpoints read
 /// (docs/REMOTE.md has the details) and the terminal conventions.
 pub const MAN_ENVIRONMENT: &str = r#".SH ENVIRONMENT
+.nh
+.ad l
 .TP
 AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
 Static credentials for s3:// checkpoints.
@@ -182,14 +184,20 @@ The proxy for http(s):// and cloud checkpoints.
 NO_COLOR
 When set and not empty, warning: and error: are not colored (as \-\-color never;
 \-\-color always still colors).
+.ad b
+.hy
 "#;
 
 /// The man page's SEE ALSO section: no other page exists, so documents.
 pub const MAN_SEE_ALSO: &str = r#".SH "SEE ALSO"
+.nh
+.ad l
 The guide (every flag, the JSON documents, recipes), the design and the remote
 checkpoints are docs/GUIDE.md, docs/DESIGN.md and docs/REMOTE.md in the source
 distribution. The safetensors format: https://github.com/huggingface/safetensors.
 TensorRT\-LLM checkpoints: https://nvidia.github.io/TensorRT\-LLM/architecture/checkpoint.html.
+.ad b
+.hy
 "#;
 
 /// Plain text as a roff paragraph: backslashes and dashes escaped, no line

@@ -90,8 +90,17 @@ fn main() -> ExitCode {
 fn usage_error(e: &clap::Error) -> ExitCode {
     let message = match bare_folder(e) {
         Some(folder) => {
+            // As a shell word the user can paste back.
+            let plain = folder
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._/-+,:@%=~".contains(c));
+            let word = if plain {
+                folder.clone()
+            } else {
+                format!("'{}'", folder.replace('\'', r"'\''"))
+            };
             let line = format!(
-                "trtllm-prune: error: '{folder}' is not a subcommand; to prune that folder: trtllm-prune --checkpoint_dir {folder}"
+                "trtllm-prune: error: '{folder}' is not a subcommand; to prune that folder: trtllm-prune --checkpoint_dir {word}"
             );
             say(&line);
             line

@@ -181,6 +181,15 @@ fn a_bare_folder_argument_gets_a_one_line_hint() {
     assert!(err.contains("--checkpoint_dir"), "{err}");
     assert!(err.contains(&ckpt.display().to_string()), "{err}");
     assert_eq!(util::file_names(tmp.path()), ["ckpt"]);
+    // A name with a space is quoted, so the hint can be pasted back.
+    let spaced = tmp.path().join("my ckpt");
+    fs::create_dir(&spaced).unwrap();
+    let err = util::stderr(&util::run(&[&spaced]));
+    assert!(
+        err.trim_end()
+            .ends_with(&format!("--checkpoint_dir '{}'", spaced.display())),
+        "{err}"
+    );
 }
 
 #[test]

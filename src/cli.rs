@@ -2,11 +2,22 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, ValueHint};
 
 use trtllm_prune::prune::Options;
 use trtllm_prune::ranks::RankSet;
 use trtllm_prune::rule::{Pattern, PruneRule};
+
+/// `--version`: the release, the commit it was built from and the target
+/// (build.rs; `unknown` commit when built from a source archive without git).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("TRTLLM_PRUNE_COMMIT"),
+    " ",
+    env!("TRTLLM_PRUNE_TARGET"),
+    ")"
+);
 
 const ABOUT: &str = "Empty the large weight matrices of a TensorRT-LLM checkpoint, keeping every \
 tensor name, dtype and the config.";
@@ -28,7 +39,14 @@ or shards with model.safetensors.index.json); Hugging Face names do not match th
 use --prune patterns or --prune_all there.
 
 Tensor bytes are streamed from input to output by the kernel; only headers are held in memory. \
-All outputs are written to temp files and renamed into place together, or not at all.";
+All outputs are written to temp files and renamed into place together, or not at all.
+
+Every option with two words also takes the other spelling: --checkpoint-dir, --out-dir, \
+--prune-all, --dry_run, --in_place, --no_fsync.
+
+--json prints one document on stdout (the same data as the tables; `\"schema\": \"trtllm-prune/v1\"`); \
+a failure prints {\"error\": {\"kind\", \"message\", \"exit_code\", \"file\"}} there, besides the \
+message on stderr.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -78,6 +96,14 @@ Tensor bytes are streamed from input to output by the kernel; only headers are h
 Outputs are written to temp files and committed together through a journal: at no instant is a
 file missing or torn, and config.json is renamed last. A run killed during its commit is finished
 by the next run into the folder.
+.PP
+Every option with two words also takes the other spelling: \-\-checkpoint\-dir, \-\-out\-dir,
+\-\-prune\-all, \-\-dry_run, \-\-in_place, \-\-no_fsync. A pattern is a name fragment, or a
+glob over the whole name when it has *, ? or [...] (e.g. *mlp.[fg]*).
+.PP
+With \-\-json, a run, a dry run, inspect and verify print one JSON document on stdout; a
+failure prints {"error": {"kind", "message", "exit_code", "file"}} there, besides the message on
+stderr.
 "#;
 
 /// The man page's EXIT STATUS section.
@@ -122,6 +148,58 @@ Look before you cut, then also empty the output projection the original misses:
 .fi
 "#;
 
+/// The man page's ENVIRONMENT section: what the remote checkpoints read
+/// (docs/REMOTE.md has the details) and the terminal conventions.
+pub const MAN_ENVIRONMENT: &str = r#".SH ENVIRONMENT
+.nh
+.ad l
+.TP
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+Static credentials for s3:// checkpoints.
+.TP
+AWS_REGION, AWS_DEFAULT_REGION
+The bucket's region (default us\-east\-1).
+.TP
+AWS_ENDPOINT_URL, AWS_ENDPOINT
+Another S3 service (MinIO, Ceph, R2); AWS_ALLOW_HTTP=true allows a plain\-HTTP one.
+.TP
+AWS_VIRTUAL_HOSTED_STYLE_REQUEST, AWS_SKIP_SIGNATURE
+The bucket in the host name; unsigned requests to a public bucket.
+.TP
+AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, AWS_CONTAINER_CREDENTIALS_RELATIVE_URI
+Web identity (EKS) and ECS task credentials.
+.TP
+GOOGLE_SERVICE_ACCOUNT, GOOGLE_SERVICE_ACCOUNT_PATH, GOOGLE_SERVICE_ACCOUNT_KEY, GOOGLE_APPLICATION_CREDENTIALS
+Credentials for gs:// checkpoints (a key file, the key itself, application default
+credentials); otherwise the metadata server.
+.TP
+AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, AZURE_STORAGE_TOKEN
+Credentials for az:// checkpoints; also AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_TENANT_ID
+(service principal), AZURE_FEDERATED_TOKEN_FILE (workload identity) and
+AZURE_STORAGE_USE_EMULATOR.
+.TP
+HTTPS_PROXY, NO_PROXY
+The proxy for http(s):// and cloud checkpoints.
+.TP
+NO_COLOR
+When set and not empty, warning: and error: are not colored (as \-\-color never;
+\-\-color always still colors).
+.ad b
+.hy
+"#;
+
+/// The man page's SEE ALSO section: no other page exists, so documents.
+pub const MAN_SEE_ALSO: &str = r#".SH "SEE ALSO"
+.nh
+.ad l
+The guide (every flag, the JSON documents, recipes), the design and the remote
+checkpoints are docs/GUIDE.md, docs/DESIGN.md and docs/REMOTE.md in the source
+distribution. The safetensors format: https://github.com/huggingface/safetensors.
+TensorRT\-LLM checkpoints: https://nvidia.github.io/TensorRT\-LLM/architecture/checkpoint.html.
+.ad b
+.hy
+"#;
+
 /// Plain text as a roff paragraph: backslashes and dashes escaped, no line
 /// starting with a control character.
 pub fn roff_text(text: &str) -> String {
@@ -142,7 +220,7 @@ pub fn roff_text(text: &str) -> String {
 #[derive(Debug, Parser)]
 #[command(
     name = "trtllm-prune",
-    version,
+    version = VERSION,
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = EXAMPLES,
@@ -158,21 +236,22 @@ pub struct Cli {
     /// http(s)://host/path (credentials from the usual environment).
     #[arg(
         long = "checkpoint_dir",
-        visible_alias = "checkpoint-dir",
+        alias = "checkpoint-dir",
         value_name = "DIR",
+        value_hint = ValueHint::DirPath,
         required = true
     )]
     pub checkpoint_dir: Option<PathBuf>,
 
     /// Output folder [default: <checkpoint_dir>.pruned].
-    #[arg(long = "out_dir", visible_alias = "out-dir", value_name = "DIR")]
+    #[arg(long = "out_dir", alias = "out-dir", value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub out_dir: Option<PathBuf>,
 
     #[command(flatten)]
     pub rule: RuleArgs,
 
     /// Read, validate and print the plan; write nothing.
-    #[arg(long = "dry-run", visible_alias = "dry_run")]
+    #[arg(long = "dry-run", alias = "dry_run", conflicts_with = "verify")]
     pub dry_run: bool,
 
     /// Re-read every output and compare it with the input (CRC32) before
@@ -185,7 +264,7 @@ pub struct Cli {
     /// keeping their owner, permissions, extended attributes and ACL, and
     /// only if each is still the file the run read. Not with --ranks:
     /// config.json would claim `is_pruned` over ranks left as they were.
-    #[arg(long = "in-place", visible_alias = "in_place", conflicts_with_all = ["ranks", "no_fsync"])]
+    #[arg(long = "in-place", alias = "in_place", conflicts_with_all = ["ranks", "no_fsync"])]
     pub in_place: bool,
 
     /// Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines).
@@ -199,7 +278,7 @@ pub struct Cli {
     /// Do not flush outputs to disk before the commit: faster, and still
     /// safe against a kill, but a power cut during or soon after the run can
     /// leave an output folder that the next run has to repair or redo.
-    #[arg(long = "no-fsync", visible_alias = "no_fsync")]
+    #[arg(long = "no-fsync", alias = "no_fsync")]
     pub no_fsync: bool,
 
     /// Ranged requests in flight per file of a remote checkpoint.
@@ -213,22 +292,27 @@ pub struct Cli {
 
     #[command(flatten)]
     pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub color: ColorArg,
 }
 
 /// Which tensors to prune.
 #[derive(Debug, Args, Clone)]
 pub struct RuleArgs {
     /// Remove all weights, not only the prunable ones.
-    #[arg(long = "prune_all", visible_alias = "prune-all")]
+    #[arg(long = "prune_all", alias = "prune-all")]
     pub prune_all: bool,
 
-    /// Also prune tensors matching PATTERN (substring; a glob over the whole
-    /// name when it has `*` or `?`). Repeatable.
-    #[arg(long, value_name = "PATTERN", value_parser = non_empty_pattern)]
+    /// Also prune tensors matching PATTERN: a name fragment, or a glob over
+    /// the whole name when it has `*`, `?` or `[...]` (e.g. `*mlp.[fg]*`;
+    /// `*` crosses dots). Repeatable.
+    #[arg(long, value_name = "PATTERN", value_parser = non_empty_pattern, value_hint = ValueHint::Other)]
     pub prune: Vec<String>,
 
-    /// Never prune tensors matching PATTERN, even with --prune_all. Repeatable.
-    #[arg(long, value_name = "PATTERN", value_parser = non_empty_pattern)]
+    /// Never prune tensors matching PATTERN (as --prune), even with
+    /// --prune_all. Repeatable.
+    #[arg(long, value_name = "PATTERN", value_parser = non_empty_pattern, value_hint = ValueHint::Other)]
     pub keep: Vec<String>,
 }
 
@@ -255,17 +339,42 @@ impl RuleArgs {
 /// How results are printed.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Print one JSON document on stdout (schema: docs/GUIDE.md).
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArg,
 
-    /// With --dry-run: one line per tensor.
-    #[arg(long, short = 'v')]
-    pub verbose: bool,
+    /// Show the plan on stderr before the run: -v per file, -vv per
+    /// tensor (with --dry-run, -v lists the tensors on stdout).
+    #[arg(long, short = 'v', action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
 
     /// No progress bars, no summary and no warnings.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+/// `--json`, on the commands that print results.
+#[derive(Debug, Args, Clone)]
+pub struct JsonArg {
+    /// Print one JSON document on stdout instead of the table; a failure
+    /// prints {"error": {...}} there (and its message on stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--color`, for every command.
+#[derive(Debug, Args, Clone)]
+pub struct ColorArg {
+    /// Color `warning:` and `error:` on stderr: auto (on a terminal, unless
+    /// NO_COLOR is set), always or never.
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,9 +385,12 @@ pub enum Command {
     Inspect {
         /// A checkpoint folder (local, or a URL as for --checkpoint_dir) or a
         /// single local .safetensors file.
+        #[arg(value_hint = ValueHint::AnyPath)]
         path: PathBuf,
         #[command(flatten)]
         rule: RuleArgs,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Check an existing pruned output against its checkpoint and the rule
     /// it was pruned with: tensors the rule prunes empty, the others
@@ -287,16 +399,19 @@ pub enum Command {
         /// The checkpoint the output was pruned from.
         #[arg(
             long = "checkpoint_dir",
-            visible_alias = "checkpoint-dir",
-            value_name = "DIR"
+            alias = "checkpoint-dir",
+            value_name = "DIR",
+            value_hint = ValueHint::DirPath
         )]
         checkpoint_dir: PathBuf,
         /// The pruned output [default: <checkpoint_dir>.pruned].
-        #[arg(long = "out_dir", visible_alias = "out-dir", value_name = "DIR")]
+        #[arg(long = "out_dir", alias = "out-dir", value_name = "DIR", value_hint = ValueHint::DirPath)]
         out_dir: Option<PathBuf>,
         /// The rule the output was pruned with (the same flags as the run).
         #[command(flatten)]
         rule: RuleArgs,
+        #[command(flatten)]
+        json: JsonArg,
     },
     /// Print a shell completion script.
     Completions {
@@ -315,6 +430,36 @@ pub enum Shell {
 }
 
 impl Cli {
+    /// A usage conflict clap cannot see from the flags alone, as the
+    /// message of a usage error (exit 2): --in-place with an --out_dir that
+    /// is another folder, or with a remote checkpoint.
+    pub fn conflict(&self) -> Option<String> {
+        if !self.in_place {
+            return None;
+        }
+        let checkpoint_dir = self.checkpoint_dir.as_ref()?;
+        if !matches!(trtllm_prune::prune::remote_folder(checkpoint_dir), Ok(None)) {
+            return Some(
+                "the argument '--in-place' cannot be used with a remote --checkpoint_dir: \
+                 it is pruned into a local --out_dir"
+                    .into(),
+            );
+        }
+        let out_dir = self.out_dir.as_ref()?;
+        let same = match (
+            std::fs::canonicalize(checkpoint_dir),
+            std::fs::canonicalize(out_dir),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => checkpoint_dir == out_dir,
+        };
+        (!same).then(|| {
+            "the argument '--in-place' cannot be used with '--out_dir' naming another folder: \
+             --in-place writes into the checkpoint folder"
+                .into()
+        })
+    }
+
     /// The options of a prune run (the top-level form).
     pub fn options(&self, checkpoint_dir: PathBuf) -> Options {
         let mut options = Options::new(checkpoint_dir);

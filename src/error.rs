@@ -193,3 +193,46 @@ impl std::error::Error for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The variant as one word, for the `{"error": {"kind": ...}}` document
+    /// of `--json` (a script branches on it, not on the message).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Error::Header { .. } => "header",
+            Error::Plan { .. } => "plan",
+            Error::Invalid { .. } => "invalid",
+            Error::NotFound { .. } => "not_found",
+            Error::Refused { .. } => "refused",
+            Error::Io { .. } => "io",
+            Error::InputChanged { .. } => "input_changed",
+            Error::Mismatch { .. } => "mismatch",
+            Error::Interrupted { .. } => "interrupted",
+            Error::Aborted => "aborted",
+            Error::AfterCommit { .. } => "after_commit",
+            Error::CommitIncomplete { .. } => "commit_incomplete",
+            Error::Remote { .. } => "remote",
+        }
+    }
+
+    /// The file, folder or URL the error is about, when it is about one
+    /// (as text: a path that is not UTF-8 gets U+FFFD, as in the JSON
+    /// documents).
+    pub fn location(&self) -> Option<String> {
+        match self {
+            Error::Header { file, .. }
+            | Error::Plan { file, .. }
+            | Error::Invalid { file, .. }
+            | Error::NotFound { file }
+            | Error::Refused { file, .. }
+            | Error::Io { file, .. }
+            | Error::InputChanged { file, .. }
+            | Error::Mismatch { file, .. } => Some(file.to_string_lossy().into_owned()),
+            Error::AfterCommit { dir, .. } | Error::CommitIncomplete { dir, .. } => {
+                Some(dir.to_string_lossy().into_owned())
+            }
+            Error::Remote { url, .. } => Some(url.clone()),
+            Error::Interrupted { .. } | Error::Aborted => None,
+        }
+    }
+}

@@ -4,12 +4,14 @@
 
 mod cli;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{CommandFactory, Parser};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{CommandFactory, FromArgMatches};
 
-use cli::{Cli, Command, Shell};
+use cli::{Cli, ColorChoice, Command, Shell};
 use trtllm_prune::error::EXIT_FAILURE;
 use trtllm_prune::interrupt::{self, Cancel};
 use trtllm_prune::progress::Progress;
@@ -17,41 +19,180 @@ use trtllm_prune::report::{self, human_bytes};
 use trtllm_prune::shown::{shown_line, shown_lines, shown_path};
 use trtllm_prune::{prune, Error};
 
+/// Exit status of a usage error (clap's).
+const EXIT_USAGE: u8 = 2;
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // --color is looked for before parsing, for clap's help and errors too.
+    let color = color_arg();
+    set_color(color);
+    let command = Cli::command().color(match color {
+        ColorChoice::Auto => clap::ColorChoice::Auto,
+        ColorChoice::Always => clap::ColorChoice::Always,
+        ColorChoice::Never => clap::ColorChoice::Never,
+    });
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         // Help and version (exit 0).
         Err(e) if !e.use_stderr() => e.exit(),
-        // A usage error (exit 2) quotes what was given, which may be a
-        // file name: plain text, shown escaped as every other message.
-        Err(e) => {
-            let _ = write!(
-                std::io::stderr(),
-                "{}",
-                shown_lines(&e.render().to_string())
-            );
-            return ExitCode::from(e.exit_code().clamp(1, 255) as u8);
-        }
+        Err(e) => return usage_error(&e),
     };
+    set_color(cli.color.color);
+    if let Some(conflict) = cli.conflict() {
+        let e = Cli::command().error(ErrorKind::ArgumentConflict, conflict);
+        return usage_error(&e);
+    }
     interrupt::install();
-    let result = match &cli.command {
-        None => run_prune(&cli),
-        Some(Command::Inspect { path, rule }) => run_inspect(&cli, path, &rule.rule()),
+    let (result, json) = match &cli.command {
+        None => (run_prune(&cli), cli.output.json.json),
+        Some(Command::Inspect { path, rule, json }) => {
+            (run_inspect(json.json, path, &rule.rule()), json.json)
+        }
         Some(Command::Verify {
             checkpoint_dir,
             out_dir,
             rule,
-        }) => run_verify(&cli, checkpoint_dir, out_dir.as_deref(), &rule.rule()),
-        Some(Command::Completions { shell }) => print_completions(*shell),
-        Some(Command::Man) => print_man(),
+            json,
+        }) => (
+            run_verify(json.json, checkpoint_dir, out_dir.as_deref(), &rule.rule()),
+            json.json,
+        ),
+        Some(Command::Completions { shell }) => (print_completions(*shell), false),
+        Some(Command::Man) => (print_man(), false),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let code = e.exit_code().clamp(1, 255);
             say(&format!("trtllm-prune: error: {e}"));
-            ExitCode::from(e.exit_code().clamp(1, 255) as u8)
+            // `verify` prints its verdicts before failing: one document.
+            if json && !JSON_WRITTEN.load(Ordering::Relaxed) {
+                let location = e.location();
+                // The process fails either way: a closed stdout adds nothing.
+                let _ = write_json(&report::error_json(
+                    e.kind_name(),
+                    &e.to_string(),
+                    code,
+                    location.as_deref(),
+                ));
+            }
+            ExitCode::from(code as u8)
         }
     }
+}
+
+/// Prints a usage error (exit 2) as clap renders it, or, for a folder given
+/// where a subcommand goes (`trtllm-prune FOLDER`), one line saying how to
+/// give it; under `--json`, also as an error document on stdout.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    let message = match bare_folder(e) {
+        Some(folder) => {
+            // As a shell word the user can paste back.
+            let plain = folder
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._/-+,:@%=~".contains(c));
+            let word = if plain {
+                folder.clone()
+            } else {
+                format!("'{}'", folder.replace('\'', r"'\''"))
+            };
+            let line = format!(
+                "trtllm-prune: error: '{folder}' is not a subcommand; to prune that folder: trtllm-prune --checkpoint_dir {word}"
+            );
+            say(&line);
+            line
+        }
+        None => {
+            let text = shown_lines(&e.render().to_string()).into_owned();
+            let _ = write!(std::io::stderr(), "{}", painted(&text, "error:"));
+            text
+        }
+    };
+    if raw_args().any(|a| a == "--json") {
+        let first = message.lines().next().unwrap_or_default();
+        let first = first
+            .strip_prefix("trtllm-prune: error: ")
+            .or_else(|| first.strip_prefix("error: "))
+            .unwrap_or(first);
+        let _ = write_json(&report::error_json(
+            "usage",
+            first,
+            i32::from(EXIT_USAGE),
+            None,
+        ));
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The arguments as given, up to a `--`: what is looked for before (or
+/// without) a successful parse.
+fn raw_args() -> impl Iterator<Item = String> {
+    std::env::args_os()
+        .skip(1)
+        .take_while(|a| a != "--")
+        .map(|a| a.to_string_lossy().into_owned())
+}
+
+/// The last `--color WHEN` or `--color=WHEN` of the raw arguments (an
+/// invalid WHEN is reported by clap; until then it counts as `auto`).
+fn color_arg() -> ColorChoice {
+    let args: Vec<String> = raw_args().collect();
+    let when = args
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| match a.strip_prefix("--color") {
+            Some(v) if v.starts_with('=') => Some(v[1..].to_string()),
+            Some("") => args.get(i + 1).cloned(),
+            _ => None,
+        })
+        .next_back();
+    match when.as_deref() {
+        Some("always") => ColorChoice::Always,
+        Some("never") => ColorChoice::Never,
+        _ => ColorChoice::Auto,
+    }
+}
+
+/// The word given where a subcommand goes, when it looks like a folder (it
+/// exists, or has a `/`): `trtllm-prune ./llama-7b`.
+fn bare_folder(e: &clap::Error) -> Option<String> {
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = e.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    (word.contains('/') || std::path::Path::new(word).exists()).then(|| word.clone())
+}
+
+/// Whether `warning:` and `error:` are colored on stderr.
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// `--color`: `auto` colors on a terminal unless `NO_COLOR` is set (and
+/// not empty, as no-color.org says).
+fn set_color(choice: ColorChoice) {
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
+        }
+    };
+    COLOR.store(on, Ordering::Relaxed);
+}
+
+/// `text` with its first `word` (`warning:`, `error:`) in bold yellow or
+/// red, when colors are on.
+fn painted(text: &str, word: &str) -> String {
+    if !COLOR.load(Ordering::Relaxed) {
+        return text.to_string();
+    }
+    let code = if word == "warning:" { "1;33" } else { "1;31" };
+    text.replacen(word, &format!("\x1b[{code}m{word}\x1b[0m"), 1)
 }
 
 fn run_prune(cli: &Cli) -> Result<(), Error> {
@@ -63,7 +204,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
         ));
     };
     let mut options = cli.options(checkpoint_dir);
-    options.cancel = cancel(cli);
+    options.cancel = cancel(cli.output.quiet);
     let out = &cli.output;
     // What dead runs left in the folders this run reads and writes is dealt
     // with first: an in-place run killed mid-commit left a checkpoint that
@@ -82,11 +223,17 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
         }
     }
     if cli.dry_run {
-        return if out.json {
+        return if out.json.json {
             print_json(&report::run_json(&prepared, None))
         } else {
-            print_stdout(&report::plan_table(&prepared, out.verbose))
+            print_stdout(&report::plan_table(&prepared, out.verbose > 0))
         };
+    }
+    // -v: the plan per file, -vv per tensor, before anything is written.
+    if out.verbose > 0 {
+        for line in report::plan_lines(&prepared, out.verbose > 1).lines() {
+            say(line);
+        }
     }
     let progress = Progress::stderr(!out.quiet);
     let result = prune::execute(&prepared, &options, &progress);
@@ -97,7 +244,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
             say(&format!("trtllm-prune: warning: {line}"));
         }
     }
-    if out.json {
+    if out.json.json {
         // The output is committed: a report that cannot be written must not
         // read as "nothing changed".
         write_json(&report::run_json(&prepared, Some(&summary))).map_err(|e| {
@@ -114,18 +261,18 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
 }
 
 fn run_inspect(
-    cli: &Cli,
+    json: bool,
     path: &std::path::Path,
     rule: &trtllm_prune::rule::PruneRule,
 ) -> Result<(), Error> {
     // Absolute, as every path in every document (a missing path stays as
     // given, for its error message).
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (files, notes) = trtllm_prune::inspect::inspect(&path, rule, &cancel(cli))?;
+    let (files, notes) = trtllm_prune::inspect::inspect(&path, rule, &cancel(false))?;
     for note in &notes {
         say(&format!("trtllm-prune: warning: {note}"));
     }
-    if cli.output.json {
+    if json {
         print_json(&report::inspect_json(&path, &files, rule))
     } else {
         print_stdout(&report::inspect_table(&files))
@@ -133,7 +280,7 @@ fn run_inspect(
 }
 
 fn run_verify(
-    cli: &Cli,
+    json: bool,
     checkpoint_dir: &std::path::Path,
     out_dir: Option<&std::path::Path>,
     rule: &trtllm_prune::rule::PruneRule,
@@ -143,11 +290,11 @@ fn run_verify(
         out_dir,
         verdicts,
         recovered,
-    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule, &cancel(cli))?;
+    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule, &cancel(false))?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
     }
-    if cli.output.json {
+    if json {
         print_json(&report::verify_json(&checkpoint_dir, &out_dir, &verdicts))?;
     } else {
         print_stdout(&report::verify_table(&verdicts))?;
@@ -170,9 +317,9 @@ fn run_verify(
 /// What stops a run (SIGINT, SIGTERM, SIGHUP), telling the user when it
 /// waits for a folder's lock (unless --quiet): a wait that says nothing
 /// looks like a hang.
-fn cancel(cli: &Cli) -> Cancel {
+fn cancel(quiet: bool) -> Cancel {
     let cancel = Cancel::on_signals();
-    if cli.output.quiet {
+    if quiet {
         return cancel;
     }
     cancel.on_wait(|folder| {
@@ -187,8 +334,17 @@ fn cancel(cli: &Cli) -> Cancel {
 /// were escaped where the line was made, and anything missed still cannot
 /// act on the terminal. Not `eprintln!`: it panics when stderr is a closed
 /// pipe, which would turn a finished run into exit status 101.
+///
+/// The `warning:` or `error:` after the `trtllm-prune: ` prefix is colored
+/// when colors are on (`--color`, `NO_COLOR`).
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{}", shown_line(line));
+    let mut line = shown_line(line).into_owned();
+    for word in ["warning:", "error:"] {
+        if line.starts_with(&format!("trtllm-prune: {word}")) {
+            line = painted(&line, word);
+        }
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn print_completions(shell: Shell) -> Result<(), Error> {
@@ -207,8 +363,32 @@ fn print_completions(shell: Shell) -> Result<(), Error> {
         // so nothing completes after a subcommand. Give both one spelling
         // (tests/features.rs asks bash itself).
         script = script.replace("trtllm__subcmd__prune", "trtllm__prune");
+        script = bash_completes_files_after_inspect(&script);
     }
     write_stdout(script.as_bytes())
+}
+
+/// clap_complete's bash script offers only options after `inspect`, whose
+/// argument is a path: there, a word that does not start with `-`
+/// completes as a file or folder name.
+fn bash_completes_files_after_inspect(script: &str) -> String {
+    let start_marker = "        trtllm__prune__subcmd__inspect)\n";
+    let Some(start) = script.find(start_marker) else {
+        return script.to_string();
+    };
+    let end = script[start..]
+        .find("\n            ;;\n")
+        .map_or(script.len(), |e| start + e);
+    let case = script[start..end]
+        .replace(
+            "if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then",
+            "if [[ ${cur} == -* ]] ; then",
+        )
+        .replace(
+            "            COMPREPLY=( $(compgen -W \"${opts}\" -- \"${cur}\") )\n            return 0",
+            "            COMPREPLY=( $(compgen -f -- \"${cur}\") )\n            return 0",
+        );
+    format!("{}{case}{}", &script[..start], &script[end..])
 }
 
 fn print_man() -> Result<(), Error> {
@@ -219,7 +399,9 @@ fn print_man() -> Result<(), Error> {
             e,
         )
     };
-    let command = Cli::command();
+    // The release alone: the page is the same from commit to commit
+    // (docs/trtllm-prune.1 is checked against it).
+    let command = Cli::command().version(env!("CARGO_PKG_VERSION"));
     let man = clap_mangen::Man::new(command.clone());
     let mut page = Vec::new();
     man.render_title(&mut page).map_err(render_error)?;
@@ -246,7 +428,9 @@ fn print_man() -> Result<(), Error> {
         page.extend_from_slice(options.as_bytes());
     }
     page.extend_from_slice(cli::MAN_EXIT_STATUS.as_bytes());
+    page.extend_from_slice(cli::MAN_ENVIRONMENT.as_bytes());
     page.extend_from_slice(cli::MAN_EXAMPLES.as_bytes());
+    page.extend_from_slice(cli::MAN_SEE_ALSO.as_bytes());
     man.render_version_section(&mut page)
         .map_err(render_error)?;
     write_stdout(&page)
@@ -258,7 +442,11 @@ fn print_json(document: &impl serde::Serialize) -> Result<(), Error> {
     write_json(document).map_err(stdout_error)
 }
 
+/// Whether a JSON document went to stdout (the only one a run prints).
+static JSON_WRITTEN: AtomicBool = AtomicBool::new(false);
+
 fn write_json(document: &impl serde::Serialize) -> std::io::Result<()> {
+    JSON_WRITTEN.store(true, Ordering::Relaxed);
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     report::write_json(&mut out, document)?;
     out.write_all(b"\n")?;

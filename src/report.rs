@@ -57,12 +57,37 @@ fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan, rule: &Prun
 /// The `--dry-run` table: per file and in total, tensors pruned / kept and
 /// bytes before -> after; with `verbose`, one line per tensor.
 pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "dry run: nothing written; the output would go to {}",
-        shown_path(&prepared.out_dir)
+    let mut out = format!(
+        "dry run: nothing written; the output would go to {}\n{}",
+        shown_path(&prepared.out_dir),
+        plan_lines(prepared, verbose)
     );
+    for g in &prepared.generated {
+        let _ = writeln!(out, "would write {}", shown(&g.name));
+    }
+    for f in &prepared.extra_files {
+        match &f.link_target {
+            Some(target) => {
+                let _ = writeln!(
+                    out,
+                    "would copy {} (a symlink to {}: its target's bytes)",
+                    shown_path(&f.path),
+                    shown_path(target)
+                );
+            }
+            None => {
+                let _ = writeln!(out, "would copy {}", shown_path(&f.path));
+            }
+        }
+    }
+    out
+}
+
+/// The plan's table as [`plan_table`] shows it: per file, the total, and
+/// with `verbose` one line per tensor (a run's `-v` prints it on stderr
+/// before writing).
+pub fn plan_lines(prepared: &Prepared, verbose: bool) -> String {
+    let mut out = String::new();
     // Names are escaped before the column is measured, in characters as
     // `{:<width$}` pads.
     let names: Vec<_> = prepared.files.iter().map(|f| shown(&f.name)).collect();
@@ -102,24 +127,6 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
         human_bytes(prepared.bytes_in()),
         human_bytes(prepared.bytes_out())
     );
-    for g in &prepared.generated {
-        let _ = writeln!(out, "would write {}", shown(&g.name));
-    }
-    for f in &prepared.extra_files {
-        match &f.link_target {
-            Some(target) => {
-                let _ = writeln!(
-                    out,
-                    "would copy {} (a symlink to {}: its target's bytes)",
-                    shown_path(&f.path),
-                    shown_path(target)
-                );
-            }
-            None => {
-                let _ = writeln!(out, "would copy {}", shown_path(&f.path));
-            }
-        }
-    }
     out
 }
 
@@ -548,5 +555,38 @@ pub fn verify_json<'a>(
         out_dir,
         ok: verdicts.iter().all(FileVerdict::ok),
         files: verdicts.iter().map(verdict_doc).collect(),
+    }
+}
+
+/// The JSON document of a failure under `--json`:
+/// `{"error": {"kind", "message", "exit_code", "file"}}` (`kind` is
+/// `usage` for a usage error, else the error's kind; `file` is null when
+/// the error names none).
+pub fn error_json<'a>(
+    kind: &'a str,
+    message: &'a str,
+    exit_code: i32,
+    file: Option<&'a str>,
+) -> impl Serialize + 'a {
+    #[derive(Serialize)]
+    struct ErrorBody<'a> {
+        kind: &'a str,
+        message: &'a str,
+        exit_code: i32,
+        file: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    struct ErrorDoc<'a> {
+        schema: &'static str,
+        error: ErrorBody<'a>,
+    }
+    ErrorDoc {
+        schema: JSON_SCHEMA,
+        error: ErrorBody {
+            kind,
+            message,
+            exit_code,
+            file,
+        },
     }
 }

@@ -19,7 +19,7 @@ pub const PRUNABLE_WEIGHTS: [&str; 5] = [
 ];
 
 /// A user pattern: a substring, or a glob over the whole name when it
-/// contains `*` or `?`.
+/// contains `*`, `?` or `[`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
     Substring(String),
@@ -28,7 +28,7 @@ pub enum Pattern {
 
 impl Pattern {
     pub fn new(text: &str) -> Pattern {
-        if text.contains(['*', '?']) {
+        if text.contains(['*', '?', '[']) {
             Pattern::Glob(text.to_string())
         } else {
             Pattern::Substring(text.to_string())
@@ -44,44 +44,78 @@ impl Pattern {
     pub fn matches(&self, name: &str) -> bool {
         match self {
             Pattern::Substring(s) => name.contains(s.as_str()),
-            Pattern::Glob(g) => glob_matches(g.as_bytes(), name.as_bytes()),
+            Pattern::Glob(g) => glob_matches(g, name),
         }
     }
 }
 
-/// Glob match over the whole name: `*` matches any run of bytes (dots
-/// included), `?` exactly one character. Linear backtracking on the last `*`.
-fn glob_matches(pattern: &[u8], name: &[u8]) -> bool {
+/// Glob match over the whole name, as a shell matches a file name (but
+/// `*` crosses dots): `*` any run of characters, `?` exactly one, `[fg]`
+/// one of a set, `[a-z]` a range, `[!0-9]` or `[^0-9]` anything else; `]`
+/// first in a set is literal. A `[` without its `]` is a literal `[`.
+/// Linear backtracking on the last `*`.
+fn glob_matches(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while n < name.len() {
-        if p < pattern.len() && pattern[p] == b'?' {
-            // `?` is one character, however many UTF-8 bytes it takes.
-            p += 1;
-            n += utf8_len(name[n]);
-        } else if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, n));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == name[n] {
-            p += 1;
-            n += 1;
-        } else if let Some((sp, sn)) = star {
-            p = sp + 1;
-            n = sn + utf8_len(name[sn]);
-            star = Some((sp, n));
-        } else {
-            return false;
+        let step = match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, n));
+                p += 1;
+                continue;
+            }
+            Some('?') => Some(1),
+            Some('[') => match class_matches(&pattern[p..], name[n]) {
+                Some((hit, len)) => hit.then_some(len),
+                None => (name[n] == '[').then_some(1),
+            },
+            Some(&c) => (c == name[n]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(len), _) => {
+                p += len;
+                n += 1;
+            }
+            (None, Some((sp, sn))) => {
+                p = sp + 1;
+                n = sn + 1;
+                star = Some((sp, n));
+            }
+            (None, None) => return false,
         }
     }
-    n == name.len() && pattern[p..].iter().all(|&c| c == b'*')
+    pattern[p..].iter().all(|&c| c == '*')
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
+/// Whether `c` is in the bracket expression at the start of `pattern`,
+/// and the expression's length; `None` when the `[` is not closed.
+fn class_matches(pattern: &[char], c: char) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negated = matches!(pattern.get(i), Some('!' | '^'));
+    if negated {
+        i += 1;
+    }
+    let mut hit = false;
+    let mut first = true;
+    loop {
+        let &start = pattern.get(i)?;
+        if start == ']' && !first {
+            return Some((hit != negated, i + 1));
+        }
+        first = false;
+        match (pattern.get(i + 1), pattern.get(i + 2)) {
+            (Some('-'), Some(&end)) if end != ']' => {
+                hit |= (start..=end).contains(&c);
+                i += 3;
+            }
+            _ => {
+                hit |= start == c;
+                i += 1;
+            }
+        }
     }
 }
 
@@ -291,5 +325,25 @@ mod tests {
             Pattern::new("lm_head"),
             Pattern::Substring("lm_head".into())
         );
+    }
+
+    #[test]
+    fn glob_bracket_classes() {
+        let g = |p: &str, n: &str| Pattern::new(p).matches(n);
+        assert!(g("*mlp.[fg]*", "transformer.layers.0.mlp.fc.weight"));
+        assert!(g("*mlp.[fg]*", "transformer.layers.0.mlp.gate.weight"));
+        assert!(!g("*mlp.[fg]*", "transformer.layers.0.mlp.proj.weight"));
+        assert!(g("layers.[0-3].*", "layers.2.mlp"));
+        assert!(!g("layers.[0-3].*", "layers.7.mlp"));
+        assert!(g("layers.[!0-3].*", "layers.7.mlp"));
+        assert!(g("layers.[^0-3].*", "layers.7.mlp"));
+        assert!(!g("layers.[!0-3].*", "layers.1.mlp"));
+        assert!(g("a[]]b", "a]b"));
+        assert!(g("a[-x]b", "a-b"));
+        assert!(g("[é]", "é"));
+        // An unclosed `[` is itself.
+        assert!(g("x[1", "x[1"));
+        assert!(!g("x[1", "x1"));
+        assert_eq!(Pattern::new("a[0]"), Pattern::Glob("a[0]".into()));
     }
 }

@@ -9,6 +9,7 @@ mod commit_faults;
 mod differential;
 mod faults;
 mod features;
+mod first_hour;
 mod header_rules;
 mod hostile_names;
 mod limits;

@@ -173,8 +173,9 @@ def prune_and_save(
     the other files of the folder are copied too, and a local or remote
     (``s3://``, ``gs://``, ``az://``, ``https://``) checkpoint works.
 
-    Extras, by keyword: ``prune`` and ``keep`` (glob patterns or
-    ``re:REGEX``, one string or several), ``verify`` (re-read the output and
+    Extras, by keyword: ``prune`` and ``keep`` (glob patterns with ``*``,
+    ``?`` and ``[...]`` classes, matched against whole tensor names; one
+    string or several), ``verify`` (re-read the output and
     compare before committing it), ``jobs`` (files written at once).
 
     Returns the tool's JSON summary (files, tensors and bytes). Raises

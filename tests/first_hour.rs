@@ -1,0 +1,559 @@
+//! A new user's first hour (issue 17, items 5 and 6): installing like the
+//! tools people already use, and the command-line conventions they expect.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use trtllm_prune::fixture::{CheckpointSpec, Family};
+
+use crate::util;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn tiny(root: &Path) -> PathBuf {
+    util::write_checkpoint(root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1))
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs the binary with `args` and the environment variables `env`.
+fn run_env(env: &[(&str, &str)], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(util::bin());
+    cmd.env_remove("NO_COLOR");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    for a in args {
+        cmd.arg(a.as_ref());
+    }
+    cmd.output().expect("binary runs")
+}
+
+/// Whether `tool` is on the PATH; outside CI a missing tool skips the test
+/// with one line, under CI it fails it.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
+        println!("skipped: {tool} is not installed");
+    }
+    found
+}
+
+// ---- Item 5: packaging ----
+
+#[test]
+fn readme_installs_with_the_locked_dependencies() {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains("cargo install --locked --path ."), "README");
+    assert!(
+        !readme.contains("cargo install --path"),
+        "README still installs without --locked"
+    );
+}
+
+#[test]
+fn release_profile_has_no_debug_info() {
+    let manifest = fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let release = manifest
+        .split("[profile.release]")
+        .nth(1)
+        .map(|s| s.split("\n[").next().unwrap_or(""))
+        .unwrap_or("");
+    assert!(
+        !release.lines().any(|l| l.trim_start().starts_with("debug")
+            && !l.contains("false")
+            && !l.contains("0")),
+        "[profile.release] keeps debug info:\n{release}"
+    );
+    assert!(
+        manifest.contains("[profile.profiling]\ninherits = \"release\""),
+        "no profiling profile for the benchmarks"
+    );
+}
+
+/// Each file the wheel installs under share/ (maturin's data directory)
+/// and the subcommand whose output it must be.
+const SHIPPED: [(&str, &[&str]); 4] = [
+    ("share/man/man1/trtllm-prune.1", &["man"]),
+    (
+        "share/bash-completion/completions/trtllm-prune",
+        &["completions", "bash"],
+    ),
+    (
+        "share/zsh/site-functions/_trtllm-prune",
+        &["completions", "zsh"],
+    ),
+    (
+        "share/fish/vendor_completions.d/trtllm-prune.fish",
+        &["completions", "fish"],
+    ),
+];
+
+#[test]
+fn wheel_installs_the_man_page_and_completions_as_generated() {
+    let pyproject = fs::read_to_string(repo().join("pyproject.toml")).unwrap();
+    let data = pyproject
+        .lines()
+        .find_map(|l| l.strip_prefix("data = "))
+        .expect("[tool.maturin] data = ... in pyproject.toml")
+        .trim_matches('"');
+    for (file, args) in SHIPPED {
+        let path = repo().join(data).join("data").join(file);
+        let shipped = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args
+            .iter()
+            .map(|a| a as &dyn AsRef<std::ffi::OsStr>)
+            .collect();
+        let out = util::run(&args);
+        assert!(out.status.success());
+        assert!(
+            out.stdout == shipped,
+            "{} is stale: run `trtllm-prune {}` into it (or .ci/wheel-data)",
+            path.display(),
+            args.len()
+        );
+    }
+}
+
+#[test]
+fn help_names_no_repository_file() {
+    for args in [
+        &["--help"][..],
+        &["-h"],
+        &["inspect", "--help"],
+        &["verify", "--help"],
+        &["completions", "--help"],
+        &["man", "--help"],
+    ] {
+        let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args
+            .iter()
+            .map(|a| a as &dyn AsRef<std::ffi::OsStr>)
+            .collect();
+        let help = stdout(&util::run(&args));
+        assert!(!help.contains("docs/"), "{help}");
+        assert!(!help.contains(".md"), "{help}");
+    }
+}
+
+#[test]
+fn version_names_the_commit_and_the_target() {
+    let out = util::run(&[&"--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let line = stdout(&out);
+    assert!(
+        line.starts_with(&format!("trtllm-prune {} (", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    assert!(line.contains("-linux-"), "no target triple: {line}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=9", "HEAD"])
+        .current_dir(repo())
+        .output();
+    if let Some(head) = head.ok().filter(|h| h.status.success()) {
+        let commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert!(line.contains(&commit), "commit {commit} not in {line}");
+    }
+    // The man page stays the same from commit to commit.
+    let man = stdout(&util::run(&[&"man"]));
+    assert!(!man.contains("-linux-"), "the man page names the build");
+}
+
+// ---- Item 6: command-line conventions ----
+
+#[test]
+fn a_bare_folder_argument_gets_a_one_line_hint() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out = util::run(&[&ckpt]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = util::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--checkpoint_dir"), "{err}");
+    assert!(err.contains(&ckpt.display().to_string()), "{err}");
+    assert_eq!(util::file_names(tmp.path()), ["ckpt"]);
+    // A name with a space is quoted, so the hint can be pasted back.
+    let spaced = tmp.path().join("my ckpt");
+    fs::create_dir(&spaced).unwrap();
+    let err = util::stderr(&util::run(&[&spaced]));
+    assert!(
+        err.trim_end()
+            .ends_with(&format!("--checkpoint_dir '{}'", spaced.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_usage_conflict_exits_with_status_2() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let other = tmp.path().join("other");
+    let cases: [&[&dyn AsRef<std::ffi::OsStr>]; 6] = [
+        &[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--in-place",
+            &"--out_dir",
+            &other,
+        ],
+        &[&"--checkpoint_dir", &ckpt, &"-q", &"-v"],
+        &[&"--checkpoint_dir", &ckpt, &"--in-place", &"--ranks", &"0"],
+        &[&"--checkpoint_dir", &ckpt, &"--fsync", &"--no-fsync"],
+        &[&"--checkpoint_dir", &"s3://bucket/ckpt", &"--in-place"],
+        &[&"--checkpoint_dir", &ckpt, &"--dry-run", &"--verify"],
+    ];
+    for args in cases {
+        let out = util::run(args);
+        assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    }
+    assert_eq!(
+        util::file_names(tmp.path()),
+        ["ckpt"],
+        "a usage error writes nothing"
+    );
+    // The same folder given twice is no conflict.
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--in-place",
+        &"--out_dir",
+        &ckpt,
+        &"-q",
+    ]));
+}
+
+/// What bash's completion offers in `cwd` for the command line `words`
+/// (the last word is the one being completed).
+fn bash_completes(cwd: &Path, words: &[&str]) -> Vec<String> {
+    let script = util::run(&[&"completions", &"bash"]);
+    assert!(script.status.success());
+    let dir = util::tempdir();
+    let path = dir.path().join("trtllm-prune.bash");
+    fs::write(&path, &script.stdout).unwrap();
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let driver = format!(
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\n_trtllm__prune trtllm-prune '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        path.display(),
+        quoted.join(" "),
+        words.len() - 1,
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(driver)
+        .current_dir(cwd)
+        .output()
+        .expect("bash runs");
+    let mut got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    got.sort();
+    got
+}
+
+#[test]
+fn completions_list_each_option_once() {
+    if !have("bash") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let top = bash_completes(tmp.path(), &["trtllm-prune", "--"]);
+    for (shown, hidden) in [
+        ("--checkpoint_dir", "--checkpoint-dir"),
+        ("--out_dir", "--out-dir"),
+        ("--prune_all", "--prune-all"),
+        ("--in-place", "--in_place"),
+        ("--dry-run", "--dry_run"),
+    ] {
+        assert!(top.contains(&shown.to_string()), "{top:?}");
+        assert!(!top.contains(&hidden.to_string()), "{top:?}");
+    }
+    let mut unique = top.clone();
+    unique.dedup();
+    assert_eq!(unique, top);
+    for shell in ["zsh", "fish"] {
+        let script = stdout(&util::run(&[&"completions", &shell]));
+        assert!(!script.contains("checkpoint-dir"), "{shell}");
+        assert!(script.contains("checkpoint_dir"), "{shell}");
+    }
+    // Both spellings still work.
+    let ckpt = tiny(tmp.path());
+    util::assert_success(util::run(&[
+        &"--checkpoint-dir",
+        &ckpt,
+        &"--out-dir",
+        &tmp.path().join("o"),
+        &"-q",
+    ]));
+}
+
+#[test]
+fn bash_completes_paths_after_inspect_and_verify() {
+    if !have("bash") {
+        return;
+    }
+    let tmp = util::tempdir();
+    fs::write(tmp.path().join("rank0.safetensors"), b"").unwrap();
+    fs::create_dir(tmp.path().join("ranked")).unwrap();
+    assert_eq!(
+        bash_completes(tmp.path(), &["trtllm-prune", "inspect", "rank"]),
+        ["rank0.safetensors", "ranked"]
+    );
+    // After verify's --checkpoint_dir, folders (bash's `compopt -o
+    // plusdirs`, which only a real completion applies).
+    let script = stdout(&util::run(&[&"completions", &"bash"]));
+    let verify = script
+        .split("        trtllm__prune__subcmd__verify)\n")
+        .nth(1)
+        .expect("a verify case");
+    let checkpoint_dir = verify
+        .split("                --checkpoint_dir)\n")
+        .nth(1)
+        .and_then(|s| s.split(";;").next())
+        .expect("a --checkpoint_dir case");
+    assert!(checkpoint_dir.contains("plusdirs"), "{checkpoint_dir}");
+    // Options still complete after the subcommand.
+    let flags = bash_completes(tmp.path(), &["trtllm-prune", "inspect", "--js"]);
+    assert_eq!(flags, ["--json"]);
+}
+
+#[test]
+fn json_is_accepted_only_where_it_means_something() {
+    for args in [
+        &["completions", "bash", "--json"][..],
+        &["--json", "completions", "bash"],
+        &["man", "--json"],
+    ] {
+        let args: Vec<&dyn AsRef<std::ffi::OsStr>> = args
+            .iter()
+            .map(|a| a as &dyn AsRef<std::ffi::OsStr>)
+            .collect();
+        let out = util::run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let inspect = util::run(&[&"inspect", &ckpt, &"--json"]);
+    assert!(inspect.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(doc["command"], "inspect");
+}
+
+#[test]
+fn a_failing_json_run_prints_an_error_document_on_stdout() {
+    let tmp = util::tempdir();
+    let missing = tmp.path().join("missing");
+    for args in [
+        &[
+            &"--checkpoint_dir" as &dyn AsRef<std::ffi::OsStr>,
+            &missing,
+            &"--json",
+        ][..],
+        &[&"inspect", &missing, &"--json"],
+        &[&"verify", &"--checkpoint_dir", &missing, &"--json"],
+    ] {
+        let out = util::run(args);
+        assert_eq!(out.status.code(), Some(1));
+        let err = util::stderr(&out);
+        assert!(err.starts_with("trtllm-prune: error: "), "{err}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(&out)));
+        let error = &doc["error"];
+        assert_eq!(error["exit_code"], 1, "{doc}");
+        assert!(error["kind"].is_string(), "{doc}");
+        assert!(
+            error["file"].as_str().unwrap().ends_with("missing"),
+            "{doc}"
+        );
+        assert!(
+            err.contains(error["message"].as_str().unwrap()),
+            "{doc} vs {err}"
+        );
+    }
+    // verify's verdicts are its document, failing or not: never two.
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+        &"-q",
+    ]));
+    let rank = out_dir.join("rank0.safetensors");
+    let mut bytes = fs::read(&rank).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    fs::write(&rank, bytes).unwrap();
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+        &"--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", stdout(&out)));
+    assert_eq!(doc["ok"], false, "{doc}");
+    // A usage error under --json is a document too.
+    let out = util::run(&[&"--checkpoint_dir", &missing, &"--json", &"--bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"]["kind"], "usage");
+    assert_eq!(doc["error"]["exit_code"], 2);
+}
+
+#[test]
+fn verbose_is_repeatable_and_shows_the_plan_on_a_run() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let once = util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &tmp.path().join("a"),
+        &"-v",
+    ]);
+    assert!(once.status.success(), "{}", util::stderr(&once));
+    let err = util::stderr(&once);
+    assert!(
+        err.contains("rank0.safetensors"),
+        "-v shows no plan:\n{err}"
+    );
+    assert!(!err.contains("attention.qkv.weight"), "{err}");
+    let twice = util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &tmp.path().join("b"),
+        &"-vv",
+    ]);
+    assert!(twice.status.success(), "{}", util::stderr(&twice));
+    let err = util::stderr(&twice);
+    let line = err
+        .lines()
+        .find(|l| l.contains("transformer.layers.0.attention.qkv.weight"))
+        .unwrap_or_else(|| panic!("-vv shows no tensor:\n{err}"));
+    assert!(line.contains("prune"), "{line}");
+    assert!(stdout(&twice).is_empty());
+}
+
+#[test]
+fn bracket_globs_match_character_classes() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out = util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--dry-run",
+        &"--json",
+        &"--keep",
+        &"*mlp.[fg]*",
+    ]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    assert!(
+        !util::stderr(&out).contains("matches no tensor"),
+        "{}",
+        util::stderr(&out)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut seen = 0;
+    for t in doc["files"][0]["tensors"].as_array().unwrap() {
+        let name = t["name"].as_str().unwrap();
+        if name.contains("mlp.fc.") || name.contains("mlp.gate.") {
+            assert_eq!(t["pruned"], false, "{name}");
+            seen += 1;
+        } else if name.contains("mlp.proj.weight") {
+            assert_eq!(t["pruned"], true, "{name}");
+        }
+    }
+    assert!(seen >= 2, "{doc}");
+}
+
+/// Runs `args` under a pseudo-terminal (`script`), so stderr is a terminal.
+fn run_on_terminal(env: &str, args: &str) -> String {
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("env -u NO_COLOR {env} '{}' {args}", util::bin().display()),
+            "/dev/null",
+        ])
+        .output()
+        .expect("script runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn errors_and_warnings_are_colored_on_a_terminal_unless_told_not_to() {
+    let tmp = util::tempdir();
+    let missing = tmp.path().join("missing");
+    let colored = run_env(&[], &[&"--checkpoint_dir", &missing, &"--color", &"always"]);
+    let err = util::stderr(&colored);
+    assert!(err.contains("\x1b["), "{err:?}");
+    assert!(err.contains("error:"), "{err:?}");
+    let plain = run_env(&[], &[&"--checkpoint_dir", &missing, &"--color", &"never"]);
+    assert!(!util::stderr(&plain).contains('\x1b'));
+    // Not a terminal: plain.
+    let auto = run_env(&[], &[&"--checkpoint_dir", &missing]);
+    assert!(!util::stderr(&auto).contains('\x1b'));
+    assert_eq!(
+        util::run(&[&"--checkpoint_dir", &missing, &"--color", &"sometimes"])
+            .status
+            .code(),
+        Some(2)
+    );
+    if !have("script") {
+        return;
+    }
+    let m = missing.display().to_string();
+    let tty = run_on_terminal("", &format!("--checkpoint_dir '{m}'"));
+    assert!(tty.contains("\x1b["), "{tty:?}");
+    let no_color = run_on_terminal("NO_COLOR=1", &format!("--checkpoint_dir '{m}'"));
+    assert!(!no_color.contains('\x1b'), "{no_color:?}");
+    assert!(no_color.contains("error:"), "{no_color:?}");
+    let never = run_on_terminal("", &format!("--checkpoint_dir '{m}' --color never"));
+    assert!(!never.contains('\x1b'), "{never:?}");
+}
+
+#[test]
+fn man_page_has_environment_see_also_and_every_subcommands_flags() {
+    let page = stdout(&util::run(&[&"man"]));
+    assert!(page.contains(".SH ENVIRONMENT"), "no ENVIRONMENT");
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_ENDPOINT_URL",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "AZURE_STORAGE_ACCOUNT_NAME",
+        "HTTPS_PROXY",
+        "NO_COLOR",
+    ] {
+        assert!(page.contains(var), "{var} not in the page");
+    }
+    assert!(page.contains(".SH \"SEE ALSO\""), "no SEE ALSO");
+    for sub in ["inspect", "verify"] {
+        let section = page
+            .split(&format!(".SS trtllm\\-prune {sub}\n"))
+            .nth(1)
+            .and_then(|s| s.split(".SS ").next())
+            .unwrap_or_else(|| panic!("no {sub} section"));
+        assert!(section.contains("\\-\\-json"), "{sub}: {section}");
+        assert!(section.contains("\\-\\-prune_all"), "{sub}: {section}");
+    }
+    for flag in ["color", "verbose", "quiet", "in\\-place", "fetch\\-jobs"] {
+        assert!(page.contains(&format!("\\-\\-{flag}")), "--{flag}");
+    }
+}

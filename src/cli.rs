@@ -267,6 +267,12 @@ pub struct Cli {
     #[arg(long = "in-place", alias = "in_place", conflicts_with_all = ["ranks", "no_fsync"])]
     pub in_place: bool,
 
+    /// Copy a folder that is not a TensorRT-LLM checkpoint (Hugging Face
+    /// style) even when the rule prunes none of its tensors; without it,
+    /// such a run is refused with suggested --prune patterns.
+    #[arg(long = "full-copy", alias = "full_copy")]
+    pub full_copy: bool,
+
     /// Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines).
     #[arg(long, value_name = "LIST", value_parser = RankSet::parse)]
     pub ranks: Option<RankSet>,
@@ -471,6 +477,7 @@ impl Cli {
         options.in_place = self.in_place;
         options.ranks = self.ranks.clone();
         options.verify = self.verify;
+        options.full_copy = self.full_copy;
         options
     }
 }

@@ -55,6 +55,7 @@ pub mod shown;
 mod side_file;
 mod space;
 pub mod stage;
+pub(crate) mod suggest;
 mod sys;
 pub mod verify;
 

@@ -61,6 +61,10 @@ pub struct Options {
     pub cancel: Cancel,
     /// Ranged requests in flight per file of a remote checkpoint.
     pub fetch_jobs: usize,
+    /// Copy a folder that is not a TensorRT-LLM checkpoint even when the
+    /// rule prunes none of its tensors (refused otherwise: such a copy is
+    /// almost always a rule that missed).
+    pub full_copy: bool,
 }
 
 impl Options {
@@ -78,6 +82,7 @@ impl Options {
             verify: false,
             cancel: Cancel::on_signals(),
             fetch_jobs: FetchOptions::default().jobs,
+            full_copy: false,
         }
     }
 }
@@ -427,6 +432,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         }
     };
     let mut warnings = warnings;
+    refuse_a_copy_that_prunes_nothing(options, &files, layout_name, &checkpoint_dir)?;
     warnings.extend(rule_warnings(&options.rule, &files, layout_name));
     if options.in_place {
         warnings.extend(ownership_warnings(&files));
@@ -499,18 +505,70 @@ fn rule_warnings(rule: &PruneRule, files: &[FilePlan], layout: LayoutKind) -> Ve
         .collect();
     let tensors: usize = files.iter().map(|f| f.plan.tensors.len()).sum();
     let pruned: usize = files.iter().map(|f| f.plan.pruned_count()).sum();
-    if tensors > 0 && pruned == 0 {
-        let hint = if layout == LayoutKind::Safetensors && rule.prune.is_empty() && !rule.prune_all
-        {
-            ": the default rule looks for TensorRT-LLM names (`attention.qkv.weight`, `mlp.fc.weight`, ...) and this folder's tensors have other names; use --prune PATTERN (e.g. '*_proj.weight') or --prune_all"
-        } else {
-            ""
-        };
-        warnings.push(format!(
-            "the rule prunes no tensor; the output will be a full copy{hint}"
-        ));
+    // A folder of another layout that prunes nothing was refused (or asked
+    // for with --full-copy); a TensorRT-LLM folder is written, as the
+    // original did, with this warning.
+    if tensors > 0 && pruned == 0 && layout == LayoutKind::TrtLlm {
+        warnings.push("the rule prunes no tensor; the output will be a full copy".to_string());
     }
     warnings
+}
+
+/// Refuses a run over a folder that is not a TensorRT-LLM checkpoint (a
+/// Hugging Face or other safetensors folder) whose rule prunes none of its
+/// tensors: the default rule knows only TensorRT-LLM's names, and the
+/// result would be a full copy of a checkpoint that may be 140 GB. The
+/// message suggests `--prune` patterns of the folder's largest weight
+/// families, each checked to match, and `--full-copy` for a copy meant.
+fn refuse_a_copy_that_prunes_nothing(
+    options: &Options,
+    files: &[FilePlan],
+    layout: LayoutKind,
+    checkpoint_dir: &Path,
+) -> Result<()> {
+    let tensors: usize = files.iter().map(|f| f.plan.tensors.len()).sum();
+    let pruned: usize = files.iter().map(|f| f.plan.pruned_count()).sum();
+    if layout != LayoutKind::Safetensors || tensors == 0 || pruned > 0 || options.full_copy {
+        return Ok(());
+    }
+    let families =
+        crate::suggest::largest_families(files.iter().flat_map(|f| f.header.tensors.iter()), 3);
+    let suggestion = if families.is_empty() {
+        "use --prune PATTERN or --prune_all".to_string()
+    } else {
+        let sizes: Vec<String> = families
+            .iter()
+            .map(|f| {
+                format!(
+                    "'{}' ({} tensor{}, {})",
+                    f.pattern,
+                    f.tensors,
+                    if f.tensors == 1 { "" } else { "s" },
+                    crate::report::human_bytes(f.bytes)
+                )
+            })
+            .collect();
+        let flags: Vec<String> = families
+            .iter()
+            .map(|f| format!("--prune '{}'", f.pattern))
+            .collect();
+        format!(
+            "its largest weight families are {}: prune them with {}, or choose others",
+            sizes.join(", "),
+            flags.join(" ")
+        )
+    };
+    let rule = if options.rule.prune.is_empty() && !options.rule.prune_all {
+        "the default rule, which knows TensorRT-LLM's tensor names,"
+    } else {
+        "the rule"
+    };
+    Err(Error::refused(
+        checkpoint_dir,
+        format!(
+            "{rule} prunes none of the {tensors} tensors of this folder, so the output would be a full copy, and nothing was written; {suggestion}; or give --full-copy to copy it as it is"
+        ),
+    ))
 }
 
 /// Writes every output to a temp file, verifies them if asked, then

@@ -557,3 +557,155 @@ fn man_page_has_environment_see_also_and_every_subcommands_flags() {
         assert!(page.contains(&format!("\\-\\-{flag}")), "--{flag}");
     }
 }
+
+// ------------------------------------------- a rule that prunes nothing
+
+/// A Hugging Face style folder: one shard, llama names, a config without
+/// TensorRT-LLM's `mapping`.
+fn hugging_face_folder(dir: &Path) {
+    use trtllm_prune::fixture::{write_safetensors, TensorSpec};
+    use trtllm_prune::header::Dtype;
+    fs::create_dir_all(dir).unwrap();
+    let mut specs = vec![TensorSpec::new(
+        "model.embed_tokens.weight",
+        Dtype::BF16,
+        &[64, 32],
+    )];
+    for l in 0..3 {
+        let p = format!("model.layers.{l}.");
+        specs.push(TensorSpec::new(
+            format!("{p}self_attn.q_proj.weight"),
+            Dtype::BF16,
+            &[32, 32],
+        ));
+        specs.push(TensorSpec::new(
+            format!("{p}mlp.down_proj.weight"),
+            Dtype::BF16,
+            &[32, 64],
+        ));
+        specs.push(TensorSpec::new(
+            format!("{p}input_layernorm.weight"),
+            Dtype::BF16,
+            &[32],
+        ));
+    }
+    write_safetensors(&dir.join("model.safetensors"), &specs, None).unwrap();
+    fs::write(
+        dir.join("config.json"),
+        r#"{"architectures": ["LlamaForCausalLM"]}"#,
+    )
+    .unwrap();
+}
+
+/// Names of the tensors emptied in a safetensors file (official reader).
+fn emptied(path: &Path) -> Vec<String> {
+    let bytes = fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st
+        .tensors()
+        .into_iter()
+        .filter(|(_, t)| t.shape() == [0])
+        .map(|(n, _)| n)
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_hugging_face_folder_whose_rule_prunes_nothing_is_refused_with_patterns_that_work() {
+    let tmp = util::tempdir();
+    let ckpt = tmp.path().join("hf");
+    hugging_face_folder(&ckpt);
+    let out = tmp.path().join("out");
+
+    let line = util::assert_error(&util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+    ]));
+    assert!(!out.exists(), "something was written: {line}");
+    assert!(
+        line.contains("prunes none of the 10 tensors") && line.contains("--full-copy"),
+        "{line}"
+    );
+    // The largest families first, each as a flag to paste.
+    let flags: Vec<&str> = line
+        .match_indices("--prune '")
+        .map(|(i, _)| {
+            let rest = &line[i..];
+            let end = rest[9..].find('\'').unwrap() + 10;
+            &rest[..end]
+        })
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            "--prune '*.mlp.down_proj.weight'",
+            "--prune '*.self_attn.q_proj.weight'",
+            "--prune 'model.embed_tokens.weight'"
+        ],
+        "{line}"
+    );
+    // Typed into a shell as the message gives them, they prune exactly
+    // those tensors.
+    let typed = format!(
+        "exec '{}' --checkpoint_dir '{}' --out_dir '{}' -q {}",
+        util::bin().display(),
+        ckpt.display(),
+        out.display(),
+        flags[..2].join(" ")
+    );
+    let done = Command::new("sh").arg("-c").arg(&typed).output().unwrap();
+    assert!(done.status.success(), "{}", util::stderr(&done));
+    let mut expected: Vec<String> = (0..3)
+        .flat_map(|l| {
+            [
+                format!("model.layers.{l}.mlp.down_proj.weight"),
+                format!("model.layers.{l}.self_attn.q_proj.weight"),
+            ]
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(emptied(&out.join("model.safetensors")), expected);
+}
+
+#[test]
+fn a_full_copy_is_made_when_asked_for_and_a_trtllm_folder_keeps_the_originals_behaviour() {
+    let tmp = util::tempdir();
+    let ckpt = tmp.path().join("hf");
+    hugging_face_folder(&ckpt);
+    let out = tmp.path().join("copy");
+    let r = util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &"--full-copy",
+    ]);
+    assert!(r.status.success(), "{}", util::stderr(&r));
+    assert!(emptied(&out.join("model.safetensors")).is_empty());
+
+    // TensorRT-LLM: written, is_pruned set, with a warning (the original
+    // wrote such a folder too).
+    let trt = tiny(tmp.path());
+    let out = tmp.path().join("trt-out");
+    let r = util::run(&[
+        &"--checkpoint_dir",
+        &trt,
+        &"--out_dir",
+        &out,
+        &"--keep",
+        &"*",
+    ]);
+    assert!(r.status.success(), "{}", util::stderr(&r));
+    assert!(
+        util::stderr(&r)
+            .contains("warning: the rule prunes no tensor; the output will be a full copy"),
+        "{}",
+        util::stderr(&r)
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["is_pruned"], true);
+}

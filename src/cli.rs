@@ -188,6 +188,14 @@ pub struct Cli {
     #[arg(long = "in-place", visible_alias = "in_place", conflicts_with_all = ["ranks", "no_fsync"])]
     pub in_place: bool,
 
+    /// Keep every tensor's shape and offsets: emptied tensors read as zeros
+    /// and are stored as holes (the file has the input's size but takes
+    /// about its kept bytes on disk), so loaders that check shapes accept
+    /// it. Holes are lost on filesystems without sparse files and through
+    /// copies that fill them (docs/GUIDE.md).
+    #[arg(long)]
+    pub hollow: bool,
+
     /// Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines).
     #[arg(long, value_name = "LIST", value_parser = RankSet::parse)]
     pub ranks: Option<RankSet>,
@@ -297,6 +305,10 @@ pub enum Command {
         /// The rule the output was pruned with (the same flags as the run).
         #[command(flatten)]
         rule: RuleArgs,
+        /// The output was pruned with --hollow: emptied tensors keep shape
+        /// and offsets and must read as zeros.
+        #[arg(long)]
+        hollow: bool,
     },
     /// Print a shell completion script.
     Completions {
@@ -326,6 +338,7 @@ impl Cli {
         options.in_place = self.in_place;
         options.ranks = self.ranks.clone();
         options.verify = self.verify;
+        options.hollow = self.hollow;
         options
     }
 }

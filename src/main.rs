@@ -41,7 +41,14 @@ fn main() -> ExitCode {
             checkpoint_dir,
             out_dir,
             rule,
-        }) => run_verify(&cli, checkpoint_dir, out_dir.as_deref(), &rule.rule()),
+            hollow,
+        }) => run_verify(
+            &cli,
+            checkpoint_dir,
+            out_dir.as_deref(),
+            &rule.rule(),
+            *hollow,
+        ),
         Some(Command::Completions { shell }) => print_completions(*shell),
         Some(Command::Man) => print_man(),
     };
@@ -137,13 +144,14 @@ fn run_verify(
     checkpoint_dir: &std::path::Path,
     out_dir: Option<&std::path::Path>,
     rule: &trtllm_prune::rule::PruneRule,
+    hollow: bool,
 ) -> Result<(), Error> {
     let trtllm_prune::verify::Verification {
         checkpoint_dir,
         out_dir,
         verdicts,
         recovered,
-    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule, &cancel(cli))?;
+    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule, hollow, &cancel(cli))?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -305,6 +313,9 @@ fn summary_line(s: &prune::Summary) -> String {
         human_bytes(s.bytes_in),
         human_bytes(s.bytes_out),
     );
+    if let Some(stored) = s.hollow_stored {
+        line.push_str(&format!(" (hollow: {} stored)", human_bytes(stored)));
+    }
     if s.bytes_shared > 0 {
         line.push_str(&format!(
             ", {} shared with the input",

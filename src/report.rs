@@ -102,6 +102,14 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
         human_bytes(prepared.bytes_in()),
         human_bytes(prepared.bytes_out())
     );
+    if prepared.hollow {
+        let _ = writeln!(
+            out,
+            "hollow: {} apparent size, about {} on disk (emptied tensors are holes that read as zeros)",
+            human_bytes(prepared.bytes_out()),
+            human_bytes(prepared.bytes_stored())
+        );
+    }
     for g in &prepared.generated {
         let _ = writeln!(out, "would write {}", shown(&g.name));
     }
@@ -322,6 +330,14 @@ struct Totals {
     bytes_out: u64,
 }
 
+/// Sizes of hollow outputs: apparent (`totals.bytes_out`) and stored
+/// (headers and kept data, about what they take on disk).
+#[derive(Serialize)]
+struct HollowDoc {
+    apparent_bytes: u64,
+    stored_bytes: u64,
+}
+
 /// The JSON document of a run (`summary: None` for a dry run), written as
 /// it is serialized.
 pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> impl Serialize + 'a {
@@ -336,6 +352,7 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         out_dir: &'a Path,
         layout: &'static str,
         in_place: bool,
+        hollow: Option<HollowDoc>,
         files: F,
         generated_files: Vec<&'a str>,
         copied_files: Vec<Option<String>>,
@@ -352,6 +369,10 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         out_dir: &prepared.out_dir,
         layout: prepared.layout.name(),
         in_place: prepared.in_place,
+        hollow: prepared.hollow.then(|| HollowDoc {
+            apparent_bytes: prepared.bytes_out(),
+            stored_bytes: prepared.bytes_stored(),
+        }),
         files: Seq(move || {
             prepared
                 .files

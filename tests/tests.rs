@@ -10,6 +10,7 @@ mod differential;
 mod faults;
 mod features;
 mod header_rules;
+mod hollow;
 mod hostile_names;
 mod limits;
 mod locks_and_paths;

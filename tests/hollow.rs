@@ -354,3 +354,105 @@ fn dry_run_json_reports_apparent_and_stored_bytes() {
         String::from_utf8_lossy(&text.stdout)
     );
 }
+
+#[test]
+fn hollow_hugging_face_shards_keep_the_index_total_size_and_config() {
+    let tmp = util::tempdir();
+    let ckpt = tmp.path().join("hf");
+    let shards = crate::features::sharded_hf(&ckpt);
+    let out = tmp.path().join("out");
+    let rule = ["--prune", "*_proj.weight"];
+    let o = run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &rule[0],
+        &rule[1],
+        &"--hollow",
+        &"-q",
+    ]);
+    assert_success(o);
+    let index = "model.safetensors.index.json";
+    let read_json = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&fs::read(path).expect("file")).expect("json")
+    };
+    assert_eq!(
+        read_json(&out.join(index))["metadata"]["total_size"],
+        read_json(&ckpt.join(index))["metadata"]["total_size"],
+    );
+    // A Hugging Face config is a side file, copied as it is.
+    assert_eq!(
+        fs::read(out.join("config.json")).expect("out config"),
+        fs::read(ckpt.join("config.json")).expect("config")
+    );
+    for (i, tensors) in shards.iter().enumerate() {
+        let name = format!("model-0000{}-of-00002.safetensors", i + 1);
+        let bytes = fs::read(out.join(&name)).expect("shard");
+        let shard = SafeTensors::deserialize(&bytes).expect("hollow shard opens");
+        for t in tensors {
+            let view = shard.tensor(&t.name).expect("tensor");
+            assert_eq!(
+                view.shape(),
+                t.shape.iter().map(|&d| d as usize).collect::<Vec<_>>()
+            );
+            let zeros = view.data().iter().all(|&b| b == 0);
+            assert_eq!(zeros, t.name.ends_with("_proj.weight"), "{}", t.name);
+        }
+    }
+    let o = run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out,
+        &rule[0],
+        &rule[1],
+        &"--hollow",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn hollow_plan_copies_kept_runs_in_place_and_needs_the_whole_header() {
+    use trtllm_prune::fixture::{padded_header_json, write_safetensors, TensorSpec};
+    use trtllm_prune::header::{parse_file, Dtype};
+    use trtllm_prune::plan::{plan_hollow, CopyRange, PlanError};
+    let tensors = [
+        TensorSpec::new("a.norm", Dtype::F32, &[4]),
+        TensorSpec::new("b.mlp.fc.weight", Dtype::F32, &[8]),
+        TensorSpec::new("c.embedding", Dtype::BF16, &[6]),
+        TensorSpec::new("d.norm", Dtype::BF16, &[2]),
+    ];
+    let tmp = util::tempdir();
+    let path = tmp.path().join("f.safetensors");
+    write_safetensors(&path, &tensors, None).expect("written");
+    let bytes = fs::read(&path).expect("read");
+    let header = parse_file(&bytes).expect("valid");
+    let start = 8 + padded_header_json(&tensors, None).len() as u64;
+    let head = bytes[..start as usize].to_vec();
+    let plan = plan_hollow(&header, head.clone(), &PruneRule::default()).expect("planned");
+    assert!(plan.hollow);
+    assert_eq!(plan.header_bytes, head);
+    assert_eq!(plan.output_len, bytes.len() as u64);
+    // `a`; then `c` and `d`, adjacent, in one range; `b` is a hole.
+    let range = |src, len| CopyRange { src, dst: src, len };
+    assert_eq!(plan.copies, [range(start, 16), range(start + 48, 16)]);
+    assert!(plan
+        .tensors
+        .iter()
+        .all(|t| t.output_offset == t.input_offset));
+    assert_eq!(plan.stored_bytes(), start + 32);
+    let short = plan_hollow(
+        &header,
+        head[..head.len() - 1].to_vec(),
+        &PruneRule::default(),
+    );
+    assert_eq!(
+        short.expect_err("a header byte short"),
+        PlanError::HeaderBytes {
+            len: start - 1,
+            expected: start
+        }
+    );
+}

@@ -21,7 +21,8 @@ Prune rule (the original trtllm-prune's, exactly): a tensor is emptied when its 
 (so `attention.qkv.weights_scaling_factor` is emptied too, `attention.dense.weight` is kept). With \
 --prune_all every tensor is emptied. --prune PATTERN adds tensors, --keep PATTERN protects them \
 (keep wins, even over --prune_all). An emptied tensor keeps its dtype and gets shape [0] and no \
-bytes; every other tensor keeps its dtype, shape and bytes. config.json gets \"is_pruned\": true.
+bytes; every other tensor keeps its dtype, shape and bytes. With --hollow, an emptied tensor keeps \
+its shape and offsets instead and reads as zeros, stored as a hole. config.json gets \"is_pruned\": true.
 
 A folder without rank{N}.safetensors is pruned as a generic safetensors checkpoint (model.safetensors \
 or shards with model.safetensors.index.json); Hugging Face names do not match the default rule, so \
@@ -68,8 +69,9 @@ mlp.gate.weight
 (so attention.qkv.weights_scaling_factor is emptied too, attention.dense.weight is kept).
 With \-\-prune_all every tensor is emptied. \-\-prune PATTERN adds tensors, \-\-keep PATTERN
 protects them (keep wins, even over \-\-prune_all). An emptied tensor keeps its dtype and gets
-shape [0] and no bytes; every other tensor keeps its dtype, shape and bytes. config.json gets
-"is_pruned": true.
+shape [0] and no bytes; every other tensor keeps its dtype, shape and bytes. With \-\-hollow, an
+emptied tensor keeps its shape and offsets instead and reads as zeros, stored as a hole.
+config.json gets "is_pruned": true.
 .PP
 A folder without rank{N}.safetensors is pruned as a generic safetensors checkpoint
 (model.safetensors, or shards with model.safetensors.index.json).

@@ -456,3 +456,43 @@ fn hollow_plan_copies_kept_runs_in_place_and_needs_the_whole_header() {
         }
     );
 }
+
+#[test]
+fn hollow_output_shares_every_whole_kept_block_on_xfs() {
+    use trtllm_prune::progress::Progress;
+    use trtllm_prune::prune::{self, Options};
+    let tmp = util::tempdir();
+    let image = tmp.path().join("xfs.img");
+    let Some(mount) = crate::sharing::XfsMount::new(&image, &tmp.path().join("xfs")) else {
+        return;
+    };
+    let ckpt = mount.dir.join("ckpt");
+    crate::sharing::spec()
+        .write(&ckpt)
+        .expect("checkpoint written");
+    let mut options = Options::new(&ckpt);
+    options.out_dir = Some(mount.dir.join("out"));
+    options.hollow = true;
+    let prepared = prune::prepare(&options).expect("planned");
+    // Offsets are the input's, so every whole block of a kept range is
+    // congruent: only the partial blocks at the ends of ranges are copied.
+    let block = 4096;
+    let (mut kept, mut whole_blocks) = (0, 0);
+    for file in &prepared.files {
+        for c in &file.plan.copies {
+            assert_eq!(c.src, c.dst);
+            kept += c.len;
+            let first = c.src.div_ceil(block) * block;
+            let end = (c.src + c.len) / block * block;
+            whole_blocks += end.saturating_sub(first);
+        }
+    }
+    let summary = prune::execute(&prepared, &options, &Progress::hidden()).expect("hollow prune");
+    assert!(
+        whole_blocks * 2 > kept,
+        "the fixture has whole blocks to share"
+    );
+    assert_eq!(summary.bytes_shared, whole_blocks, "of {kept} kept bytes");
+    let rule = PruneRule::default();
+    check_hollow(&ckpt, &mount.dir.join("out"), &rule, 2);
+}

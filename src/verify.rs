@@ -1,7 +1,9 @@
 //! Checking a pruned output against its input and the plan for it: every
 //! name present with its dtype, every tensor the plan prunes empty (shape
 //! `[0]`, no bytes), every tensor it keeps with its shape and its bytes
-//! (CRC32 of input and output ranges), other files identical. The same
+//! (CRC32 of input and output ranges), other files identical. For a hollow
+//! plan, every tensor keeps its shape and offsets and the pruned ones must
+//! read as zeros (only their data segments are read). The same
 //! check serves `--verify` after a run and `verify` on any pair, given the
 //! rule the output was made with.
 

@@ -531,10 +531,11 @@ pub fn verify_table(verdicts: &[FileVerdict]) -> String {
             format!("compared with the input ({})", human_bytes(v.bytes_checked))
         } else {
             format!(
-                "{} kept tensors compared ({}), {} pruned tensors empty",
+                "{} kept tensors compared ({}), {} pruned tensors {}",
                 v.tensors_kept,
                 human_bytes(v.bytes_checked),
-                v.tensors_pruned
+                v.tensors_pruned,
+                if v.hollow { "zeros" } else { "empty" }
             )
         };
         let _ = writeln!(out, "{status:<4}  {}: {what}", shown(&v.name));

@@ -33,8 +33,12 @@ pub struct FileVerdict {
     pub name: String,
     pub tensors_pruned: usize,
     pub tensors_kept: usize,
-    /// Bytes whose CRC32 was compared.
+    /// Bytes whose CRC32 was compared (and, in a hollow output, the bytes
+    /// of pruned tensors read to check they are zeros).
     pub bytes_checked: u64,
+    /// The file was checked as a hollow output: pruned tensors read as
+    /// zeros instead of being empty.
+    pub hollow: bool,
     /// Every mismatch found, one line each.
     pub problems: Vec<String>,
 }
@@ -214,6 +218,7 @@ pub fn verify_safetensors(
             shown(name)
         ));
     }
+    verdict.hollow = plan.hollow;
     verdict.tensors_pruned = pruned;
     verdict.tensors_kept = kept;
     verdict.bytes_checked = checked;

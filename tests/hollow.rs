@@ -222,6 +222,8 @@ fn verify_passes_on_hollow_output_and_fails_on_a_nonzero_hole_or_changed_kept_by
     };
     let ok = verify(true);
     assert!(ok.status.success(), "verify --hollow: {}", stderr(&ok));
+    let table = String::from_utf8_lossy(&ok.stdout);
+    assert!(table.contains("pruned tensors zeros"), "{table}");
     // Without --hollow, the shapes are wrong for a pruned output: say why.
     let plain = verify(false);
     assert!(failure(&plain).contains("--hollow"), "{}", stderr(&plain));

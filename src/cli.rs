@@ -32,7 +32,8 @@ Prune rule (the original trtllm-prune's, exactly): a tensor is emptied when its 
 (so `attention.qkv.weights_scaling_factor` is emptied too, `attention.dense.weight` is kept). With \
 --prune_all every tensor is emptied. --prune PATTERN adds tensors, --keep PATTERN protects them \
 (keep wins, even over --prune_all). An emptied tensor keeps its dtype and gets shape [0] and no \
-bytes; every other tensor keeps its dtype, shape and bytes. config.json gets \"is_pruned\": true.
+bytes; every other tensor keeps its dtype, shape and bytes. With --hollow, an emptied tensor keeps \
+its shape and offsets instead and reads as zeros, stored as a hole. config.json gets \"is_pruned\": true.
 
 A folder without rank{N}.safetensors is pruned as a generic safetensors checkpoint (model.safetensors \
 or shards with model.safetensors.index.json); Hugging Face names do not match the default rule, so \
@@ -86,8 +87,9 @@ mlp.gate.weight
 (so attention.qkv.weights_scaling_factor is emptied too, attention.dense.weight is kept).
 With \-\-prune_all every tensor is emptied. \-\-prune PATTERN adds tensors, \-\-keep PATTERN
 protects them (keep wins, even over \-\-prune_all). An emptied tensor keeps its dtype and gets
-shape [0] and no bytes; every other tensor keeps its dtype, shape and bytes. config.json gets
-"is_pruned": true.
+shape [0] and no bytes; every other tensor keeps its dtype, shape and bytes. With \-\-hollow, an
+emptied tensor keeps its shape and offsets instead and reads as zeros, stored as a hole.
+config.json gets "is_pruned": true.
 .PP
 A folder without rank{N}.safetensors is pruned as a generic safetensors checkpoint
 (model.safetensors, or shards with model.safetensors.index.json).
@@ -272,6 +274,13 @@ pub struct Cli {
     /// such a run is refused with suggested --prune patterns.
     #[arg(long = "full-copy", alias = "full_copy")]
     pub full_copy: bool,
+    /// Keep every tensor's shape and offsets: emptied tensors read as zeros
+    /// and are stored as holes (the file has the input's size but takes
+    /// about its kept bytes on disk), so loaders that check shapes accept
+    /// it. Holes are lost on filesystems without sparse files and through
+    /// copies that fill them.
+    #[arg(long)]
+    pub hollow: bool,
 
     /// Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines).
     #[arg(long, value_name = "LIST", value_parser = RankSet::parse)]
@@ -416,6 +425,10 @@ pub enum Command {
         /// The rule the output was pruned with (the same flags as the run).
         #[command(flatten)]
         rule: RuleArgs,
+        /// The output was pruned with --hollow: emptied tensors keep shape
+        /// and offsets and must read as zeros.
+        #[arg(long)]
+        hollow: bool,
         #[command(flatten)]
         json: JsonArg,
     },
@@ -478,6 +491,7 @@ impl Cli {
         options.ranks = self.ranks.clone();
         options.verify = self.verify;
         options.full_copy = self.full_copy;
+        options.hollow = self.hollow;
         options
     }
 }

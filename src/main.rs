@@ -56,8 +56,15 @@ fn main() -> ExitCode {
             out_dir,
             rule,
             json,
+            hollow,
         }) => (
-            run_verify(json.json, checkpoint_dir, out_dir.as_deref(), &rule.rule()),
+            run_verify(
+                json.json,
+                checkpoint_dir,
+                out_dir.as_deref(),
+                &rule.rule(),
+                *hollow,
+            ),
             json.json,
         ),
         Some(Command::Completions { shell }) => (print_completions(*shell), false),
@@ -284,13 +291,20 @@ fn run_verify(
     checkpoint_dir: &std::path::Path,
     out_dir: Option<&std::path::Path>,
     rule: &trtllm_prune::rule::PruneRule,
+    hollow: bool,
 ) -> Result<(), Error> {
     let trtllm_prune::verify::Verification {
         checkpoint_dir,
         out_dir,
         verdicts,
         recovered,
-    } = trtllm_prune::verify::verify_existing(checkpoint_dir, out_dir, rule, &cancel(false))?;
+    } = trtllm_prune::verify::verify_existing(
+        checkpoint_dir,
+        out_dir,
+        rule,
+        hollow,
+        &cancel(false),
+    )?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -493,6 +507,9 @@ fn summary_line(s: &prune::Summary) -> String {
         human_bytes(s.bytes_in),
         human_bytes(s.bytes_out),
     );
+    if let Some(stored) = s.hollow_stored {
+        line.push_str(&format!(" (hollow: {} stored)", human_bytes(stored)));
+    }
     if s.bytes_shared > 0 {
         line.push_str(&format!(
             ", {} shared with the input",

@@ -42,6 +42,11 @@
 //! at the large range's residue serve as such fillers, so moving them never
 //! breaks the alignment above; and the search for them has a work budget
 //! linear in the number of ranges, so a crafted header cannot make it slow.
+//!
+//! Hollow plans ([`plan_hollow`], `--hollow`) keep none of the invariants
+//! about the data buffer above: the output is the input's header bytes and
+//! length, every tensor at its input offset, and the copy ranges cover only
+//! the kept tensors, leaving pruned ones as holes that read as zeros.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -75,6 +80,9 @@ pub enum PlanError {
     /// An offset of the header does not fit 64 bits (a header that did not
     /// come from `parse_header`).
     OffsetOverflow { tensor: usize },
+    /// The header bytes given for a hollow plan are not as long as the
+    /// header says (`8 + N`).
+    HeaderBytes { len: u64, expected: u64 },
 }
 
 impl fmt::Display for PlanError {
@@ -87,6 +95,10 @@ impl fmt::Display for PlanError {
             PlanError::OffsetOverflow { tensor } => write!(
                 f,
                 "the offsets of tensor #{tensor} overflow a 64-bit file offset"
+            ),
+            PlanError::HeaderBytes { len, expected } => write!(
+                f,
+                "the header read is {len} bytes, but the file's length prefix says {expected}"
             ),
         }
     }
@@ -135,6 +147,9 @@ pub struct PrunePlan {
     /// words): at most [`filler_budget`] of the number of ranges, which
     /// tests check to pin the planner's bound without timing it.
     pub filler_work: u64,
+    /// A hollow plan ([`plan_hollow`]): the input's header, every tensor
+    /// at its input offset, pruned tensors left as holes.
+    pub hollow: bool,
 }
 
 impl PrunePlan {
@@ -160,6 +175,13 @@ impl PrunePlan {
     /// Bytes of tensor data the output carries.
     pub fn kept_bytes(&self) -> u64 {
         self.copies.iter().map(|c| c.len).sum()
+    }
+
+    /// Bytes the output stores: its header and the kept tensor data (for a
+    /// hollow plan, what it allocates, give or take partial blocks; its
+    /// apparent size is `output_len`).
+    pub fn stored_bytes(&self) -> u64 {
+        (self.header_bytes.len() as u64).saturating_add(self.kept_bytes())
     }
 
     /// Ranges whose input and output offsets are congruent modulo `block`:
@@ -328,6 +350,63 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> Result<Prune
         input_len: header.file_len(),
         output_len,
         filler_work,
+        hollow: false,
+    })
+}
+
+/// Plans the hollow output of a file with `header`, whose first bytes (the
+/// length prefix and the JSON, `header.data_start()` bytes) are
+/// `header_bytes`: the output is those bytes unchanged and the input's
+/// length, and only the kept tensors' bytes are copied, each to its own
+/// input offset (input-adjacent ones in one range). Pruned tensors keep
+/// their dtype, shape and offsets; the file is sized to the input's length
+/// and nothing is written there, so they read as zeros and are holes.
+///
+/// Every range is at its input offset, so input and output offsets are
+/// congruent modulo every block size: a cloning filesystem shares every
+/// kept block, and alignment needs no planning.
+pub fn plan_hollow(
+    header: &Header,
+    header_bytes: Vec<u8>,
+    rule: &PruneRule,
+) -> Result<PrunePlan, PlanError> {
+    let data_start = header.data_start();
+    if header_bytes.len() as u64 != data_start {
+        return Err(PlanError::HeaderBytes {
+            len: header_bytes.len() as u64,
+            expected: data_start,
+        });
+    }
+    let mut tensors = Vec::with_capacity(header.tensors.len());
+    for (i, t) in header.tensors.iter().enumerate() {
+        let overflow = || PlanError::OffsetOverflow { tensor: i };
+        let input_offset = data_start.checked_add(t.begin).ok_or_else(overflow)?;
+        data_start.checked_add(t.end).ok_or_else(overflow)?;
+        tensors.push(TensorOutcome {
+            dtype: t.dtype,
+            bytes: t.end.checked_sub(t.begin).ok_or_else(overflow)?,
+            input_offset,
+            output_offset: input_offset,
+            pruned: rule.prunes(&t.name),
+        });
+    }
+    let (runs, _) = kept_runs(header, &tensors, false);
+    let copies = runs
+        .iter()
+        .map(|r| CopyRange {
+            src: data_start + r.begin,
+            dst: data_start + r.begin,
+            len: r.len,
+        })
+        .collect();
+    Ok(PrunePlan {
+        header_bytes,
+        copies,
+        tensors,
+        input_len: header.file_len(),
+        output_len: header.file_len(),
+        filler_work: 0,
+        hollow: true,
     })
 }
 

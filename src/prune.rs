@@ -14,14 +14,14 @@ use crate::checkpoint::{Checkpoint, Layout, SafetensorsInput};
 use crate::config::{ConfigFile, CONFIG_FILE};
 use crate::copy::{clone_block_size, CopyMethods, CopyStats};
 use crate::error::{Error, Result};
-use crate::header::Header;
+use crate::header::{parse_header, Header, N_LEN};
 use crate::input::{FileStamp, InputFile};
 use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
     resolve_out_dir, InputFolder,
 };
-use crate::plan::{plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
+use crate::plan::{plan_hollow, plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::ranks::RankSet;
 use crate::recover::{pending, recover_or_note};
@@ -65,6 +65,9 @@ pub struct Options {
     /// rule prunes none of its tensors (refused otherwise: such a copy is
     /// almost always a rule that missed).
     pub full_copy: bool,
+    /// Hollow outputs ([`plan_hollow`]): pruned tensors keep their shape
+    /// and offsets and read as zeros, stored as holes.
+    pub hollow: bool,
 }
 
 impl Options {
@@ -83,6 +86,7 @@ impl Options {
             cancel: Cancel::on_signals(),
             fetch_jobs: FetchOptions::default().jobs,
             full_copy: false,
+            hollow: false,
         }
     }
 }
@@ -136,6 +140,8 @@ pub struct Prepared {
     pub rule: PruneRule,
     pub out_dir: PathBuf,
     pub in_place: bool,
+    /// The outputs are hollow (`Options::hollow`).
+    pub hollow: bool,
     /// What kind of checkpoint the input is.
     pub layout: LayoutKind,
     pub files: Vec<FilePlan>,
@@ -177,6 +183,12 @@ impl Prepared {
     pub fn bytes_out(&self) -> u64 {
         self.files.iter().map(|f| f.plan.output_len).sum()
     }
+
+    /// Bytes the output safetensors files store (headers and kept data):
+    /// for hollow outputs, about what they take on disk.
+    pub fn bytes_stored(&self) -> u64 {
+        self.files.iter().map(|f| f.plan.stored_bytes()).sum()
+    }
 }
 
 /// What a run did.
@@ -195,6 +207,8 @@ pub struct Summary {
     pub bytes_out: u64,
     /// Bytes the outputs share with the inputs (cloned blocks).
     pub bytes_shared: u64,
+    /// For hollow outputs, the bytes they store ([`Prepared::bytes_stored`]).
+    pub hollow_stored: Option<u64>,
     /// Other files copied beside the safetensors files.
     pub extra_files: usize,
     /// Per-file verdicts when `verify` was asked for.
@@ -222,6 +236,7 @@ impl Summary {
             bytes_in: prepared.bytes_in(),
             bytes_out: prepared.bytes_out(),
             bytes_shared: stats.shared,
+            hollow_stored: prepared.hollow.then(|| prepared.bytes_stored()),
             extra_files: prepared.extra_files.len(),
             verified,
             recovered,
@@ -396,8 +411,13 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                  input,
                  header,
              }| {
+                let plan = if options.hollow {
+                    plan_hollow_file(&header, &input, &options.rule)?
+                } else {
+                    plan_file(&header, &options.rule, block, &input.path)?
+                };
                 Ok(FilePlan {
-                    plan: plan_file(&header, &options.rule, block, &input.path)?,
+                    plan,
                     name,
                     input,
                     header,
@@ -417,8 +437,15 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             Some(config),
         ),
         Layout::Generic { index } => {
-            // The index's total_size counts tensor bytes, not file bytes.
-            let total: u64 = files.iter().map(|f| f.plan.kept_bytes()).sum();
+            // The index's total_size counts tensor bytes, not file bytes;
+            // a hollow output keeps every tensor's bytes (as zeros).
+            let total: u64 = files
+                .iter()
+                .map(|f| match f.plan.hollow {
+                    true => f.header.tensors.iter().map(|t| t.byte_len()).sum(),
+                    false => f.plan.kept_bytes(),
+                })
+                .sum();
             let generated = index
                 .map(|i| GeneratedFile {
                     text: i.pruned_text(total),
@@ -449,6 +476,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
         checkpoint_dir,
         out_dir,
         in_place: options.in_place,
+        hollow: options.hollow,
         layout: layout_name,
         files,
         generated,
@@ -737,6 +765,41 @@ pub(crate) fn plan_file(
 ) -> Result<PrunePlan> {
     plan_prune(header, rule, align).map_err(|source| Error::Plan {
         file: path.to_path_buf(),
+        source,
+    })
+}
+
+/// [`plan_hollow`] for the file `input` with `header`: its header bytes are
+/// read again (for a remote input, one ranged read) and must parse to
+/// `header`, or the file changed since it was validated.
+pub(crate) fn plan_hollow_file(
+    header: &Header,
+    input: &InputFile,
+    rule: &PruneRule,
+) -> Result<PrunePlan> {
+    let mut bytes = vec![0u8; header.data_start() as usize];
+    let mut done = 0;
+    while done < bytes.len() {
+        match input.read_at(&mut bytes[done..], done as u64)? {
+            0 => {
+                return Err(Error::InputChanged {
+                    file: input.path.clone(),
+                    offset: done as u64,
+                })
+            }
+            n => done += n,
+        }
+    }
+    let json = &bytes[N_LEN as usize..];
+    let same = parse_header(json, input.stamp.len).is_ok_and(|h| h == *header);
+    if !same {
+        return Err(Error::invalid(
+            &input.path,
+            "header changed since it was read; run again on a stable checkpoint",
+        ));
+    }
+    plan_hollow(header, bytes, rule).map_err(|source| Error::Plan {
+        file: input.path.clone(),
         source,
     })
 }

@@ -127,6 +127,14 @@ pub fn plan_lines(prepared: &Prepared, verbose: bool) -> String {
         human_bytes(prepared.bytes_in()),
         human_bytes(prepared.bytes_out())
     );
+    if prepared.hollow {
+        let _ = writeln!(
+            out,
+            "hollow: {} apparent size, about {} on disk (emptied tensors are holes that read as zeros)",
+            human_bytes(prepared.bytes_out()),
+            human_bytes(prepared.bytes_stored())
+        );
+    }
     out
 }
 
@@ -329,6 +337,14 @@ struct Totals {
     bytes_out: u64,
 }
 
+/// Sizes of hollow outputs: apparent (`totals.bytes_out`) and stored
+/// (headers and kept data, about what they take on disk).
+#[derive(Serialize)]
+struct HollowDoc {
+    apparent_bytes: u64,
+    stored_bytes: u64,
+}
+
 /// The JSON document of a run (`summary: None` for a dry run), written as
 /// it is serialized.
 pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> impl Serialize + 'a {
@@ -343,6 +359,7 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         out_dir: &'a Path,
         layout: &'static str,
         in_place: bool,
+        hollow: Option<HollowDoc>,
         files: F,
         generated_files: Vec<&'a str>,
         copied_files: Vec<Option<String>>,
@@ -359,6 +376,10 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         out_dir: &prepared.out_dir,
         layout: prepared.layout.name(),
         in_place: prepared.in_place,
+        hollow: prepared.hollow.then(|| HollowDoc {
+            apparent_bytes: prepared.bytes_out(),
+            stored_bytes: prepared.bytes_stored(),
+        }),
         files: Seq(move || {
             prepared
                 .files
@@ -517,10 +538,11 @@ pub fn verify_table(verdicts: &[FileVerdict]) -> String {
             format!("compared with the input ({})", human_bytes(v.bytes_checked))
         } else {
             format!(
-                "{} kept tensors compared ({}), {} pruned tensors empty",
+                "{} kept tensors compared ({}), {} pruned tensors {}",
                 v.tensors_kept,
                 human_bytes(v.bytes_checked),
-                v.tensors_pruned
+                v.tensors_pruned,
+                if v.hollow { "zeros" } else { "empty" }
             )
         };
         let _ = writeln!(out, "{status:<4}  {}: {what}", shown(&v.name));

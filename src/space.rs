@@ -137,14 +137,14 @@ fn bytes_to_allocate(input: &InputFile, ranges: &[CopyRange], clone_block: Optio
 
 /// The data segments of a file, looked up with `SEEK_DATA`/`SEEK_HOLE` and
 /// the last one remembered (ranges come mostly in input order).
-struct DataSegments<'a> {
+pub(crate) struct DataSegments<'a> {
     file: &'a File,
     last: Option<(u64, u64)>,
     reports_holes: bool,
 }
 
 impl<'a> DataSegments<'a> {
-    fn new(file: &'a File) -> Self {
+    pub(crate) fn new(file: &'a File) -> Self {
         DataSegments {
             file,
             last: None,
@@ -154,7 +154,7 @@ impl<'a> DataSegments<'a> {
 
     /// The data segment holding `pos` or the first after it; `None` when
     /// only a hole follows.
-    fn at_or_after(&mut self, pos: u64) -> Option<(u64, u64)> {
+    pub(crate) fn at_or_after(&mut self, pos: u64) -> Option<(u64, u64)> {
         if let Some((start, end)) = self.last {
             if start <= pos && pos < end {
                 return Some((pos, end));

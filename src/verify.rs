@@ -1,7 +1,9 @@
 //! Checking a pruned output against its input and the plan for it: every
 //! name present with its dtype, every tensor the plan prunes empty (shape
 //! `[0]`, no bytes), every tensor it keeps with its shape and its bytes
-//! (CRC32 of input and output ranges), other files identical. The same
+//! (CRC32 of input and output ranges), other files identical. For a hollow
+//! plan, every tensor keeps its shape and offsets and the pruned ones must
+//! read as zeros (only their data segments are read). The same
 //! check serves `--verify` after a run and `verify` on any pair, given the
 //! rule the output was made with.
 
@@ -12,17 +14,18 @@ use crate::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
 use crate::error::{Error, Result};
 use crate::header::Header;
 use crate::index::IndexFile;
-use crate::input::{open_safetensors, InputFile};
+use crate::input::{open_safetensors, InputFile, Source};
 use crate::interrupt::Cancel;
 use crate::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
-use crate::prune::{plan_file, remote_folder};
+use crate::prune::{plan_file, plan_hollow_file, remote_folder};
 use crate::ranks::parse_rank_file_name;
 use crate::recover::recover_or_note;
 use crate::rule::PruneRule;
 use crate::run::file_name;
 use crate::shown::shown;
+use crate::space::DataSegments;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,8 +33,12 @@ pub struct FileVerdict {
     pub name: String,
     pub tensors_pruned: usize,
     pub tensors_kept: usize,
-    /// Bytes whose CRC32 was compared.
+    /// Bytes whose CRC32 was compared (and, in a hollow output, the bytes
+    /// of pruned tensors read to check they are zeros).
     pub bytes_checked: u64,
+    /// The file was checked as a hollow output: pruned tensors read as
+    /// zeros instead of being empty.
+    pub hollow: bool,
     /// Every mismatch found, one line each.
     pub problems: Vec<String>,
 }
@@ -112,12 +119,50 @@ pub fn verify_safetensors(
             ));
             continue;
         }
+        if plan.hollow {
+            let same_place = o.begin == t.begin
+                && o.end == t.end
+                && out_header.data_start() == in_header.data_start();
+            if o.shape != t.shape || !same_place {
+                problem(format!(
+                    "tensor `{}` has shape {:?} at output bytes {}..{} but {:?} at input bytes {}..{} (a hollow output keeps both)",
+                    shown(&t.name),
+                    o.shape,
+                    out_header.data_start() + o.begin,
+                    out_header.data_start() + o.end,
+                    t.shape,
+                    in_header.data_start() + t.begin,
+                    in_header.data_start() + t.end,
+                ));
+                continue;
+            }
+            if outcome.pruned {
+                pruned += 1;
+                let start = out_header.data_start() + o.begin;
+                let (nonzero, scanned) =
+                    first_nonzero(&out_file, start, o.byte_len(), &mut buffer, cancel)?;
+                checked += scanned;
+                if let Some(at) = nonzero {
+                    problem(format!(
+                        "tensor `{}` should read as zeros ({}) but output byte {at} is not zero",
+                        shown(&t.name),
+                        rule.decide(&t.name).reason,
+                    ));
+                }
+                continue;
+            }
+        }
         let empty = o.shape == [0] && o.byte_len() == 0;
         if outcome.pruned {
             pruned += 1;
             if !empty {
+                let hint = if o.shape == t.shape {
+                    "; if it was pruned with --hollow, verify with --hollow"
+                } else {
+                    ""
+                };
                 problem(format!(
-                    "tensor `{}` should be empty ({}) but the output holds {:?}",
+                    "tensor `{}` should be empty ({}) but the output holds {:?}{hint}",
                     shown(&t.name),
                     rule.decide(&t.name).reason,
                     o.shape
@@ -173,10 +218,60 @@ pub fn verify_safetensors(
             shown(name)
         ));
     }
+    verdict.hollow = plan.hollow;
     verdict.tensors_pruned = pruned;
     verdict.tensors_kept = kept;
     verdict.bytes_checked = checked;
     Ok(verdict)
+}
+
+/// The file offset of the first byte that is not zero in `len` bytes of
+/// `file` from `offset`, and the bytes read to find out: only its data
+/// segments are read (`SEEK_DATA`/`SEEK_HOLE`), so checking a hollow file
+/// costs what it stores, not its size.
+fn first_nonzero(
+    file: &InputFile,
+    offset: u64,
+    len: u64,
+    buffer: &mut [u8],
+    cancel: &Cancel,
+) -> Result<(Option<u64>, u64)> {
+    let Source::Local(local) = &file.source else {
+        return Err(Error::invalid(&file.path, "not a local file"));
+    };
+    let end = offset.saturating_add(len);
+    let mut segments = DataSegments::new(local);
+    let (mut pos, mut scanned) = (offset, 0u64);
+    while pos < end {
+        let Some((data, data_end)) = segments.at_or_after(pos) else {
+            break;
+        };
+        if data >= end {
+            break;
+        }
+        let data_end = data_end.min(end);
+        let mut at = data;
+        while at < data_end {
+            cancel.check()?;
+            let want = (data_end - at).min(buffer.len() as u64) as usize;
+            let n = match file.read_at(&mut buffer[..want], at)? {
+                0 => {
+                    return Err(Error::InputChanged {
+                        file: file.path.clone(),
+                        offset: at,
+                    })
+                }
+                n => n,
+            };
+            if let Some(i) = buffer[..n].iter().position(|&b| b != 0) {
+                return Ok((Some(at + i as u64), scanned + i as u64 + 1));
+            }
+            at += n as u64;
+            scanned += n as u64;
+        }
+        pos = data_end;
+    }
+    Ok((None, scanned))
 }
 
 /// Compares a copied file with its input, byte for byte (by CRC32).
@@ -362,6 +457,7 @@ pub fn verify_existing(
     given_checkpoint_dir: &Path,
     out_dir: Option<&Path>,
     rule: &PruneRule,
+    hollow: bool,
     cancel: &Cancel,
 ) -> Result<Verification> {
     let remote = remote_folder(given_checkpoint_dir)?;
@@ -393,8 +489,12 @@ pub fn verify_existing(
     };
     let mut verdicts = Vec::new();
     for f in &checkpoint.files {
-        // Only the plan's decisions are compared, not its layout.
-        let plan = plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path)?;
+        // Only the plan's decisions are compared, not its layout (a hollow
+        // layout is the input's).
+        let plan = match hollow {
+            true => plan_hollow_file(&f.header, &f.input, rule)?,
+            false => plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path)?,
+        };
         verdicts.push(verify_safetensors(
             &f.name,
             &f.input,

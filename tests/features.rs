@@ -231,7 +231,7 @@ fn verify_reports_a_tensor_missing_from_the_output() {
 }
 
 /// A Hugging Face-style sharded checkpoint: two shards and an index.
-fn sharded_hf(dir: &Path) -> Vec<Vec<TensorSpec>> {
+pub(crate) fn sharded_hf(dir: &Path) -> Vec<Vec<TensorSpec>> {
     fs::create_dir_all(dir).unwrap();
     let shard = |layers: std::ops::Range<u32>| {
         let mut t = Vec::new();

@@ -148,11 +148,11 @@ impl HttpServer {
             .collect()
     }
 
-    fn bytes_served(&self) -> u64 {
+    pub(crate) fn bytes_served(&self) -> u64 {
         self.stats().values().map(|&(_, bytes)| bytes).sum()
     }
 
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.control("POST", "/__reset");
     }
 

@@ -11,6 +11,7 @@ mod faults;
 mod features;
 mod first_hour;
 mod header_rules;
+mod hollow;
 mod hostile_names;
 mod limits;
 mod locks_and_paths;

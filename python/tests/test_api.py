@@ -119,6 +119,21 @@ class PruneAndSave(unittest.TestCase):
         with self.assertRaises(ValueError):
             prune_and_save(SAMPLE, self.root / "bad", False, jobs=0)
 
+    def test_hollow_keeps_every_shape_and_reads_zeros_where_weights_were(self):
+        out = self.root / "hollow"
+        summary = prune_and_save(SAMPLE, out, False, hollow=True, verify=True)
+        self.assertEqual(summary["hollow"]["apparent_bytes"], summary["totals"]["bytes_in"])
+        self.assertLess(summary["hollow"]["stored_bytes"], summary["totals"]["bytes_in"])
+        for rank in range(load_config(SAMPLE / "config.json")["mapping"]["world_size"]):
+            before, data_in = read_safetensors(SAMPLE / f"rank{rank}.safetensors")
+            after, data_out = read_safetensors(out / f"rank{rank}.safetensors")
+            self.assertEqual(after, before)
+            for name in before:
+                expected = tensor_bytes(before, data_in, name)
+                if can_prune(name):
+                    expected = bytes(len(expected))
+                self.assertEqual(tensor_bytes(after, data_out, name), expected, name)
+
     def test_a_failure_raises_a_runtime_error_with_the_tools_message(self):
         missing = self.root / "no-such-checkpoint"
         with self.assertRaises(RuntimeError) as caught:

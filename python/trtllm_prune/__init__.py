@@ -9,7 +9,7 @@ this package, the way ruff's and uv's packages run theirs: no PyTorch, no
 TensorRT, and memory that does not grow with the checkpoint.
 
 Beyond the original: keyword arguments for the tool's extras
-(``prune=``, ``keep=``, ``verify=``, ``jobs=``), a summary of what was done
+(``prune=``, ``keep=``, ``hollow=``, ``verify=``, ``jobs=``), a summary of what was done
 as the return value, and :class:`PruneError`, a :class:`RuntimeError`
 carrying the tool's one-line message and exit status.
 """
@@ -160,6 +160,7 @@ def prune_and_save(
     *,
     prune: Union[None, str, Iterable[str]] = None,
     keep: Union[None, str, Iterable[str]] = None,
+    hollow: bool = False,
     verify: bool = False,
     jobs: Optional[int] = None,
 ) -> Dict[str, Any]:
@@ -175,7 +176,10 @@ def prune_and_save(
 
     Extras, by keyword: ``prune`` and ``keep`` (glob patterns with ``*``,
     ``?`` and ``[...]`` classes, matched against whole tensor names; one
-    string or several), ``verify`` (re-read the output and
+    string or several), ``hollow`` (emptied tensors keep
+    their shape and offsets and read as zeros, stored as holes: the output
+    loads wherever shapes are checked and takes about its kept bytes on
+    disk), ``verify`` (re-read the output and
     compare before committing it), ``jobs`` (files written at once).
 
     Returns the tool's JSON summary (files, tensors and bytes). Raises
@@ -189,6 +193,8 @@ def prune_and_save(
         args.append("--prune_all")
     args += _patterns("--prune", prune)
     args += _patterns("--keep", keep)
+    if hollow:
+        args.append("--hollow")
     if verify:
         args.append("--verify")
     if jobs is not None:

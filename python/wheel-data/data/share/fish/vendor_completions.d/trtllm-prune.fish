@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_trtllm_prune_global_optspecs
-    string join \n checkpoint_dir= out_dir= prune_all prune= keep= dry-run verify in-place full-copy ranks= j/jobs= no-fsync fetch-jobs= fsync json v/verbose q/quiet color= h/help V/version
+    string join \n checkpoint_dir= out_dir= prune_all prune= keep= dry-run verify in-place full-copy hollow ranks= j/jobs= no-fsync fetch-jobs= fsync json v/verbose q/quiet color= h/help V/version
 end
 
 function __fish_trtllm_prune_needs_command
@@ -39,6 +39,7 @@ complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l dry-run -d 'R
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l verify -d 'Re-read every output and compare it with the input (CRC32) before committing; any mismatch keeps nothing and exits 1'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l in-place -d 'Prune the checkpoint folder itself (for disks that cannot hold two copies); the originals are replaced only once every output is complete, keeping their owner, permissions, extended attributes and ACL, and only if each is still the file the run read. Not with --ranks: config.json would claim `is_pruned` over ranks left as they were'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l full-copy -d 'Copy a folder that is not a TensorRT-LLM checkpoint (Hugging Face style) even when the rule prunes none of its tensors; without it, such a run is refused with suggested --prune patterns'
+complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l hollow -d 'Keep every tensor\'s shape and offsets: emptied tensors read as zeros and are stored as holes (the file has the input\'s size but takes about its kept bytes on disk), so loaders that check shapes accept it. Holes are lost on filesystems without sparse files and through copies that fill them'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l no-fsync -d 'Do not flush outputs to disk before the commit: faster, and still safe against a kill, but a power cut during or soon after the run can leave an output folder that the next run has to repair or redo'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l fsync -d 'Flush outputs to disk before the commit (the default; kept for scripts that pass it)'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l json -d 'Print one JSON document on stdout instead of the table; a failure prints {"error": {...}} there (and its message on stderr)'
@@ -67,6 +68,7 @@ complete -c trtllm-prune -n "__fish_trtllm_prune_using_subcommand verify" -l col
 always\t''
 never\t''"
 complete -c trtllm-prune -n "__fish_trtllm_prune_using_subcommand verify" -l prune_all -d 'Remove all weights, not only the prunable ones'
+complete -c trtllm-prune -n "__fish_trtllm_prune_using_subcommand verify" -l hollow -d 'The output was pruned with --hollow: emptied tensors keep shape and offsets and must read as zeros'
 complete -c trtllm-prune -n "__fish_trtllm_prune_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of the table; a failure prints {"error": {...}} there (and its message on stderr)'
 complete -c trtllm-prune -n "__fish_trtllm_prune_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c trtllm-prune -n "__fish_trtllm_prune_using_subcommand completions" -l color -d 'Color `warning:` and `error:` on stderr: auto (on a terminal, unless NO_COLOR is set), always or never' -r -f -a "auto\t''

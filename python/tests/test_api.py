@@ -134,6 +134,27 @@ class PruneAndSave(unittest.TestCase):
                     expected = bytes(len(expected))
                 self.assertEqual(tensor_bytes(after, data_out, name), expected, name)
 
+    def test_a_hugging_face_folder_the_rule_misses_is_refused_unless_a_full_copy_is_asked(self):
+        hf = self.root / "hf"
+        hf.mkdir()
+        names = [f"model.layers.{l}.mlp.down_proj.weight" for l in range(2)]
+        header, offset = {}, 0
+        for name in names:
+            header[name] = {"dtype": "BF16", "shape": [4, 4], "data_offsets": [offset, offset + 32]}
+            offset += 32
+        text = json.dumps(header).encode()
+        (hf / "model.safetensors").write_bytes(struct.pack("<Q", len(text)) + text + bytes(offset))
+        with self.assertRaises(PruneError) as caught:
+            prune_and_save(hf, self.root / "refused", False)
+        self.assertIn("--prune '*.mlp.down_proj.weight'", str(caught.exception))
+        self.assertFalse((self.root / "refused").exists())
+        prune_and_save(hf, self.root / "pruned", False, prune="*.mlp.down_proj.weight")
+        after, _ = read_safetensors(self.root / "pruned" / "model.safetensors")
+        self.assertTrue(all(after[n]["shape"] == [0] for n in names))
+        prune_and_save(hf, self.root / "copy", False, full_copy=True)
+        after, _ = read_safetensors(self.root / "copy" / "model.safetensors")
+        self.assertTrue(all(after[n]["shape"] == [4, 4] for n in names))
+
     def test_a_failure_raises_a_runtime_error_with_the_tools_message(self):
         missing = self.root / "no-such-checkpoint"
         with self.assertRaises(RuntimeError) as caught:

@@ -9,7 +9,8 @@ this package, the way ruff's and uv's packages run theirs: no PyTorch, no
 TensorRT, and memory that does not grow with the checkpoint.
 
 Beyond the original: keyword arguments for the tool's extras
-(``prune=``, ``keep=``, ``hollow=``, ``verify=``, ``jobs=``), a summary of what was done
+(``prune=``, ``keep=``, ``hollow=``, ``full_copy=``, ``verify=``,
+``jobs=``), a summary of what was done
 as the return value, and :class:`PruneError`, a :class:`RuntimeError`
 carrying the tool's one-line message and exit status.
 """
@@ -161,6 +162,7 @@ def prune_and_save(
     prune: Union[None, str, Iterable[str]] = None,
     keep: Union[None, str, Iterable[str]] = None,
     hollow: bool = False,
+    full_copy: bool = False,
     verify: bool = False,
     jobs: Optional[int] = None,
 ) -> Dict[str, Any]:
@@ -179,7 +181,9 @@ def prune_and_save(
     string or several), ``hollow`` (emptied tensors keep
     their shape and offsets and read as zeros, stored as holes: the output
     loads wherever shapes are checked and takes about its kept bytes on
-    disk), ``verify`` (re-read the output and
+    disk), ``full_copy`` (copy a folder that is not a TensorRT-LLM
+    checkpoint even when the rule prunes none of its tensors, which is
+    refused otherwise), ``verify`` (re-read the output and
     compare before committing it), ``jobs`` (files written at once).
 
     Returns the tool's JSON summary (files, tensors and bytes). Raises
@@ -195,6 +199,8 @@ def prune_and_save(
     args += _patterns("--keep", keep)
     if hollow:
         args.append("--hollow")
+    if full_copy:
+        args.append("--full-copy")
     if verify:
         args.append("--verify")
     if jobs is not None:

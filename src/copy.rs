@@ -330,7 +330,7 @@ impl<'a> RangeCopier<'a> {
 /// The copy buffer, as large as memory allows up to [`FALLBACK_BUFFER`]
 /// and at least [`MIN_BUFFER`]: under `ulimit -v` a smaller buffer only
 /// means more calls. `None` when not even the smallest can be had.
-fn fallback_buffer() -> Option<Vec<u8>> {
+pub(crate) fn fallback_buffer() -> Option<Vec<u8>> {
     let mut size = FALLBACK_BUFFER;
     loop {
         let mut buffer = Vec::new();

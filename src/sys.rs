@@ -976,3 +976,13 @@ impl Dir {
         Ok(())
     }
 }
+
+/// Clears `O_NONBLOCK` on `file`, opened with it so that a FIFO put where
+/// a file was expected could not block the open.
+pub fn clear_nonblocking(file: &File) -> io::Result<()> {
+    // SAFETY: valid descriptor; F_GETFL takes no argument.
+    let flags = check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: valid descriptor; F_SETFL takes the flags as an int.
+    check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    Ok(())
+}

@@ -19,7 +19,7 @@ use crate::input::{FileStamp, InputFile};
 use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
-    resolve_out_dir, InputFolder,
+    refuse_mirrored_input_folders, resolve_out_dir, InputFolder,
 };
 use crate::plan::{plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
@@ -526,6 +526,8 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         Staging::open_checked(&prepared.out_dir, flush, options.cancel.clone(), &|dir| {
             refuse_input_folders(dir, prepared)
         })?;
+    // Dropping `staging` removes its journal (and a folder it created).
+    refuse_mirrored_input_folders(&prepared.out_dir, staging.journal_name(), prepared)?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
     // In place, each file is replaced only if it is still the one read.
     let read = |stamp| prepared.in_place.then_some(stamp);

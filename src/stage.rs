@@ -243,6 +243,11 @@ impl Staging {
         Ok(file)
     }
 
+    /// The name of this run's journal in the output folder.
+    pub(crate) fn journal_name(&self) -> &OsStr {
+        &self.journal_name
+    }
+
     /// The filesystem of the output folder, for the space check.
     pub(crate) fn filesystem(&self) -> std::io::Result<sys::Filesystem> {
         self.dir.filesystem()

@@ -355,6 +355,7 @@ fn the_upper_folder_of_an_overlay_is_not_the_output_for_its_merged_view() {
         let merged = root.join("merged");
         big_checkpoint(&upper, 1);
         let before = fs::read(upper.join("rank0.safetensors")).unwrap();
+        let names = util::file_names(&upper);
         if !sh_ok(&format!(
             "mount -t overlay overlay -o lowerdir={r}/lower,upperdir={r}/upper,workdir={r}/work {r}/merged",
             r = root.display()
@@ -387,6 +388,7 @@ fn the_upper_folder_of_an_overlay_is_not_the_output_for_its_merged_view() {
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains("another mount"), "{err}");
+        assert_eq!(util::file_names(&upper), names, "the run left files behind");
     }
 }
 

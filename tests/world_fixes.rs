@@ -245,6 +245,42 @@ fn in_place_warns_when_a_files_group_cannot_be_kept() {
         group == "root" || err.contains("group"),
         "rank0's group went from root to {group} with no warning: {err}"
     );
+    assert!(
+        err.contains("rank0.safetensors: has group gid 0 (root)")
+            && err.contains("will have group gid ")
+            && err.contains("(rvb_user)"),
+        "the warning names the file and both groups: {err}"
+    );
+}
+
+/// A file owned by someone else, in a group the user is in (not their
+/// primary one): the owner cannot be kept, but the group can, and is
+/// (`fchown` of the owner and group together fails as a whole).
+#[test]
+fn in_place_keeps_a_group_the_user_is_in_when_the_owner_cannot_be_kept() {
+    let ready = is_root()
+        && sh_ok(
+            "(getent group wf_team >/dev/null || groupadd wf_team) && \
+             (id wf_user >/dev/null 2>&1 || useradd -M wf_user) && usermod -aG wf_team wf_user",
+        );
+    if !can_run("root, groupadd and useradd", ready) {
+        return;
+    }
+    let (_dir, root) = root();
+    sh(&format!("chmod 755 '{}'", root.display()));
+    let ck = root.join("ck");
+    big_checkpoint(&ck, 1);
+    let d = ck.display();
+    assert!(sh_ok(&format!(
+        "chown -R wf_user:wf_user '{d}' && chown root:wf_team '{d}/rank0.safetensors' && chmod 664 '{d}/rank0.safetensors'"
+    )));
+    let out = sh(&format!(
+        "runuser -u wf_user -- '{}' --checkpoint_dir '{d}' --in-place -q",
+        util::bin().display()
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let group = sh(&format!("stat -c %G '{d}/rank0.safetensors'"));
+    assert_eq!(String::from_utf8_lossy(&group.stdout).trim(), "wf_team");
 }
 
 // ------------------------------------------------------------ limits

@@ -457,6 +457,15 @@ fn ficlonerange(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<
     }
 }
 
+/// Whether `FICLONERANGE` shares a block of `src` (its first `block`
+/// bytes) with `scratch`, a file in the output folder: whether the copies
+/// will clone, learnt by trying. A filesystem may clone as a rule and not
+/// here (XFS made without reflink, a btrfs `chattr +C` folder), or clone
+/// across what `st_dev` calls two filesystems (btrfs subvolumes).
+pub(crate) fn clones_into(src: &File, scratch: &File, block: u64) -> bool {
+    ficlonerange(src, scratch, 0, 0, block).is_ok()
+}
+
 /// The block size of the filesystem that holds `dir`, or of its nearest
 /// existing ancestor (the output folder may not exist yet): the unit
 /// `FICLONERANGE` shares blocks in, so the one the planner aligns to.

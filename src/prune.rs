@@ -645,12 +645,21 @@ fn check_space(
         written: g.text.len() as u64,
         copied: None,
     }));
+    // The journal, written at the commit, is as much an output.
+    let journal = prepared.out_dir.join(staging.journal_name());
+    let journal_len = staging.journal_len_bound();
+    outputs.push(space::Output {
+        target: &journal,
+        len: journal_len,
+        written: journal_len,
+        copied: None,
+    });
     space::check(
         &prepared.out_dir,
         staging.filesystem().ok().as_ref(),
         &outputs,
-        options.methods,
-        prepared.block,
+        (options.methods, prepared.block),
+        staging.scratch_file().ok().as_ref(),
     )
 }
 

@@ -105,6 +105,19 @@ impl Dir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// Creates a file with no name in this folder (`O_TMPFILE`), open for
+    /// reading and writing, removed when closed. Not every filesystem can.
+    pub fn create_unnamed(&self) -> io::Result<File> {
+        let flags = libc::O_RDWR | libc::O_TMPFILE | libc::O_CLOEXEC;
+        // SAFETY: valid descriptor and string; the mode is passed as the
+        // variadic argument open expects with O_TMPFILE.
+        let fd = check(unsafe {
+            libc::openat(self.raw(), c".".as_ptr(), flags, 0o600 as libc::c_uint)
+        })?;
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
     /// Opens an existing regular file for reading and writing, without
     /// following a symlink and without blocking on a FIFO.
     pub fn open_regular_rw(&self, name: &OsStr) -> io::Result<File> {
@@ -675,10 +688,6 @@ pub(crate) fn file_size_limit() -> Option<u64> {
 /// The filesystem a folder is on, as the space check needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Filesystem {
-    /// The folder's device (`st_dev`): files with the same one are on it.
-    pub dev: u64,
-    /// `statfs`'s `f_type` (the filesystem's magic number).
-    pub kind: i64,
     /// Its allocation unit (`f_frsize`).
     pub block: u64,
     /// Bytes an unprivileged user may still allocate (`f_bavail` units);
@@ -693,19 +702,12 @@ impl Dir {
     // everywhere.
     #[allow(clippy::unnecessary_cast)]
     pub fn filesystem(&self) -> io::Result<Filesystem> {
-        // SAFETY: zeroed `stat`/`statvfs`/`statfs` are valid out-parameters.
-        let (mut st, mut vfs, mut fs): (libc::stat, libc::statvfs, libc::statfs) =
-            unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor and out-pointers.
-        unsafe {
-            check(libc::fstat(self.raw(), &mut st))?;
-            check(libc::fstatvfs(self.raw(), &mut vfs))?;
-            check(libc::fstatfs(self.raw(), &mut fs))?;
-        }
+        // SAFETY: a zeroed `statvfs` is a valid out-parameter.
+        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor and out-pointer.
+        check(unsafe { libc::fstatvfs(self.raw(), &mut vfs) })?;
         let block = vfs.f_frsize as u64;
         Ok(Filesystem {
-            dev: st.st_dev,
-            kind: fs.f_type as i64,
             block,
             free: (vfs.f_blocks > 0).then(|| (vfs.f_bavail as u64).saturating_mul(block)),
         })

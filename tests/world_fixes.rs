@@ -182,6 +182,43 @@ fn btrfs_input_in_another_subvolume_counts_as_shared() {
     );
 }
 
+/// A btrfs folder marked `chattr +C` (no copy-on-write) gives its new files
+/// the flag, and btrfs does not clone between such a file and a normal
+/// one: the output's blocks cannot be shared with the input's, although
+/// both are on one btrfs.
+#[test]
+fn a_btrfs_nocow_output_folder_is_not_counted_as_sharing_blocks() {
+    if !can_run(
+        "root, btrfs-progs and chattr",
+        is_root() && sh_ok("command -v mkfs.btrfs && command -v chattr"),
+    ) {
+        return;
+    }
+    let (_dir, root) = root();
+    let Some(m) = loop_mount(
+        &root.join("btrfs.img"),
+        &root.join("btrfs"),
+        "mkfs.btrfs -q -f",
+        400,
+    ) else {
+        return;
+    };
+    let ck = m.0.join("ck");
+    big_checkpoint(&ck, 220);
+    let out_dir = m.0.join("out");
+    fs::create_dir(&out_dir).unwrap();
+    assert!(sh_ok(&format!("chattr +C '{}'", out_dir.display())));
+    sh("sync");
+    let out = util::run(&[&"--checkpoint_dir", &ck, &"--out_dir", &out_dir]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not enough free space"),
+        "accepted a run that does not fit (a nocow folder cannot share blocks): {err}"
+    );
+    assert!(util::file_names(&out_dir).is_empty(), "left files behind");
+}
+
 // ------------------------------------------------------------ ACLs, owner
 
 /// In place, a temp file inherits the folder's default ACL; `copy_xattrs`
@@ -314,6 +351,11 @@ fn a_journal_past_the_file_size_limit_is_refused_before_the_copy() {
     assert!(
         !(err.contains(".journal") && writes > 10),
         "the journal's size limit was found only at the commit, after {writes} writes: {err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(".journal: file too large") && err.contains("nothing was written"),
+        "{err}"
     );
 }
 

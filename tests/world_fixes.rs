@@ -408,6 +408,45 @@ fn a_huge_sparse_config_is_not_read_into_memory() {
     );
 }
 
+/// A shard index is read whole as well: a 1 GiB sparse
+/// `model.safetensors.index.json` is an error naming its size, not 1 GiB
+/// of memory.
+#[test]
+fn a_huge_sparse_shard_index_is_not_read_into_memory() {
+    if !can_run("/usr/bin/time", Path::new("/usr/bin/time").exists()) {
+        return;
+    }
+    let (_dir, root) = root();
+    let model = root.join("model");
+    fs::create_dir(&model).unwrap();
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("sample/tinyllama-tp2/rank0.safetensors");
+    fs::copy(sample, model.join("model-00001-of-00001.safetensors")).unwrap();
+    fs::File::create(model.join("model.safetensors.index.json"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let (rss, out) = max_rss_kib(&[
+        &"--checkpoint_dir",
+        &model,
+        &"--out_dir",
+        &root.join("out"),
+        &"--prune_all",
+    ])
+    .expect("/usr/bin/time gives a size");
+    let err = stderr(&out);
+    assert!(
+        rss < 256 << 10,
+        "a run took {} MiB of memory for a 1 GiB sparse index: {err}",
+        rss >> 10
+    );
+    assert!(
+        err.contains("model.safetensors.index.json: too large: 1073741824 bytes"),
+        "{err}"
+    );
+    assert!(!root.join("out").exists());
+}
+
 // ------------------------------------------------------------ stacked filesystems
 
 /// The output folder is the upper directory of an overlay mount through

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header, N_LEN};
-use crate::remote::{ObjectInfo, RemoteFolder};
+use crate::remote::{ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
 use crate::stage::Ownership;
 
 /// Identity and state of an input file when it was opened, to notice a file
@@ -226,28 +226,23 @@ pub fn open_remote_safetensors(
     Ok((InputFile::remote(folder, name, info), header))
 }
 
-/// The largest config.json or shard index read: they are read whole, and
-/// a real one is a few KiB (an index of a huge model a few MiB), so a
-/// larger (perhaps sparse) file is an error rather than that much memory.
-pub const MAX_SMALL_FILE: u64 = 64 << 20;
-
 /// The whole of a small file (config.json, a shard index) and its stamp,
 /// taken from the open descriptor before the first byte is read: a write
 /// during the read moves the times past the stamp. A file larger than
-/// [`MAX_SMALL_FILE`] is an error naming its size.
+/// [`MAX_SMALL_OBJECT`] (a real one is a few KiB; a sparse one could be
+/// terabytes) is an error naming its size, as for a remote one.
 pub(crate) fn read_stamped(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
     use std::io::Read;
     let file = open_regular(path)?;
     let meta = file
         .metadata()
         .map_err(|e| Error::io(path, "cannot read metadata", e))?;
-    if meta.len() > MAX_SMALL_FILE {
+    if meta.len() > MAX_SMALL_OBJECT {
         return Err(Error::invalid(
             path,
             format!(
-                "too large: {} bytes (at most {} MiB are read)",
-                meta.len(),
-                MAX_SMALL_FILE >> 20
+                "{} bytes: too large for a config or index file (limit {MAX_SMALL_OBJECT})",
+                meta.len()
             ),
         ));
     }
@@ -255,7 +250,7 @@ pub(crate) fn read_stamped(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
     let mut bytes = Vec::new();
     // A file that grows while it is read stops at the limit too.
     (&file)
-        .take(MAX_SMALL_FILE)
+        .take(MAX_SMALL_OBJECT)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, "cannot read", e))?;
     Ok((bytes, stamp))

@@ -2,8 +2,6 @@
 //! `world_size` it declares), and written back with `"is_pruned": true`
 //! changing no other byte.
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -30,16 +28,11 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     pub fn read(path: &Path) -> Result<ConfigFile> {
-        // Opening a FIFO would block until a writer comes, and the open is
-        // retried through Ctrl-C: look before opening, as for rank files.
-        if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-            return Err(Error::invalid(path, "not a regular file"));
-        }
-        let (bytes, stamp) = read_stamped(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => {
+        let (bytes, stamp) = read_stamped(path).map_err(|e| match e {
+            Error::NotFound { .. } => {
                 Error::invalid(path, "no config.json: not a TensorRT-LLM checkpoint folder")
             }
-            _ => Error::io(path, "cannot read", e),
+            e => e,
         })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             Error::invalid(

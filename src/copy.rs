@@ -330,7 +330,7 @@ impl<'a> RangeCopier<'a> {
 /// The copy buffer, as large as memory allows up to [`FALLBACK_BUFFER`]
 /// and at least [`MIN_BUFFER`]: under `ulimit -v` a smaller buffer only
 /// means more calls. `None` when not even the smallest can be had.
-fn fallback_buffer() -> Option<Vec<u8>> {
+pub(crate) fn fallback_buffer() -> Option<Vec<u8>> {
     let mut size = FALLBACK_BUFFER;
     loop {
         let mut buffer = Vec::new();
@@ -455,6 +455,15 @@ fn ficlonerange(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<
     } else {
         Ok(())
     }
+}
+
+/// Whether `FICLONERANGE` shares a block of `src` (its first `block`
+/// bytes) with `scratch`, a file in the output folder: whether the copies
+/// will clone, learnt by trying. A filesystem may clone as a rule and not
+/// here (XFS made without reflink, a btrfs `chattr +C` folder), or clone
+/// across what `st_dev` calls two filesystems (btrfs subvolumes).
+pub(crate) fn clones_into(src: &File, scratch: &File, block: u64) -> bool {
+    ficlonerange(src, scratch, 0, 0, block).is_ok()
 }
 
 /// The block size of the filesystem that holds `dir`, or of its nearest

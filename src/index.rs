@@ -23,7 +23,7 @@ pub const INDEX_SUFFIX: &str = ".safetensors.index.json";
 
 impl IndexFile {
     pub(crate) fn read(path: &Path, name: &str) -> Result<IndexFile> {
-        let (bytes, stamp) = read_stamped(path).map_err(|e| Error::io(path, "cannot read", e))?;
+        let (bytes, stamp) = read_stamped(path)?;
         let text = String::from_utf8(bytes).map_err(|e| {
             Error::invalid(
                 path,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::header::{self, Header, N_LEN};
-use crate::remote::{ObjectInfo, RemoteFolder};
+use crate::remote::{ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
 use crate::stage::Ownership;
 
 /// Identity and state of an input file when it was opened, to notice a file
@@ -228,31 +228,62 @@ pub fn open_remote_safetensors(
 
 /// The whole of a small file (config.json, a shard index) and its stamp,
 /// taken from the open descriptor before the first byte is read: a write
-/// during the read moves the times past the stamp.
-pub(crate) fn read_stamped(path: &Path) -> io::Result<(Vec<u8>, FileStamp)> {
+/// during the read moves the times past the stamp. A file larger than
+/// [`MAX_SMALL_OBJECT`] (a real one is a few KiB; a sparse one could be
+/// terabytes) is an error naming its size, as for a remote one.
+pub(crate) fn read_stamped(path: &Path) -> Result<(Vec<u8>, FileStamp)> {
     use std::io::Read;
-    let mut file = File::open(path)?;
-    let stamp = FileStamp::of(&file.metadata()?);
+    let file = open_regular(path)?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read metadata", e))?;
+    if meta.len() > MAX_SMALL_OBJECT {
+        return Err(Error::invalid(
+            path,
+            format!(
+                "{} bytes: too large for a config or index file (limit {MAX_SMALL_OBJECT})",
+                meta.len()
+            ),
+        ));
+    }
+    let stamp = FileStamp::of(&meta);
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)?;
+    // A file that grows while it is read stops at the limit too.
+    (&file)
+        .take(MAX_SMALL_OBJECT)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, "cannot read", e))?;
     Ok((bytes, stamp))
 }
 
-/// Opens an existing regular file for reading.
+/// Opens an existing regular file for reading, following a symlink. The
+/// open does not block (`O_NONBLOCK`) and the type is checked on the open
+/// descriptor: a file swapped for a FIFO after a look by path would
+/// otherwise block the open until a writer comes, through SIGINT and
+/// SIGTERM.
 fn open_regular(path: &Path) -> Result<File> {
-    let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::NotFound {
-            file: path.to_path_buf(),
-        },
-        _ => Error::io(path, "cannot open", e),
-    })?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound {
+                file: path.to_path_buf(),
+            },
+            _ => Error::io(path, "cannot open", e),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(path, "cannot read metadata", e))?;
     if meta.is_dir() {
-        return Err(Error::invalid(path, "is a directory, not a file"));
+        return Err(Error::invalid(path, "is a directory, not a regular file"));
     }
     if !meta.is_file() {
         return Err(Error::invalid(path, "not a regular file"));
     }
-    File::open(path).map_err(|e| Error::io(path, "cannot open", e))
+    crate::sys::clear_nonblocking(&file).map_err(|e| Error::io(path, "cannot open", e))?;
+    Ok(file)
 }
 
 /// Reads and validates the header of an open safetensors file, reading only

@@ -6,7 +6,7 @@
 //! folder the run reads from or output that would replace an input.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -407,6 +407,51 @@ pub(crate) fn refuse_input_folders(out: &Dir, prepared: &Prepared) -> Result<()>
         ));
     }
     refuse_overwriting_inputs(out, prepared)
+}
+
+/// Refuses an output folder that is a folder the run reads from seen
+/// through another mount: an overlay and its upper folder, a bindfs or
+/// other FUSE mirror, NFS from localhost each report their own `st_dev`,
+/// so no identity check of [`refuse_input_folders`] matches. The run's
+/// journal, just created in the output folder under a random name, is
+/// looked up in each input folder (through its descriptor): found there,
+/// the two are one folder. In place, the output folder is the checkpoint
+/// folder by design, and nothing is looked up.
+pub(crate) fn refuse_mirrored_input_folders(
+    out: &Path,
+    journal_name: &OsStr,
+    prepared: &Prepared,
+) -> Result<()> {
+    if prepared.in_place {
+        return Ok(());
+    }
+    for (i, folder) in prepared.input_folders.iter().enumerate() {
+        let seen = match Dir::open(&folder.path) {
+            Ok(dir) => dir.stat(journal_name).map(|st| st.is_some()),
+            // A folder this user may search but not open: by path.
+            Err(_) => match fs::symlink_metadata(folder.path.join(journal_name)) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+        .map_err(|e| Error::io(&folder.path, "cannot read metadata", e))?;
+        if seen {
+            let what = if i == 0 {
+                "the checkpoint folder"
+            } else {
+                "the folder of input files"
+            };
+            return Err(Error::refused(
+                out,
+                format!(
+                    "is {what} {} seen through another mount (overlay, bind, FUSE): an output would replace an input; give another --out_dir",
+                    folder.path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Refuses a run in which any output file would replace an input file

@@ -7,6 +7,7 @@
 //! ```
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -19,7 +20,7 @@ use crate::input::{FileStamp, InputFile};
 use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
-    resolve_out_dir, InputFolder,
+    refuse_mirrored_input_folders, resolve_out_dir, InputFolder,
 };
 use crate::plan::{plan_hollow, plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
@@ -30,6 +31,7 @@ use crate::rule::PruneRule;
 use crate::run::{file_name, run_jobs, write_new, Job};
 use crate::space;
 use crate::stage::{Ownership, StagedFile, Staging};
+use crate::sys;
 use crate::verify::{self, FileVerdict};
 
 /// Everything a run needs to know.
@@ -462,7 +464,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     refuse_a_copy_that_prunes_nothing(options, &files, layout_name, &checkpoint_dir)?;
     warnings.extend(rule_warnings(&options.rule, &files, layout_name));
     if options.in_place {
-        warnings.extend(ownership_warnings(&files));
+        warnings.extend(ownership_warnings(&files, &checkpoint_dir));
     }
     let mut generated = generated;
     for g in &mut generated {
@@ -499,25 +501,40 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
 }
 
 /// In place, a file that belongs to someone else can only be replaced by
-/// one that belongs to whoever runs the tool (unless that is root): say so
-/// before it happens.
-fn ownership_warnings(files: &[FilePlan]) -> Vec<String> {
+/// one that belongs to whoever runs the tool (unless that is root), and a
+/// file whose group that user is not in by one with another group: say so
+/// before it happens. The replacement is created in `folder`, so it starts
+/// with the folder's group if the folder is set-group-ID, else the user's.
+fn ownership_warnings(files: &[FilePlan], folder: &Path) -> Vec<String> {
     // SAFETY: geteuid cannot fail.
     let me = unsafe { libc::geteuid() };
     if me == 0 {
         return Vec::new();
     }
-    files
-        .iter()
-        .filter(|f| f.input.ownership.uid != me)
-        .map(|f| {
-            format!(
-                "{}: belongs to uid {}; replaced in place, the pruned file will belong to you (uid {me})",
-                f.input.path.display(),
-                f.input.ownership.uid
-            )
-        })
-        .collect()
+    let new_group = match fs::metadata(folder) {
+        Ok(m) if m.mode() & libc::S_ISGID != 0 => m.gid(),
+        // SAFETY: getegid cannot fail.
+        _ => unsafe { libc::getegid() },
+    };
+    let mut warnings = Vec::new();
+    for f in files {
+        let o = f.input.ownership;
+        let path = f.input.path.display();
+        if o.uid != me {
+            warnings.push(format!(
+                "{path}: belongs to uid {}; replaced in place, the pruned file will belong to you (uid {me})",
+                o.uid
+            ));
+        }
+        if o.gid != new_group && !sys::in_group(o.gid) {
+            warnings.push(format!(
+                "{path}: has group {}, which you are not in; replaced in place, the pruned file will have group {}",
+                sys::group_shown(o.gid),
+                sys::group_shown(new_group)
+            ));
+        }
+    }
+    warnings
 }
 
 /// What a user should hear about the rule before a run: patterns that match
@@ -612,6 +629,8 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         Staging::open_checked(&prepared.out_dir, flush, options.cancel.clone(), &|dir| {
             refuse_input_folders(dir, prepared)
         })?;
+    // Dropping `staging` removes its journal (and a folder it created).
+    refuse_mirrored_input_folders(&prepared.out_dir, staging.journal_name(), prepared)?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
     // In place, each file is replaced only if it is still the one read.
     let read = |stamp| prepared.in_place.then_some(stamp);
@@ -712,12 +731,21 @@ fn check_space(
         written: g.text.len() as u64,
         copied: None,
     }));
+    // The journal, written at the commit, is as much an output.
+    let journal = prepared.out_dir.join(staging.journal_name());
+    let journal_len = staging.journal_len_bound();
+    outputs.push(space::Output {
+        target: &journal,
+        len: journal_len,
+        written: journal_len,
+        copied: None,
+    });
     space::check(
         &prepared.out_dir,
         staging.filesystem().ok().as_ref(),
         &outputs,
-        options.methods,
-        prepared.block,
+        (options.methods, prepared.block),
+        staging.scratch_file().ok().as_ref(),
     )
 }
 

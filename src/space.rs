@@ -8,9 +8,14 @@
 //! - holes of the input stay holes (`SEEK_DATA`/`SEEK_HOLE`), and so do the
 //!   gaps the plan leaves between tensors;
 //! - blocks that cloning will share with the input are free, but only where
-//!   sharing is all but certain: the input on the output's filesystem, that
-//!   filesystem XFS or btrfs, and only the block-aligned middles of ranges
-//!   whose input and output offsets are congruent (what `copy` clones);
+//!   sharing was seen to work: a block of the input cloned (`FICLONERANGE`)
+//!   into a nameless file in the output folder, once per input filesystem
+//!   (XFS made without reflink, a btrfs `chattr +C` folder refuse; btrfs
+//!   subvolumes, each its own `st_dev`, share), and only the block-aligned
+//!   middles of ranges whose input and output offsets are congruent (what
+//!   `copy` clones);
+//! - the journal counts, at its largest (every file with a backup link),
+//!   against free space and the file size limit;
 //! - each file may take one block more than its bytes (its last, partial
 //!   block).
 //!
@@ -21,6 +26,7 @@
 //! space (`statfs` fails, or reports no blocks at all): a full disk or quota then ends the copy with
 //! `ENOSPC` or `EDQUOT`, and the run cleans up as for any failed write.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -30,10 +36,6 @@ use crate::input::{InputFile, Source};
 use crate::plan::CopyRange;
 use crate::report::human_bytes;
 use crate::sys::Filesystem;
-
-/// `statfs` magic numbers of the filesystems where `FICLONERANGE` shares
-/// blocks as a rule (XFS with reflink is the default since 2019).
-const CLONING_FILESYSTEMS: [i64; 2] = [0x5846_5342 /* XFS */, 0x9123_683e /* btrfs */];
 
 /// One output file, as the space check sees it.
 pub(crate) struct Output<'a> {
@@ -51,38 +53,52 @@ pub(crate) struct Output<'a> {
 /// the file size limit or the outputs would not fit in `filesystem` (the
 /// output folder's; `None`, or no `free`, when it cannot say how much is
 /// free: the copy then finds a full disk, and cleans up). `block` is the
-/// block size the copies clone at.
+/// block size the copies clone at; `scratch`, a nameless file in the output
+/// folder, is what a block of each input is cloned into to learn whether
+/// the copies will share blocks (`None`: they are taken not to).
 pub(crate) fn check(
     out_dir: &Path,
     filesystem: Option<&Filesystem>,
     outputs: &[Output],
-    methods: CopyMethods,
-    block: u64,
+    (methods, block): (CopyMethods, u64),
+    scratch: Option<&File>,
 ) -> Result<()> {
     if let Some(limit) = crate::sys::file_size_limit() {
         if let Some(big) = outputs.iter().find(|o| o.len > limit) {
-            return Err(Error::refused(
-                big.target,
+            return Err(Error::refused(big.target, {
+                let (len, limit) = two_sizes(big.len, limit);
                 format!(
-                    "file too large: it would be {}, past the file size limit (ulimit -f) of {}; nothing was written",
-                    human_bytes(big.len),
-                    human_bytes(limit)
-                ),
-            ));
+                        "file too large: it would be {len}, past the file size limit (ulimit -f) of {limit}; nothing was written"
+                    )
+            }));
         }
     }
     let Some((filesystem, free)) = filesystem.and_then(|f| Some((f, f.free?))) else {
         return Ok(());
     };
-    let clones = methods.clone && block > 1 && CLONING_FILESYSTEMS.contains(&filesystem.kind);
+    let scratch = scratch.filter(|_| methods.clone && block > 1);
+    // Whether copies from an input share blocks, by the input's st_dev:
+    // one probe per filesystem (or btrfs subvolume) the inputs are on.
+    let mut clones_from: HashMap<u64, bool> = HashMap::new();
+    let mut shares = |input: &InputFile| -> bool {
+        let (Some(scratch), Source::Local(file)) = (scratch, &input.source) else {
+            return false;
+        };
+        // Smaller than a block: nothing to share, and nothing to learn.
+        if input.stamp.len < block {
+            return false;
+        }
+        *clones_from
+            .entry(input.stamp.dev)
+            .or_insert_with(|| copy::clones_into(file, scratch, block))
+    };
     let unit = filesystem.block.max(1);
     let mut needed: u64 = 0;
     for output in outputs {
         let copied = match output.copied {
             None => 0,
             Some((input, ranges)) => {
-                let shares = clones && input.stamp.dev == filesystem.dev;
-                bytes_to_allocate(input, ranges, shares.then_some(block))
+                bytes_to_allocate(input, ranges, shares(input).then_some(block))
             }
         };
         needed = needed
@@ -91,16 +107,24 @@ pub(crate) fn check(
             .saturating_add(unit);
     }
     if needed > free {
-        return Err(Error::refused(
-            out_dir,
+        return Err(Error::refused(out_dir, {
+            let (needed, free) = two_sizes(needed, free);
             format!(
-                "not enough free space: the output needs {}, {} free; nothing was written",
-                human_bytes(needed),
-                human_bytes(free)
-            ),
-        ));
+                    "not enough free space: the output needs {needed}, {free} free; nothing was written"
+                )
+        }));
     }
     Ok(())
+}
+
+/// Two sizes for one message, readable (`133.23 MiB`), and in bytes as
+/// well when they would read the same.
+fn two_sizes(a: u64, b: u64) -> (String, String) {
+    let (x, y) = (human_bytes(a), human_bytes(b));
+    if x == y && a != b {
+        return (format!("{x} ({a} bytes)"), format!("{y} ({b} bytes)"));
+    }
+    (x, y)
 }
 
 /// Bytes copying `ranges` of `input` will allocate: the data the input
@@ -202,6 +226,22 @@ mod tests {
 
         // Filesystems that do not report holes count every byte.
         assert!(counted == 1 << 20 || counted == 64 << 20, "{counted}");
+    }
+
+    #[test]
+    fn sizes_that_read_the_same_are_shown_in_bytes_too() {
+        let mib = 1 << 20;
+        assert_eq!(
+            two_sizes(133 * mib + 1, 133 * mib),
+            (
+                format!("133.00 MiB ({} bytes)", 133 * mib + 1),
+                format!("133.00 MiB ({} bytes)", 133 * mib)
+            )
+        );
+        assert_eq!(
+            two_sizes(2 * mib, mib),
+            ("2.00 MiB".to_string(), "1.00 MiB".to_string())
+        );
     }
 
     #[test]

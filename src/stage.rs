@@ -30,7 +30,7 @@ use crate::commit::{self, is_changed_since_read, shown, Failure};
 use crate::error::{Error, Result};
 use crate::input::FileStamp;
 use crate::interrupt::Cancel;
-use crate::journal::{Backup, Entry, Identity, Journal};
+use crate::journal::{Backup, Entry, Identity, Journal, Sample};
 use crate::out_dir::{open_folder, OpenedFolder};
 use crate::recover::{lock_folder, recover_locked, refuse_foreign_commits};
 use crate::side_file::{self, Kind};
@@ -241,6 +241,45 @@ impl Staging {
             })?;
         }
         Ok(file)
+    }
+
+    /// The name of this run's journal in the output folder.
+    pub(crate) fn journal_name(&self) -> &OsStr {
+        &self.journal_name
+    }
+
+    /// The most bytes this run's journal can take: the record of every
+    /// staged file with a backup link and the longest identities, encoded
+    /// as the commit will encode it. For the space and file size checks.
+    pub(crate) fn journal_len_bound(&self) -> u64 {
+        let widest = Identity {
+            inode: u64::MAX,
+            sample: Some(Sample {
+                len: u64::MAX,
+                crc: u32::MAX,
+            }),
+        };
+        let entries = self
+            .files
+            .iter()
+            .map(|file| Entry {
+                temp: file.temp_name.clone(),
+                target: file.target_name.clone(),
+                backup: Backup::Link(
+                    side_file::side_name(&file.target_name, file.index, &self.id, Kind::Backup),
+                    widest,
+                ),
+                new: widest,
+            })
+            .collect();
+        Journal { entries }.encode().len() as u64
+    }
+
+    /// A file with no name in the output folder, gone when closed: what
+    /// the space check clones a block into to learn whether the run's
+    /// copies will share blocks with their inputs.
+    pub(crate) fn scratch_file(&self) -> std::io::Result<File> {
+        self.dir.create_unnamed()
     }
 
     /// The filesystem of the output folder, for the space check.

@@ -105,6 +105,19 @@ impl Dir {
         Ok(unsafe { File::from_raw_fd(fd) })
     }
 
+    /// Creates a file with no name in this folder (`O_TMPFILE`), open for
+    /// reading and writing, removed when closed. Not every filesystem can.
+    pub fn create_unnamed(&self) -> io::Result<File> {
+        let flags = libc::O_RDWR | libc::O_TMPFILE | libc::O_CLOEXEC;
+        // SAFETY: valid descriptor and string; the mode is passed as the
+        // variadic argument open expects with O_TMPFILE.
+        let fd = check(unsafe {
+            libc::openat(self.raw(), c".".as_ptr(), flags, 0o600 as libc::c_uint)
+        })?;
+        // SAFETY: `fd` was just opened and is owned by nobody else.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    }
+
     /// Opens an existing regular file for reading and writing, without
     /// following a symlink and without blocking on a FIFO.
     pub fn open_regular_rw(&self, name: &OsStr) -> io::Result<File> {
@@ -333,6 +346,16 @@ pub(crate) fn copy_ownership(file: &File, uid: u32, gid: u32, mode: u32) -> io::
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EPERM) {
             return Err(e);
+        }
+        // The owner cannot be given away; the group may still be kept (one
+        // of this user's groups). If not, the planner has warned.
+        // SAFETY: valid descriptor; -1 leaves the owner as it is.
+        let r = unsafe { libc::fchown(file.as_raw_fd(), u32::MAX, gid) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EPERM) {
+                return Err(e);
+            }
         }
     }
     // SAFETY: valid descriptor.
@@ -665,10 +688,6 @@ pub(crate) fn file_size_limit() -> Option<u64> {
 /// The filesystem a folder is on, as the space check needs it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Filesystem {
-    /// The folder's device (`st_dev`): files with the same one are on it.
-    pub dev: u64,
-    /// `statfs`'s `f_type` (the filesystem's magic number).
-    pub kind: i64,
     /// Its allocation unit (`f_frsize`).
     pub block: u64,
     /// Bytes an unprivileged user may still allocate (`f_bavail` units);
@@ -683,19 +702,12 @@ impl Dir {
     // everywhere.
     #[allow(clippy::unnecessary_cast)]
     pub fn filesystem(&self) -> io::Result<Filesystem> {
-        // SAFETY: zeroed `stat`/`statvfs`/`statfs` are valid out-parameters.
-        let (mut st, mut vfs, mut fs): (libc::stat, libc::statvfs, libc::statfs) =
-            unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor and out-pointers.
-        unsafe {
-            check(libc::fstat(self.raw(), &mut st))?;
-            check(libc::fstatvfs(self.raw(), &mut vfs))?;
-            check(libc::fstatfs(self.raw(), &mut fs))?;
-        }
+        // SAFETY: a zeroed `statvfs` is a valid out-parameter.
+        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor and out-pointer.
+        check(unsafe { libc::fstatvfs(self.raw(), &mut vfs) })?;
         let block = vfs.f_frsize as u64;
         Ok(Filesystem {
-            dev: st.st_dev,
-            kind: fs.f_type as i64,
             block,
             free: (vfs.f_blocks > 0).then(|| (vfs.f_bavail as u64).saturating_mul(block)),
         })
@@ -783,12 +795,24 @@ pub(crate) enum XattrLoss {
 /// `trusted.*` (root), and the POSIX ACL (`system.posix_acl_access`), which
 /// also sets the group bits of the mode, so it goes after `fchmod`. Returns
 /// what could not be kept, with why; the rest is kept.
+///
+/// `to`, created in the folder, may have inherited the folder's default
+/// ACL: when `from` has no ACL, that one is removed and `from`'s mode set
+/// again, so in place a file does not gain readers it did not have.
 pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<XattrLoss> {
     let names = match xattr_names(from) {
         Ok(names) => names,
         Err(e) => return vec![XattrLoss::Listing(e)],
     };
     let mut failed = Vec::new();
+    if !names.iter().any(|n| n.as_bytes() == ACCESS_ACL.to_bytes()) {
+        if let Err(e) = remove_inherited_acl(from, to) {
+            failed.push(XattrLoss::Attribute(
+                ACCESS_ACL.to_string_lossy().into_owned(),
+                e,
+            ));
+        }
+    }
     for name in names {
         let shown = name.to_string_lossy().into_owned();
         let value = match xattr_value(from, &name) {
@@ -821,6 +845,28 @@ pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<XattrLoss> {
         }
     }
     failed
+}
+
+/// The extended attribute that holds a file's POSIX access ACL.
+const ACCESS_ACL: &std::ffi::CStr = c"system.posix_acl_access";
+
+/// Removes the access ACL `to` inherited from its folder's default ACL (if
+/// any) and gives it `from`'s permission bits again: an ACL's mask entry
+/// stood for the group bits.
+fn remove_inherited_acl(from: &File, to: &File) -> io::Result<()> {
+    // SAFETY: valid descriptor and name.
+    let r = unsafe { libc::fremovexattr(to.as_raw_fd(), ACCESS_ACL.as_ptr()) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA | libc::ENOTSUP) => Ok(()),
+            _ => Err(e),
+        };
+    }
+    use std::os::unix::fs::MetadataExt;
+    let mode = from.metadata()?.mode() & 0o7777;
+    // SAFETY: valid descriptor.
+    check(unsafe { libc::fchmod(to.as_raw_fd(), mode as libc::mode_t) }).map(drop)
 }
 
 /// Whether `count` threads (with std's 2 MiB stack) can be started now:
@@ -975,4 +1021,57 @@ impl Dir {
         })?;
         Ok(())
     }
+}
+
+/// Clears `O_NONBLOCK` on `file`, opened with it so that a FIFO put where
+/// a file was expected could not block the open.
+pub fn clear_nonblocking(file: &File) -> io::Result<()> {
+    // SAFETY: valid descriptor; F_GETFL takes no argument.
+    let flags = check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) })?;
+    // SAFETY: valid descriptor; F_SETFL takes the flags as an int.
+    check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
+    Ok(())
+}
+
+/// Whether this process may give a file it owns the group `gid`: its
+/// effective group or one of its supplementary groups.
+pub(crate) fn in_group(gid: u32) -> bool {
+    // SAFETY: getegid cannot fail.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    // SAFETY: a null list of size 0 asks for the count.
+    let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if count <= 0 {
+        return false;
+    }
+    let mut groups = vec![0 as libc::gid_t; count as usize];
+    // SAFETY: the list is live and `count` entries long.
+    let got = unsafe { libc::getgroups(count, groups.as_mut_ptr()) };
+    got > 0 && groups[..got as usize].contains(&gid)
+}
+
+/// A group as people read it: `gid 0 (root)`, or `gid 1234` when it has no
+/// name.
+pub(crate) fn group_shown(gid: u32) -> String {
+    // SAFETY: a zeroed `group` is a valid out-parameter.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is live for the call; `buffer` is `len` long.
+    let r = unsafe {
+        libc::getgrgid_r(
+            gid,
+            &mut group,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if r != 0 || found.is_null() || group.gr_name.is_null() {
+        return format!("gid {gid}");
+    }
+    // SAFETY: getgrgid_r set `gr_name` to a NUL-terminated string in `buffer`.
+    let name = unsafe { std::ffi::CStr::from_ptr(group.gr_name) };
+    format!("gid {gid} ({})", name.to_string_lossy())
 }

@@ -51,6 +51,19 @@ impl FileVerdict {
 
 /// CRC32 of `len` bytes of `input` from `offset`, read through a fixed
 /// buffer (for a remote input, one ranged read per buffer).
+/// The re-read buffer: the copier's fallible, halving allocation, so a
+/// low `ulimit -v` with many jobs is an error naming the file, not an
+/// abort (exit 134).
+fn verify_buffer(output: &Path) -> Result<Vec<u8>> {
+    crate::copy::fallback_buffer().ok_or_else(|| {
+        Error::io(
+            output,
+            "cannot get a buffer to verify",
+            std::io::Error::from(std::io::ErrorKind::OutOfMemory),
+        )
+    })
+}
+
 pub fn crc32_range(
     input: &InputFile,
     offset: u64,
@@ -96,7 +109,7 @@ pub fn verify_safetensors(
         ..FileVerdict::default()
     };
     let mut problem = |p: String| verdict_problem(&mut verdict.problems, p);
-    let mut buffer = vec![0u8; 1 << 20];
+    let mut buffer = verify_buffer(output)?;
     let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensors.len());
     for t in &out_header.tensors {
         out_by_name.insert(t.name.as_str(), t);
@@ -289,7 +302,7 @@ pub fn verify_copy(
         name: name.to_string(),
         ..FileVerdict::default()
     };
-    let mut buffer = vec![0u8; 1 << 20];
+    let mut buffer = verify_buffer(output)?;
     if out.stamp.len != input.stamp.len {
         verdict.problems.push(format!(
             "{} bytes in the output but {} in the input",

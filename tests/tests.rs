@@ -21,4 +21,5 @@ mod prune_output;
 mod remote;
 mod sharing;
 mod trust;
+mod world_fixes;
 mod world_moves;

@@ -20,3 +20,4 @@ mod remote;
 mod sharing;
 mod trust;
 mod world_moves;
+mod review_findings;

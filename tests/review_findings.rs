@@ -188,3 +188,82 @@ fn in_place_a_middle_write_after_the_backup_link_is_not_replaced() {
     );
     assert_eq!(now, written, "the write was lost: {}", stderr(&out));
 }
+
+/// Starts an in-place run with `injections`, stopped on return from its
+/// `n`th `linkat`, once `n` backup names exist.
+fn held_at_link_with(ckpt: &Path, n: usize, injections: &[&str]) -> Child {
+    let stop = format!("inject=linkat:signal=STOP:when={n}");
+    let mut all: Vec<&str> = injections.to_vec();
+    all.push(&stop);
+    let mut child = strace_run(&all, ckpt)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while util::file_names(ckpt).iter().filter(|n| n.ends_with(".old")).count() < n {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    child
+}
+
+fn append(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut f = fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+// Where names cannot be swapped (renameat2 flags answer EINVAL: NFS, some
+// FUSE filesystems), the fallback checks only the target's inode number
+// before rename(2). An append to rank0 after its backup link (while the
+// other targets are linked and the journal written: not "an instant") is
+// renamed over: exit 0, the appended bytes gone.
+#[test]
+fn where_names_cannot_be_swapped_an_append_after_the_backup_link_is_not_lost() {
+    if !have_strace() {
+        return;
+    }
+    let (_dir, ckpt) = sample_copy();
+    let held = held_at_link_with(&ckpt, 2, &["inject=renameat2:error=EINVAL"]);
+    let rank0 = ckpt.join("rank0.safetensors");
+    append(&rank0, b"APPENDED-AFTER-LINK");
+    let appended = fs::read(&rank0).unwrap();
+    let out = let_go(held);
+    assert_eq!(
+        fs::read(&rank0).unwrap(),
+        appended,
+        "the append was lost, exit {:?}: {}",
+        out.status.code(),
+        stderr(&out)
+    );
+}
+
+// rank1 is appended to after every backup link; the run swaps it, and is
+// killed before the check that would have swapped it back (the write was
+// never read). Recovery proves rank1 "applied" by its target alone, never
+// checks that the file swapped out is the original it recorded, finishes
+// the commit forward and deletes the appended file: "finished the commit",
+// exit 0, the appended bytes gone.
+#[test]
+fn recovery_never_deletes_a_swapped_out_file_that_is_not_the_recorded_original() {
+    if !have_strace() {
+        return;
+    }
+    let (_dir, ckpt) = sample_copy();
+    let held = held_at_link_with(&ckpt, 3, &["inject=renameat2:signal=KILL:when=3"]);
+    let rank1 = ckpt.join("rank1.safetensors");
+    append(&rank1, b"APPENDED-BEFORE-THE-SWAP");
+    let appended = fs::read(&rank1).unwrap();
+    let out = let_go(held);
+    assert!(!out.status.success(), "the run was not killed");
+    let out = run(&[&"inspect", &ckpt]);
+    assert!(
+        all_contents(&ckpt).contains(&appended),
+        "recovery deleted the appended rank1 (exit {:?}): {}",
+        out.status.code(),
+        stderr(&out)
+    );
+}

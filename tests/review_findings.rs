@@ -267,3 +267,32 @@ fn recovery_never_deletes_a_swapped_out_file_that_is_not_the_recorded_original()
         stderr(&out)
     );
 }
+
+// A run killed at its last step (removing the journal: every target new,
+// every temp and backup gone), the folder then copied (`cp -a`). The copy's
+// journal describes it exactly (each target holds the new file by size and
+// sample, no side file is left), yet every run, `inspect` and `verify` on
+// the copy exits 4 "does not describe the files here ... finish by hand",
+// until a person removes the journal.
+#[test]
+fn a_copy_of_a_folder_whose_commit_was_complete_does_not_exit_4() {
+    if !have_strace() {
+        return;
+    }
+    let (_dir, ckpt) = sample_copy();
+    let killed = strace_run(&["inject=unlinkat:signal=KILL:when=7"], &ckpt)
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    let left = util::file_names(&ckpt);
+    assert!(
+        left.iter().filter(|n| n.starts_with('.')).count() == 1
+            && left.iter().any(|n| n.ends_with(".journal")),
+        "not killed at the journal's removal: {left:?}"
+    );
+    let copy = ckpt.with_file_name("copy");
+    let cp = Command::new("cp").arg("-a").arg(&ckpt).arg(&copy).status();
+    assert!(cp.unwrap().success());
+    let out = run(&[&"inspect", &copy]);
+    assert_ne!(out.status.code(), Some(4), "{}", stderr(&out));
+}

@@ -296,3 +296,82 @@ fn a_copy_of_a_folder_whose_commit_was_complete_does_not_exit_4() {
     let out = run(&[&"inspect", &copy]);
     assert_ne!(out.status.code(), Some(4), "{}", stderr(&out));
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("not root: skipping");
+    }
+    root
+}
+
+struct AppendOnly(PathBuf);
+impl Drop for AppendOnly {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-a").arg(&self.0).status();
+    }
+}
+
+// The checkpoint folder itself is append-only (`chattr +a`): names can be
+// added, none renamed or removed. The run writes 3 temps, links 3 backups,
+// writes its journal, fails its first swap (EPERM), and exits 1 "every file
+// was put back" with 7 side files left that nothing can remove; every later
+// run and `inspect` then fails on them. Promise: unreplaceable targets are
+// found before the commit, and a failed run leaves nothing behind.
+#[test]
+fn in_place_into_an_append_only_folder_is_refused_before_anything_is_written() {
+    if !is_root() {
+        return;
+    }
+    let (_dir, ckpt) = sample_copy();
+    let ok = Command::new("chattr").arg("+a").arg(&ckpt).status();
+    if !ok.is_ok_and(|s| s.success()) {
+        eprintln!("chattr +a not supported here: skipping");
+        return;
+    }
+    let _flag = AppendOnly(ckpt.clone());
+    let out = run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"-q"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let left: Vec<String> = util::file_names(&ckpt)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}; {}", stderr(&out));
+}
+
+// Any user who can write a shared checkpoint folder plants a 38-byte
+// journal with a valid checksum and no entries. Every other user's run,
+// even one that only reads the folder into another --out_dir, is refused
+// forever: "a run of another user ... stopped in the middle of its commit:
+// some files here are new, others old", which is false (no entry, no
+// rename).
+#[test]
+fn a_foreign_journal_without_entries_does_not_block_readers() {
+    if !is_root() {
+        return;
+    }
+    let (dir, ckpt) = sample_copy();
+    let root = dir.path().canonicalize().unwrap();
+    let mode = |p: &Path, m| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(&root, 0o777);
+    mode(&ckpt, 0o777);
+    let body = "trtllm-prune commit v2\n";
+    let text = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+    let journal = ckpt.join(".trtllm-prune-00000000000000000000000000000000.journal");
+    let planted = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+        .arg("printf '%s' \"$1\" > \"$2\"")
+        .arg("sh")
+        .arg(&text)
+        .arg(&journal)
+        .status()
+        .unwrap();
+    assert!(planted.success());
+    let out_dir = root.join("out");
+    let out = run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir, &"-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

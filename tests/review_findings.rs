@@ -29,7 +29,12 @@ fn sample_copy() -> (tempfile::TempDir, PathBuf) {
     let root = fs::canonicalize(dir.path()).unwrap();
     let ckpt = root.join("ckpt");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample/tinyllama-tp2");
-    let ok = Command::new("cp").arg("-a").arg(&src).arg(&ckpt).status().unwrap();
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&ckpt)
+        .status()
+        .unwrap();
     assert!(ok.success());
     // The sample's two ranks are identical: make rank1 differ (its last
     // tensor byte), so each original is told apart.
@@ -140,7 +145,12 @@ fn held_at_link(ckpt: &Path, n: usize) -> Child {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while util::file_names(ckpt).iter().filter(|n| n.ends_with(".old")).count() < n {
+    while util::file_names(ckpt)
+        .iter()
+        .filter(|n| n.ends_with(".old"))
+        .count()
+        < n
+    {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         assert!(started.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(5));
@@ -152,7 +162,10 @@ fn held_at_link(ckpt: &Path, n: usize) -> Child {
 fn let_go(mut child: Child) -> Output {
     let children = format!("/proc/{0}/task/{0}/children", child.id());
     while child.try_wait().unwrap().is_none() {
-        for pid in fs::read_to_string(&children).unwrap_or_default().split_whitespace() {
+        for pid in fs::read_to_string(&children)
+            .unwrap_or_default()
+            .split_whitespace()
+        {
             let _ = Command::new("kill").args(["-CONT", pid]).status();
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -175,7 +188,8 @@ fn in_place_a_middle_write_after_the_backup_link_is_not_replaced() {
     let held = held_at_link(&ckpt, 2);
     let rank0 = ckpt.join("rank0.safetensors");
     let f = fs::OpenOptions::new().write(true).open(&rank0).unwrap();
-    f.write_all_at(b"USERDATA-WRITTEN-AFTER-LINK", 80_000).unwrap();
+    f.write_all_at(b"USERDATA-WRITTEN-AFTER-LINK", 80_000)
+        .unwrap();
     drop(f);
     let written = fs::read(&rank0).unwrap();
     let out = let_go(held);
@@ -201,7 +215,12 @@ fn held_at_link_with(ckpt: &Path, n: usize, injections: &[&str]) -> Child {
         .spawn()
         .unwrap();
     let started = Instant::now();
-    while util::file_names(ckpt).iter().filter(|n| n.ends_with(".old")).count() < n {
+    while util::file_names(ckpt)
+        .iter()
+        .filter(|n| n.ends_with(".old"))
+        .count()
+        < n
+    {
         assert!(child.try_wait().unwrap().is_none(), "the run ended early");
         assert!(started.elapsed() < Duration::from_secs(60));
         std::thread::sleep(Duration::from_millis(5));
@@ -363,7 +382,13 @@ fn a_foreign_journal_without_entries_does_not_block_readers() {
     let text = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
     let journal = ckpt.join(".trtllm-prune-00000000000000000000000000000000.journal");
     let planted = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+        ])
         .arg("printf '%s' \"$1\" > \"$2\"")
         .arg("sh")
         .arg(&text)

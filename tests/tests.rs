@@ -18,6 +18,7 @@ mod nothing_lost;
 mod planner;
 mod prune_output;
 mod remote;
+mod review_findings;
 mod sharing;
 mod trust;
 mod world_moves;

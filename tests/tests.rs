@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod commit_faults;
+mod commit_recovery;
 mod differential;
 mod faults;
 mod features;
@@ -18,7 +19,6 @@ mod nothing_lost;
 mod planner;
 mod prune_output;
 mod remote;
-mod review_findings;
 mod sharing;
 mod trust;
 mod world_moves;

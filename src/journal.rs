@@ -330,6 +330,23 @@ mod tests {
     }
 
     #[test]
+    fn reads_a_v2_record_without_modification_times_and_refuses_one_with_them() {
+        let body = format!(
+            "trtllm-prune commit v2\nrename {} {} {}:77:10:0000000a 5:3:00000001\n",
+            "2e74", "74", "2e6f"
+        );
+        let bytes = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+        let journal = Journal::decode(bytes.as_bytes()).expect("a v2 record");
+        assert_eq!(
+            journal.entries[0].backup,
+            Backup::Link(".o".into(), id(77, 10, 10))
+        );
+        let body = body.replace(":0000000a ", ":0000000a:123 ");
+        let bytes = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+        assert_eq!(Journal::decode(bytes.as_bytes()), None);
+    }
+
+    #[test]
     fn round_trips_any_file_name() {
         let j = sample();
         assert_eq!(Journal::decode(&j.encode()), Some(j));

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -280,6 +280,14 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
             ),
         });
     }
+    // A run as root gives its temps the owner of the files they replace:
+    // with this user's journal, a side file owned as its target is too is
+    // the run's own. One another user planted at a free side name is not.
+    let owned_as_target = |name: &OsString, uid: u32| {
+        target_of(name, journal.as_ref())
+            .and_then(|t| dir.stat(&t).ok().flatten())
+            .is_some_and(|t| t.uid == uid)
+    };
     let mut removed = 0;
     let mut left = 0;
     for (name, _) in files {
@@ -287,7 +295,10 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
             continue;
         }
         match dir.stat(name) {
-            Ok(Some(st)) if (journal_is_mine || st.uid == me) && !st.is_dir() => {
+            Ok(Some(st))
+                if (st.uid == me || (journal_is_mine && owned_as_target(name, st.uid)))
+                    && !st.is_dir() =>
+            {
                 match dir.unlink(name) {
                     Ok(()) => removed += 1,
                     Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
@@ -326,6 +337,24 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
     })))
 }
 
+/// The output name the side file `name` stands for: from `journal` when it
+/// names it, else from the side name itself (an output name cut short in
+/// it names nothing that exists).
+fn target_of(name: &OsString, journal: Option<&Journal>) -> Option<OsString> {
+    let from_journal = journal.and_then(|j| {
+        j.entries.iter().find_map(|e| {
+            let backup = match &e.backup {
+                Backup::Link(b, _) => Some(b),
+                _ => None,
+            };
+            let undo = backup.and_then(|b| side_file::undo_name(b));
+            (&e.temp == name || backup == Some(name) || undo.as_ref() == Some(name))
+                .then(|| e.target.clone())
+        })
+    });
+    from_journal.or_else(|| side_file::legacy_target(name))
+}
+
 /// The run's side names that may hold the only copy of an original, one
 /// line each: a backup (or undo) name that is no longer another name of
 /// its target (so the target was replaced: a commit had begun), and a temp
@@ -338,19 +367,7 @@ fn originals_at_side_names(
     files: &[(OsString, Kind)],
     journal: Option<&Journal>,
 ) -> std::io::Result<Vec<String>> {
-    let target_of = |backup: &OsString| -> Option<OsString> {
-        let from_journal = journal.and_then(|j| {
-            j.entries.iter().find_map(|e| match &e.backup {
-                Backup::Link(b, _)
-                    if b == backup || side_file::undo_name(b).as_ref() == Some(backup) =>
-                {
-                    Some(e.target.clone())
-                }
-                _ => None,
-            })
-        });
-        from_journal.or_else(|| side_file::legacy_target(backup))
-    };
+    let target_of = |name: &OsString| target_of(name, journal);
     let mut lines = Vec::new();
     let mut originals = Vec::new();
     for (name, kind) in files {
@@ -441,6 +458,15 @@ fn finish(
     }
     let n = journal.entries.len();
     match commit::apply(dir, journal, true) {
+        // The journal stays while a side file it names does.
+        Ok(mut leftovers) if !leftovers.is_empty() => {
+            let first = leftovers.swap_remove(0);
+            Err(Error::io(
+                dir.path(),
+                "finished the commit of an earlier run that was stopped, but a file it left cannot be removed yet (its journal stays for the next run)",
+                io::Error::new(first.source.kind(), format!("{}: {}", first.what, first.source)),
+            ))
+        }
         Ok(_) => Ok(format!(
             "finished the commit of an earlier run that was stopped ({n} file{} in place)",
             plural(n)

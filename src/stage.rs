@@ -290,11 +290,16 @@ impl Staging {
         self.state = State::Recoverable;
         match commit::apply(&self.dir, &journal, self.flush) {
             Ok(mut leftovers) => {
-                if let Err(source) = self.dir.unlink(&self.journal_name) {
-                    leftovers.push(commit::Leftover {
-                        what: format!("cannot remove {}", journal_path.display()),
-                        source,
-                    });
+                // The journal outlives every side file it names: without
+                // it, a backup left behind could not be told from the only
+                // copy of an original. Kept, the next run removes them.
+                if leftovers.is_empty() {
+                    if let Err(source) = self.dir.unlink(&self.journal_name) {
+                        leftovers.push(commit::Leftover {
+                            what: format!("cannot remove {}", journal_path.display()),
+                            source,
+                        });
+                    }
                 }
                 self.state = State::Done;
                 drop(lock);

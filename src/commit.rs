@@ -11,9 +11,10 @@
 //! did not exist is renamed with `RENAME_NOREPLACE`: a file created at its
 //! name since is not renamed over either. Where the filesystem cannot swap
 //! (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), a plain `rename(2)` replaces the
-//! target after one more identity check: a replacement in the instant
-//! between that check and the rename is not noticed there. Either way a target never disappears and is always all
-//! old bytes or all new ones. Before the last rename (the file that
+//! target right after the same whole check (inode, size, modification
+//! time, sample): a change in the instant between that check and the
+//! rename is not noticed there. Either way a target never disappears and
+//! is always all old bytes or all new ones. Before the last rename (the file that
 //! declares the result, `config.json` or a shard index) the folder is
 //! flushed, so that file can only be new on disk once every other one is.
 //! An entry whose target already holds the new file has been applied:
@@ -27,9 +28,12 @@
 //! while undoing is finished forward by the next one.
 //!
 //! Recovery acts only on a journal [`prove`]d to describe the folder: each
-//! entry applied (its target is the new file) or pending (its temp name
-//! holds the new file, its target the original), every identity checked by
-//! inode, size and sample (see `journal.rs`).
+//! entry applied (its target is the new file, and a file swapped out to its
+//! temp name is the recorded original) or pending (its temp name holds the
+//! new file, its target the original), every identity checked by inode,
+//! size, sample and a backup's modification time (see `journal.rs`); or,
+//! for a copied folder, on one whose commit is [`settled`] by size and
+//! sample alone.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;

@@ -8,10 +8,15 @@
 //!
 //! - a whole commit record: the commit is finished (`commit::apply`), or
 //!   undone if a rename cannot be made;
-//! - no record (the run died before its commit): its temp files go;
+//! - no record (the run died before its commit, or the journal is damaged
+//!   or missing): nothing to finish;
 //!
-//! and then every side file of that run is removed. Side files owned by
-//! another user are left alone: a journal is obeyed only when it is ours.
+//! and then every side file of that run is removed, unless one may hold
+//! the only copy of an original (a backup that is no longer its target):
+//! then every one is kept, exit 4, and the message says how to finish by
+//! hand. Side files of another user are left alone (but for the run's own
+//! temps given their target's owner): a journal is obeyed only when it is
+//! ours.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};

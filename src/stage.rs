@@ -553,8 +553,8 @@ impl Drop for Staging {
                     use std::io::Write;
                     let _ = writeln!(
                         std::io::stderr(),
-                        "trtllm-prune: {}: left the empty folder this run created: another process holds its lock",
-                        self.dir.path().display()
+                        "trtllm-prune: warning: {}: left the empty folder this run created: another process holds its lock",
+                        crate::shown::shown_path(self.dir.path())
                     );
                 }
             }

@@ -318,6 +318,37 @@ fn a_copy_of_a_folder_whose_commit_was_complete_does_not_exit_4() {
     assert_ne!(out.status.code(), Some(4), "{}", stderr(&out));
 }
 
+// The same for a run killed at its first swap (nothing replaced yet: every
+// target its original, every temp its new file, every backup another name
+// of its target): the copy is cleaned, its files as they were.
+#[test]
+fn a_copy_of_a_folder_whose_commit_had_not_begun_does_not_exit_4() {
+    if !have_strace() {
+        return;
+    }
+    let (_dir, ckpt) = sample_copy();
+    let before: Vec<Vec<u8>> = ["rank0.safetensors", "rank1.safetensors", "config.json"]
+        .iter()
+        .map(|n| fs::read(ckpt.join(n)).unwrap())
+        .collect();
+    let killed = strace_run(&["inject=renameat2:signal=KILL:when=1"], &ckpt)
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    assert!(hidden_names(&ckpt).iter().any(|n| n.ends_with(".journal")));
+    let copy = ckpt.with_file_name("copy");
+    let cp = Command::new("cp").arg("-a").arg(&ckpt).arg(&copy).status();
+    assert!(cp.unwrap().success());
+    let out = run(&[&"inspect", &copy]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(hidden_names(&copy), Vec::<String>::new());
+    let after: Vec<Vec<u8>> = ["rank0.safetensors", "rank1.safetensors", "config.json"]
+        .iter()
+        .map(|n| fs::read(copy.join(n)).unwrap())
+        .collect();
+    assert!(before == after, "the copy's files changed");
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;

@@ -11,9 +11,10 @@
 //! did not exist is renamed with `RENAME_NOREPLACE`: a file created at its
 //! name since is not renamed over either. Where the filesystem cannot swap
 //! (`EINVAL`, `ENOSYS`, `EOPNOTSUPP`), a plain `rename(2)` replaces the
-//! target after one more identity check: a replacement in the instant
-//! between that check and the rename is not noticed there. Either way a target never disappears and is always all
-//! old bytes or all new ones. Before the last rename (the file that
+//! target right after the same whole check (inode, size, modification
+//! time, sample): a change in the instant between that check and the
+//! rename is not noticed there. Either way a target never disappears and
+//! is always all old bytes or all new ones. Before the last rename (the file that
 //! declares the result, `config.json` or a shard index) the folder is
 //! flushed, so that file can only be new on disk once every other one is.
 //! An entry whose target already holds the new file has been applied:
@@ -27,9 +28,12 @@
 //! while undoing is finished forward by the next one.
 //!
 //! Recovery acts only on a journal [`prove`]d to describe the folder: each
-//! entry applied (its target is the new file) or pending (its temp name
-//! holds the new file, its target the original), every identity checked by
-//! inode, size and sample (see `journal.rs`).
+//! entry applied (its target is the new file, and a file swapped out to its
+//! temp name is the recorded original) or pending (its temp name holds the
+//! new file, its target the original), every identity checked by inode,
+//! size, sample and a backup's modification time (see `journal.rs`); or,
+//! for a copied folder, on one whose commit is [`settled`] by size and
+//! sample alone.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -118,7 +122,11 @@ pub(crate) fn identity(dir: &Dir, name: &OsStr) -> io::Result<Identity> {
         Err(e) if e.raw_os_error() == Some(libc::EACCES) => None,
         Err(e) => return Err(e),
     };
-    Ok(Identity { inode, sample })
+    Ok(Identity {
+        inode,
+        sample,
+        mtime_ns: None,
+    })
 }
 
 /// Whether `name` holds the file `id` by inode number (the cheap check
@@ -130,16 +138,27 @@ fn holds(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<bool> {
         .is_some_and(|st| st.ino == id.inode && !st.is_dir()))
 }
 
-/// Whether `name` is the file `id`: inode number, size and sample.
+/// Whether `name` is the file `id`: inode number, size, sample and (when
+/// recorded) modification time.
 fn is(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<bool> {
-    if !holds(dir, name, id)? {
-        return Ok(false);
+    Ok(holds(dir, name, id)? && same_content(dir, name, id)?)
+}
+
+/// Whether `name` holds a file with `id`'s size, sample and (when
+/// recorded) modification time, whatever its inode number: what still
+/// tells a file in a copied folder (`cp -a` keeps times) from another.
+fn same_content(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<bool> {
+    if let Some(mtime) = id.mtime_ns {
+        let now = dir.stat_full(name, false)?;
+        if now.map(|st| st.stamp.mtime_ns) != Some(mtime) {
+            return Ok(false);
+        }
     }
     match id.sample {
         None => Ok(true),
         Some(s) => match sample(dir, name) {
             Ok(now) => Ok(now == s),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(false),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => Ok(false),
             Err(e) => Err(e),
         },
     }
@@ -163,9 +182,21 @@ pub(crate) fn prove(dir: &Dir, journal: &Journal) -> Result<(), Unproven> {
         };
         let io_problem = |e: io::Error| unproven(format!("cannot be checked: {e}"));
         if is(dir, &entry.target, &entry.new).map_err(io_problem)? {
-            // Applied. Whatever is at the temp name (a second link of the
-            // new file, the original after a swap, a file planted there
-            // since) is not needed to finish or undo it.
+            // Applied. The temp name holds nothing, a second link of the
+            // new file (an undo cut short), or after a swap the original,
+            // which finishing the commit removes: it must be the original
+            // recorded, not a file written to since (the run may have died
+            // before the check that would have swapped it back).
+            let at_temp = dir.stat(&entry.temp).map_err(io_problem)?;
+            let swapped_out = at_temp.is_some_and(|st| st.ino != entry.new.inode);
+            if let (true, Backup::Link(_, old)) = (swapped_out, &entry.backup) {
+                if !is(dir, &entry.temp, old).map_err(io_problem)? {
+                    return Err(unproven(format!(
+                        "{} holds the file swapped out for it, which is not the original the journal names (written to since?)",
+                        shown(&entry.temp)
+                    )));
+                }
+            }
             continue;
         }
         if !is(dir, &entry.temp, &entry.new).map_err(io_problem)? {
@@ -183,6 +214,101 @@ pub(crate) fn prove(dir: &Dir, journal: &Journal) -> Result<(), Unproven> {
             }
             if !is(dir, backup, old).map_err(io_problem)? {
                 return Err(unproven(format!("{} is not its original", shown(backup))));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A journal's commit found, by size and sample alone, either complete or
+/// not begun: what a copy of a folder (other inode numbers) can still
+/// prove. [`settle`] then leaves nothing of the commit behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Every target holds its new file and no side name of the commit
+    /// is left: only the journal remains.
+    AllNew,
+    /// Every target is as it was (its original, or no file), every temp
+    /// name holds its new file, and every backup name is another name of
+    /// its target (or gone): the temps and backups are redundant.
+    AllOld,
+}
+
+/// Whether `journal`'s commit is [`Settled`] in `dir`, told without
+/// inode numbers from the journal (a `v1` journal, without samples, never
+/// is).
+pub(crate) fn settled(dir: &Dir, journal: &Journal) -> io::Result<Option<Settled>> {
+    let absent = |name: &OsStr| dir.stat(name).map(|st| st.is_none());
+    let has = |name: &OsStr, id: &Identity| -> io::Result<bool> {
+        Ok(id.sample.is_some()
+            && dir.stat(name)?.is_some_and(|st| st.is_file())
+            && same_content(dir, name, id)?)
+    };
+    let mut all_new = true;
+    let mut all_old = true;
+    for entry in &journal.entries {
+        let undo = match &entry.backup {
+            Backup::Link(b, _) => side_file::undo_name(b),
+            _ => None,
+        };
+        if let Some(undo) = &undo {
+            if !absent(undo)? {
+                return Ok(None);
+            }
+        }
+        if all_new {
+            all_new = has(&entry.target, &entry.new)?
+                && absent(&entry.temp)?
+                && match &entry.backup {
+                    Backup::Link(b, _) => absent(b)?,
+                    _ => true,
+                };
+        }
+        if all_old {
+            all_old = has(&entry.temp, &entry.new)?
+                && match &entry.backup {
+                    Backup::New => absent(&entry.target)?,
+                    Backup::Link(b, old) => {
+                        has(&entry.target, old)? && {
+                            let (t, b) = (dir.stat(&entry.target)?, dir.stat(b)?);
+                            match (t, b) {
+                                (_, None) => true,
+                                (Some(t), Some(b)) => t.ino == b.ino,
+                                (None, Some(_)) => false,
+                            }
+                        }
+                    }
+                    Backup::Unavailable => false,
+                };
+        }
+        if !all_new && !all_old {
+            return Ok(None);
+        }
+    }
+    Ok(if all_new {
+        Some(Settled::AllNew)
+    } else {
+        Some(Settled::AllOld)
+    })
+}
+
+/// Removes what a [`Settled`] commit left but the journal: nothing when
+/// all new; the temps and the backup names when all old (each checked
+/// again right before it goes).
+pub(crate) fn settle(dir: &Dir, journal: &Journal, settled: Settled) -> io::Result<()> {
+    if settled == Settled::AllNew {
+        return Ok(());
+    }
+    for entry in &journal.entries {
+        if same_content(dir, &entry.temp, &entry.new)? {
+            dir.unlink(&entry.temp)?;
+        }
+        if let Backup::Link(b, _) = &entry.backup {
+            let (t, bk) = (dir.stat(&entry.target)?, dir.stat(b)?);
+            if let (Some(t), Some(bk)) = (t, bk) {
+                if t.ino == bk.ino {
+                    dir.unlink(b)?;
+                }
             }
         }
     }
@@ -302,7 +428,10 @@ fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
             Err(problem)
         }
         Err(e) if sys::exchange_unsupported(&e) => {
-            if !holds(dir, &entry.target, old)? {
+            // Checked whole (inode, size, modification time, sample) right
+            // before the rename: only a change in the instant between the
+            // two is not seen.
+            if !is(dir, &entry.target, old)? {
                 return Err(io::Error::other(ChangedSinceRead));
             }
             dir.rename(&entry.temp, &entry.target)
@@ -343,9 +472,14 @@ fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
 }
 
 /// Removes `name` if it is still the file `id` (by inode number): a file
-/// someone else put at one of our names is not ours to remove.
+/// someone else put at one of our names is not ours to remove. The
+/// original's file (`id` with a modification time) must also still be
+/// the one recorded: written to since, it is kept, and said so.
 fn unlink_own(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<()> {
     if holds(dir, name, id)? {
+        if id.mtime_ns.is_some() && !same_content(dir, name, id)? {
+            return Err(io::Error::other(ChangedSinceRead));
+        }
         dir.unlink(name)?;
     }
     Ok(())

@@ -8,14 +8,16 @@
 //! but `/` and NUL):
 //!
 //! ```text
-//! trtllm-prune commit v2
+//! trtllm-prune commit v3
 //! rename <temp> <target> <backup> <new>
 //!     backup: `<name>:<identity>` (a link to the old file) or `new` (the
 //!     target did not exist);
 //!     new: the identity of the finished temp file;
 //!     identity: `<inode>:<size>:<crc32>`, the crc32 (8 hex digits) of
-//!     the file's sample (its first and last 64 KiB, see `commit.rs`);
-//!     `<inode>` alone for a symlink replaced in place.
+//!     the file's sample (its first and last 64 KiB, see `commit.rs`),
+//!     then `:<mtime>` (nanoseconds since the epoch) for a backup's file,
+//!     whose modification time a write would move; `<inode>` alone for a
+//!     symlink replaced in place.
 //! crc32 <8 hex digits of every byte above>
 //! ```
 //!
@@ -23,9 +25,13 @@
 //! sample all match: inode numbers alone do not identify a file, since a
 //! copied or restored folder (`cp -a`, a backup, a FUSE remount) holds the
 //! same bytes under other inode numbers, and a number can be reused. The
-//! older `v1` record is still read: identities there are inode numbers
-//! only (`<name>:<inode>` and `<inode>`), and its backup may be `none` (the
-//! target existed but could not be linked; `v2` commits refuse instead).
+//! older records are still read: `v2` is `v3` without modification times;
+//! in `v1` identities are inode numbers only (`<name>:<inode>` and
+//! `<inode>`), and its backup may be `none` (the target existed but could
+//! not be linked; later commits refuse instead).
+//!
+//! A journal is at most [`MAX_JOURNAL_BYTES`]: a bigger file named like one
+//! is not read (see `recover.rs`).
 //!
 //! A record that does not decode (empty: the run never reached its commit;
 //! cut short by a kill or a power cut while it was written) means no rename
@@ -36,7 +42,14 @@ use std::fmt::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 const MAGIC_V1: &str = "trtllm-prune commit v1\n";
-const MAGIC: &str = "trtllm-prune commit v2\n";
+const MAGIC_V2: &str = "trtllm-prune commit v2\n";
+const MAGIC: &str = "trtllm-prune commit v3\n";
+
+/// The largest journal read: far more than the entries of any checkpoint
+/// need (an entry is at most about 1.2 KiB, for names of 255 bytes), so a
+/// bigger file named like a journal (planted, or a sparse file) is not one
+/// and is never read into memory.
+pub(crate) const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 
 /// Size and checksum of a file's sample: with the inode number, what
 /// tells the file a journal names from a copy of it or a stranger.
@@ -52,6 +65,9 @@ pub(crate) struct Identity {
     pub inode: u64,
     /// `None` in a `v1` record.
     pub sample: Option<Sample>,
+    /// The modification time (ns) a backup's file had when it was linked
+    /// and compared; `None` for other files and in older records.
+    pub mtime_ns: Option<i128>,
 }
 
 /// What keeps a replaced file's old bytes until the commit is over.
@@ -103,26 +119,47 @@ fn encode_identity(out: &mut String, id: &Identity) {
     let _ = write!(out, "{}", id.inode);
     if let Some(s) = id.sample {
         let _ = write!(out, ":{}:{:08x}", s.len, s.crc);
+        if let Some(mtime) = id.mtime_ns {
+            let _ = write!(out, ":{mtime}");
+        }
     }
 }
 
-/// `<inode>:<size>:<crc>`, or `<inode>` (every identity of a `v1` record;
-/// a symlink's in `v2`, whose inode number is all there is to compare).
-fn decode_identity(text: &str, v2: bool) -> Option<Identity> {
+/// Which record a journal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+    V3,
+}
+
+/// `<inode>:<size>:<crc>[:<mtime>]`, or `<inode>` (every identity of a `v1`
+/// record; a symlink's later, whose inode number is all there is to
+/// compare). The mtime only in `v3`.
+fn decode_identity(text: &str, version: Version) -> Option<Identity> {
     let mut parts = text.split(':');
     let inode = parts.next()?.parse().ok()?;
     let sample = match (parts.next(), parts.next()) {
         (None, _) => None,
-        (Some(len), Some(crc)) if v2 && crc.len() == 8 => Some(Sample {
+        (Some(len), Some(crc)) if version != Version::V1 && crc.len() == 8 => Some(Sample {
             len: len.parse().ok()?,
             crc: u32::from_str_radix(crc, 16).ok()?,
         }),
         _ => return None,
     };
+    let mtime_ns = match parts.next() {
+        None => None,
+        Some(m) if version == Version::V3 => Some(m.parse().ok()?),
+        Some(_) => return None,
+    };
     if parts.next().is_some() {
         return None;
     }
-    Some(Identity { inode, sample })
+    Some(Identity {
+        inode,
+        sample,
+        mtime_ns,
+    })
 }
 
 impl Journal {
@@ -163,10 +200,13 @@ impl Journal {
         if crc32fast::hash(body.as_bytes()) != crc {
             return None;
         }
-        let (lines, v2) = match body.strip_prefix(MAGIC) {
-            Some(lines) => (lines, true),
-            None => (body.strip_prefix(MAGIC_V1)?, false),
-        };
+        let (lines, version) = [
+            (MAGIC, Version::V3),
+            (MAGIC_V2, Version::V2),
+            (MAGIC_V1, Version::V1),
+        ]
+        .into_iter()
+        .find_map(|(magic, v)| Some((body.strip_prefix(magic)?, v)))?;
         let mut entries = Vec::new();
         for line in lines.lines() {
             let mut words = line.strip_prefix("rename ")?.split(' ');
@@ -175,13 +215,16 @@ impl Journal {
             let target = name(words.next())?;
             let backup = match words.next()? {
                 "new" => Backup::New,
-                "none" if !v2 => Backup::Unavailable,
+                "none" if version == Version::V1 => Backup::Unavailable,
                 w => {
                     let (name, id) = w.split_once(':')?;
-                    Backup::Link(OsString::from_vec(unhex(name)?), decode_identity(id, v2)?)
+                    Backup::Link(
+                        OsString::from_vec(unhex(name)?),
+                        decode_identity(id, version)?,
+                    )
                 }
             };
-            let new = decode_identity(words.next()?, v2)?;
+            let new = decode_identity(words.next()?, version)?;
             if words.next().is_some() {
                 return None;
             }
@@ -204,6 +247,7 @@ mod tests {
         Identity {
             inode,
             sample: Some(Sample { len, crc }),
+            mtime_ns: None,
         }
     }
 
@@ -215,7 +259,10 @@ mod tests {
                     target: "rank0.safetensors".into(),
                     backup: Backup::Link(
                         ".rank0.safetensors.trtllm-prune-ab.old".into(),
-                        id(77, 4096, 0xdead_beef),
+                        Identity {
+                            mtime_ns: Some(1_733_000_000_123_456_789),
+                            ..id(77, 4096, 0xdead_beef)
+                        },
                     ),
                     new: id(1, 0, 0),
                 },
@@ -234,6 +281,7 @@ mod tests {
                         Identity {
                             inode: 9,
                             sample: None,
+                            mtime_ns: None,
                         },
                     ),
                     new: id(u64::MAX, 12, 7),
@@ -258,6 +306,7 @@ mod tests {
         let old = |inode| Identity {
             inode,
             sample: None,
+            mtime_ns: None,
         };
         assert_eq!(
             Journal::decode(bytes.as_bytes()),
@@ -278,6 +327,23 @@ mod tests {
                 ],
             })
         );
+    }
+
+    #[test]
+    fn reads_a_v2_record_without_modification_times_and_refuses_one_with_them() {
+        let body = format!(
+            "trtllm-prune commit v2\nrename {} {} {}:77:10:0000000a 5:3:00000001\n",
+            "2e74", "74", "2e6f"
+        );
+        let bytes = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+        let journal = Journal::decode(bytes.as_bytes()).expect("a v2 record");
+        assert_eq!(
+            journal.entries[0].backup,
+            Backup::Link(".o".into(), id(77, 10, 10))
+        );
+        let body = body.replace(":0000000a ", ":0000000a:123 ");
+        let bytes = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+        assert_eq!(Journal::decode(bytes.as_bytes()), None);
     }
 
     #[test]

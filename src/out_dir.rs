@@ -59,7 +59,7 @@ pub fn default_out_dir(given: &Path, canonical: &Path) -> Result<PathBuf> {
 /// lexically (folders we create are never symlinks). So `new/../ckpt`
 /// resolves to `ckpt` and is compared with the input as such.
 pub fn resolve_out_dir(dir: &Path) -> Result<PathBuf> {
-    let lexical = match walk(dir, false)? {
+    let lexical = match walk(dir, false, &mut Vec::new())? {
         Walk::Found { real, .. } => return Ok(real),
         Walk::Missing { mut real, rest } => {
             for name in rest {
@@ -74,7 +74,7 @@ pub fn resolve_out_dir(dir: &Path) -> Result<PathBuf> {
         }
     };
     // The lexical part may lead back into an existing folder.
-    match walk(&lexical, false)? {
+    match walk(&lexical, false, &mut Vec::new())? {
         Walk::Found { real, .. } => Ok(real),
         Walk::Missing { .. } => Ok(lexical),
     }
@@ -105,13 +105,26 @@ const MAX_RETRIES: usize = 100;
 /// Missing folders are created with `create` (`mkdirat`, which never
 /// follows a symlink); without it a missing folder is `None`.
 pub(crate) fn open_folder(path: &Path, create: bool) -> Result<Option<OpenedFolder>> {
-    match walk(path, create)? {
-        Walk::Missing { .. } => Ok(None),
-        Walk::Found { at, real, created } => {
-            let dir = at
-                .open(real.clone())
-                .map_err(|e| Error::io(&real, "cannot open", e))?;
-            Ok(Some(OpenedFolder { dir, created }))
+    let mut created = Vec::new();
+    let opened = match walk(path, create, &mut created) {
+        Ok(Walk::Missing { .. }) => Ok(None),
+        Ok(Walk::Found { at, real }) => at
+            .open(real.clone())
+            .map_err(|e| Error::io(&real, "cannot open", e))
+            .map(Some),
+        Err(e) => Err(e),
+    };
+    match opened {
+        Ok(Some(dir)) => Ok(Some(OpenedFolder { dir, created })),
+        Ok(None) => Ok(None),
+        Err(e) => {
+            // A failure (out of descriptors, say) leaves no folder behind.
+            for (parent, name) in &created {
+                if parent.remove_dir(name).is_err() {
+                    break;
+                }
+            }
+            Err(e)
         }
     }
 }
@@ -123,8 +136,6 @@ enum Walk {
         at: PathHandle,
         /// Its path with every symlink resolved.
         real: PathBuf,
-        /// As in [`OpenedFolder::created`].
-        created: Vec<(PathHandle, OsString)>,
     },
     /// At a name that does not exist in `real` (`rest` starts with it),
     /// or right after a file (`real`) that more names follow.
@@ -135,8 +146,9 @@ enum Walk {
 }
 
 /// The walk of [`open_folder`], up to the folder or the first missing
-/// name.
-fn walk(path: &Path, create: bool) -> Result<Walk> {
+/// name; each folder it creates is added to `created` (as in
+/// [`OpenedFolder::created`]), even when it then fails.
+fn walk(path: &Path, create: bool, created: &mut Vec<(PathHandle, OsString)>) -> Result<Walk> {
     let absolute = std::path::absolute(path).map_err(|e| Error::io(path, "cannot resolve", e))?;
     let root = || PathHandle::root().map_err(|e| Error::io(Path::new("/"), "cannot open", e));
     // Each name to walk, with the outermost symlink it comes from (an
@@ -151,7 +163,6 @@ fn walk(path: &Path, create: bool) -> Result<Walk> {
     let mut at = root()?;
     // The path of `at` as the kernel resolves it: for messages.
     let mut real = PathBuf::from("/");
-    let mut created = Vec::new();
     let (mut symlinks, mut retries) = (0, 0);
     // The folder this walk just made, if any: something else found at its
     // name is someone else's doing.
@@ -287,7 +298,7 @@ fn walk(path: &Path, create: bool) -> Result<Walk> {
         // Look at the same name again.
         todo.push_front((name, origin));
     }
-    Ok(Walk::Found { at, real, created })
+    Ok(Walk::Found { at, real })
 }
 
 /// The names to walk in `path`, `..` included (resolved by the walk, as

@@ -8,21 +8,27 @@
 //!
 //! - a whole commit record: the commit is finished (`commit::apply`), or
 //!   undone if a rename cannot be made;
-//! - no record (the run died before its commit): its temp files go;
+//! - no record (the run died before its commit, or the journal is damaged
+//!   or missing): nothing to finish;
 //!
-//! and then every side file of that run is removed. Side files owned by
-//! another user are left alone: a journal is obeyed only when it is ours.
+//! and then every side file of that run is removed, unless one may hold
+//! the only copy of an original (a backup that is no longer its target):
+//! then every one is kept, exit 4, and the message says how to finish by
+//! hand. Side files of another user are left alone (but for the run's own
+//! temps given their target's owner): a journal is obeyed only when it is
+//! ours.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use crate::commit::{self, shown, Failure};
 use crate::error::{Error, Result};
 use crate::interrupt::Cancel;
-use crate::journal::{Backup, Entry, Journal};
+use crate::journal::{Backup, Entry, Journal, MAX_JOURNAL_BYTES};
+use crate::shown::shown_path;
 use crate::side_file::{self, Kind};
 use crate::sys::{self, Dir, FolderLock, LockMode};
 
@@ -40,8 +46,71 @@ pub fn recover_folder(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
         return Ok(Vec::new());
     }
     let dir = Dir::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-    let _lock = lock_folder(&dir, LockMode::Exclusive, cancel)?;
+    // Not waited for while others (readers too) use the folder, unless a
+    // dead run's commit must be finished for the folder to read right.
+    let _lock = match dir
+        .try_lock(LockMode::Exclusive)
+        .map_err(|e| lock_error(path, e, cancel))?
+    {
+        Some(lock) => lock,
+        None => {
+            // Journals are probed only under the folder's lock: a run
+            // creates and locks its journal under the exclusive one, and a
+            // probe's brief lock on that journal must not make the run
+            // think another holds it. The shared lock waits only for such
+            // short steps, never for readers.
+            let (must_finish, dead) = {
+                let _shared = lock_folder(&dir, LockMode::Shared, cancel)?;
+                (!unfinished_commits(&dir).is_empty(), dead_runs_left(&dir))
+            };
+            if must_finish {
+                lock_folder(&dir, LockMode::Exclusive, cancel)?
+            } else if dead {
+                return Ok(vec![format!(
+                    "{}: what an earlier run left stays for now: another process is using the folder",
+                    shown_path(path)
+                )]);
+            } else {
+                // Only live runs' files: nothing to say.
+                return Ok(Vec::new());
+            }
+        }
+    };
     recover_locked(&dir, None, true)
+}
+
+/// Whether side files of a dead run are in `dir`: a journal no live run
+/// holds, or side files of a run without a journal (a live run creates its
+/// journal before any other side file and removes it last). The caller
+/// holds the folder's lock.
+fn dead_runs_left(dir: &Dir) -> bool {
+    let Ok(names) = dir.names() else {
+        return false;
+    };
+    let mut journals = std::collections::BTreeSet::new();
+    let mut runs = std::collections::BTreeSet::new();
+    for name in &names {
+        match side_file::parse(name) {
+            Some((id, Kind::Journal)) => {
+                journals.insert(id);
+            }
+            Some((id, _)) => {
+                runs.insert(id);
+            }
+            None => {}
+        }
+    }
+    if runs.iter().any(|id| !journals.contains(id)) {
+        return true;
+    }
+    journals.iter().any(|id| {
+        let name = side_file::journal_name(id);
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(dir.join(&name))
+            .is_ok_and(|file| sys::try_lock_shared(&file).ok() == Some(true))
+    })
 }
 
 /// The unfinished commits of dead runs in the folder at `path` (whose
@@ -100,12 +169,23 @@ fn unfinished_commits(dir: &Dir) -> Vec<u32> {
         if !meta.is_file() || sys::try_lock_shared(&file).ok() != Some(true) {
             continue;
         }
-        let mut bytes = Vec::new();
-        if file.read_to_end(&mut bytes).is_ok() && Journal::decode(&bytes).is_some() {
+        // A journal without entries describes no commit.
+        if read_journal(&mut file).is_ok_and(|j| j.is_some_and(|j| !j.entries.is_empty())) {
             owners.push(std::os::unix::fs::MetadataExt::uid(&meta));
         }
     }
     owners
+}
+
+/// The journal in `file`, read only up to [`MAX_JOURNAL_BYTES`]: a larger
+/// file (planted, or sparse) is no journal and never read into memory.
+fn read_journal(file: &mut std::fs::File) -> std::io::Result<Option<Journal>> {
+    if file.metadata()?.len() > MAX_JOURNAL_BYTES {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_JOURNAL_BYTES + 1).read_to_end(&mut bytes)?;
+    Ok(Journal::decode(&bytes))
 }
 
 fn current_user() -> u32 {
@@ -190,11 +270,20 @@ enum Note {
 }
 
 /// Deals with the leftovers `files` of run `id`; `None` when it is alive.
+///
+/// With this user's whole journal, its commit is finished (or undone);
+/// then, or without one (the run died before its commit, or the journal is
+/// damaged or gone), the run's side files are removed, unless one may hold
+/// the only copy of an original (see [`originals_at_side_names`]): then
+/// every one is kept and the user is told how to finish by hand. With this
+/// user's journal, the run's files are this user's whatever their owner
+/// (a run as root gives temps the owner of the files they replace).
 fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Result<Option<Note>> {
     let at = |name: &OsString| dir.join(name);
     let journal_name = side_file::journal_name(id);
     let mut finished = None;
-    match dir
+    let mut journal = None;
+    let journal_is_mine = match dir
         .stat(&journal_name)
         .map_err(|e| Error::io(&at(&journal_name), "cannot read metadata", e))?
     {
@@ -216,40 +305,157 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
             if !sys::try_lock(&file).map_err(|e| Error::io(&at(&journal_name), "cannot lock", e))? {
                 return Ok(None); // A live run.
             }
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes)
-                .map_err(|e| Error::io(&at(&journal_name), "cannot read", e))?;
-            if let Some(journal) = Journal::decode(&bytes).filter(|j| belongs_to(j, id)) {
-                finished = Some(finish(dir, &journal, &journal_name, &file)?);
+            journal = read_journal(&mut file)
+                .map_err(|e| Error::io(&at(&journal_name), "cannot read", e))?
+                .filter(|j| belongs_to(j, id));
+            if let Some(journal) = &journal {
+                finished = Some(finish(dir, journal, &journal_name, &file)?);
             }
+            true
         }
-        None => {}
+        None => false,
+    };
+    let kept = originals_at_side_names(dir, files, journal.as_ref())
+        .map_err(|e| Error::io(dir.path(), "cannot read metadata", e))?;
+    if !kept.is_empty() {
+        return Err(Error::CommitIncomplete {
+            dir: dir.path().to_path_buf(),
+            problem: format!(
+                "{}, and {}; every file is kept. To finish by hand, put each original back with `mv` (or keep the new files), then remove the hidden files of that run (`.*trtllm-prune-{id}*`)",
+                if journal.is_some() {
+                    format!("an earlier run's commit ({}) was dealt with", shown(&journal_name))
+                } else if journal_is_mine {
+                    format!("a run stopped in the middle of its commit left no whole journal ({} does not decode)", shown(&journal_name))
+                } else {
+                    format!("a run stopped in the middle of its commit left no journal ({} is missing)", shown(&journal_name))
+                },
+                kept.join("; ")
+            ),
+        });
     }
+    // A run as root gives its temps the owner of the files they replace:
+    // with this user's journal, a side file owned as its target is too is
+    // the run's own. One another user planted at a free side name is not.
+    let owned_as_target = |name: &OsString, uid: u32| {
+        target_of(name, journal.as_ref())
+            .and_then(|t| dir.stat(&t).ok().flatten())
+            .is_some_and(|t| t.uid == uid)
+    };
     let mut removed = 0;
+    let mut left = 0;
     for (name, _) in files {
         if name == &journal_name {
             continue;
         }
         match dir.stat(name) {
-            Ok(Some(st)) if st.uid == me && !st.is_dir() => {
-                dir.unlink(name)
-                    .map_err(|e| Error::io(&at(name), "cannot remove", e))?;
-                removed += 1;
+            Ok(Some(st))
+                if (st.uid == me || (journal_is_mine && owned_as_target(name, st.uid)))
+                    && !st.is_dir() =>
+            {
+                match dir.unlink(name) {
+                    Ok(()) => removed += 1,
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
+                        left += 1
+                    }
+                    Err(e) => return Err(Error::io(&at(name), "cannot remove", e)),
+                }
             }
+            Ok(Some(_)) => left += 1,
             _ => {}
         }
     }
-    dir.unlink(&journal_name)
-        .map_err(|e| Error::io(&at(&journal_name), "cannot remove", e))?;
+    if journal_is_mine {
+        dir.unlink(&journal_name)
+            .map_err(|e| Error::io(&at(&journal_name), "cannot remove", e))?;
+        removed += 1;
+    }
     let place = dir.path().display();
+    if finished.is_none() && removed == 0 {
+        return Ok(Some(Note::LeftAlone(format!(
+            "{place}: left alone: {left} file{} an earlier run left, which this user cannot remove",
+            plural(left)
+        ))));
+    }
     Ok(Some(Note::Done(match finished {
         Some(what) => format!("{place}: {what}"),
         None => format!(
-            "{place}: removed what an earlier run left when it was stopped before its commit ({} file{})",
-            removed + 1,
-            plural(removed + 1)
+            "{place}: removed what an earlier run left when it was stopped before its commit ({removed} file{}{})",
+            plural(removed),
+            if left > 0 {
+                format!("; {left} left that this user cannot remove")
+            } else {
+                String::new()
+            }
         ),
     })))
+}
+
+/// The output name the side file `name` stands for: from `journal` when it
+/// names it, else from the side name itself (an output name cut short in
+/// it names nothing that exists).
+fn target_of(name: &OsString, journal: Option<&Journal>) -> Option<OsString> {
+    let from_journal = journal.and_then(|j| {
+        j.entries.iter().find_map(|e| {
+            let backup = match &e.backup {
+                Backup::Link(b, _) => Some(b),
+                _ => None,
+            };
+            let undo = backup.and_then(|b| side_file::undo_name(b));
+            (&e.temp == name || backup == Some(name) || undo.as_ref() == Some(name))
+                .then(|| e.target.clone())
+        })
+    });
+    from_journal.or_else(|| side_file::legacy_target(name))
+}
+
+/// The run's side names that may hold the only copy of an original, one
+/// line each: a backup (or undo) name that is no longer another name of
+/// its target (so the target was replaced: a commit had begun), and a temp
+/// name that is the same file as such a backup (the original swapped out).
+/// Told from the folder alone, for leftovers without a whole journal (and
+/// checked again after one is finished). A backup's target comes from the
+/// journal, else from the backup's name.
+fn originals_at_side_names(
+    dir: &Dir,
+    files: &[(OsString, Kind)],
+    journal: Option<&Journal>,
+) -> std::io::Result<Vec<String>> {
+    let target_of = |name: &OsString| target_of(name, journal);
+    let mut lines = Vec::new();
+    let mut originals = Vec::new();
+    for (name, kind) in files {
+        if !matches!(kind, Kind::Backup | Kind::Undo) {
+            continue;
+        }
+        let Some(st) = dir.stat(name)? else { continue };
+        let target = target_of(name);
+        let target_st = match &target {
+            Some(t) => dir.stat(t).ok().flatten(),
+            None => None,
+        };
+        if target_st.is_some_and(|t| t.ino == st.ino) {
+            continue;
+        }
+        originals.push(st.ino);
+        lines.push(match target {
+            Some(t) => format!(
+                "{} holds the original of {}, which is now another file",
+                shown(name),
+                shown(&t)
+            ),
+            None => format!("{} holds an original", shown(name)),
+        });
+    }
+    for (name, kind) in files {
+        if *kind == Kind::Temp
+            && dir
+                .stat(name)?
+                .is_some_and(|st| originals.contains(&st.ino))
+        {
+            lines.push(format!("{} is another name of that original", shown(name)));
+        }
+    }
+    Ok(lines)
 }
 
 /// Whether every side name in `journal` is run `id`'s and every target is
@@ -278,6 +484,19 @@ fn finish(
     file: &std::fs::File,
 ) -> Result<String> {
     if let Err(unproven) = commit::prove(dir, journal) {
+        // A copied or restored folder: other inode numbers, but its files
+        // may still show, by size and sample, a commit complete or not
+        // begun, with nothing to move.
+        let settled = commit::settled(dir, journal)
+            .map_err(|e| Error::io(dir.path(), "cannot read metadata", e))?;
+        if let Some(settled) = settled {
+            commit::settle(dir, journal, settled)
+                .map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
+            return Ok(match settled {
+                commit::Settled::AllNew => "removed the journal of an earlier run's commit, which was complete".into(),
+                commit::Settled::AllOld => "removed what an earlier run left when it was stopped before any file of its commit was replaced".into(),
+            });
+        }
         return Err(by_hand(
             dir,
             journal,
@@ -292,6 +511,15 @@ fn finish(
     }
     let n = journal.entries.len();
     match commit::apply(dir, journal, true) {
+        // The journal stays while a side file it names does.
+        Ok(mut leftovers) if !leftovers.is_empty() => {
+            let first = leftovers.swap_remove(0);
+            Err(Error::io(
+                dir.path(),
+                "finished the commit of an earlier run that was stopped, but a file it left cannot be removed yet (its journal stays for the next run)",
+                io::Error::new(first.source.kind(), format!("{}: {}", first.what, first.source)),
+            ))
+        }
         Ok(_) => Ok(format!(
             "finished the commit of an earlier run that was stopped ({n} file{} in place)",
             plural(n)

@@ -131,26 +131,36 @@ impl Staging {
             let Some(OpenedFolder { dir, created }) = open_folder(path, true)? else {
                 continue;
             };
-            let path = dir.path().to_path_buf();
-            if let Err(e) = check(&dir) {
-                remove_empty_dirs(&created);
-                return Err(e);
-            }
-            let lock = lock_folder(&dir, LockMode::Exclusive, &cancel)?;
-            if !dir
-                .is_linked()
-                .map_err(|e| Error::io(&path, "cannot read metadata", e))?
-            {
-                continue;
-            }
-            let recovered = recover_locked(&dir, None, false)?;
-            refuse_foreign_commits(&dir)?;
-            let id =
-                sys::random_id().map_err(|e| Error::io(&path, "cannot get random bytes", e))?;
-            let journal_name = side_file::journal_name(&id);
-            let journal = dir
-                .create_new(&journal_name, 0o600)
-                .map_err(|e| Error::io(&path, "cannot create files in the output folder", e))?;
+            // Until the journal exists (and dropping the staging cleans up),
+            // a failure removes the folders this run created.
+            let started = (|| {
+                check(&dir)?;
+                refuse_unreplaceable_names(&dir)?;
+                let lock = lock_folder(&dir, LockMode::Exclusive, &cancel)?;
+                if !dir
+                    .is_linked()
+                    .map_err(|e| Error::io(dir.path(), "cannot read metadata", e))?
+                {
+                    return Ok(None);
+                }
+                let recovered = recover_locked(&dir, None, false)?;
+                refuse_foreign_commits(&dir)?;
+                let id = sys::random_id()
+                    .map_err(|e| Error::io(dir.path(), "cannot get random bytes", e))?;
+                let journal_name = side_file::journal_name(&id);
+                let journal = dir.create_new(&journal_name, 0o600).map_err(|e| {
+                    Error::io(dir.path(), "cannot create files in the output folder", e)
+                })?;
+                Ok(Some((lock, recovered, id, journal_name, journal)))
+            })();
+            let (lock, recovered, id, journal_name, journal) = match started {
+                Ok(Some(started)) => started,
+                Ok(None) => continue,
+                Err(e) => {
+                    remove_empty_dirs(&created);
+                    return Err(e);
+                }
+            };
             let staging = Staging {
                 dir,
                 id,
@@ -258,6 +268,7 @@ impl Staging {
                 len: u64::MAX,
                 crc: u32::MAX,
             }),
+            mtime_ns: Some(i128::MIN),
         };
         let entries = self
             .files
@@ -319,11 +330,16 @@ impl Staging {
         self.state = State::Recoverable;
         match commit::apply(&self.dir, &journal, self.flush) {
             Ok(mut leftovers) => {
-                if let Err(source) = self.dir.unlink(&self.journal_name) {
-                    leftovers.push(commit::Leftover {
-                        what: format!("cannot remove {}", journal_path.display()),
-                        source,
-                    });
+                // The journal outlives every side file it names: without
+                // it, a backup left behind could not be told from the only
+                // copy of an original. Kept, the next run removes them.
+                if leftovers.is_empty() {
+                    if let Err(source) = self.dir.unlink(&self.journal_name) {
+                        leftovers.push(commit::Leftover {
+                            what: format!("cannot remove {}", journal_path.display()),
+                            source,
+                        });
+                    }
                 }
                 self.state = State::Done;
                 drop(lock);
@@ -516,6 +532,7 @@ impl Staging {
             Identity {
                 inode: st.stamp.ino,
                 sample: None,
+                mtime_ns: None,
             }
         };
         // The link itself moved the ctime: identity, size and mtime must be
@@ -532,6 +549,12 @@ impl Staging {
         if !same {
             return Err(changed(file));
         }
+        // Its modification time too, so the swap tells a write anywhere in
+        // the file (not only in the sampled ends) since this check.
+        let identity = Identity {
+            mtime_ns: identity.sample.map(|_| st.stamp.mtime_ns),
+            ..identity
+        };
         Ok(Backup::Link(name, identity))
     }
 }
@@ -562,10 +585,42 @@ impl Drop for Staging {
         }
         let _ = self.dir.unlink(&self.journal_name);
         if !self.created_dirs.is_empty() {
-            // Under the lock, so no run is starting in a folder we remove.
-            let _lock = self.dir.lock(LockMode::Exclusive, &|| Ok(()), &|| ());
-            remove_empty_dirs(&self.created_dirs);
+            // Under the lock, so no run is starting in a folder we remove;
+            // never waited for: anyone who can open the folder can hold it.
+            match self.dir.try_lock(LockMode::Exclusive) {
+                Ok(Some(_lock)) => remove_empty_dirs(&self.created_dirs),
+                _ => {
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "trtllm-prune: warning: {}: left the empty folder this run created: another process holds its lock",
+                        crate::shown::shown_path(self.dir.path())
+                    );
+                }
+            }
         }
+    }
+}
+
+/// Refuses a folder whose names cannot be replaced or removed (`chattr +a`
+/// or `+i` on the folder itself): every commit renames its temp files, so
+/// it would fail there after writing them, and leave them for good.
+fn refuse_unreplaceable_names(dir: &Dir) -> Result<()> {
+    let flag = dir
+        .unreplaceable_names()
+        .map_err(|e| Error::io(dir.path(), "cannot read the folder's flags", e))?;
+    match flag {
+        None => Ok(()),
+        Some(flag) => Err(Error::refused(
+            dir.path(),
+            format!(
+                "cannot write here: the folder is {} (no name in it can be replaced or removed); nothing was written",
+                match flag {
+                    Unreplaceable::Immutable => "immutable (chattr +i)",
+                    Unreplaceable::AppendOnly => "append-only (chattr +a)",
+                }
+            ),
+        )),
     }
 }
 

@@ -258,8 +258,35 @@ impl Dir {
         still_wanted: &dyn Fn() -> io::Result<()>,
         on_wait: &dyn Fn(),
     ) -> io::Result<FolderLock> {
-        match flock_wait(self.raw(), mode, still_wanted, on_wait) {
-            Ok(()) => Ok(FolderLock::Folder(self.fd.try_clone()?)),
+        let taken = self.lock_with(&|fd| {
+            flock_wait(fd, mode, still_wanted, on_wait)?;
+            Ok(true)
+        })?;
+        taken.ok_or_else(|| io::Error::from_raw_os_error(libc::EWOULDBLOCK))
+    }
+
+    /// [`Dir::lock`] without waiting: `None` when someone else holds it.
+    pub fn try_lock(&self, mode: LockMode) -> io::Result<Option<FolderLock>> {
+        self.lock_with(&|fd| {
+            // SAFETY: valid descriptor.
+            match check(unsafe { libc::flock(fd, mode.operation() | libc::LOCK_NB) }) {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+    }
+
+    /// Takes the folder's lock with `take` (on the folder, or on the lock
+    /// file where the folder cannot be locked), `None` if `take` says it
+    /// is held.
+    fn lock_with(
+        &self,
+        take: &dyn Fn(RawFd) -> io::Result<bool>,
+    ) -> io::Result<Option<FolderLock>> {
+        match take(self.raw()) {
+            Ok(false) => Ok(None),
+            Ok(true) => Ok(Some(FolderLock::Folder(self.fd.try_clone()?))),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
@@ -275,8 +302,7 @@ impl Dir {
                 })?;
                 // SAFETY: `fd` was just opened and is owned by nobody else.
                 let file = unsafe { File::from_raw_fd(fd) };
-                flock_wait(file.as_raw_fd(), mode, still_wanted, on_wait)?;
-                Ok(FolderLock::File(file))
+                Ok(take(file.as_raw_fd())?.then_some(FolderLock::File(file)))
             }
             Err(e) => Err(e),
         }
@@ -969,25 +995,39 @@ impl Dir {
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut flags: libc::c_long = 0;
-        // SAFETY: valid descriptor; FS_IOC_GETFLAGS writes one long.
-        let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOTTY | libc::ENOTSUP | libc::EINVAL | libc::ENOSYS) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(if flags & FS_IMMUTABLE_FL != 0 {
-            Some(Unreplaceable::Immutable)
-        } else if flags & FS_APPEND_FL != 0 {
-            Some(Unreplaceable::AppendOnly)
-        } else {
-            None
-        })
+        unreplaceable_flag(file.as_raw_fd())
     }
 
+    /// Whether the folder itself carries a flag that forbids renaming or
+    /// removing names in it (`chattr +a`: names can be added, none
+    /// replaced; `+i`: nothing changes).
+    pub fn unreplaceable_names(&self) -> io::Result<Option<Unreplaceable>> {
+        unreplaceable_flag(self.raw())
+    }
+}
+
+/// The [`Unreplaceable`] flag of the file or folder open at `fd`, if any.
+fn unreplaceable_flag(fd: RawFd) -> io::Result<Option<Unreplaceable>> {
+    let mut flags: libc::c_long = 0;
+    // SAFETY: valid descriptor; FS_IOC_GETFLAGS writes one long.
+    let r = unsafe { libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOTTY | libc::ENOTSUP | libc::EINVAL | libc::ENOSYS) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok(if flags & FS_IMMUTABLE_FL != 0 {
+        Some(Unreplaceable::Immutable)
+    } else if flags & FS_APPEND_FL != 0 {
+        Some(Unreplaceable::AppendOnly)
+    } else {
+        None
+    })
+}
+
+impl Dir {
     /// Renames `from` to `to` only if nothing is at `to` (`renameat2` with
     /// `RENAME_NOREPLACE`; `EEXIST` otherwise). See [`exchange_unsupported`].
     pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {

@@ -434,17 +434,23 @@ fn dry_runs_inspect_and_verify_are_not_blocked_by_a_reader() {
     }
 }
 
-/// With a dead run's leftovers to deal with, `inspect` needs the folder's
-/// exclusive lock: a reader holding it makes it wait, and say so.
+/// With a dead run's commit to finish (a whole journal), `inspect` needs
+/// the folder's exclusive lock to read the folder right: a reader holding
+/// it makes it wait, and say so. (Mere leftovers are not waited for:
+/// `commit_recovery::inspect_and_verify_are_not_blocked_by_a_reader_when_leftovers_exist`.)
 #[test]
-fn inspect_with_leftovers_to_recover_waits_for_a_reader_and_says_so() {
+fn inspect_with_a_dead_runs_commit_to_finish_waits_for_a_reader_and_says_so() {
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
-    fs::write(
-        ckpt.join(".rank0.safetensors.trtllm-prune-0123456789abcdef0123456789abcdef.tmp"),
-        b"partial",
-    )
-    .unwrap();
+    let id = "0123456789abcdef0123456789abcdef";
+    let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let body = format!(
+        "trtllm-prune commit v3\nrename {} {} new 1:7:00000000\n",
+        hex(&format!(".rank0.safetensors.trtllm-prune-{id}.tmp")),
+        hex("rank0.safetensors")
+    );
+    let journal = format!("{body}crc32 {:08x}\n", crc32fast::hash(body.as_bytes()));
+    fs::write(ckpt.join(format!(".trtllm-prune-{id}.journal")), journal).unwrap();
     let _reading = hold_lock(&ckpt, libc::LOCK_SH);
     let mut child = Command::new(util::bin())
         .arg("inspect")

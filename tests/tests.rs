@@ -6,6 +6,7 @@ mod util;
 
 mod cli;
 mod commit_faults;
+mod commit_recovery;
 mod differential;
 mod faults;
 mod features;

@@ -19,7 +19,7 @@ use crate::input::{FileStamp, InputFile};
 use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
-    resolve_out_dir, InputFolder,
+    refuse_stale_ranks, resolve_out_dir, InputFolder,
 };
 use crate::plan::{plan_hollow, plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
@@ -494,6 +494,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     // Checked again on the folder the run opens to write (`execute`).
     if let Some(out) = open_folder(&prepared.out_dir, false)? {
         refuse_input_folders(&out.dir, &prepared)?;
+        refuse_stale_ranks(&out.dir, &prepared)?;
     }
     Ok(prepared)
 }
@@ -610,7 +611,8 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let flush = options.fsync || prepared.in_place;
     let mut staging =
         Staging::open_checked(&prepared.out_dir, flush, options.cancel.clone(), &|dir| {
-            refuse_input_folders(dir, prepared)
+            refuse_input_folders(dir, prepared)?;
+            refuse_stale_ranks(dir, prepared)
         })?;
     let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
     // In place, each file is replaced only if it is still the one read.

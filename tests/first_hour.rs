@@ -709,3 +709,74 @@ fn a_full_copy_is_made_when_asked_for_and_a_trtllm_folder_keeps_the_originals_be
         serde_json::from_slice(&fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["is_pruned"], true);
 }
+
+// ---- Item 3: prune never leaves a folder its own verify rejects ----
+
+#[test]
+fn stale_rank_files_beyond_world_size_in_the_output_folder_are_refused_by_name() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    for stale in ["rank7.safetensors", "rank2.safetensors"] {
+        fs::write(out_dir.join(stale), b"left from a tp=8 run").unwrap();
+    }
+    let before = util::snapshot(&out_dir);
+    let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
+    let error = util::assert_error(&out);
+    assert!(
+        error.contains("rank2.safetensors, rank7.safetensors")
+            && error.contains("world_size 2")
+            && error.contains("remove them"),
+        "{error}"
+    );
+    assert_eq!(util::snapshot(&out_dir), before, "nothing written");
+
+    // Removed as the hint says, the run succeeds and verify agrees.
+    for stale in ["rank7.safetensors", "rank2.safetensors"] {
+        fs::remove_file(out_dir.join(stale)).unwrap();
+    }
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]));
+    assert_verifies(&ckpt, &out_dir);
+}
+
+#[test]
+fn a_ranks_run_never_counts_a_rank_below_world_size_as_stale() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    for rank in ["0", "1"] {
+        util::assert_success(util::run(&[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out_dir,
+            &"--ranks",
+            &rank,
+        ]));
+    }
+    assert_verifies(&ckpt, &out_dir);
+}
+
+/// Asserts that `verify` accepts `out_dir` as the pruned `ckpt`.
+#[track_caller]
+fn assert_verifies(ckpt: &Path, out_dir: &Path) {
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        util::stderr(&out)
+    );
+}

@@ -242,6 +242,18 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
             say(line);
         }
     }
+    if prepared.already_pruned() {
+        if out.json.json {
+            print_json(&report::run_json(&prepared, None))?;
+        }
+        if !out.quiet {
+            say(&format!(
+                "trtllm-prune: {} is already pruned with this rule (config.json says is_pruned, every tensor the rule prunes is empty): nothing was rewritten",
+                shown_path(&prepared.out_dir)
+            ));
+        }
+        return Ok(());
+    }
     let progress = Progress::stderr(!out.quiet);
     let result = prune::execute(&prepared, &options, &progress);
     progress.finish();
@@ -263,6 +275,11 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     }
     if !out.quiet {
         say(&summary_line(&summary));
+        // The commit is done: a folder that cannot be listed now only
+        // loses this line.
+        if let Ok(Some((first, count))) = prune::lacking_ranks(&prepared, &options) {
+            say(&lacking_line(&summary.out_dir, &prepared, &first, count));
+        }
     }
     Ok(())
 }
@@ -490,6 +507,27 @@ fn stdout_error(e: std::io::Error) -> Error {
         std::process::exit(EXIT_FAILURE);
     }
     Error::io(std::path::Path::new("<stdout>"), "cannot write", e)
+}
+
+/// The line after a `--ranks` run whose output folder is still partial.
+fn lacking_line(
+    out_dir: &std::path::Path,
+    prepared: &prune::Prepared,
+    first: &[u64],
+    count: u64,
+) -> String {
+    let world_size = prepared.config.as_ref().map_or(0, |c| c.world_size);
+    let mut ranks: Vec<String> = first.iter().map(u64::to_string).collect();
+    let more = count.saturating_sub(first.len() as u64);
+    if more > 0 {
+        ranks.push(format!("and {more} more"));
+    }
+    format!(
+        "trtllm-prune: {} still lacks rank{} {} of world_size {world_size}: prune them with --ranks, then run verify",
+        shown_path(out_dir),
+        if count == 1 { "" } else { "s" },
+        ranks.join(", "),
+    )
 }
 
 fn summary_line(s: &prune::Summary) -> String {

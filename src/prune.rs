@@ -184,6 +184,20 @@ impl Prepared {
         self.files.iter().map(|f| f.plan.output_len).sum()
     }
 
+    /// Whether an in-place run has nothing to do: `config.json` says
+    /// `is_pruned` and every tensor the rule prunes is already empty in
+    /// every rank (a second `--in-place` run with the same rule).
+    pub fn already_pruned(&self) -> bool {
+        self.in_place
+            && !self.hollow
+            && self.config.as_ref().is_some_and(|c| c.is_pruned())
+            && self.files.iter().all(|f| {
+                f.plan
+                    .tensors_of(&f.header)
+                    .all(|(entry, t)| !t.pruned || crate::report::is_emptied(entry))
+            })
+    }
+
     /// Bytes the output safetensors files store (headers and kept data):
     /// for hollow outputs, about what they take on disk.
     pub fn bytes_stored(&self) -> u64 {
@@ -252,6 +266,36 @@ pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
     let mut summary = execute(&prepared, options, progress)?;
     summary.recovered.splice(0..0, recovered);
     Ok(summary)
+}
+
+/// Most missing ranks [`lacking_ranks`] names.
+const MAX_LACKING_SHOWN: usize = 8;
+
+/// After a `--ranks` run into a TensorRT-LLM output folder: the first
+/// ranks below `world_size` the folder does not hold yet (at most
+/// [`MAX_LACKING_SHOWN`]) and how many it lacks in all; `None` when it
+/// holds every rank (or the run was not by ranks).
+pub fn lacking_ranks(prepared: &Prepared, options: &Options) -> Result<Option<(Vec<u64>, u64)>> {
+    let (Some(_), Some(config)) = (&options.ranks, &prepared.config) else {
+        return Ok(None);
+    };
+    let world_size = config.world_size;
+    let dir = &prepared.out_dir;
+    let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
+    let present: std::collections::BTreeSet<u64> = listing
+        .flatten()
+        .filter_map(|e| crate::ranks::parse_rank_file_name(e.file_name().to_str()?))
+        .filter(|&r| r < world_size)
+        .collect();
+    let count = world_size - present.len() as u64;
+    if count == 0 {
+        return Ok(None);
+    }
+    let first = (0..world_size)
+        .filter(|r| !present.contains(r))
+        .take(MAX_LACKING_SHOWN)
+        .collect();
+    Ok(Some((first, count)))
 }
 
 /// Finishes or removes what dead runs left in the checkpoint folder and the

@@ -475,7 +475,7 @@ pub fn inspect_table(files: &[Inspected]) -> String {
 }
 
 /// A tensor as a pruned output holds it: shape `[0]`, no bytes.
-fn is_emptied(entry: &TensorEntry) -> bool {
+pub(crate) fn is_emptied(entry: &TensorEntry) -> bool {
     entry.shape == [0] && entry.byte_len() == 0
 }
 

@@ -780,3 +780,113 @@ fn assert_verifies(ckpt: &Path, out_dir: &Path) {
         util::stderr(&out)
     );
 }
+
+// ---- Item 7: the small things ----
+
+/// Each file's inode and modification time: a rewrite changes them.
+fn identities(dir: &Path) -> Vec<(String, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    util::file_names(dir)
+        .into_iter()
+        .map(|n| {
+            let m = fs::metadata(dir.join(&n)).unwrap();
+            (n, m.ino(), m.mtime(), m.mtime_nsec())
+        })
+        .collect()
+}
+
+#[test]
+fn in_place_on_an_already_pruned_checkpoint_rewrites_nothing_and_says_so() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    util::assert_success(util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place"]));
+    let before = identities(&ckpt);
+    let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place"]);
+    let out = util::assert_success(out);
+    let err = util::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("already pruned") && err.contains("nothing was rewritten"),
+        "{err}"
+    );
+    assert_eq!(identities(&ckpt), before, "no file was replaced");
+
+    // A rule that prunes more still rewrites.
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--in-place",
+        &"--prune_all",
+        &"-q",
+    ]));
+    assert_ne!(identities(&ckpt), before);
+}
+
+#[test]
+fn inspect_shows_what_is_there_in_a_folder_with_a_missing_rank_or_a_bad_config() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    fs::remove_file(ckpt.join("rank1.safetensors")).unwrap();
+    let out = util::run(&[&"inspect", &ckpt]);
+    let err = util::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout(&out).contains("rank0.safetensors"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        err.starts_with("trtllm-prune: warning: ") && err.contains("rank file missing"),
+        "{err}"
+    );
+
+    fs::write(ckpt.join("config.json"), b"{\"mapping\": ").unwrap();
+    let out = util::run(&[&"inspect", &ckpt, &"--json"]);
+    let err = util::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout(&out).contains("rank0.safetensors"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("warning: ") && err.contains("config.json"),
+        "{err}"
+    );
+
+    // A folder with nothing readable in it is still an error.
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    util::assert_error(&util::run(&[&"inspect", &empty]));
+}
+
+#[test]
+fn a_ranks_run_says_which_ranks_the_output_folder_still_lacks() {
+    let tmp = util::tempdir();
+    let ckpt = util::write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 4, 1),
+    );
+    let out_dir = tmp.path().join("out");
+    let run = |ranks: &str| {
+        let out = util::run(&[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out_dir,
+            &"--ranks",
+            &ranks,
+        ]);
+        util::stderr(&util::assert_success(out))
+    };
+    let err = run("1");
+    let lacking: Vec<&str> = err.lines().filter(|l| l.contains("still lacks")).collect();
+    assert_eq!(lacking.len(), 1, "{err}");
+    assert!(
+        lacking[0].contains("ranks 0, 2, 3 of world_size 4"),
+        "{err}"
+    );
+    let err = run("0,2-3");
+    assert!(!err.contains("still lacks"), "{err}");
+}

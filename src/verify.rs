@@ -33,14 +33,19 @@ pub struct FileVerdict {
     pub name: String,
     pub tensors_pruned: usize,
     pub tensors_kept: usize,
+    /// Kept tensors whose bytes were compared (the others failed before).
+    pub tensors_compared: usize,
     /// Bytes whose CRC32 was compared (and, in a hollow output, the bytes
     /// of pruned tensors read to check they are zeros).
     pub bytes_checked: u64,
     /// The file was checked as a hollow output: pruned tensors read as
     /// zeros instead of being empty.
     pub hollow: bool,
-    /// Every mismatch found, one line each.
+    /// The mismatches found, one line each (the first
+    /// [`MAX_PROBLEMS`]).
     pub problems: Vec<String>,
+    /// Mismatches found beyond those in `problems`.
+    pub problems_omitted: usize,
 }
 
 impl FileVerdict {
@@ -95,13 +100,16 @@ pub fn verify_safetensors(
         name: name.to_string(),
         ..FileVerdict::default()
     };
-    let mut problem = |p: String| verdict_problem(&mut verdict.problems, p);
+    let mut problem = |p: String| verdict_problem(&mut verdict, p);
     let mut buffer = vec![0u8; 1 << 20];
     let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensors.len());
     for t in &out_header.tensors {
         out_by_name.insert(t.name.as_str(), t);
     }
-    let (mut pruned, mut kept, mut checked) = (0, 0, 0u64);
+    let (mut pruned, mut kept, mut checked, mut compared) = (0, 0, 0u64, 0);
+    // Kept tensors found empty, pruned ones found whole: an output made
+    // with another rule (--prune_all, --hollow) shows as all of one.
+    let (mut kept_emptied, mut pruned_whole) = (0, 0);
     for (t, outcome) in plan.tensors_of(in_header) {
         let Some(o) = out_by_name.remove(t.name.as_str()) else {
             problem(format!(
@@ -156,13 +164,11 @@ pub fn verify_safetensors(
         if outcome.pruned {
             pruned += 1;
             if !empty {
-                let hint = if o.shape == t.shape {
-                    "; if it was pruned with --hollow, verify with --hollow"
-                } else {
-                    ""
-                };
+                if o.shape == t.shape {
+                    pruned_whole += 1;
+                }
                 problem(format!(
-                    "tensor `{}` should be empty ({}) but the output holds {:?}{hint}",
+                    "tensor `{}` should be empty ({}) but the output holds {:?}",
                     shown(&t.name),
                     rule.decide(&t.name).reason,
                     o.shape
@@ -172,6 +178,7 @@ pub fn verify_safetensors(
         }
         kept += 1;
         if empty && t.shape != [0] {
+            kept_emptied += 1;
             problem(format!(
                 "tensor `{}` was emptied, but the rule keeps it ({})",
                 shown(&t.name),
@@ -204,11 +211,29 @@ pub fn verify_safetensors(
             cancel,
         )?;
         checked += len;
+        compared += 1;
         if a != b {
+            let in_start = in_header.data_start() + t.begin;
+            let out_start = out_header.data_start() + o.begin;
+            let first = first_difference(
+                (input, in_start),
+                (&out_file, out_start),
+                len,
+                &mut buffer,
+                cancel,
+            )?;
+            let at = match first {
+                Some(k) => format!(
+                    "first at output byte {} (input byte {}, byte {k} of the tensor)",
+                    out_start + k,
+                    in_start + k
+                ),
+                // Changed between the two reads.
+                None => format!("output bytes from {out_start}"),
+            };
             problem(format!(
-                "tensor `{}`: bytes differ (crc32 {a:08x} in the input, {b:08x} in the output, output byte {})",
+                "tensor `{}`: bytes differ, {at}; crc32 {a:08x} in the input, {b:08x} in the output",
                 shown(&t.name),
-                out_header.data_start() + o.begin
             ));
         }
     }
@@ -218,9 +243,21 @@ pub fn verify_safetensors(
             shown(name)
         ));
     }
+    let hint = if kept > 0 && kept_emptied == kept {
+        Some("every tensor is empty: the output looks pruned with --prune_all; verify with the rule it was made with")
+    } else if pruned > 0 && pruned_whole == pruned && !plan.hollow {
+        Some("no pruned tensor is empty, each keeps its shape: the output looks pruned with --hollow; verify with --hollow")
+    } else {
+        None
+    };
+    if let Some(hint) = hint {
+        // First, so the listing's cap never hides it.
+        verdict.problems.insert(0, hint.to_string());
+    }
     verdict.hollow = plan.hollow;
     verdict.tensors_pruned = pruned;
     verdict.tensors_kept = kept;
+    verdict.tensors_compared = compared;
     verdict.bytes_checked = checked;
     Ok(verdict)
 }
@@ -352,7 +389,7 @@ pub fn verify_index(name: &str, out_dir: &Path, shards: &[String]) -> Result<Fil
     }
     let index = IndexFile::read(&path, name)?;
     let map = index.weight_map();
-    let mut problem = |p: String| verdict_problem(&mut verdict.problems, p);
+    let mut problem = |p: String| verdict_problem(&mut verdict, p);
     let mut seen = std::collections::HashSet::new();
     let mut total = 0u64;
     for shard in shards {
@@ -430,12 +467,65 @@ fn missing(name: &str, output: &Path) -> Option<FileVerdict> {
         })
 }
 
-fn verdict_problem(problems: &mut Vec<String>, problem: String) {
-    // A badly broken output could list thousands; the first ones tell.
-    const MAX_PROBLEMS: usize = 100;
-    if problems.len() < MAX_PROBLEMS {
-        problems.push(problem);
+/// Most mismatches a verdict keeps, one line each: a badly broken output
+/// could list thousands; the first ones tell, the rest are counted.
+pub const MAX_PROBLEMS: usize = 100;
+
+fn verdict_problem(verdict: &mut FileVerdict, problem: String) {
+    if verdict.problems.len() < MAX_PROBLEMS {
+        verdict.problems.push(problem);
+    } else {
+        verdict.problems_omitted += 1;
     }
+}
+
+/// The offset, from the start of both ranges, of the first byte that
+/// differs in `len` bytes of `a` and `b` (each a file and an offset), read
+/// through the two halves of `buffer`; `None` if they read the same.
+fn first_difference(
+    (a, a_start): (&InputFile, u64),
+    (b, b_start): (&InputFile, u64),
+    len: u64,
+    buffer: &mut [u8],
+    cancel: &Cancel,
+) -> Result<Option<u64>> {
+    let half = (buffer.len() / 2).max(1);
+    let (left, right) = buffer.split_at_mut(half.min(buffer.len()));
+    let step = left.len().min(right.len()).max(1) as u64;
+    let mut done = 0u64;
+    while done < len {
+        cancel.check()?;
+        let want = (len - done).min(step) as usize;
+        read_exact_at(a, &mut left[..want], a_start + done)?;
+        read_exact_at(b, &mut right[..want], b_start + done)?;
+        if let Some(i) = left[..want]
+            .iter()
+            .zip(&right[..want])
+            .position(|(x, y)| x != y)
+        {
+            return Ok(Some(done + i as u64));
+        }
+        done += want as u64;
+    }
+    Ok(None)
+}
+
+/// Fills `buf` from `file` at `offset`; a file that ends first changed
+/// since it was read.
+fn read_exact_at(file: &InputFile, buf: &mut [u8], offset: u64) -> Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+            0 => {
+                return Err(Error::InputChanged {
+                    file: file.path.clone(),
+                    offset: offset + filled as u64,
+                })
+            }
+            n => filled += n,
+        }
+    }
+    Ok(())
 }
 
 /// What `verify` found.

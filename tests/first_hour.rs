@@ -890,3 +890,110 @@ fn a_ranks_run_says_which_ranks_the_output_folder_still_lacks() {
     let err = run("0,2-3");
     assert!(!err.contains("still lacks"), "{err}");
 }
+
+// ---- Item 4: verify that helps ----
+
+/// The problem lines `verify` printed under `file`'s line.
+fn problem_lines(table: &str, file: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip_while(|l| !l.contains(file))
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn verify_shows_a_few_problems_per_file_and_hints_at_the_rule_the_output_was_made_with() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+        &"--prune_all",
+        &"-q",
+    ]));
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = stdout(&out);
+    let lines = problem_lines(&table, "rank0.safetensors");
+    assert_eq!(lines.len(), 6, "the hint, 4 problems and a count:\n{table}");
+    assert!(
+        lines[0].contains("looks pruned with --prune_all"),
+        "{table}"
+    );
+    assert!(lines[5].contains("and 5 more problems"), "{table}");
+    assert!(!table.contains("(0 B)"), "{table}");
+    assert!(table.contains("none of the 9 kept tensors"), "{table}");
+
+    let hollow = tmp.path().join("hollow");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &hollow,
+        &"--hollow",
+        &"-q",
+    ]));
+    let out = util::run(&[&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &hollow]);
+    let table = stdout(&out);
+    let lines = problem_lines(&table, "rank0.safetensors");
+    assert!(lines[0].contains("looks pruned with --hollow"), "{table}");
+    assert!(lines.len() <= 6, "{table}");
+}
+
+#[test]
+fn verify_names_the_first_byte_that_differs() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+        &"-q",
+    ]));
+    let rank0 = out_dir.join("rank0.safetensors");
+    let mut bytes = fs::read(&rank0).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (name, begin, end) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, t)| {
+            let offsets = t.get("data_offsets")?.as_array()?;
+            let (b, e) = (offsets[0].as_u64()?, offsets[1].as_u64()?);
+            (e - b >= 16).then(|| (name.clone(), b as usize, e as usize))
+        })
+        .next()
+        .expect("a kept tensor");
+    let at = 8 + header_len + begin + (end - begin) / 2 + 3;
+    bytes[at] ^= 0xff;
+    fs::write(&rank0, &bytes).unwrap();
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = stdout(&out);
+    let line = table.lines().find(|l| l.contains(&name)).expect(&table);
+    assert!(
+        line.contains(&format!("first at output byte {at}")),
+        "{line}"
+    );
+}

@@ -997,3 +997,25 @@ fn verify_names_the_first_byte_that_differs() {
         "{line}"
     );
 }
+
+// ---- Item 2: progress people can trust ----
+
+#[test]
+fn the_summary_line_ends_with_the_elapsed_time_and_the_throughput() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out = util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &tmp.path().join("o"),
+    ]);
+    let err = util::stderr(&util::assert_success(out));
+    let line = err.lines().last().unwrap_or_default();
+    let (_, tail) = line.rsplit_once("; done in ").expect(line);
+    let (took, rate) = tail.split_once(" (").expect(line);
+    let rate = rate.strip_suffix(')').expect(line);
+    let (number, unit) = took.split_once(' ').expect(line);
+    assert!(number.parse::<f64>().is_ok() && unit == "s", "{line}");
+    assert!(rate.ends_with("/s") && rate.contains(' '), "{line}");
+}

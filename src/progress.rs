@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::shown::shown_os;
 
@@ -19,11 +19,61 @@ pub struct Progress {
     visible: bool,
 }
 
-/// Every line fits 80 columns: names are cut to 20 characters and the bars
-/// take what the terminal's width leaves (`wide_bar`).
-const FILE_TEMPLATE: &str = "{prefix:>20!} [{wide_bar}] {binary_bytes:>10}/{binary_total_bytes:10}";
-const TOTAL_TEMPLATE: &str =
-    "{prefix:>20!} [{wide_bar}] {binary_bytes:>10}/{binary_total_bytes:10} {binary_bytes_per_sec:>12} ETA {eta:>3}";
+/// The lines for a terminal of 80 columns or more: names are cut to 20
+/// characters and the bars take what the width leaves (`wide_bar`). A size
+/// is at most 11 columns (`1023.99 MiB`), a rate 13, the ETA 10 ([`eta`]).
+const FILE_WIDE: &str = "{prefix:>20!} [{wide_bar}] {binary_bytes:>11}/{binary_total_bytes:11}";
+const TOTAL_WIDE: &str = "{prefix:>20!} [{wide_bar}] {binary_bytes:>11}/{binary_total_bytes:11} {binary_bytes_per_sec:>13}{eta}";
+/// From 60 columns: shorter names, the same fields (at most 39 and 56
+/// columns without the bar).
+const FILE_MEDIUM: &str = "{prefix:>12!} [{wide_bar}] {binary_bytes:>11}/{binary_total_bytes:11}";
+const TOTAL_MEDIUM: &str = "{prefix:>5!} [{wide_bar}] {binary_bytes:>11}/{binary_total_bytes:11} {binary_bytes_per_sec:>13}{eta}";
+/// From 40 columns: no bar, no rate (at most 39 columns each).
+const FILE_NARROW: &str = "{prefix:>15!} {binary_bytes:>11}/{binary_total_bytes:11}";
+const TOTAL_NARROW: &str = "{prefix:>5!} {binary_bytes:>11}/{binary_total_bytes:11}{eta}";
+
+/// The file and total templates whose lines fit `width` columns (from 40).
+fn templates(width: u16) -> (&'static str, &'static str) {
+    match width {
+        80.. => (FILE_WIDE, TOTAL_WIDE),
+        60..=79 => (FILE_MEDIUM, TOTAL_MEDIUM),
+        _ => (FILE_NARROW, TOTAL_NARROW),
+    }
+}
+
+/// The width of stderr's terminal now (80 when it has none).
+fn terminal_width() -> u16 {
+    console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_, columns)| columns)
+}
+
+/// No estimate before this much of the run has passed: the first rates
+/// are those of cloned blocks and cache hits, and an ETA of 61 minutes for
+/// a 2-second job is worse than none.
+const ETA_AFTER: Duration = Duration::from_secs(1);
+const ETA_AFTER_FRACTION: f32 = 0.01;
+
+/// The `{eta}` key: ` ETA 4:05` (10 columns, blank until the rate means
+/// something).
+fn eta(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let known = state.elapsed() >= ETA_AFTER && state.fraction() >= ETA_AFTER_FRACTION;
+    let text = match known {
+        true => format!(" ETA {}", eta_text(state.eta())),
+        false => String::new(),
+    };
+    let _ = write!(w, "{text:>10}");
+}
+
+/// A duration in at most 5 columns: `0:07`, `59:59`, `2h05`, `>99h`.
+fn eta_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..3600 => format!("{}:{:02}", secs / 60, secs % 60),
+        3600..360_000 => format!("{}h{:02}", secs / 3600, secs / 60 % 60),
+        _ => ">99h".to_string(),
+    }
+}
 
 impl Progress {
     /// Bars drawn on stderr when `wanted` and stderr is a terminal.
@@ -54,7 +104,7 @@ impl Progress {
     pub fn set_total(&self, bytes: u64) {
         let total = self.total.get_or_init(|| {
             let bar = self.multi.add(ProgressBar::new(bytes));
-            bar.set_style(style(TOTAL_TEMPLATE));
+            bar.set_style(style(templates(terminal_width()).1));
             bar.set_prefix("total");
             // The ticker is a thread indicatif starts with a panic if it
             // cannot (`ulimit -u`): without one, the bar moves with the copy.
@@ -74,7 +124,7 @@ impl Progress {
             Some(total) => self.multi.insert_before(total, ProgressBar::new(len)),
             None => self.multi.add(ProgressBar::new(len)),
         };
-        bar.set_style(style(FILE_TEMPLATE));
+        bar.set_style(style(templates(terminal_width()).0));
         bar.set_prefix(shown_os(name).into_owned());
         FileBar {
             bar,
@@ -94,6 +144,7 @@ impl Progress {
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key("eta", eta)
         .progress_chars("=> ")
 }
 
@@ -161,23 +212,22 @@ mod tests {
     }
 
     #[test]
-    fn every_line_fits_an_80_column_terminal() {
-        for width in [80u16, 100, 200] {
+    fn every_line_fits_any_terminal_from_40_columns() {
+        for width in [40u16, 45, 50, 59, 60, 70, 79, 80, 100, 200] {
             let screen = Screen {
                 width,
                 lines: Arc::default(),
             };
-            for (template, prefix) in [
-                (FILE_TEMPLATE, "model-00001-of-00163.safetensors"),
-                (TOTAL_TEMPLATE, "total"),
-            ] {
+            let (file, total) = templates(width);
+            for (template, prefix) in [(file, "model-00001-of-00163.safetensors"), (total, "total")]
+            {
                 let bar = ProgressBar::with_draw_target(
-                    Some(999 << 30),
+                    Some(1023 << 20 | 1000 << 10),
                     ProgressDrawTarget::term_like(Box::new(screen.clone())),
                 );
                 bar.set_style(style(template));
                 bar.set_prefix(prefix);
-                bar.set_position(512 << 30);
+                bar.set_position(1023 << 20 | 1000 << 10);
                 bar.tick();
             }
             let lines = screen.lines.lock().unwrap();
@@ -190,6 +240,36 @@ mod tests {
                     assert!(columns > 80, "{line}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn no_eta_until_the_rate_means_something() {
+        let screen = Screen {
+            width: 100,
+            lines: Arc::default(),
+        };
+        let bar = ProgressBar::with_draw_target(
+            Some(100 << 30),
+            ProgressDrawTarget::term_like(Box::new(screen.clone())),
+        );
+        bar.set_style(style(TOTAL_WIDE));
+        bar.set_position(50 << 30);
+        bar.tick();
+        let lines = screen.lines.lock().unwrap();
+        assert!(!lines.is_empty());
+        assert!(lines.iter().all(|l| !l.contains("ETA")), "{lines:?}");
+    }
+
+    #[test]
+    fn an_eta_takes_at_most_5_columns() {
+        for (secs, text) in [
+            (7, "0:07"),
+            (3599, "59:59"),
+            (3600 * 2 + 300, "2h05"),
+            (360_000, ">99h"),
+        ] {
+            assert_eq!(eta_text(Duration::from_secs(secs)), text);
         }
     }
 }

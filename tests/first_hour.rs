@@ -1019,3 +1019,79 @@ fn the_summary_line_ends_with_the_elapsed_time_and_the_throughput() {
     assert!(number.parse::<f64>().is_ok() && unit == "s", "{line}");
     assert!(rate.ends_with("/s") && rate.contains(' '), "{line}");
 }
+
+/// What a run printed on a terminal `columns` wide (a pty made by
+/// `script`), its copies slowed down with strace so that the bars draw.
+fn run_on_a_narrow_terminal(columns: u16, args: &str) -> String {
+    let log = util::tempdir();
+    let log = log.path().join("typescript");
+    let command = format!(
+        "stty cols {columns} rows 24; strace -f -o /dev/null -e inject=copy_file_range:delay_exit=300000 {} {args}",
+        util::bin().display()
+    );
+    let status = Command::new("script")
+        .args(["-qfec", &command])
+        .arg(&log)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script runs");
+    assert!(status.status.success(), "{}", util::stderr(&status));
+    String::from_utf8_lossy(&fs::read(&log).unwrap()).into_owned()
+}
+
+#[test]
+fn progress_lines_fit_a_40_column_terminal_without_wrapping() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    for columns in [40u16, 50] {
+        let out_dir = tmp.path().join(format!("out{columns}"));
+        let shown = run_on_a_narrow_terminal(
+            columns,
+            &format!(
+                "--checkpoint_dir {} --out_dir {}",
+                ckpt.display(),
+                out_dir.display()
+            ),
+        );
+        // What each redraw writes on one line: between line ends, carriage
+        // returns and cursor movements.
+        let mut pieces = vec![String::new()];
+        let mut chars = shown.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' | '\n' => pieces.push(String::new()),
+                '\u{1b}' => {
+                    // CSI: ESC [ parameters final-letter.
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                    pieces.push(String::new());
+                }
+                c => pieces.last_mut().unwrap().push(c),
+            }
+        }
+        let bars: Vec<&String> = pieces
+            .iter()
+            .filter(|p| p.contains("total") || p.contains(".safetensors "))
+            .filter(|p| !p.starts_with("pruned ") && !p.starts_with("Script "))
+            .collect();
+        assert!(
+            !bars.is_empty(),
+            "no bar drawn at {columns} columns:\n{shown:?}"
+        );
+        // indicatif fills the last line to the edge on purpose (the cursor
+        // waits there); one column more would wrap.
+        for bar in bars {
+            let width = bar.chars().count();
+            assert!(
+                width <= columns as usize,
+                "{width} columns of {columns}: {bar:?}"
+            );
+        }
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,7 +17,35 @@ pub struct Progress {
     /// The total bar, made once the run knows its size: a bar of length 0
     /// would draw `0 B/0 B` for a frame.
     total: OnceLock<ProgressBar>,
+    /// The line under the total that counts files: done, in flight, queued.
+    files: OnceLock<FileCount>,
     visible: bool,
+}
+
+/// The files of a run and where they are.
+struct FileCount {
+    line: ProgressBar,
+    count: usize,
+    started: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl FileCount {
+    /// `2 of 4 files done, 1 in flight, 1 queued` (cut to the width).
+    fn show(&self) {
+        let started = self.started.load(Ordering::Relaxed);
+        let done = self.done.load(Ordering::Relaxed);
+        let mut text = format!("{done} of {} files done", self.count);
+        let flying = started.saturating_sub(done);
+        if flying > 0 {
+            text.push_str(&format!(", {flying} in flight"));
+        }
+        let queued = self.count.saturating_sub(started);
+        if queued > 0 {
+            text.push_str(&format!(", {queued} queued"));
+        }
+        self.line.set_message(text);
+    }
 }
 
 /// The lines for a terminal of 80 columns or more: names are cut to 20
@@ -96,6 +125,7 @@ impl Progress {
         Progress {
             multi: MultiProgress::with_draw_target(target),
             total: OnceLock::new(),
+            files: OnceLock::new(),
             visible,
         }
     }
@@ -116,6 +146,25 @@ impl Progress {
         total.set_length(bytes);
     }
 
+    /// Sets the number of files the run writes, and shows how many are
+    /// done, in flight and queued on a line under the total.
+    pub fn set_files(&self, count: usize) {
+        let files = self.files.get_or_init(|| {
+            let line = self.multi.add(ProgressBar::new(0));
+            line.set_style(
+                ProgressStyle::with_template("{wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            FileCount {
+                line,
+                count,
+                started: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+            }
+        });
+        files.show();
+    }
+
     /// A bar for one file of `len` bytes, labelled with its `name` (escaped:
     /// a file name is the user's, see `crate::shown`); finish it with
     /// [`FileBar::done`].
@@ -126,9 +175,14 @@ impl Progress {
         };
         bar.set_style(style(templates(terminal_width()).0));
         bar.set_prefix(shown_os(name).into_owned());
+        if let Some(files) = self.files.get() {
+            files.started.fetch_add(1, Ordering::Relaxed);
+            files.show();
+        }
         FileBar {
             bar,
             total: self.total.get(),
+            files: self.files.get(),
         }
     }
 
@@ -136,6 +190,9 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(total) = self.total.get() {
             total.finish_and_clear();
+        }
+        if let Some(files) = self.files.get() {
+            files.line.finish_and_clear();
         }
         let _ = self.multi.clear();
     }
@@ -152,6 +209,7 @@ fn style(template: &str) -> ProgressStyle {
 pub struct FileBar<'a> {
     bar: ProgressBar,
     total: Option<&'a ProgressBar>,
+    files: Option<&'a FileCount>,
 }
 
 impl FileBar<'_> {
@@ -164,6 +222,10 @@ impl FileBar<'_> {
 
     pub fn done(self) {
         self.bar.finish_and_clear();
+        if let Some(files) = self.files {
+            files.done.fetch_add(1, Ordering::Relaxed);
+            files.show();
+        }
     }
 }
 

@@ -684,6 +684,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
         warnings.extend(write_new(&staging, staged, g, flush, prepared.in_place)?);
     }
     progress.set_total(prepared.bytes_to_move());
+    progress.set_files(jobs.len());
     let in_place = prepared.in_place;
     let (stats, job_warnings) = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
     warnings.extend(job_warnings);

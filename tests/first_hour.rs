@@ -1095,3 +1095,29 @@ fn progress_lines_fit_a_40_column_terminal_without_wrapping() {
         }
     }
 }
+
+#[test]
+fn progress_counts_files_done_in_flight_and_queued() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    let shown = run_on_a_narrow_terminal(
+        80,
+        &format!(
+            "--checkpoint_dir {} --out_dir {} --jobs 1",
+            ckpt.display(),
+            out_dir.display()
+        ),
+    );
+    assert!(
+        shown.contains("0 of 2 files done, 1 in flight, 1 queued"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("1 of 2 files done, 1 in flight"),
+        "{shown:?}"
+    );
+}

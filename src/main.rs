@@ -316,18 +316,22 @@ fn run_verify(
     rule: &trtllm_prune::rule::PruneRule,
     hollow: bool,
 ) -> Result<(), Error> {
-    let trtllm_prune::verify::Verification {
-        checkpoint_dir,
-        out_dir,
-        verdicts,
-        recovered,
-    } = trtllm_prune::verify::verify_existing(
+    let progress = Progress::stderr(true);
+    let verification = trtllm_prune::verify::verify_existing(
         checkpoint_dir,
         out_dir,
         rule,
         hollow,
         &cancel(false),
-    )?;
+        &progress,
+    );
+    progress.finish();
+    let trtllm_prune::verify::Verification {
+        checkpoint_dir,
+        out_dir,
+        verdicts,
+        recovered,
+    } = verification?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
     }

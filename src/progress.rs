@@ -169,20 +169,34 @@ impl Progress {
     /// a file name is the user's, see `crate::shown`); finish it with
     /// [`FileBar::done`].
     pub fn file(&self, name: &OsStr, len: u64) -> FileBar<'_> {
+        if let Some(files) = self.files.get() {
+            files.started.fetch_add(1, Ordering::Relaxed);
+            files.show();
+        }
+        self.bar(name, len)
+    }
+
+    /// A file's bar, above the total.
+    fn bar(&self, name: &OsStr, len: u64) -> FileBar<'_> {
         let bar = match self.total.get() {
             Some(total) => self.multi.insert_before(total, ProgressBar::new(len)),
             None => self.multi.add(ProgressBar::new(len)),
         };
         bar.set_style(style(templates(terminal_width()).0));
         bar.set_prefix(shown_os(name).into_owned());
-        if let Some(files) = self.files.get() {
-            files.started.fetch_add(1, Ordering::Relaxed);
-            files.show();
-        }
         FileBar {
             bar,
             total: self.total.get(),
             files: self.files.get(),
+        }
+    }
+
+    /// A bar for checking one file (`verify`, `--verify`): as [`Progress::file`],
+    /// but not counted among the files written.
+    pub fn check(&self, name: &OsStr, len: u64) -> FileBar<'_> {
+        FileBar {
+            files: None,
+            ..self.bar(name, len)
         }
     }
 

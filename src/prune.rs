@@ -683,14 +683,19 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     for (g, staged) in &generated {
         warnings.extend(write_new(&staging, staged, g, flush, prepared.in_place)?);
     }
-    progress.set_total(prepared.bytes_to_move());
+    // With --verify, the total counts the bytes the check reads too.
+    let to_verify: u64 = match options.verify {
+        true => jobs.iter().map(|(job, _)| job_bytes_to_compare(job)).sum(),
+        false => 0,
+    };
+    progress.set_total(prepared.bytes_to_move() + to_verify);
     progress.set_files(jobs.len());
     let in_place = prepared.in_place;
     let (stats, job_warnings) = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
     warnings.extend(job_warnings);
     options.cancel.check()?;
     let verified = if options.verify {
-        let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel)?;
+        let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel, progress)?;
         if let Some(bad) = verdicts.iter().find(|v| !v.ok()) {
             return Err(Error::Mismatch {
                 file: prepared.out_dir.join(&bad.name),
@@ -769,11 +774,20 @@ fn check_space(
 }
 
 /// Verifies the finished temp files against their inputs.
+/// The bytes `--verify` reads to check one job's output.
+fn job_bytes_to_compare(job: &Job) -> u64 {
+    match job {
+        Job::Prune(f) => verify::bytes_to_compare(&f.plan, &f.header),
+        Job::Copy(input) => 2 * input.stamp.len,
+    }
+}
+
 fn verify_staged(
     prepared: &Prepared,
     jobs: &[(Job, StagedFile)],
     generated: &[(&GeneratedFile, StagedFile)],
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<Vec<FileVerdict>> {
     let mut verdicts = Vec::new();
     for (job, staged) in jobs {
@@ -785,12 +799,14 @@ fn verify_staged(
                 (&f.plan, &prepared.rule),
                 &staged.temp,
                 cancel,
+                progress,
             )?,
             Job::Copy(input) => verify::verify_copy(
                 &file_name(&input.path).to_string_lossy(),
                 input,
                 &staged.temp,
                 cancel,
+                progress,
             )?,
         });
     }

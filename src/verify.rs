@@ -19,6 +19,7 @@ use crate::interrupt::Cancel;
 use crate::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
+use crate::progress::Progress;
 use crate::prune::{plan_file, plan_hollow_file, remote_folder};
 use crate::ranks::parse_rank_file_name;
 use crate::recover::recover_or_note;
@@ -63,6 +64,17 @@ pub fn crc32_range(
     buffer: &mut [u8],
     cancel: &Cancel,
 ) -> Result<u32> {
+    crc32_counted(input, (offset, len), buffer, cancel, &|_| {})
+}
+
+/// [`crc32_range`], telling `on_read` the bytes of each read.
+fn crc32_counted(
+    input: &InputFile,
+    (offset, len): (u64, u64),
+    buffer: &mut [u8],
+    cancel: &Cancel,
+    on_read: &dyn Fn(u64),
+) -> Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
     let mut done = 0u64;
     while done < len {
@@ -78,6 +90,7 @@ pub fn crc32_range(
             n => n,
         };
         hasher.update(&buffer[..n]);
+        on_read(n as u64);
         done += n as u64;
     }
     Ok(hasher.finalize())
@@ -91,11 +104,17 @@ pub fn verify_safetensors(
     (plan, rule): (&PrunePlan, &PruneRule),
     output: &Path,
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
     }
     let (out_file, out_header) = open_safetensors(output)?;
+    let bar = progress.check(
+        std::ffi::OsStr::new(name),
+        bytes_to_compare(plan, in_header),
+    );
+    let on_read = |n: u64| bar.inc(n);
     let mut verdict = FileVerdict {
         name: name.to_string(),
         ..FileVerdict::default()
@@ -196,19 +215,19 @@ pub fn verify_safetensors(
             continue;
         }
         let len = t.byte_len();
-        let a = crc32_range(
+        let a = crc32_counted(
             input,
-            in_header.data_start() + t.begin,
-            len,
+            (in_header.data_start() + t.begin, len),
             &mut buffer,
             cancel,
+            &on_read,
         )?;
-        let b = crc32_range(
+        let b = crc32_counted(
             &out_file,
-            out_header.data_start() + o.begin,
-            len,
+            (out_header.data_start() + o.begin, len),
             &mut buffer,
             cancel,
+            &on_read,
         )?;
         checked += len;
         compared += 1;
@@ -259,6 +278,7 @@ pub fn verify_safetensors(
     verdict.tensors_kept = kept;
     verdict.tensors_compared = compared;
     verdict.bytes_checked = checked;
+    bar.done();
     Ok(verdict)
 }
 
@@ -317,6 +337,7 @@ pub fn verify_copy(
     input: &InputFile,
     output: &Path,
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
@@ -334,8 +355,11 @@ pub fn verify_copy(
         ));
         return Ok(verdict);
     }
-    let a = crc32_range(input, 0, input.stamp.len, &mut buffer, cancel)?;
-    let b = crc32_range(&out, 0, out.stamp.len, &mut buffer, cancel)?;
+    let bar = progress.check(std::ffi::OsStr::new(name), 2 * input.stamp.len);
+    let on_read = |n: u64| bar.inc(n);
+    let a = crc32_counted(input, (0, input.stamp.len), &mut buffer, cancel, &on_read)?;
+    let b = crc32_counted(&out, (0, out.stamp.len), &mut buffer, cancel, &on_read)?;
+    bar.done();
     verdict.bytes_checked = input.stamp.len;
     if a != b {
         verdict.problems.push(format!(
@@ -467,6 +491,17 @@ fn missing(name: &str, output: &Path) -> Option<FileVerdict> {
         })
 }
 
+/// The bytes verifying a file under `plan` reads: each kept tensor in the
+/// input and in the output.
+pub(crate) fn bytes_to_compare(plan: &PrunePlan, header: &Header) -> u64 {
+    let kept: u64 = plan
+        .tensors_of(header)
+        .filter(|(_, t)| !t.pruned)
+        .map(|(entry, _)| entry.byte_len())
+        .sum();
+    2 * kept
+}
+
 /// Most mismatches a verdict keeps, one line each: a badly broken output
 /// could list thousands; the first ones tell, the rest are counted.
 pub const MAX_PROBLEMS: usize = 100;
@@ -549,6 +584,7 @@ pub fn verify_existing(
     rule: &PruneRule,
     hollow: bool,
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<Verification> {
     let remote = remote_folder(given_checkpoint_dir)?;
     let checkpoint_dir = match &remote {
@@ -578,13 +614,25 @@ pub fn verify_existing(
         None => Checkpoint::open(&checkpoint_dir, None)?,
     };
     let mut verdicts = Vec::new();
-    for f in &checkpoint.files {
-        // Only the plan's decisions are compared, not its layout (a hollow
-        // layout is the input's).
-        let plan = match hollow {
-            true => plan_hollow_file(&f.header, &f.input, rule)?,
-            false => plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path)?,
-        };
+    // Only the plan's decisions are compared, not its layout (a hollow
+    // layout is the input's).
+    let plans = checkpoint
+        .files
+        .iter()
+        .map(|f| match hollow {
+            true => plan_hollow_file(&f.header, &f.input, rule),
+            false => plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let to_compare: u64 = checkpoint
+        .files
+        .iter()
+        .zip(&plans)
+        .map(|(f, plan)| bytes_to_compare(plan, &f.header))
+        .chain(checkpoint.extra_files.iter().map(|f| 2 * f.stamp.len))
+        .sum();
+    progress.set_total(to_compare);
+    for (f, plan) in checkpoint.files.iter().zip(plans) {
         verdicts.push(verify_safetensors(
             &f.name,
             &f.input,
@@ -592,6 +640,7 @@ pub fn verify_existing(
             (&plan, rule),
             &out_dir.join(&f.name),
             cancel,
+            progress,
         )?);
     }
     for extra in &checkpoint.extra_files {
@@ -601,6 +650,7 @@ pub fn verify_existing(
             extra,
             &out_dir.join(&name),
             cancel,
+            progress,
         )?);
     }
     match &checkpoint.layout {

@@ -1023,10 +1023,16 @@ fn the_summary_line_ends_with_the_elapsed_time_and_the_throughput() {
 /// What a run printed on a terminal `columns` wide (a pty made by
 /// `script`), its copies slowed down with strace so that the bars draw.
 fn run_on_a_narrow_terminal(columns: u16, args: &str) -> String {
+    run_on_a_slow_terminal(columns, "copy_file_range:delay_exit=300000", args)
+}
+
+/// What a run printed on a terminal `columns` wide, with strace's
+/// `-e inject=` `delays` (the bars draw only on slow runs).
+fn run_on_a_slow_terminal(columns: u16, delays: &str, args: &str) -> String {
     let log = util::tempdir();
     let log = log.path().join("typescript");
     let command = format!(
-        "stty cols {columns} rows 24; strace -f -o /dev/null -e inject=copy_file_range:delay_exit=300000 {} {args}",
+        "stty cols {columns} rows 24; strace -f -o /dev/null -e inject={delays} {} {args}",
         util::bin().display()
     );
     let status = Command::new("script")
@@ -1120,4 +1126,52 @@ fn progress_counts_files_done_in_flight_and_queued() {
         shown.contains("1 of 2 files done, 1 in flight"),
         "{shown:?}"
     );
+}
+
+/// The totals (`28.62 KiB` of `total [...] 0 B/28.62 KiB`) the bars drew.
+fn totals_drawn(shown: &str) -> Vec<String> {
+    let mut totals: Vec<String> = shown
+        .split(['\r', '\n', '\u{1b}'])
+        .filter_map(|piece| {
+            let rest = piece.split_once("total")?.1;
+            let after = rest.split_once('/')?.1.trim_start();
+            let mut words = after.split_whitespace();
+            Some(format!("{} {}", words.next()?, words.next()?))
+        })
+        .collect();
+    totals.dedup();
+    totals
+}
+
+#[test]
+fn verify_and_dash_dash_verify_show_progress() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let (plain, checked) = (tmp.path().join("plain"), tmp.path().join("checked"));
+    let args = |out: &Path, extra: &str| {
+        format!(
+            "--checkpoint_dir {} --out_dir {} --jobs 1{extra}",
+            ckpt.display(),
+            out.display()
+        )
+    };
+    let copy_only = totals_drawn(&run_on_a_narrow_terminal(80, &args(&plain, "")));
+    let with_check = totals_drawn(&run_on_a_slow_terminal(
+        80,
+        "pread64:delay_exit=200000:when=1+6",
+        &args(&checked, " --verify"),
+    ));
+    assert_eq!(copy_only.len(), 1, "{copy_only:?}");
+    assert_eq!(with_check.len(), 1, "{with_check:?}");
+    assert_ne!(copy_only, with_check, "the total counts the check's reads");
+
+    let verify = run_on_a_slow_terminal(
+        80,
+        "pread64:delay_exit=200000:when=1+6",
+        &format!("verify {}", args(&checked, "").replace(" --jobs 1", "")),
+    );
+    assert!(!totals_drawn(&verify).is_empty(), "{verify:?}");
 }

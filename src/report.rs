@@ -356,6 +356,8 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         schema: &'static str,
         command: &'static str,
         dry_run: bool,
+        /// In place with nothing to do: nothing was rewritten.
+        already_pruned: bool,
         #[serde(serialize_with = "lossy_path")]
         checkpoint_dir: &'a Path,
         #[serde(serialize_with = "lossy_path")]
@@ -374,7 +376,8 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
     RunDoc {
         schema: JSON_SCHEMA,
         command: "prune",
-        dry_run: summary.is_none(),
+        dry_run: summary.is_none() && !prepared.already_pruned(),
+        already_pruned: prepared.already_pruned(),
         checkpoint_dir: &prepared.checkpoint_dir,
         out_dir: &prepared.out_dir,
         layout: prepared.layout.name(),

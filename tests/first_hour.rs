@@ -810,6 +810,11 @@ fn in_place_on_an_already_pruned_checkpoint_rewrites_nothing_and_says_so() {
         "{err}"
     );
     assert_eq!(identities(&ckpt), before, "no file was replaced");
+    let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    assert_eq!(doc["already_pruned"], true, "{doc}");
+    assert_eq!(doc["dry_run"], false, "{doc}");
+    assert_eq!(identities(&ckpt), before, "no file was replaced");
 
     // A rule that prunes more still rewrites.
     util::assert_success(util::run(&[

@@ -136,11 +136,8 @@ impl Progress {
             let bar = self.multi.add(ProgressBar::new(bytes));
             bar.set_style(style(templates(terminal_width()).1));
             bar.set_prefix("total");
-            // The ticker is a thread indicatif starts with a panic if it
-            // cannot (`ulimit -u`): without one, the bar moves with the copy.
-            if self.visible && crate::sys::can_start_threads(1) {
-                bar.enable_steady_tick(Duration::from_millis(200));
-            }
+            // No ticker on the total: indicatif then ignores `tick`, and
+            // the total would lag the files by a tick (see `FileBar::inc`).
             bar
         });
         total.set_length(bytes);
@@ -155,6 +152,12 @@ impl Progress {
                 ProgressStyle::with_template("{wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
+            // Redraws every line while no byte moves (a slow disk, a lock).
+            // The ticker is a thread indicatif starts with a panic if it
+            // cannot (`ulimit -u`): without one, the lines move with the copy.
+            if self.visible && crate::sys::can_start_threads(1) {
+                line.enable_steady_tick(Duration::from_millis(200));
+            }
             FileCount {
                 line,
                 count,
@@ -231,6 +234,10 @@ impl FileBar<'_> {
         self.bar.inc(bytes);
         if let Some(total) = self.total {
             total.inc(bytes);
+            // `inc` redraws a bar only every so many calls: the total is
+            // brought up to date every time (`tick`), so it never shows
+            // less than the files above it.
+            total.tick();
         }
     }
 

@@ -1180,3 +1180,38 @@ fn verify_and_dash_dash_verify_show_progress() {
     );
     assert!(!totals_drawn(&verify).is_empty(), "{verify:?}");
 }
+
+#[test]
+fn the_total_shows_every_byte_the_files_moved() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    // A small file last: its bytes are the ones a lagging total missed.
+    fs::write(
+        ckpt.join("quant_cfg.json"),
+        "{\"quant_algo\": null}\n".repeat(4),
+    )
+    .unwrap();
+    let shown = run_on_a_narrow_terminal(
+        80,
+        &format!(
+            "--checkpoint_dir {} --out_dir {} --jobs 1",
+            ckpt.display(),
+            tmp.path().join("out").display()
+        ),
+    );
+    // The last total drawn, once every file is done: `total [...] A/B`.
+    let last = shown
+        .split(['\r', '\n', '\u{1b}'])
+        .filter_map(|piece| {
+            let counts = piece.split_once("total")?.1.split_once(']')?.1;
+            let (done, of) = counts.split_once('/')?;
+            let of: String = of.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            Some((done.trim().to_string(), of))
+        })
+        .last()
+        .expect("a total drawn");
+    assert_eq!(last.0, last.1, "{shown:?}");
+}

@@ -1211,7 +1211,7 @@ fn the_total_shows_every_byte_the_files_moved() {
             let of: String = of.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
             Some((done.trim().to_string(), of))
         })
-        .last()
+        .next_back()
         .expect("a total drawn");
     assert_eq!(last.0, last.1, "{shown:?}");
 }

@@ -11,6 +11,7 @@ use crate::input::open_safetensors;
 use crate::interrupt::Cancel;
 use crate::plan::{PrunePlan, SHARE_ALIGNMENT};
 use crate::prune::{plan_file, remote_folder};
+use crate::ranks::parse_rank_file_name;
 use crate::recover::recover_or_note;
 use crate::rule::PruneRule;
 use crate::run::file_name;
@@ -53,12 +54,26 @@ pub fn inspect(
         Some(Ok(dir)) => recover_or_note(&dir, cancel)?,
         _ => Vec::new(),
     };
+    let mut notes = notes;
     let files: Vec<(String, PathBuf, Header)> = if meta.is_dir() {
-        Checkpoint::open(path, None)?
-            .files
-            .into_iter()
-            .map(|f| (f.name, f.input.path, f.header))
-            .collect()
+        match Checkpoint::open(path, None) {
+            Ok(checkpoint) => checkpoint
+                .files
+                .into_iter()
+                .map(|f| (f.name, f.input.path, f.header))
+                .collect(),
+            Err(e @ Error::Interrupted { .. }) => return Err(e),
+            Err(e) => {
+                // Exactly when one wants to look: show what is there.
+                let (files, problems) = whatever_is_there(path)?;
+                if files.is_empty() {
+                    return Err(e);
+                }
+                notes.push(format!("{e}; showing the files that can be read"));
+                notes.extend(problems);
+                files
+            }
+        }
     } else {
         let (input, header) = open_safetensors(path)?;
         vec![(
@@ -68,6 +83,32 @@ pub fn inspect(
         )]
     };
     Ok((plan_all(files, rule)?, notes))
+}
+
+/// A file's name, path and header.
+type NamedHeader = (String, PathBuf, Header);
+
+/// Every `.safetensors` file in a folder that is not a valid checkpoint
+/// (a rank missing, a bad `config.json`), rank files first in rank order,
+/// with a line for each that cannot be read.
+fn whatever_is_there(dir: &Path) -> Result<(Vec<NamedHeader>, Vec<String>)> {
+    let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
+    let mut names: Vec<(u64, String)> = listing
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".safetensors"))
+        .map(|n| (parse_rank_file_name(&n).unwrap_or(u64::MAX), n))
+        .collect();
+    names.sort();
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for (_, name) in names {
+        match open_safetensors(&dir.join(&name)) {
+            Ok((input, header)) => files.push((name, input.path, header)),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    Ok((files, problems))
 }
 
 /// Plans each file under `rule`.

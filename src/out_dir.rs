@@ -523,6 +523,43 @@ fn refuse_overwriting_inputs(out: &Dir, prepared: &Prepared) -> Result<()> {
     Ok(())
 }
 
+/// Refuses to write a TensorRT-LLM checkpoint into a folder that holds rank
+/// files beyond the config's `world_size` (left by a run with more ranks):
+/// they would stay, and `verify` rejects a folder whose config says fewer
+/// ranks than it holds. The folder is the user's, so they are named, not
+/// removed. A rank below `world_size` is never stale: `--ranks` runs write
+/// some ranks on purpose. In place there is no other folder to check.
+pub(crate) fn refuse_stale_ranks(out: &Dir, prepared: &Prepared) -> Result<()> {
+    let Some(config) = prepared.config.as_ref().filter(|_| !prepared.in_place) else {
+        return Ok(());
+    };
+    let world_size = config.world_size;
+    let names = out
+        .names()
+        .map_err(|e| Error::io(out.path(), "cannot list", e))?;
+    let mut stale: Vec<(u64, String)> = names
+        .iter()
+        .filter_map(|n| {
+            let name = n.to_str()?;
+            let rank = crate::ranks::parse_rank_file_name(name).filter(|&r| r >= world_size)?;
+            Some((rank, name.to_string()))
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    stale.sort();
+    let names: Vec<&str> = stale.iter().map(|(_, n)| n.as_str()).collect();
+    Err(Error::refused(
+        &prepared.out_dir,
+        format!(
+            "the output folder holds {} beyond world_size {world_size} of config.json, which verify would reject; nothing was written: remove {} or give another --out_dir",
+            names.join(", "),
+            if names.len() == 1 { "it" } else { "them" },
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use crate::input::{FileStamp, InputFile};
 use crate::interrupt::Cancel;
 use crate::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
-    refuse_mirrored_input_folders, resolve_out_dir, InputFolder,
+    refuse_mirrored_input_folders, refuse_stale_ranks, resolve_out_dir, InputFolder,
 };
 use crate::plan::{plan_hollow, plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
@@ -186,6 +186,20 @@ impl Prepared {
         self.files.iter().map(|f| f.plan.output_len).sum()
     }
 
+    /// Whether an in-place run has nothing to do: `config.json` says
+    /// `is_pruned` and every tensor the rule prunes is already empty in
+    /// every rank (a second `--in-place` run with the same rule).
+    pub fn already_pruned(&self) -> bool {
+        self.in_place
+            && !self.hollow
+            && self.config.as_ref().is_some_and(|c| c.is_pruned())
+            && self.files.iter().all(|f| {
+                f.plan
+                    .tensors_of(&f.header)
+                    .all(|(entry, t)| !t.pruned || crate::report::is_emptied(entry))
+            })
+    }
+
     /// Bytes the output safetensors files store (headers and kept data):
     /// for hollow outputs, about what they take on disk.
     pub fn bytes_stored(&self) -> u64 {
@@ -254,6 +268,36 @@ pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
     let mut summary = execute(&prepared, options, progress)?;
     summary.recovered.splice(0..0, recovered);
     Ok(summary)
+}
+
+/// Most missing ranks [`lacking_ranks`] names.
+const MAX_LACKING_SHOWN: usize = 8;
+
+/// After a `--ranks` run into a TensorRT-LLM output folder: the first
+/// ranks below `world_size` the folder does not hold yet (at most
+/// [`MAX_LACKING_SHOWN`]) and how many it lacks in all; `None` when it
+/// holds every rank (or the run was not by ranks).
+pub fn lacking_ranks(prepared: &Prepared, options: &Options) -> Result<Option<(Vec<u64>, u64)>> {
+    let (Some(_), Some(config)) = (&options.ranks, &prepared.config) else {
+        return Ok(None);
+    };
+    let world_size = config.world_size;
+    let dir = &prepared.out_dir;
+    let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
+    let present: std::collections::BTreeSet<u64> = listing
+        .flatten()
+        .filter_map(|e| crate::ranks::parse_rank_file_name(e.file_name().to_str()?))
+        .filter(|&r| r < world_size)
+        .collect();
+    let count = world_size - present.len() as u64;
+    if count == 0 {
+        return Ok(None);
+    }
+    let first = (0..world_size)
+        .filter(|r| !present.contains(r))
+        .take(MAX_LACKING_SHOWN)
+        .collect();
+    Ok(Some((first, count)))
 }
 
 /// Finishes or removes what dead runs left in the checkpoint folder and the
@@ -496,6 +540,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
     // Checked again on the folder the run opens to write (`execute`).
     if let Some(out) = open_folder(&prepared.out_dir, false)? {
         refuse_input_folders(&out.dir, &prepared)?;
+        refuse_stale_ranks(&out.dir, &prepared)?;
     }
     Ok(prepared)
 }
@@ -627,7 +672,8 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     let flush = options.fsync || prepared.in_place;
     let mut staging =
         Staging::open_checked(&prepared.out_dir, flush, options.cancel.clone(), &|dir| {
-            refuse_input_folders(dir, prepared)
+            refuse_input_folders(dir, prepared)?;
+            refuse_stale_ranks(dir, prepared)
         })?;
     // Dropping `staging` removes its journal (and a folder it created).
     refuse_mirrored_input_folders(&prepared.out_dir, staging.journal_name(), prepared)?;
@@ -656,13 +702,19 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     for (g, staged) in &generated {
         warnings.extend(write_new(&staging, staged, g, flush, prepared.in_place)?);
     }
-    progress.set_total(prepared.bytes_to_move());
+    // With --verify, the total counts the bytes the check reads too.
+    let to_verify: u64 = match options.verify {
+        true => jobs.iter().map(|(job, _)| job_bytes_to_compare(job)).sum(),
+        false => 0,
+    };
+    progress.set_total(prepared.bytes_to_move() + to_verify);
+    progress.set_files(jobs.len());
     let in_place = prepared.in_place;
     let (stats, job_warnings) = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
     warnings.extend(job_warnings);
     options.cancel.check()?;
     let verified = if options.verify {
-        let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel)?;
+        let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel, progress)?;
         if let Some(bad) = verdicts.iter().find(|v| !v.ok()) {
             return Err(Error::Mismatch {
                 file: prepared.out_dir.join(&bad.name),
@@ -750,11 +802,20 @@ fn check_space(
 }
 
 /// Verifies the finished temp files against their inputs.
+/// The bytes `--verify` reads to check one job's output.
+fn job_bytes_to_compare(job: &Job) -> u64 {
+    match job {
+        Job::Prune(f) => verify::bytes_to_compare(&f.plan, &f.header),
+        Job::Copy(input) => 2 * input.stamp.len,
+    }
+}
+
 fn verify_staged(
     prepared: &Prepared,
     jobs: &[(Job, StagedFile)],
     generated: &[(&GeneratedFile, StagedFile)],
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<Vec<FileVerdict>> {
     let mut verdicts = Vec::new();
     for (job, staged) in jobs {
@@ -766,12 +827,14 @@ fn verify_staged(
                 (&f.plan, &prepared.rule),
                 &staged.temp,
                 cancel,
+                progress,
             )?,
             Job::Copy(input) => verify::verify_copy(
                 &file_name(&input.path).to_string_lossy(),
                 input,
                 &staged.temp,
                 cancel,
+                progress,
             )?,
         });
     }

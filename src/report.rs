@@ -315,6 +315,8 @@ pub struct VerdictDoc<'a> {
     tensors_kept: usize,
     bytes_checked: u64,
     problems: &'a [String],
+    /// Problems found beyond those listed.
+    problems_omitted: usize,
 }
 
 pub fn verdict_doc(v: &FileVerdict) -> VerdictDoc<'_> {
@@ -325,6 +327,7 @@ pub fn verdict_doc(v: &FileVerdict) -> VerdictDoc<'_> {
         tensors_kept: v.tensors_kept,
         bytes_checked: v.bytes_checked,
         problems: &v.problems,
+        problems_omitted: v.problems_omitted,
     }
 }
 
@@ -353,6 +356,8 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
         schema: &'static str,
         command: &'static str,
         dry_run: bool,
+        /// In place with nothing to do: nothing was rewritten.
+        already_pruned: bool,
         #[serde(serialize_with = "lossy_path")]
         checkpoint_dir: &'a Path,
         #[serde(serialize_with = "lossy_path")]
@@ -371,7 +376,8 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
     RunDoc {
         schema: JSON_SCHEMA,
         command: "prune",
-        dry_run: summary.is_none(),
+        dry_run: summary.is_none() && !prepared.already_pruned(),
+        already_pruned: prepared.already_pruned(),
         checkpoint_dir: &prepared.checkpoint_dir,
         out_dir: &prepared.out_dir,
         layout: prepared.layout.name(),
@@ -475,7 +481,7 @@ pub fn inspect_table(files: &[Inspected]) -> String {
 }
 
 /// A tensor as a pruned output holds it: shape `[0]`, no bytes.
-fn is_emptied(entry: &TensorEntry) -> bool {
+pub(crate) fn is_emptied(entry: &TensorEntry) -> bool {
     entry.shape == [0] && entry.byte_len() == 0
 }
 
@@ -529,7 +535,20 @@ pub fn inspect_json<'a>(
     }
 }
 
-/// The `verify` listing: one line per file, then the problems.
+/// Problems the `verify` listing shows per file; the rest are counted.
+const PROBLEMS_SHOWN: usize = 5;
+
+/// `"s"` unless `n` is 1.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// The `verify` listing: one line per file, then its first problems and a
+/// count of the rest.
 pub fn verify_table(verdicts: &[FileVerdict]) -> String {
     let mut out = String::new();
     for v in verdicts {
@@ -537,17 +556,38 @@ pub fn verify_table(verdicts: &[FileVerdict]) -> String {
         let what = if v.tensors_kept + v.tensors_pruned == 0 {
             format!("compared with the input ({})", human_bytes(v.bytes_checked))
         } else {
+            let kept = match (v.tensors_compared, v.tensors_kept) {
+                (_, 0) => "no kept tensors".to_string(),
+                (0, kept) => format!("none of the {kept} kept tensors compared"),
+                (compared, kept) if compared == kept => format!(
+                    "{kept} kept tensor{} compared ({})",
+                    plural(kept),
+                    human_bytes(v.bytes_checked)
+                ),
+                (compared, kept) => format!(
+                    "{compared} of {kept} kept tensors compared ({})",
+                    human_bytes(v.bytes_checked)
+                ),
+            };
             format!(
-                "{} kept tensors compared ({}), {} pruned tensors {}",
-                v.tensors_kept,
-                human_bytes(v.bytes_checked),
+                "{kept}, {} pruned tensor{} {}",
                 v.tensors_pruned,
+                plural(v.tensors_pruned),
                 if v.hollow { "zeros" } else { "empty" }
             )
         };
         let _ = writeln!(out, "{status:<4}  {}: {what}", shown(&v.name));
-        for p in &v.problems {
+        for p in v.problems.iter().take(PROBLEMS_SHOWN) {
             let _ = writeln!(out, "      {p}");
+        }
+        let more = v.problems.len().saturating_sub(PROBLEMS_SHOWN) + v.problems_omitted;
+        if more > 0 {
+            let _ = writeln!(
+                out,
+                "      ... and {more} more problem{} (--json lists the first {})",
+                plural(more),
+                crate::verify::MAX_PROBLEMS
+            );
         }
     }
     out

@@ -19,6 +19,7 @@ use crate::interrupt::Cancel;
 use crate::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
+use crate::progress::Progress;
 use crate::prune::{plan_file, plan_hollow_file, remote_folder};
 use crate::ranks::parse_rank_file_name;
 use crate::recover::recover_or_note;
@@ -33,14 +34,19 @@ pub struct FileVerdict {
     pub name: String,
     pub tensors_pruned: usize,
     pub tensors_kept: usize,
+    /// Kept tensors whose bytes were compared (the others failed before).
+    pub tensors_compared: usize,
     /// Bytes whose CRC32 was compared (and, in a hollow output, the bytes
     /// of pruned tensors read to check they are zeros).
     pub bytes_checked: u64,
     /// The file was checked as a hollow output: pruned tensors read as
     /// zeros instead of being empty.
     pub hollow: bool,
-    /// Every mismatch found, one line each.
+    /// The mismatches found, one line each (the first
+    /// [`MAX_PROBLEMS`]).
     pub problems: Vec<String>,
+    /// Mismatches found beyond those in `problems`.
+    pub problems_omitted: usize,
 }
 
 impl FileVerdict {
@@ -71,6 +77,17 @@ pub fn crc32_range(
     buffer: &mut [u8],
     cancel: &Cancel,
 ) -> Result<u32> {
+    crc32_counted(input, (offset, len), buffer, cancel, &|_| {})
+}
+
+/// [`crc32_range`], telling `on_read` the bytes of each read.
+fn crc32_counted(
+    input: &InputFile,
+    (offset, len): (u64, u64),
+    buffer: &mut [u8],
+    cancel: &Cancel,
+    on_read: &dyn Fn(u64),
+) -> Result<u32> {
     let mut hasher = crc32fast::Hasher::new();
     let mut done = 0u64;
     while done < len {
@@ -86,6 +103,7 @@ pub fn crc32_range(
             n => n,
         };
         hasher.update(&buffer[..n]);
+        on_read(n as u64);
         done += n as u64;
     }
     Ok(hasher.finalize())
@@ -99,22 +117,31 @@ pub fn verify_safetensors(
     (plan, rule): (&PrunePlan, &PruneRule),
     output: &Path,
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
     }
     let (out_file, out_header) = open_safetensors(output)?;
+    let bar = progress.check(
+        std::ffi::OsStr::new(name),
+        bytes_to_compare(plan, in_header),
+    );
+    let on_read = |n: u64| bar.inc(n);
     let mut verdict = FileVerdict {
         name: name.to_string(),
         ..FileVerdict::default()
     };
-    let mut problem = |p: String| verdict_problem(&mut verdict.problems, p);
+    let mut problem = |p: String| verdict_problem(&mut verdict, p);
     let mut buffer = verify_buffer(output)?;
     let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensors.len());
     for t in &out_header.tensors {
         out_by_name.insert(t.name.as_str(), t);
     }
-    let (mut pruned, mut kept, mut checked) = (0, 0, 0u64);
+    let (mut pruned, mut kept, mut checked, mut compared) = (0, 0, 0u64, 0);
+    // Kept tensors found empty, pruned ones found whole: an output made
+    // with another rule (--prune_all, --hollow) shows as all of one.
+    let (mut kept_emptied, mut pruned_whole) = (0, 0);
     for (t, outcome) in plan.tensors_of(in_header) {
         let Some(o) = out_by_name.remove(t.name.as_str()) else {
             problem(format!(
@@ -169,13 +196,11 @@ pub fn verify_safetensors(
         if outcome.pruned {
             pruned += 1;
             if !empty {
-                let hint = if o.shape == t.shape {
-                    "; if it was pruned with --hollow, verify with --hollow"
-                } else {
-                    ""
-                };
+                if o.shape == t.shape {
+                    pruned_whole += 1;
+                }
                 problem(format!(
-                    "tensor `{}` should be empty ({}) but the output holds {:?}{hint}",
+                    "tensor `{}` should be empty ({}) but the output holds {:?}",
                     shown(&t.name),
                     rule.decide(&t.name).reason,
                     o.shape
@@ -185,6 +210,7 @@ pub fn verify_safetensors(
         }
         kept += 1;
         if empty && t.shape != [0] {
+            kept_emptied += 1;
             problem(format!(
                 "tensor `{}` was emptied, but the rule keeps it ({})",
                 shown(&t.name),
@@ -202,26 +228,44 @@ pub fn verify_safetensors(
             continue;
         }
         let len = t.byte_len();
-        let a = crc32_range(
+        let a = crc32_counted(
             input,
-            in_header.data_start() + t.begin,
-            len,
+            (in_header.data_start() + t.begin, len),
             &mut buffer,
             cancel,
+            &on_read,
         )?;
-        let b = crc32_range(
+        let b = crc32_counted(
             &out_file,
-            out_header.data_start() + o.begin,
-            len,
+            (out_header.data_start() + o.begin, len),
             &mut buffer,
             cancel,
+            &on_read,
         )?;
         checked += len;
+        compared += 1;
         if a != b {
+            let in_start = in_header.data_start() + t.begin;
+            let out_start = out_header.data_start() + o.begin;
+            let first = first_difference(
+                (input, in_start),
+                (&out_file, out_start),
+                len,
+                &mut buffer,
+                cancel,
+            )?;
+            let at = match first {
+                Some(k) => format!(
+                    "first at output byte {} (input byte {}, byte {k} of the tensor)",
+                    out_start + k,
+                    in_start + k
+                ),
+                // Changed between the two reads.
+                None => format!("output bytes from {out_start}"),
+            };
             problem(format!(
-                "tensor `{}`: bytes differ (crc32 {a:08x} in the input, {b:08x} in the output, output byte {})",
+                "tensor `{}`: bytes differ, {at}; crc32 {a:08x} in the input, {b:08x} in the output",
                 shown(&t.name),
-                out_header.data_start() + o.begin
             ));
         }
     }
@@ -231,10 +275,23 @@ pub fn verify_safetensors(
             shown(name)
         ));
     }
+    let hint = if kept > 0 && kept_emptied == kept {
+        Some("every tensor is empty: the output looks pruned with --prune_all; verify with the rule it was made with")
+    } else if pruned > 0 && pruned_whole == pruned && !plan.hollow {
+        Some("no pruned tensor is empty, each keeps its shape: the output looks pruned with --hollow; verify with --hollow")
+    } else {
+        None
+    };
+    if let Some(hint) = hint {
+        // First, so the listing's cap never hides it.
+        verdict.problems.insert(0, hint.to_string());
+    }
     verdict.hollow = plan.hollow;
     verdict.tensors_pruned = pruned;
     verdict.tensors_kept = kept;
+    verdict.tensors_compared = compared;
     verdict.bytes_checked = checked;
+    bar.done();
     Ok(verdict)
 }
 
@@ -293,6 +350,7 @@ pub fn verify_copy(
     input: &InputFile,
     output: &Path,
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
@@ -310,8 +368,11 @@ pub fn verify_copy(
         ));
         return Ok(verdict);
     }
-    let a = crc32_range(input, 0, input.stamp.len, &mut buffer, cancel)?;
-    let b = crc32_range(&out, 0, out.stamp.len, &mut buffer, cancel)?;
+    let bar = progress.check(std::ffi::OsStr::new(name), 2 * input.stamp.len);
+    let on_read = |n: u64| bar.inc(n);
+    let a = crc32_counted(input, (0, input.stamp.len), &mut buffer, cancel, &on_read)?;
+    let b = crc32_counted(&out, (0, out.stamp.len), &mut buffer, cancel, &on_read)?;
+    bar.done();
     verdict.bytes_checked = input.stamp.len;
     if a != b {
         verdict.problems.push(format!(
@@ -365,7 +426,7 @@ pub fn verify_index(name: &str, out_dir: &Path, shards: &[String]) -> Result<Fil
     }
     let index = IndexFile::read(&path, name)?;
     let map = index.weight_map();
-    let mut problem = |p: String| verdict_problem(&mut verdict.problems, p);
+    let mut problem = |p: String| verdict_problem(&mut verdict, p);
     let mut seen = std::collections::HashSet::new();
     let mut total = 0u64;
     for shard in shards {
@@ -443,12 +504,76 @@ fn missing(name: &str, output: &Path) -> Option<FileVerdict> {
         })
 }
 
-fn verdict_problem(problems: &mut Vec<String>, problem: String) {
-    // A badly broken output could list thousands; the first ones tell.
-    const MAX_PROBLEMS: usize = 100;
-    if problems.len() < MAX_PROBLEMS {
-        problems.push(problem);
+/// The bytes verifying a file under `plan` reads: each kept tensor in the
+/// input and in the output.
+pub(crate) fn bytes_to_compare(plan: &PrunePlan, header: &Header) -> u64 {
+    let kept: u64 = plan
+        .tensors_of(header)
+        .filter(|(_, t)| !t.pruned)
+        .map(|(entry, _)| entry.byte_len())
+        .sum();
+    2 * kept
+}
+
+/// Most mismatches a verdict keeps, one line each: a badly broken output
+/// could list thousands; the first ones tell, the rest are counted.
+pub const MAX_PROBLEMS: usize = 100;
+
+fn verdict_problem(verdict: &mut FileVerdict, problem: String) {
+    if verdict.problems.len() < MAX_PROBLEMS {
+        verdict.problems.push(problem);
+    } else {
+        verdict.problems_omitted += 1;
     }
+}
+
+/// The offset, from the start of both ranges, of the first byte that
+/// differs in `len` bytes of `a` and `b` (each a file and an offset), read
+/// through the two halves of `buffer`; `None` if they read the same.
+fn first_difference(
+    (a, a_start): (&InputFile, u64),
+    (b, b_start): (&InputFile, u64),
+    len: u64,
+    buffer: &mut [u8],
+    cancel: &Cancel,
+) -> Result<Option<u64>> {
+    let half = (buffer.len() / 2).max(1);
+    let (left, right) = buffer.split_at_mut(half.min(buffer.len()));
+    let step = left.len().min(right.len()).max(1) as u64;
+    let mut done = 0u64;
+    while done < len {
+        cancel.check()?;
+        let want = (len - done).min(step) as usize;
+        read_exact_at(a, &mut left[..want], a_start + done)?;
+        read_exact_at(b, &mut right[..want], b_start + done)?;
+        if let Some(i) = left[..want]
+            .iter()
+            .zip(&right[..want])
+            .position(|(x, y)| x != y)
+        {
+            return Ok(Some(done + i as u64));
+        }
+        done += want as u64;
+    }
+    Ok(None)
+}
+
+/// Fills `buf` from `file` at `offset`; a file that ends first changed
+/// since it was read.
+fn read_exact_at(file: &InputFile, buf: &mut [u8], offset: u64) -> Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], offset + filled as u64)? {
+            0 => {
+                return Err(Error::InputChanged {
+                    file: file.path.clone(),
+                    offset: offset + filled as u64,
+                })
+            }
+            n => filled += n,
+        }
+    }
+    Ok(())
 }
 
 /// What `verify` found.
@@ -472,6 +597,7 @@ pub fn verify_existing(
     rule: &PruneRule,
     hollow: bool,
     cancel: &Cancel,
+    progress: &Progress,
 ) -> Result<Verification> {
     let remote = remote_folder(given_checkpoint_dir)?;
     let checkpoint_dir = match &remote {
@@ -501,13 +627,25 @@ pub fn verify_existing(
         None => Checkpoint::open(&checkpoint_dir, None)?,
     };
     let mut verdicts = Vec::new();
-    for f in &checkpoint.files {
-        // Only the plan's decisions are compared, not its layout (a hollow
-        // layout is the input's).
-        let plan = match hollow {
-            true => plan_hollow_file(&f.header, &f.input, rule)?,
-            false => plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path)?,
-        };
+    // Only the plan's decisions are compared, not its layout (a hollow
+    // layout is the input's).
+    let plans = checkpoint
+        .files
+        .iter()
+        .map(|f| match hollow {
+            true => plan_hollow_file(&f.header, &f.input, rule),
+            false => plan_file(&f.header, rule, SHARE_ALIGNMENT, &f.input.path),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let to_compare: u64 = checkpoint
+        .files
+        .iter()
+        .zip(&plans)
+        .map(|(f, plan)| bytes_to_compare(plan, &f.header))
+        .chain(checkpoint.extra_files.iter().map(|f| 2 * f.stamp.len))
+        .sum();
+    progress.set_total(to_compare);
+    for (f, plan) in checkpoint.files.iter().zip(plans) {
         verdicts.push(verify_safetensors(
             &f.name,
             &f.input,
@@ -515,6 +653,7 @@ pub fn verify_existing(
             (&plan, rule),
             &out_dir.join(&f.name),
             cancel,
+            progress,
         )?);
     }
     for extra in &checkpoint.extra_files {
@@ -524,6 +663,7 @@ pub fn verify_existing(
             extra,
             &out_dir.join(&name),
             cancel,
+            progress,
         )?);
     }
     match &checkpoint.layout {

@@ -709,3 +709,509 @@ fn a_full_copy_is_made_when_asked_for_and_a_trtllm_folder_keeps_the_originals_be
         serde_json::from_slice(&fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["is_pruned"], true);
 }
+
+// ---- Item 3: prune never leaves a folder its own verify rejects ----
+
+#[test]
+fn stale_rank_files_beyond_world_size_in_the_output_folder_are_refused_by_name() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    for stale in ["rank7.safetensors", "rank2.safetensors"] {
+        fs::write(out_dir.join(stale), b"left from a tp=8 run").unwrap();
+    }
+    let before = util::snapshot(&out_dir);
+    let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
+    let error = util::assert_error(&out);
+    assert!(
+        error.contains("rank2.safetensors, rank7.safetensors")
+            && error.contains("world_size 2")
+            && error.contains("remove them"),
+        "{error}"
+    );
+    assert_eq!(util::snapshot(&out_dir), before, "nothing written");
+
+    // Removed as the hint says, the run succeeds and verify agrees.
+    for stale in ["rank7.safetensors", "rank2.safetensors"] {
+        fs::remove_file(out_dir.join(stale)).unwrap();
+    }
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]));
+    assert_verifies(&ckpt, &out_dir);
+}
+
+#[test]
+fn a_ranks_run_never_counts_a_rank_below_world_size_as_stale() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    for rank in ["0", "1"] {
+        util::assert_success(util::run(&[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out_dir,
+            &"--ranks",
+            &rank,
+        ]));
+    }
+    assert_verifies(&ckpt, &out_dir);
+}
+
+/// Asserts that `verify` accepts `out_dir` as the pruned `ckpt`.
+#[track_caller]
+fn assert_verifies(ckpt: &Path, out_dir: &Path) {
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stdout(&out),
+        util::stderr(&out)
+    );
+}
+
+// ---- Item 7: the small things ----
+
+/// Each file's inode and modification time: a rewrite changes them.
+fn identities(dir: &Path) -> Vec<(String, u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    util::file_names(dir)
+        .into_iter()
+        .map(|n| {
+            let m = fs::metadata(dir.join(&n)).unwrap();
+            (n, m.ino(), m.mtime(), m.mtime_nsec())
+        })
+        .collect()
+}
+
+#[test]
+fn in_place_on_an_already_pruned_checkpoint_rewrites_nothing_and_says_so() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    util::assert_success(util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place"]));
+    let before = identities(&ckpt);
+    let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place"]);
+    let out = util::assert_success(out);
+    let err = util::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("already pruned") && err.contains("nothing was rewritten"),
+        "{err}"
+    );
+    assert_eq!(identities(&ckpt), before, "no file was replaced");
+    let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--in-place", &"--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON document");
+    assert_eq!(doc["already_pruned"], true, "{doc}");
+    assert_eq!(doc["dry_run"], false, "{doc}");
+    assert_eq!(identities(&ckpt), before, "no file was replaced");
+
+    // A rule that prunes more still rewrites.
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--in-place",
+        &"--prune_all",
+        &"-q",
+    ]));
+    assert_ne!(identities(&ckpt), before);
+}
+
+#[test]
+fn inspect_shows_what_is_there_in_a_folder_with_a_missing_rank_or_a_bad_config() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    fs::remove_file(ckpt.join("rank1.safetensors")).unwrap();
+    let out = util::run(&[&"inspect", &ckpt]);
+    let err = util::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout(&out).contains("rank0.safetensors"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        err.starts_with("trtllm-prune: warning: ") && err.contains("rank file missing"),
+        "{err}"
+    );
+
+    fs::write(ckpt.join("config.json"), b"{\"mapping\": ").unwrap();
+    let out = util::run(&[&"inspect", &ckpt, &"--json"]);
+    let err = util::stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout(&out).contains("rank0.safetensors"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("warning: ") && err.contains("config.json"),
+        "{err}"
+    );
+
+    // A folder with nothing readable in it is still an error.
+    let empty = tmp.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    util::assert_error(&util::run(&[&"inspect", &empty]));
+}
+
+#[test]
+fn a_ranks_run_says_which_ranks_the_output_folder_still_lacks() {
+    let tmp = util::tempdir();
+    let ckpt = util::write_checkpoint(
+        tmp.path(),
+        "ckpt",
+        &CheckpointSpec::tiny(Family::Llama, 4, 1),
+    );
+    let out_dir = tmp.path().join("out");
+    let run = |ranks: &str| {
+        let out = util::run(&[
+            &"--checkpoint_dir",
+            &ckpt,
+            &"--out_dir",
+            &out_dir,
+            &"--ranks",
+            &ranks,
+        ]);
+        util::stderr(&util::assert_success(out))
+    };
+    let err = run("1");
+    let lacking: Vec<&str> = err.lines().filter(|l| l.contains("still lacks")).collect();
+    assert_eq!(lacking.len(), 1, "{err}");
+    assert!(
+        lacking[0].contains("ranks 0, 2, 3 of world_size 4"),
+        "{err}"
+    );
+    let err = run("0,2-3");
+    assert!(!err.contains("still lacks"), "{err}");
+}
+
+// ---- Item 4: verify that helps ----
+
+/// The problem lines `verify` printed under `file`'s line.
+fn problem_lines(table: &str, file: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip_while(|l| !l.contains(file))
+        .skip(1)
+        .take_while(|l| l.starts_with("      "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn verify_shows_a_few_problems_per_file_and_hints_at_the_rule_the_output_was_made_with() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+        &"--prune_all",
+        &"-q",
+    ]));
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = stdout(&out);
+    let lines = problem_lines(&table, "rank0.safetensors");
+    assert_eq!(lines.len(), 6, "the hint, 4 problems and a count:\n{table}");
+    assert!(
+        lines[0].contains("looks pruned with --prune_all"),
+        "{table}"
+    );
+    assert!(lines[5].contains("and 5 more problems"), "{table}");
+    assert!(!table.contains("(0 B)"), "{table}");
+    assert!(table.contains("none of the 9 kept tensors"), "{table}");
+
+    let hollow = tmp.path().join("hollow");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &hollow,
+        &"--hollow",
+        &"-q",
+    ]));
+    let out = util::run(&[&"verify", &"--checkpoint_dir", &ckpt, &"--out_dir", &hollow]);
+    let table = stdout(&out);
+    let lines = problem_lines(&table, "rank0.safetensors");
+    assert!(lines[0].contains("looks pruned with --hollow"), "{table}");
+    assert!(lines.len() <= 6, "{table}");
+}
+
+#[test]
+fn verify_names_the_first_byte_that_differs() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    util::assert_success(util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+        &"-q",
+    ]));
+    let rank0 = out_dir.join("rank0.safetensors");
+    let mut bytes = fs::read(&rank0).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let (name, begin, end) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter_map(|(name, t)| {
+            let offsets = t.get("data_offsets")?.as_array()?;
+            let (b, e) = (offsets[0].as_u64()?, offsets[1].as_u64()?);
+            (e - b >= 16).then(|| (name.clone(), b as usize, e as usize))
+        })
+        .next()
+        .expect("a kept tensor");
+    let at = 8 + header_len + begin + (end - begin) / 2 + 3;
+    bytes[at] ^= 0xff;
+    fs::write(&rank0, &bytes).unwrap();
+    let out = util::run(&[
+        &"verify",
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &out_dir,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = stdout(&out);
+    let line = table.lines().find(|l| l.contains(&name)).expect(&table);
+    assert!(
+        line.contains(&format!("first at output byte {at}")),
+        "{line}"
+    );
+}
+
+// ---- Item 2: progress people can trust ----
+
+#[test]
+fn the_summary_line_ends_with_the_elapsed_time_and_the_throughput() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out = util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &tmp.path().join("o"),
+    ]);
+    let err = util::stderr(&util::assert_success(out));
+    let line = err.lines().last().unwrap_or_default();
+    let (_, tail) = line.rsplit_once("; done in ").expect(line);
+    let (took, rate) = tail.split_once(" (").expect(line);
+    let rate = rate.strip_suffix(')').expect(line);
+    let (number, unit) = took.split_once(' ').expect(line);
+    assert!(number.parse::<f64>().is_ok() && unit == "s", "{line}");
+    assert!(rate.ends_with("/s") && rate.contains(' '), "{line}");
+}
+
+/// What a run printed on a terminal `columns` wide (a pty made by
+/// `script`), its copies slowed down with strace so that the bars draw.
+fn run_on_a_narrow_terminal(columns: u16, args: &str) -> String {
+    run_on_a_slow_terminal(columns, "copy_file_range:delay_exit=300000", args)
+}
+
+/// What a run printed on a terminal `columns` wide, with strace's
+/// `-e inject=` `delays` (the bars draw only on slow runs).
+fn run_on_a_slow_terminal(columns: u16, delays: &str, args: &str) -> String {
+    let log = util::tempdir();
+    let log = log.path().join("typescript");
+    let command = format!(
+        "stty cols {columns} rows 24; strace -f -o /dev/null -e inject={delays} {} {args}",
+        util::bin().display()
+    );
+    let status = Command::new("script")
+        .args(["-qfec", &command])
+        .arg(&log)
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("script runs");
+    assert!(status.status.success(), "{}", util::stderr(&status));
+    String::from_utf8_lossy(&fs::read(&log).unwrap()).into_owned()
+}
+
+#[test]
+fn progress_lines_fit_a_40_column_terminal_without_wrapping() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    for columns in [40u16, 50] {
+        let out_dir = tmp.path().join(format!("out{columns}"));
+        let shown = run_on_a_narrow_terminal(
+            columns,
+            &format!(
+                "--checkpoint_dir {} --out_dir {}",
+                ckpt.display(),
+                out_dir.display()
+            ),
+        );
+        // What each redraw writes on one line: between line ends, carriage
+        // returns and cursor movements.
+        let mut pieces = vec![String::new()];
+        let mut chars = shown.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' | '\n' => pieces.push(String::new()),
+                '\u{1b}' => {
+                    // CSI: ESC [ parameters final-letter.
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                    pieces.push(String::new());
+                }
+                c => pieces.last_mut().unwrap().push(c),
+            }
+        }
+        let bars: Vec<&String> = pieces
+            .iter()
+            .filter(|p| p.contains("total") || p.contains(".safetensors "))
+            .filter(|p| !p.starts_with("pruned ") && !p.starts_with("Script "))
+            .collect();
+        assert!(
+            !bars.is_empty(),
+            "no bar drawn at {columns} columns:\n{shown:?}"
+        );
+        // indicatif fills the last line to the edge on purpose (the cursor
+        // waits there); one column more would wrap.
+        for bar in bars {
+            let width = bar.chars().count();
+            assert!(
+                width <= columns as usize,
+                "{width} columns of {columns}: {bar:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn progress_counts_files_done_in_flight_and_queued() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let out_dir = tmp.path().join("out");
+    let shown = run_on_a_narrow_terminal(
+        80,
+        &format!(
+            "--checkpoint_dir {} --out_dir {} --jobs 1",
+            ckpt.display(),
+            out_dir.display()
+        ),
+    );
+    assert!(
+        shown.contains("0 of 2 files done, 1 in flight, 1 queued"),
+        "{shown:?}"
+    );
+    assert!(
+        shown.contains("1 of 2 files done, 1 in flight"),
+        "{shown:?}"
+    );
+}
+
+/// The totals (`28.62 KiB` of `total [...] 0 B/28.62 KiB`) the bars drew.
+fn totals_drawn(shown: &str) -> Vec<String> {
+    let mut totals: Vec<String> = shown
+        .split(['\r', '\n', '\u{1b}'])
+        .filter_map(|piece| {
+            let rest = piece.split_once("total")?.1;
+            let after = rest.split_once('/')?.1.trim_start();
+            let mut words = after.split_whitespace();
+            Some(format!("{} {}", words.next()?, words.next()?))
+        })
+        .collect();
+    totals.dedup();
+    totals
+}
+
+#[test]
+fn verify_and_dash_dash_verify_show_progress() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    let (plain, checked) = (tmp.path().join("plain"), tmp.path().join("checked"));
+    let args = |out: &Path, extra: &str| {
+        format!(
+            "--checkpoint_dir {} --out_dir {} --jobs 1{extra}",
+            ckpt.display(),
+            out.display()
+        )
+    };
+    let copy_only = totals_drawn(&run_on_a_narrow_terminal(80, &args(&plain, "")));
+    let with_check = totals_drawn(&run_on_a_slow_terminal(
+        80,
+        "pread64:delay_exit=200000:when=1+6",
+        &args(&checked, " --verify"),
+    ));
+    assert_eq!(copy_only.len(), 1, "{copy_only:?}");
+    assert_eq!(with_check.len(), 1, "{with_check:?}");
+    assert_ne!(copy_only, with_check, "the total counts the check's reads");
+
+    let verify = run_on_a_slow_terminal(
+        80,
+        "pread64:delay_exit=200000:when=1+6",
+        &format!("verify {}", args(&checked, "").replace(" --jobs 1", "")),
+    );
+    assert!(!totals_drawn(&verify).is_empty(), "{verify:?}");
+}
+
+#[test]
+fn the_total_shows_every_byte_the_files_moved() {
+    if !have("script") || !have("strace") {
+        return;
+    }
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path());
+    // A small file last: its bytes are the ones a lagging total missed.
+    fs::write(
+        ckpt.join("quant_cfg.json"),
+        "{\"quant_algo\": null}\n".repeat(4),
+    )
+    .unwrap();
+    let shown = run_on_a_narrow_terminal(
+        80,
+        &format!(
+            "--checkpoint_dir {} --out_dir {} --jobs 1",
+            ckpt.display(),
+            tmp.path().join("out").display()
+        ),
+    );
+    // The last total drawn, once every file is done: `total [...] A/B`.
+    let last = shown
+        .split(['\r', '\n', '\u{1b}'])
+        .filter_map(|piece| {
+            let counts = piece.split_once("total")?.1.split_once(']')?.1;
+            let (done, of) = counts.split_once('/')?;
+            let of: String = of.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            Some((done.trim().to_string(), of))
+        })
+        .next_back()
+        .expect("a total drawn");
+    assert_eq!(last.0, last.1, "{shown:?}");
+}

@@ -374,8 +374,10 @@ fn errors_escape_config_values() {
             format!("{{\"mapping\": {value}}}"),
         )
         .unwrap();
+        // inspect shows the ranks anyway, the config's problem a warning.
         let out = util::run(&[&"inspect", &ckpt]);
-        util::assert_error(&out);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("warning:"));
         assert_output_safe("bad mapping", &out);
     }
 }

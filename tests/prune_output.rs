@@ -677,12 +677,14 @@ fn keeps_unrelated_files_in_an_existing_out_dir() {
     let out = tmp.path().join("out");
     fs::create_dir(&out).unwrap();
     fs::write(out.join("notes.txt"), "mine").unwrap();
-    fs::write(out.join("rank7.safetensors"), "not ours").unwrap();
+    // A rank file beyond world_size is refused instead (verify would
+    // reject the folder): first_hour::stale_rank_files_beyond_world_size_*.
+    fs::write(out.join("rank01.safetensors"), "not ours").unwrap();
     fs::create_dir(out.join("sub")).unwrap();
     prune(&ckpt, &out, &[]);
     assert_eq!(fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
     assert_eq!(
-        fs::read_to_string(out.join("rank7.safetensors")).unwrap(),
+        fs::read_to_string(out.join("rank01.safetensors")).unwrap(),
         "not ours"
     );
     assert!(out.join("sub").is_dir());
@@ -692,7 +694,7 @@ fn keeps_unrelated_files_in_an_existing_out_dir() {
             "config.json",
             "notes.txt",
             "rank0.safetensors",
-            "rank7.safetensors",
+            "rank01.safetensors",
             "sub"
         ],
         "no temp file left behind"

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{self, run, stderr};
+use crate::util::{self, big_checkpoint, run, stderr};
 
 fn have_strace() -> bool {
     let found = Command::new("strace")
@@ -380,35 +380,6 @@ fn sh_ok(script: &str) -> bool {
 /// The user `name`, created if missing.
 fn user(name: &str) -> bool {
     sh_ok(&format!("id {name} >/dev/null 2>&1 || useradd -M {name}"))
-}
-
-/// A one-rank checkpoint at `dir` with `kept_mib` MiB the rule keeps and
-/// 1 MiB it prunes.
-fn big_checkpoint(dir: &Path, kept_mib: u64) {
-    use std::io::Write;
-    fs::create_dir_all(dir).unwrap();
-    let k = kept_mib << 20;
-    let p = 1u64 << 20;
-    let mut json = format!(
-        "{{\"transformer.vocab_embedding.weight\":{{\"dtype\":\"U8\",\"shape\":[{k}],\"data_offsets\":[0,{k}]}},\
-         \"transformer.layers.0.mlp.fc.weight\":{{\"dtype\":\"U8\",\"shape\":[{p}],\"data_offsets\":[{k},{}]}}}}",
-        k + p
-    );
-    while json.len() % 8 != 0 {
-        json.push(' ');
-    }
-    let mut f = fs::File::create(dir.join("rank0.safetensors")).unwrap();
-    f.write_all(&(json.len() as u64).to_le_bytes()).unwrap();
-    f.write_all(json.as_bytes()).unwrap();
-    let chunk = vec![0x5au8; 1 << 20];
-    for _ in 0..(k + p) >> 20 {
-        f.write_all(&chunk).unwrap();
-    }
-    fs::write(
-        dir.join("config.json"),
-        "{\"architecture\":\"LlamaForCausalLM\",\"mapping\":{\"world_size\":1}}",
-    )
-    .unwrap();
 }
 
 fn hidden_names(dir: &Path) -> Vec<String> {

@@ -5,12 +5,11 @@
 //! outside CI; under CI (env CI set) they fail instead.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use crate::util::{self, stderr};
+use crate::util::{self, big_checkpoint, stderr};
 
 fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
@@ -47,34 +46,6 @@ fn root() -> (tempfile::TempDir, PathBuf) {
     let dir = util::tempdir();
     let root = fs::canonicalize(dir.path()).expect("temp dir resolves");
     (dir, root)
-}
-
-/// A one-rank TensorRT-LLM checkpoint at `dir`: `kept_mib` MiB of real
-/// (non-hole) data in a tensor the rule keeps, and 1 MiB the rule prunes.
-fn big_checkpoint(dir: &Path, kept_mib: u64) {
-    fs::create_dir_all(dir).unwrap();
-    let k = kept_mib << 20;
-    let p = 1u64 << 20;
-    let mut json = format!(
-        "{{\"transformer.vocab_embedding.weight\":{{\"dtype\":\"U8\",\"shape\":[{k}],\"data_offsets\":[0,{k}]}},\
-         \"transformer.layers.0.mlp.fc.weight\":{{\"dtype\":\"U8\",\"shape\":[{p}],\"data_offsets\":[{k},{}]}}}}",
-        k + p
-    );
-    while json.len() % 8 != 0 {
-        json.push(' ');
-    }
-    let mut f = fs::File::create(dir.join("rank0.safetensors")).unwrap();
-    f.write_all(&(json.len() as u64).to_le_bytes()).unwrap();
-    f.write_all(json.as_bytes()).unwrap();
-    let chunk = vec![0x5au8; 1 << 20];
-    for _ in 0..(k + p) >> 20 {
-        f.write_all(&chunk).unwrap();
-    }
-    fs::write(
-        dir.join("config.json"),
-        "{\"architecture\":\"LlamaForCausalLM\",\"mapping\":{\"world_size\":1}}",
-    )
-    .unwrap();
 }
 
 struct Mount(PathBuf);

@@ -103,14 +103,24 @@ fn dead_runs_left(dir: &Dir) -> bool {
     if runs.iter().any(|id| !journals.contains(id)) {
         return true;
     }
-    journals.iter().any(|id| {
-        let name = side_file::journal_name(id);
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(dir.join(&name))
-            .is_ok_and(|file| sys::try_lock_shared(&file).ok() == Some(true))
-    })
+    journals
+        .iter()
+        .any(|id| dead_journal(dir, &side_file::journal_name(id)).is_some())
+}
+
+/// The journal `name` opened for reading, with its metadata, when it is a
+/// regular file no live run holds (a live run keeps its journal locked).
+/// Read-only (a dry run may not write; another user's journal may not be
+/// writable), never blocking on a FIFO, and locked shared, so probes under
+/// the folder's shared lock never take each other for a live run.
+fn dead_journal(dir: &Dir, name: &OsStr) -> Option<(std::fs::File, std::fs::Metadata)> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(dir.join(name))
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && sys::try_lock_shared(&file).ok() == Some(true)).then_some((file, meta))
 }
 
 /// The unfinished commits of dead runs in the folder at `path` (whose
@@ -151,24 +161,9 @@ fn unfinished_commits(dir: &Dir) -> Vec<u32> {
         if !matches!(side_file::parse(&name), Some((_, Kind::Journal))) {
             continue;
         }
-        // Read-only (a dry run may not write; another user's journal may
-        // not be writable) and never blocking on a FIFO.
-        let Ok(mut file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(dir.join(&name))
-        else {
+        let Some((mut file, meta)) = dead_journal(dir, &name) else {
             continue;
         };
-        let Ok(meta) = file.metadata() else {
-            continue;
-        };
-        // A live run holds its journal's lock: only a dead run's counts.
-        // Shared, so probes under the folder's shared lock never take each
-        // other for a live run.
-        if !meta.is_file() || sys::try_lock_shared(&file).ok() != Some(true) {
-            continue;
-        }
         // A journal without entries describes no commit.
         if read_journal(&mut file).is_ok_and(|j| j.is_some_and(|j| !j.entries.is_empty())) {
             owners.push(std::os::unix::fs::MetadataExt::uid(&meta));
@@ -243,8 +238,7 @@ pub(crate) fn recover_locked(
             }
         }
     }
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = current_user();
     let mut notes = Vec::new();
     for (id, files) in runs {
         let note = if let Some(pid) = id.strip_prefix("pid-").and_then(|p| p.parse().ok()) {

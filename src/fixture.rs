@@ -13,8 +13,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::header::{tensor_byte_len, Dtype, Header, TensorEntry};
-use crate::header_json::HeaderJson;
+use crate::plan::header_json::HeaderJson;
+use crate::read::header::{tensor_byte_len, Dtype, Header, TensorEntry};
 
 /// One tensor to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

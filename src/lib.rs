@@ -26,37 +26,22 @@
 //! to the output file without passing through the heap (except through one
 //! fixed 1 MiB buffer on filesystems where no in-kernel copy works).
 
-mod checkpoint;
-mod commit;
-pub mod config;
+pub mod base;
+pub mod check;
+pub mod commit;
 pub mod copy;
-pub mod error;
 #[cfg(feature = "fixture")]
 pub mod fixture;
-pub mod header;
-mod header_json;
-mod index;
-pub mod input;
-pub mod inspect;
-pub mod interrupt;
-mod journal;
-mod json_scan;
-mod out_dir;
 pub mod plan;
 pub mod progress;
 pub mod prune;
-pub mod ranks;
-pub mod recover;
-pub mod remote;
+pub mod read;
 pub mod report;
-pub mod rule;
-mod run;
-pub mod shown;
-mod side_file;
-mod space;
-pub mod stage;
-pub(crate) mod suggest;
-mod sys;
-pub mod verify;
 
+// The old flat paths, until the curated API replaces them.
+pub use base::{error, interrupt, shown};
+pub use check::{inspect, verify};
+pub use commit::{recover, stage};
 pub use error::{Error, Result};
+pub use plan::rule;
+pub use read::{config, header, input, ranks, remote};

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::shown::shown_os;
+use crate::base::shown::shown_os;
 
 pub struct Progress {
     multi: MultiProgress,
@@ -155,7 +155,7 @@ impl Progress {
             // Redraws every line while no byte moves (a slow disk, a lock).
             // The ticker is a thread indicatif starts with a panic if it
             // cannot (`ulimit -u`): without one, the lines move with the copy.
-            if self.visible && crate::sys::can_start_threads(1) {
+            if self.visible && crate::base::sys::can_start_threads(1) {
                 line.enable_steady_tick(Duration::from_millis(200));
             }
             FileCount {
@@ -169,7 +169,7 @@ impl Progress {
     }
 
     /// A bar for one file of `len` bytes, labelled with its `name` (escaped:
-    /// a file name is the user's, see `crate::shown`); finish it with
+    /// a file name is the user's, see `crate::base::shown`); finish it with
     /// [`FileBar::done`].
     pub fn file(&self, name: &OsStr, len: u64) -> FileBar<'_> {
         if let Some(files) = self.files.get() {

@@ -11,28 +11,28 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::checkpoint::{Checkpoint, Layout, SafetensorsInput};
-use crate::config::{ConfigFile, CONFIG_FILE};
-use crate::copy::{clone_block_size, CopyMethods, CopyStats};
-use crate::error::{Error, Result};
-use crate::header::{parse_header, Header, N_LEN};
-use crate::input::{FileStamp, InputFile};
-use crate::interrupt::Cancel;
-use crate::out_dir::{
+use crate::base::error::{Error, Result};
+use crate::base::interrupt::Cancel;
+use crate::base::sys;
+use crate::check::verify::{self, FileVerdict};
+use crate::commit::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
     refuse_mirrored_input_folders, refuse_stale_ranks, resolve_out_dir, InputFolder,
 };
+use crate::commit::recover::{pending, recover_or_note};
+use crate::commit::stage::{Ownership, StagedFile, Staging};
+use crate::copy::jobs::{file_name, run_jobs, write_new, Job};
+use crate::copy::ranges::{clone_block_size, CopyMethods, CopyStats};
+use crate::copy::space;
+use crate::plan::rule::PruneRule;
 use crate::plan::{plan_hollow, plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
 use crate::progress::Progress;
-use crate::ranks::RankSet;
-use crate::recover::{pending, recover_or_note};
-use crate::remote::{FetchOptions, RemoteFolder};
-use crate::rule::PruneRule;
-use crate::run::{file_name, run_jobs, write_new, Job};
-use crate::space;
-use crate::stage::{Ownership, StagedFile, Staging};
-use crate::sys;
-use crate::verify::{self, FileVerdict};
+use crate::read::checkpoint::{Checkpoint, Layout, SafetensorsInput};
+use crate::read::config::{ConfigFile, CONFIG_FILE};
+use crate::read::header::{parse_header, Header, N_LEN};
+use crate::read::input::{FileStamp, InputFile};
+use crate::read::ranks::RankSet;
+use crate::read::remote::{FetchOptions, RemoteFolder};
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -286,7 +286,7 @@ pub fn lacking_ranks(prepared: &Prepared, options: &Options) -> Result<Option<(V
     let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
     let present: std::collections::BTreeSet<u64> = listing
         .flatten()
-        .filter_map(|e| crate::ranks::parse_rank_file_name(e.file_name().to_str()?))
+        .filter_map(|e| crate::read::ranks::parse_rank_file_name(e.file_name().to_str()?))
         .filter(|&r| r < world_size)
         .collect();
     let count = world_size - present.len() as u64;
@@ -301,7 +301,7 @@ pub fn lacking_ranks(prepared: &Prepared, options: &Options) -> Result<Option<(V
 }
 
 /// Finishes or removes what dead runs left in the checkpoint folder and the
-/// output folder (see [`crate::recover`]); returns one line per run dealt
+/// output folder (see [`crate::commit::recover`]); returns one line per run dealt
 /// with. A folder this process cannot change gets a line saying so instead.
 pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
     if remote_folder(&options.checkpoint_dir)?.is_some() {
@@ -621,8 +621,10 @@ fn refuse_a_copy_that_prunes_nothing(
     if layout != LayoutKind::Safetensors || tensors == 0 || pruned > 0 || options.full_copy {
         return Ok(());
     }
-    let families =
-        crate::suggest::largest_families(files.iter().flat_map(|f| f.header.tensors.iter()), 3);
+    let families = crate::plan::suggest::largest_families(
+        files.iter().flat_map(|f| f.header.tensors.iter()),
+        3,
+    );
     let suggestion = if families.is_empty() {
         "use --prune PATTERN or --prune_all".to_string()
     } else {

@@ -9,13 +9,13 @@ use std::path::Path;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::header::{Header, TensorEntry};
-use crate::inspect::Inspected;
+use crate::base::shown::{json_safe, shown, shown_path};
+use crate::check::inspect::Inspected;
+use crate::check::verify::FileVerdict;
+use crate::plan::rule::PruneRule;
 use crate::plan::{PrunePlan, TensorOutcome};
 use crate::prune::{Prepared, Summary};
-use crate::rule::PruneRule;
-use crate::shown::{json_safe, shown, shown_path};
-use crate::verify::FileVerdict;
+use crate::read::header::{Header, TensorEntry};
 
 /// Identifies the JSON documents' layout; bumped on incompatible changes.
 pub const JSON_SCHEMA: &str = "trtllm-prune/v1";
@@ -586,7 +586,7 @@ pub fn verify_table(verdicts: &[FileVerdict]) -> String {
                 out,
                 "      ... and {more} more problem{} (--json lists the first {})",
                 plural(more),
-                crate::verify::MAX_PROBLEMS
+                crate::check::verify::MAX_PROBLEMS
             );
         }
     }

@@ -15,7 +15,7 @@ use std::path::Path;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use safetensors::SafeTensors;
-use trtllm_prune::copy::CopyMethods;
+use trtllm_prune::copy::ranges::CopyMethods;
 use trtllm_prune::fixture::{write_safetensors, CheckpointSpec, Family, TensorSpec};
 use trtllm_prune::header::{parse_file, tensor_byte_len, Dtype};
 use trtllm_prune::progress::Progress;

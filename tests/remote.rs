@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use trtllm_prune::copy::clone_block_size;
+use trtllm_prune::copy::ranges::clone_block_size;
 use trtllm_prune::error::{Error, RemoteProblem};
 use trtllm_prune::fixture::{CheckpointSpec, Family};
 use trtllm_prune::header::{header_len_from_prefix, parse_header, N_LEN};

@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use trtllm_prune::copy::CopyMethods;
+use trtllm_prune::copy::ranges::CopyMethods;
 use trtllm_prune::fixture::{CheckpointSpec, Family};
 use trtllm_prune::progress::Progress;
 use trtllm_prune::prune::{self, Options};

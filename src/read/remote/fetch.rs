@@ -15,7 +15,7 @@ use object_store::path::Path as ObjectPath;
 use super::parts::Part;
 use super::problem::kind_of;
 use super::{ObjectInfo, RemoteFolder};
-use crate::error::{Error, RemoteProblem, Result};
+use crate::base::error::{Error, RemoteProblem, Result};
 
 /// Wait before the first resume of a cut body; doubled each time.
 const RESUME_BACKOFF: Duration = Duration::from_millis(200);

@@ -6,9 +6,9 @@ use std::fmt::{self, Write};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::header::HeaderError;
+use crate::base::shown::{shown_line, shown_path};
 use crate::plan::PlanError;
-use crate::shown::{shown_line, shown_path};
+use crate::read::header::HeaderError;
 
 /// Exit status for bad input, refused set-ups and I/O failures.
 pub const EXIT_FAILURE: i32 = 1;
@@ -120,7 +120,7 @@ impl Error {
 }
 
 impl fmt::Display for Error {
-    /// The path is shown escaped (`crate::shown`), and so is every control
+    /// The path is shown escaped (`crate::base::shown`), and so is every control
     /// left in the rest (a config value quoted in a problem), so the message
     /// stays one line and leaves the terminal as it was whatever the user's
     /// files hold.

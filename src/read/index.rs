@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
-use crate::input::{read_stamped, FileStamp};
+use crate::base::error::{Error, Result};
+use crate::read::input::{read_stamped, FileStamp};
 
 /// A Hugging Face shard index, `model.safetensors.index.json`.
 #[derive(Debug, Clone)]

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
-use crate::input::{read_stamped, FileStamp};
-use crate::json_scan::top_level_members;
+use crate::base::error::{Error, Result};
+use crate::read::input::{read_stamped, FileStamp};
+use crate::read::json_scan::top_level_members;
 
 pub const CONFIG_FILE: &str = "config.json";
 /// The key the original tool adds to `config.json`.

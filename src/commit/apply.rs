@@ -40,9 +40,9 @@ use std::fmt;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use crate::journal::{Backup, Entry, Identity, Journal, Sample};
-use crate::side_file;
-use crate::sys::{self, Dir};
+use crate::base::side_file;
+use crate::base::sys::{self, Dir};
+use crate::commit::journal::{Backup, Entry, Identity, Journal, Sample};
 
 /// Bytes read from each end of a file for its [`Sample`]: the header of a
 /// safetensors file (or all of a small file) and its last tensor bytes.
@@ -588,5 +588,5 @@ pub(crate) fn discard(dir: &Dir, journal: &Journal) -> io::Result<()> {
 
 /// A file name for messages.
 pub(crate) fn shown(name: &OsStr) -> String {
-    crate::shown::shown_os(name).into_owned()
+    crate::base::shown::shown_os(name).into_owned()
 }

@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 
 static PENDING: AtomicI32 = AtomicI32::new(0);
 

@@ -26,7 +26,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use crate::base::error::{Error, Result};
 use crate::plan::CopyRange;
 
 /// Largest single copy call, so progress and interruptions stay responsive.

@@ -4,17 +4,17 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result};
-use crate::header::Header;
-use crate::input::open_safetensors;
-use crate::interrupt::Cancel;
+use crate::base::error::{Error, Result};
+use crate::base::interrupt::Cancel;
+use crate::commit::recover::recover_or_note;
+use crate::copy::jobs::file_name;
+use crate::plan::rule::PruneRule;
 use crate::plan::{PrunePlan, SHARE_ALIGNMENT};
 use crate::prune::{plan_file, remote_folder};
-use crate::ranks::parse_rank_file_name;
-use crate::recover::recover_or_note;
-use crate::rule::PruneRule;
-use crate::run::file_name;
+use crate::read::checkpoint::Checkpoint;
+use crate::read::header::Header;
+use crate::read::input::open_safetensors;
+use crate::read::ranks::parse_rank_file_name;
 
 /// One safetensors file as `inspect` shows it.
 #[derive(Debug)]

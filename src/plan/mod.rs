@@ -48,13 +48,17 @@
 //! length, every tensor at its input offset, and the copy ranges cover only
 //! the kept tensors, leaving pruned ones as holes that read as zeros.
 
+pub(crate) mod header_json;
+pub mod rule;
+pub(crate) mod suggest;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Bound;
 
-use crate::header::{Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
-use crate::header_json::HeaderJson;
-use crate::rule::PruneRule;
+use crate::plan::header_json::HeaderJson;
+use crate::plan::rule::PruneRule;
+use crate::read::header::{Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
 
 /// Block size the planner aligns large ranges to when the output
 /// filesystem's own is unknown: the block size of XFS and btrfs in their

@@ -7,7 +7,7 @@
 //! 1. **Open**: open the folder once, component by component, creating what
 //!    is missing (`out_dir::open_folder`; every later step is relative to
 //!    that descriptor), check it, take the folder's lock, finish
-//!    what dead runs left there ([`crate::recover`]), create this run's
+//!    what dead runs left there ([`crate::commit::recover`]), create this run's
 //!    journal (empty) and hold its lock for the whole run (that lock is how
 //!    other runs know this one is alive), release the folder's lock.
 //! 2. **Write**: temp files, each created exclusively under a name carrying
@@ -15,7 +15,7 @@
 //! 3. **Commit**: take the folder's lock (runs into one folder commit one
 //!    at a time), link every file about to be replaced to a backup name,
 //!    flush the folder, write and flush the journal — the point of no
-//!    return — then `commit::apply` it and remove the journal.
+//!    return — then `apply::apply` it and remove the journal.
 //!
 //! Until the journal is written, dropping the [`Staging`] removes every
 //! temp file, backup link, the journal and the folders this run created (if
@@ -26,15 +26,15 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::commit::{self, is_changed_since_read, shown, Failure};
-use crate::error::{Error, Result};
-use crate::input::FileStamp;
-use crate::interrupt::Cancel;
-use crate::journal::{Backup, Entry, Identity, Journal, Sample};
-use crate::out_dir::{open_folder, OpenedFolder};
-use crate::recover::{lock_folder, recover_locked, refuse_foreign_commits};
-use crate::side_file::{self, Kind};
-use crate::sys::{self, Dir, FullStat, LockMode, PathHandle, Unreplaceable};
+use crate::base::error::{Error, Result};
+use crate::base::interrupt::Cancel;
+use crate::base::side_file::{self, Kind};
+use crate::base::sys::{self, Dir, FullStat, LockMode, PathHandle, Unreplaceable};
+use crate::commit::apply::{self, is_changed_since_read, shown, Failure};
+use crate::commit::journal::{Backup, Entry, Identity, Journal, Sample};
+use crate::commit::out_dir::{open_folder, OpenedFolder};
+use crate::commit::recover::{lock_folder, recover_locked, refuse_foreign_commits};
+use crate::read::input::FileStamp;
 
 /// Owner, group and permission bits a replacement file takes over from the
 /// file it replaces (`--in-place`).
@@ -328,14 +328,14 @@ impl Staging {
                 .map_err(|e| Error::io(&journal_path, "cannot flush to disk", e))?;
         }
         self.state = State::Recoverable;
-        match commit::apply(&self.dir, &journal, self.flush) {
+        match apply::apply(&self.dir, &journal, self.flush) {
             Ok(mut leftovers) => {
                 // The journal outlives every side file it names: without
                 // it, a backup left behind could not be told from the only
                 // copy of an original. Kept, the next run removes them.
                 if leftovers.is_empty() {
                     if let Err(source) = self.dir.unlink(&self.journal_name) {
-                        leftovers.push(commit::Leftover {
+                        leftovers.push(apply::Leftover {
                             what: format!("cannot remove {}", journal_path.display()),
                             source,
                         });
@@ -424,7 +424,7 @@ impl Staging {
                 None => Backup::New,
                 Some(st) => self.link_backup(&file, &st)?,
             };
-            let new = commit::identity(&self.dir, &file.temp_name)
+            let new = apply::identity(&self.dir, &file.temp_name)
                 .map_err(|e| Error::io(&file.temp, "cannot read", e))?;
             entries.push(Entry {
                 temp: file.temp_name,
@@ -526,7 +526,7 @@ impl Staging {
         // Sampled before the check below, so a write after the check shows
         // as a changed sample when the file is swapped out.
         let identity = if st.kind == libc::S_IFREG {
-            commit::identity(&self.dir, &name)
+            apply::identity(&self.dir, &name)
                 .map_err(|e| Error::io(&file.target, "cannot read", e))?
         } else {
             Identity {
@@ -594,7 +594,7 @@ impl Drop for Staging {
                     let _ = writeln!(
                         std::io::stderr(),
                         "trtllm-prune: warning: {}: left the empty folder this run created: another process holds its lock",
-                        crate::shown::shown_path(self.dir.path())
+                        crate::base::shown::shown_path(self.dir.path())
                     );
                 }
             }

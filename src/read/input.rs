@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::header::{self, Header, N_LEN};
-use crate::remote::{ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
-use crate::stage::Ownership;
+use crate::base::error::{Error, Result};
+use crate::commit::stage::Ownership;
+use crate::read::header::{self, Header, N_LEN};
+use crate::read::remote::{ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
 
 /// Identity and state of an input file when it was opened, to notice a file
 /// that is modified, truncated or replaced while it is being copied.
@@ -124,7 +124,7 @@ impl InputFile {
 pub enum Source {
     /// A local file, open for reading.
     Local(File),
-    /// An object in a store or behind a URL ([`crate::remote`]), as it was
+    /// An object in a store or behind a URL ([`crate::read::remote`]), as it was
     /// when its header was read.
     Remote(RemoteObject),
 }
@@ -282,7 +282,7 @@ fn open_regular(path: &Path) -> Result<File> {
     if !meta.is_file() {
         return Err(Error::invalid(path, "not a regular file"));
     }
-    crate::sys::clear_nonblocking(&file).map_err(|e| Error::io(path, "cannot open", e))?;
+    crate::base::sys::clear_nonblocking(&file).map_err(|e| Error::io(path, "cannot open", e))?;
     Ok(file)
 }
 

@@ -6,7 +6,7 @@
 //! lock held (no other run is committing or recovering there), each dead
 //! run's leftovers are dealt with by what its journal says:
 //!
-//! - a whole commit record: the commit is finished (`commit::apply`), or
+//! - a whole commit record: the commit is finished (`apply::apply`), or
 //!   undone if a rename cannot be made;
 //! - no record (the run died before its commit, or the journal is damaged
 //!   or missing): nothing to finish;
@@ -24,13 +24,13 @@ use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::commit::{self, shown, Failure};
-use crate::error::{Error, Result};
-use crate::interrupt::Cancel;
-use crate::journal::{Backup, Entry, Journal, MAX_JOURNAL_BYTES};
-use crate::shown::shown_path;
-use crate::side_file::{self, Kind};
-use crate::sys::{self, Dir, FolderLock, LockMode};
+use crate::base::error::{Error, Result};
+use crate::base::interrupt::Cancel;
+use crate::base::shown::shown_path;
+use crate::base::side_file::{self, Kind};
+use crate::base::sys::{self, Dir, FolderLock, LockMode};
+use crate::commit::apply::{self, shown, Failure};
+use crate::commit::journal::{Backup, Entry, Journal, MAX_JOURNAL_BYTES};
 
 /// Finishes or removes the leftovers of dead runs in the folder at `path`,
 /// waiting for its lock if there are any. Returns one line per run dealt
@@ -470,25 +470,25 @@ fn belongs_to(journal: &Journal, id: &str) -> bool {
 
 /// Finishes (or, failing that, undoes) a dead run's commit, once its
 /// journal `journal_name` is proven to describe the folder (see
-/// [`commit::prove`]); otherwise nothing is touched.
+/// [`apply::prove`]); otherwise nothing is touched.
 fn finish(
     dir: &Dir,
     journal: &Journal,
     journal_name: &OsStr,
     file: &std::fs::File,
 ) -> Result<String> {
-    if let Err(unproven) = commit::prove(dir, journal) {
+    if let Err(unproven) = apply::prove(dir, journal) {
         // A copied or restored folder: other inode numbers, but its files
         // may still show, by size and sample, a commit complete or not
         // begun, with nothing to move.
-        let settled = commit::settled(dir, journal)
+        let settled = apply::settled(dir, journal)
             .map_err(|e| Error::io(dir.path(), "cannot read metadata", e))?;
         if let Some(settled) = settled {
-            commit::settle(dir, journal, settled)
+            apply::settle(dir, journal, settled)
                 .map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
             return Ok(match settled {
-                commit::Settled::AllNew => "removed the journal of an earlier run's commit, which was complete".into(),
-                commit::Settled::AllOld => "removed what an earlier run left when it was stopped before any file of its commit was replaced".into(),
+                apply::Settled::AllNew => "removed the journal of an earlier run's commit, which was complete".into(),
+                apply::Settled::AllOld => "removed what an earlier run left when it was stopped before any file of its commit was replaced".into(),
             });
         }
         return Err(by_hand(
@@ -504,7 +504,7 @@ fn finish(
         ));
     }
     let n = journal.entries.len();
-    match commit::apply(dir, journal, true) {
+    match apply::apply(dir, journal, true) {
         // The journal stays while a side file it names does.
         Ok(mut leftovers) if !leftovers.is_empty() => {
             let first = leftovers.swap_remove(0);
@@ -519,7 +519,7 @@ fn finish(
             plural(n)
         )),
         Err(Failure::Undone { target, source }) => {
-            if let Err(unproven) = commit::prove_undone(dir, journal) {
+            if let Err(unproven) = apply::prove_undone(dir, journal) {
                 return Err(by_hand(
                     dir,
                     journal,
@@ -536,7 +536,7 @@ fn finish(
             file.set_len(0)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| Error::io(dir.path(), "cannot clear a journal", e))?;
-            commit::discard(dir, journal).map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
+            apply::discard(dir, journal).map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
             Ok(format!(
                 "undid the commit of an earlier run that was stopped: {} cannot be replaced ({source}); every file is as it was before that run",
                 shown(&target)
@@ -601,7 +601,7 @@ fn holding(dir: &Dir, name: &OsStr, entry: &Entry) -> &'static str {
         Ok(Some(_)) => return "is not a regular file",
         Err(_) => return "cannot be read",
     }
-    let Ok(now) = commit::sample(dir, name) else {
+    let Ok(now) = apply::sample(dir, name) else {
         return "cannot be read";
     };
     let old = match &entry.backup {

@@ -55,7 +55,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::runtime::Runtime;
 
-use crate::error::{Error, RemoteProblem, Result};
+use crate::base::error::{Error, RemoteProblem, Result};
 use crate::plan::CopyRange;
 
 pub use location::StoreKind;
@@ -469,11 +469,11 @@ fn runtime() -> Result<&'static Runtime> {
     if let Some(runtime) = RUNTIME.get() {
         return Ok(runtime);
     }
-    crate::sys::share_malloc_arena_under_memory_limit();
+    crate::base::sys::share_malloc_arena_under_memory_limit();
     // tokio panics when it cannot start a worker (`ulimit -u`, `ulimit -v`):
     // only ask for workers the system just gave us. Without them, the
     // callers' threads drive the sockets in turn.
-    let mut builder = if crate::sys::can_start_threads(RUNTIME_WORKERS) {
+    let mut builder = if crate::base::sys::can_start_threads(RUNTIME_WORKERS) {
         let mut builder = tokio::runtime::Builder::new_multi_thread();
         builder.worker_threads(RUNTIME_WORKERS);
         builder
@@ -538,7 +538,7 @@ fn percent_decode(text: &str) -> Option<String> {
 /// thread can start: `ulimit -u`); such a panic ends this call as an
 /// error, not the process.
 fn block_on<F: std::future::Future>(url: &str, future: F) -> Result<F::Output> {
-    let cancel = crate::interrupt::Cancel::on_signals();
+    let cancel = crate::base::interrupt::Cancel::on_signals();
     let runtime = runtime()?;
     quiet_panics_while_caught();
     CATCHING.with(|c| c.set(true));

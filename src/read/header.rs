@@ -24,8 +24,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::json_scan::top_level_members;
-use crate::shown::shown;
+use crate::base::shown::shown;
+use crate::read::json_scan::top_level_members;
 
 /// Bytes taken by the header length prefix.
 pub const N_LEN: u64 = 8;

@@ -10,15 +10,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use crate::copy::{CopyStats, FilePair, Hooks, RangeCopier};
-use crate::error::{Error, Result};
-use crate::input::{InputFile, Source};
+use crate::base::error::{Error, Result};
+use crate::base::sys::{self, XattrLoss};
+use crate::commit::stage::{StagedFile, Staging};
+use crate::copy::ranges::{CopyStats, FilePair, Hooks, RangeCopier};
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::prune::{FilePlan, GeneratedFile, Options};
-use crate::remote::FetchOptions;
-use crate::stage::{StagedFile, Staging};
-use crate::sys::{self, XattrLoss};
+use crate::read::input::{InputFile, Source};
+use crate::read::remote::FetchOptions;
 
 /// The last component of `path`, as it is (names need not be UTF-8).
 pub(crate) fn file_name(path: &Path) -> OsString {

@@ -11,11 +11,11 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use crate::error::{Error, Result};
-use crate::input::FileStamp;
+use crate::base::error::{Error, Result};
+use crate::base::sys::{Dir, Identity, PathHandle};
+use crate::copy::jobs::file_name;
 use crate::prune::Prepared;
-use crate::run::file_name;
-use crate::sys::{Dir, Identity, PathHandle};
+use crate::read::input::FileStamp;
 
 /// The checkpoint folder, absolute and with symlinks resolved.
 pub(crate) fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
@@ -336,7 +336,7 @@ fn refuse_foreign_symlink(folder: &PathHandle, link: &Identity, path: &Path) -> 
         format!(
             "a symlink owned by another user (uid {}{}) in a sticky world-writable folder; not followed (the kernel's protected_symlinks rule): remove it or give another --out_dir",
             link.uid,
-            crate::sys::user_name(link.uid)
+            crate::base::sys::user_name(link.uid)
                 .map(|name| format!(", {name}"))
                 .unwrap_or_default()
         ),
@@ -541,7 +541,8 @@ pub(crate) fn refuse_stale_ranks(out: &Dir, prepared: &Prepared) -> Result<()> {
         .iter()
         .filter_map(|n| {
             let name = n.to_str()?;
-            let rank = crate::ranks::parse_rank_file_name(name).filter(|&r| r >= world_size)?;
+            let rank =
+                crate::read::ranks::parse_rank_file_name(name).filter(|&r| r >= world_size)?;
             Some((rank, name.to_string()))
         })
         .collect();

@@ -2,7 +2,7 @@
 //! files (`.tmp`), links to the files a commit replaces (`.old`) and the
 //! run's journal (`.journal`). Every name carries the run's id, 128 random
 //! bits, so no one can create one ahead of a run; the id also ties a dead
-//! run's leftovers together for [`crate::recover`].
+//! run's leftovers together for [`crate::commit::recover`].
 //!
 //! ```text
 //! .rank0.safetensors.trtllm-prune-<id>.tmp
@@ -117,7 +117,7 @@ pub(crate) fn legacy_target(name: &OsStr) -> Option<OsString> {
 /// Whether `name` is any side file of any run (listings skip them), or the
 /// lock file used where a folder cannot be locked itself.
 pub(crate) fn is_side_file(name: &OsStr) -> bool {
-    name == crate::sys::LOCK_FILE || parse(name).is_some()
+    name == crate::base::sys::LOCK_FILE || parse(name).is_some()
 }
 
 fn is_id(text: &str) -> bool {

@@ -9,24 +9,24 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{Checkpoint, Layout};
-use crate::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
-use crate::error::{Error, Result};
-use crate::header::Header;
-use crate::index::IndexFile;
-use crate::input::{open_safetensors, InputFile, Source};
-use crate::interrupt::Cancel;
-use crate::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
+use crate::base::error::{Error, Result};
+use crate::base::interrupt::Cancel;
+use crate::base::shown::shown;
+use crate::commit::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
+use crate::commit::recover::recover_or_note;
+use crate::copy::jobs::file_name;
+use crate::copy::space::DataSegments;
+use crate::plan::rule::PruneRule;
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
 use crate::progress::Progress;
 use crate::prune::{plan_file, plan_hollow_file, remote_folder};
-use crate::ranks::parse_rank_file_name;
-use crate::recover::recover_or_note;
-use crate::rule::PruneRule;
-use crate::run::file_name;
-use crate::shown::shown;
-use crate::space::DataSegments;
+use crate::read::checkpoint::{Checkpoint, Layout};
+use crate::read::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
+use crate::read::header::Header;
+use crate::read::index::IndexFile;
+use crate::read::input::{open_safetensors, InputFile, Source};
+use crate::read::ranks::parse_rank_file_name;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl FileVerdict {
 /// low `ulimit -v` with many jobs is an error naming the file, not an
 /// abort (exit 134).
 fn verify_buffer(output: &Path) -> Result<Vec<u8>> {
-    crate::copy::fallback_buffer().ok_or_else(|| {
+    crate::copy::ranges::fallback_buffer().ok_or_else(|| {
         Error::io(
             output,
             "cannot get a buffer to verify",

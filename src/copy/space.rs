@@ -30,12 +30,12 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
-use crate::copy::{self, CopyMethods};
-use crate::error::{Error, Result};
-use crate::input::{InputFile, Source};
+use crate::base::error::{Error, Result};
+use crate::base::sys::Filesystem;
+use crate::copy::ranges::{self, CopyMethods};
 use crate::plan::CopyRange;
+use crate::read::input::{InputFile, Source};
 use crate::report::human_bytes;
-use crate::sys::Filesystem;
 
 /// One output file, as the space check sees it.
 pub(crate) struct Output<'a> {
@@ -63,7 +63,7 @@ pub(crate) fn check(
     (methods, block): (CopyMethods, u64),
     scratch: Option<&File>,
 ) -> Result<()> {
-    if let Some(limit) = crate::sys::file_size_limit() {
+    if let Some(limit) = crate::base::sys::file_size_limit() {
         if let Some(big) = outputs.iter().find(|o| o.len > limit) {
             return Err(Error::refused(big.target, {
                 let (len, limit) = two_sizes(big.len, limit);
@@ -90,7 +90,7 @@ pub(crate) fn check(
         }
         *clones_from
             .entry(input.stamp.dev)
-            .or_insert_with(|| copy::clones_into(file, scratch, block))
+            .or_insert_with(|| ranges::clones_into(file, scratch, block))
     };
     let unit = filesystem.block.max(1);
     let mut needed: u64 = 0;
@@ -151,7 +151,7 @@ fn bytes_to_allocate(input: &InputFile, ranges: &[CopyRange], clone_block: Optio
             let data_end = data_end.min(end);
             let len = data_end - data;
             let dst = range.dst + (data - range.src);
-            let shared = clone_block.map_or(0, |b| copy::clonable_middle(data, dst, len, b));
+            let shared = clone_block.map_or(0, |b| ranges::clonable_middle(data, dst, len, b));
             total = total.saturating_add(len - shared);
             pos = data_end;
         }
@@ -187,7 +187,7 @@ impl<'a> DataSegments<'a> {
         if !self.reports_holes {
             return Some((pos, u64::MAX));
         }
-        let start = match copy::seek(self.file, pos, libc::SEEK_DATA) {
+        let start = match ranges::seek(self.file, pos, libc::SEEK_DATA) {
             Ok(start) => start,
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return None,
             Err(_) => {
@@ -195,7 +195,7 @@ impl<'a> DataSegments<'a> {
                 return Some((pos, u64::MAX));
             }
         };
-        let end = copy::seek(self.file, start, libc::SEEK_HOLE).unwrap_or(u64::MAX);
+        let end = ranges::seek(self.file, start, libc::SEEK_HOLE).unwrap_or(u64::MAX);
         self.last = Some((start, end));
         Some((start, end))
     }
@@ -247,9 +247,15 @@ mod tests {
     #[test]
     fn only_aligned_middles_of_congruent_ranges_count_as_shared() {
         let block = 4096;
-        assert_eq!(copy::clonable_middle(100, 100, 3 * block, block), 2 * block);
-        assert_eq!(copy::clonable_middle(0, 0, 3 * block + 5, block), 3 * block);
-        assert_eq!(copy::clonable_middle(0, 8, 3 * block, block), 0);
-        assert_eq!(copy::clonable_middle(100, 100, block, block), 0);
+        assert_eq!(
+            ranges::clonable_middle(100, 100, 3 * block, block),
+            2 * block
+        );
+        assert_eq!(
+            ranges::clonable_middle(0, 0, 3 * block + 5, block),
+            3 * block
+        );
+        assert_eq!(ranges::clonable_middle(0, 8, 3 * block, block), 0);
+        assert_eq!(ranges::clonable_middle(100, 100, block, block), 0);
     }
 }

@@ -11,14 +11,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::{ConfigFile, CONFIG_FILE};
-use crate::error::{Error, Result};
-use crate::header::Header;
-use crate::index::{IndexFile, INDEX_SUFFIX};
-use crate::input::{open_remote_safetensors, open_safetensors, InputFile};
-use crate::ranks::{parse_rank_file_name, rank_file_name, RankSet};
-use crate::remote::RemoteFolder;
-use crate::shown::shown_path;
+use crate::base::error::{Error, Result};
+use crate::base::shown::shown_path;
+use crate::read::config::{ConfigFile, CONFIG_FILE};
+use crate::read::header::Header;
+use crate::read::index::{IndexFile, INDEX_SUFFIX};
+use crate::read::input::{open_remote_safetensors, open_safetensors, InputFile};
+use crate::read::ranks::{parse_rank_file_name, rank_file_name, RankSet};
+use crate::read::remote::RemoteFolder;
 
 /// One safetensors file to prune.
 #[derive(Debug)]
@@ -296,7 +296,7 @@ impl Checkpoint {
                 let (input, header) =
                     open_remote_safetensors(folder, &name).map_err(|e| match e {
                         Error::Remote {
-                            kind: crate::error::RemoteProblem::NotFound,
+                            kind: crate::base::error::RemoteProblem::NotFound,
                             ..
                         } if names.is_none() => Error::invalid(
                             &url(&name),
@@ -464,7 +464,7 @@ fn list_folder(dir: &Path) -> Result<Vec<FolderEntry>> {
     for entry in read {
         let entry = entry.map_err(|e| Error::io(dir, "cannot list", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if crate::side_file::is_side_file(&entry.file_name()) {
+        if crate::base::side_file::is_side_file(&entry.file_name()) {
             continue;
         }
         let path = entry.path();

@@ -3,7 +3,7 @@
 //! The one writer behind the planner's output headers and the test
 //! fixtures' input headers.
 
-use crate::header::Dtype;
+use crate::read::header::Dtype;
 
 /// A header being written, member by member.
 pub(crate) struct HeaderJson {

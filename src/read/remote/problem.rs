@@ -5,7 +5,7 @@
 use std::error::Error as StdError;
 use std::ops::Range;
 
-use crate::error::{Error, RemoteProblem};
+use crate::base::error::{Error, RemoteProblem};
 
 /// Longest server detail quoted in a message (an S3 error body is an XML
 /// document; its first words name the code).

@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
-use crate::header::TensorEntry;
-use crate::rule::Pattern;
+use crate::plan::rule::Pattern;
+use crate::read::header::TensorEntry;
 
 /// One family of weights, with the pattern that selects it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +82,7 @@ fn family_pattern(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::Dtype;
+    use crate::read::header::Dtype;
 
     fn tensor(name: &str, shape: &[u64]) -> TensorEntry {
         let len: u64 = shape.iter().product::<u64>() * 2;

@@ -457,7 +457,7 @@ impl Cli {
             return None;
         }
         let checkpoint_dir = self.checkpoint_dir.as_ref()?;
-        if !matches!(trtllm_prune::prune::remote_folder(checkpoint_dir), Ok(None)) {
+        if trtllm_prune::prune::is_remote(checkpoint_dir) {
             return Some(
                 "the argument '--in-place' cannot be used with a remote --checkpoint_dir: \
                  it is pruned into a local --out_dir"

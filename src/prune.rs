@@ -9,30 +9,31 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
+use crate::base::file::{file_name, Ownership};
 use crate::base::interrupt::Cancel;
 use crate::base::sys;
 use crate::check::verify::{self, FileVerdict};
 use crate::commit::out_dir::{
     canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
-    refuse_mirrored_input_folders, refuse_stale_ranks, resolve_out_dir, InputFolder,
+    refuse_mirrored_input_folders, refuse_stale_ranks, resolve_out_dir,
 };
 use crate::commit::recover::{pending, recover_or_note};
-use crate::commit::stage::{Ownership, StagedFile, Staging};
-use crate::copy::jobs::{file_name, run_jobs, write_new, Job};
+use crate::commit::stage::{StagedFile, Staging};
+use crate::copy::jobs::{run_jobs, write_new, CopySettings, Job};
 use crate::copy::ranges::{clone_block_size, CopyMethods, CopyStats};
 use crate::copy::space;
+use crate::plan::file::{plan_file, plan_hollow_file, FilePlan, GeneratedFile};
 use crate::plan::rule::PruneRule;
-use crate::plan::{plan_hollow, plan_prune, CopyRange, PrunePlan, SHARE_ALIGNMENT};
+use crate::plan::{CopyRange, SHARE_ALIGNMENT};
 use crate::progress::Progress;
 use crate::read::checkpoint::{Checkpoint, Layout, SafetensorsInput};
-use crate::read::config::{ConfigFile, CONFIG_FILE};
-use crate::read::header::{parse_header, Header, N_LEN};
-use crate::read::input::{FileStamp, InputFile};
+use crate::read::config::CONFIG_FILE;
 use crate::read::ranks::RankSet;
-use crate::read::remote::{FetchOptions, RemoteFolder};
+use crate::read::remote::{remote_folder, FetchOptions};
+
+pub use crate::plan::prepared::{LayoutKind, Prepared};
 
 /// Everything a run needs to know.
 #[derive(Debug, Clone)]
@@ -90,120 +91,6 @@ impl Options {
             full_copy: false,
             hollow: false,
         }
-    }
-}
-
-/// What kind of checkpoint a run reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayoutKind {
-    /// `config.json` and `rank{N}.safetensors`.
-    TrtLlm,
-    /// Any other folder of `.safetensors` files (Hugging Face style).
-    Safetensors,
-}
-
-impl LayoutKind {
-    /// The name in JSON documents (`"layout"`).
-    pub fn name(self) -> &'static str {
-        match self {
-            LayoutKind::TrtLlm => "trtllm",
-            LayoutKind::Safetensors => "safetensors",
-        }
-    }
-}
-
-/// One safetensors file, validated and planned.
-#[derive(Debug)]
-pub struct FilePlan {
-    /// File name in the checkpoint and in the output folder.
-    pub name: String,
-    pub input: InputFile,
-    pub header: Header,
-    pub plan: PrunePlan,
-}
-
-/// A small output file produced from text (config.json, a shard index).
-#[derive(Debug, Clone)]
-pub struct GeneratedFile {
-    pub name: String,
-    pub text: String,
-    /// The input file it is made from (owner, group, mode), if any.
-    pub source: Option<Ownership>,
-    /// That input as it was read: in place, it is replaced only if it is
-    /// still exactly that file.
-    pub read: Option<FileStamp>,
-}
-
-/// A run that has been validated and planned, before anything is written.
-#[derive(Debug)]
-pub struct Prepared {
-    pub checkpoint_dir: PathBuf,
-    /// The rule the plans were made with.
-    pub rule: PruneRule,
-    pub out_dir: PathBuf,
-    pub in_place: bool,
-    /// The outputs are hollow (`Options::hollow`).
-    pub hollow: bool,
-    /// What kind of checkpoint the input is.
-    pub layout: LayoutKind,
-    pub files: Vec<FilePlan>,
-    pub generated: Vec<GeneratedFile>,
-    /// Other files, copied as they are (none in place: they stay).
-    pub extra_files: Vec<InputFile>,
-    /// The input config of a TensorRT-LLM checkpoint, for verification.
-    pub config: Option<ConfigFile>,
-    pub warnings: Vec<String>,
-    /// The block size the plans align to and the copies clone at.
-    pub block: u64,
-    /// The folders read from (the checkpoint folder first), which the
-    /// output folder, once opened, must not be (in place: must be the first).
-    pub(crate) input_folders: Vec<InputFolder>,
-}
-
-impl Prepared {
-    /// Bytes the run will move: kept tensor data plus the other files.
-    pub fn bytes_to_move(&self) -> u64 {
-        let files: u64 = self.files.iter().map(|f| f.plan.kept_bytes()).sum();
-        let extra: u64 = self.extra_files.iter().map(|f| f.stamp.len).sum();
-        files + extra
-    }
-
-    pub fn tensors_pruned(&self) -> usize {
-        self.files.iter().map(|f| f.plan.pruned_count()).sum()
-    }
-
-    pub fn tensors_kept(&self) -> usize {
-        self.files.iter().map(|f| f.plan.kept_count()).sum()
-    }
-
-    /// Total size of the input safetensors files.
-    pub fn bytes_in(&self) -> u64 {
-        self.files.iter().map(|f| f.plan.input_len).sum()
-    }
-
-    /// Total size of the output safetensors files.
-    pub fn bytes_out(&self) -> u64 {
-        self.files.iter().map(|f| f.plan.output_len).sum()
-    }
-
-    /// Whether an in-place run has nothing to do: `config.json` says
-    /// `is_pruned` and every tensor the rule prunes is already empty in
-    /// every rank (a second `--in-place` run with the same rule).
-    pub fn already_pruned(&self) -> bool {
-        self.in_place
-            && !self.hollow
-            && self.config.as_ref().is_some_and(|c| c.is_pruned())
-            && self.files.iter().all(|f| {
-                f.plan
-                    .tensors_of(&f.header)
-                    .all(|(entry, t)| !t.pruned || crate::report::is_emptied(entry))
-            })
-    }
-
-    /// Bytes the output safetensors files store (headers and kept data):
-    /// for hollow outputs, about what they take on disk.
-    pub fn bytes_stored(&self) -> u64 {
-        self.files.iter().map(|f| f.plan.stored_bytes()).sum()
     }
 }
 
@@ -353,16 +240,11 @@ pub fn unfinished_commits(options: &Options) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// The checkpoint folder as a store or a URL (`s3://`, `gs://`, `az://`,
-/// `http(s)://`, see `remote`), when it is given as one.
-pub fn remote_folder(dir: &Path) -> Result<Option<Arc<RemoteFolder>>> {
-    let Some(text) = dir.to_str() else {
-        return Ok(None);
-    };
-    match RemoteFolder::parse(text) {
-        None => Ok(None),
-        Some(folder) => folder.map(|f| Some(Arc::new(f))),
-    }
+/// Whether `checkpoint_dir` names a remote checkpoint (a URL: `s3://`,
+/// `gs://`, `az://`, `http(s)://`), which is pruned into a local folder
+/// only; a malformed URL counts as one (the run then says what is wrong).
+pub fn is_remote(checkpoint_dir: &Path) -> bool {
+    !matches!(remote_folder(checkpoint_dir), Ok(None))
 }
 
 /// The output folder of a run: `--out_dir`, the checkpoint folder in place,
@@ -636,7 +518,7 @@ fn refuse_a_copy_that_prunes_nothing(
                     f.pattern,
                     f.tensors,
                     if f.tensors == 1 { "" } else { "s" },
-                    crate::report::human_bytes(f.bytes)
+                    crate::base::shown::human_bytes(f.bytes)
                 )
             })
             .collect();
@@ -712,7 +594,14 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> R
     progress.set_total(prepared.bytes_to_move() + to_verify);
     progress.set_files(jobs.len());
     let in_place = prepared.in_place;
-    let (stats, job_warnings) = run_jobs(&staging, &jobs, options, flush, in_place, progress)?;
+    let settings = CopySettings {
+        jobs: options.jobs,
+        align: options.align,
+        methods: options.methods,
+        fetch_jobs: options.fetch_jobs,
+        cancel: options.cancel.clone(),
+    };
+    let (stats, job_warnings) = run_jobs(&staging, &jobs, &settings, flush, in_place, progress)?;
     warnings.extend(job_warnings);
     options.cancel.check()?;
     let verified = if options.verify {
@@ -847,52 +736,4 @@ fn verify_staged(
     }
     verdicts.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(verdicts)
-}
-
-/// [`plan_prune`], its error naming the file.
-pub(crate) fn plan_file(
-    header: &Header,
-    rule: &PruneRule,
-    align: u64,
-    path: &Path,
-) -> Result<PrunePlan> {
-    plan_prune(header, rule, align).map_err(|source| Error::Plan {
-        file: path.to_path_buf(),
-        source,
-    })
-}
-
-/// [`plan_hollow`] for the file `input` with `header`: its header bytes are
-/// read again (for a remote input, one ranged read) and must parse to
-/// `header`, or the file changed since it was validated.
-pub(crate) fn plan_hollow_file(
-    header: &Header,
-    input: &InputFile,
-    rule: &PruneRule,
-) -> Result<PrunePlan> {
-    let mut bytes = vec![0u8; header.data_start() as usize];
-    let mut done = 0;
-    while done < bytes.len() {
-        match input.read_at(&mut bytes[done..], done as u64)? {
-            0 => {
-                return Err(Error::InputChanged {
-                    file: input.path.clone(),
-                    offset: done as u64,
-                })
-            }
-            n => done += n,
-        }
-    }
-    let json = &bytes[N_LEN as usize..];
-    let same = parse_header(json, input.stamp.len).is_ok_and(|h| h == *header);
-    if !same {
-        return Err(Error::invalid(
-            &input.path,
-            "header changed since it was read; run again on a stable checkpoint",
-        ));
-    }
-    plan_hollow(header, bytes, rule).map_err(|source| Error::Plan {
-        file: input.path.clone(),
-        source,
-    })
 }

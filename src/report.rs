@@ -12,9 +12,11 @@ use serde_json::value::RawValue;
 use crate::base::shown::{json_safe, shown, shown_path};
 use crate::check::inspect::Inspected;
 use crate::check::verify::FileVerdict;
+use crate::plan::file::is_emptied;
+use crate::plan::prepared::Prepared;
 use crate::plan::rule::PruneRule;
 use crate::plan::{PrunePlan, TensorOutcome};
-use crate::prune::{Prepared, Summary};
+use crate::prune::Summary;
 use crate::read::header::{Header, TensorEntry};
 
 /// Identifies the JSON documents' layout; bumped on incompatible changes.
@@ -478,11 +480,6 @@ pub fn inspect_table(files: &[Inspected]) -> String {
         }
     }
     out
-}
-
-/// A tensor as a pruned output holds it: shape `[0]`, no bytes.
-pub(crate) fn is_emptied(entry: &TensorEntry) -> bool {
-    entry.shape == [0] && entry.byte_len() == 0
 }
 
 /// Whether a file is a pruned output already: some tensors are emptied and

@@ -3,6 +3,7 @@
 //! folder-relative system calls.
 
 pub mod error;
+pub mod file;
 pub mod interrupt;
 pub mod shown;
 pub mod side_file;

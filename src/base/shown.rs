@@ -20,6 +20,8 @@
 //! a name. They leave backslashes alone (the names in the text are escaped
 //! already; a second pass would double every escape).
 //!
+//! Sizes in messages are [`human_bytes`].
+//!
 //! JSON documents keep the exact names: [`json_safe`] writes the same
 //! characters as JSON's own `\uXXXX` escapes, which every reader decodes.
 
@@ -171,9 +173,43 @@ fn escape_into(out: &mut String, text: &str, context: Context) {
     }
 }
 
+/// Bytes in binary units, e.g. `1.50 GiB`, `15 B` (as the progress bars
+/// show them: indicatif's `BinaryBytes`).
+pub(crate) fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["Ki", "Mi", "Gi", "Ti", "Pi", "Ei"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.2} {}B", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_bytes_reads_as_the_progress_bars_do() {
+        let sizes = [
+            0,
+            15,
+            1023,
+            1024,
+            1_500,
+            1_048_575,
+            1_500_000,
+            1_500_000_000,
+        ];
+        let more = [1 << 40, 1_500_000_000_000_000, u64::MAX];
+        for n in sizes.into_iter().chain(more) {
+            assert_eq!(human_bytes(n), indicatif::BinaryBytes(n).to_string(), "{n}");
+        }
+    }
     use std::os::unix::ffi::OsStrExt;
 
     #[test]

@@ -915,7 +915,7 @@ pub(crate) fn can_start_threads(count: usize) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FullStat {
     pub kind: libc::mode_t,
-    pub stamp: crate::read::input::FileStamp,
+    pub stamp: crate::base::file::FileStamp,
 }
 
 /// The `chattr` flags that forbid replacing or linking a file
@@ -961,7 +961,7 @@ impl Dir {
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
         Ok(Some(FullStat {
             kind: st.st_mode & libc::S_IFMT,
-            stamp: crate::read::input::FileStamp {
+            stamp: crate::base::file::FileStamp {
                 dev: st.st_dev,
                 ino: st.st_ino,
                 len: st.st_size as u64,

@@ -5,16 +5,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::base::error::{Error, Result};
+use crate::base::file::file_name;
 use crate::base::interrupt::Cancel;
 use crate::commit::recover::recover_or_note;
-use crate::copy::jobs::file_name;
+use crate::plan::file::plan_file;
 use crate::plan::rule::PruneRule;
 use crate::plan::{PrunePlan, SHARE_ALIGNMENT};
-use crate::prune::{plan_file, remote_folder};
 use crate::read::checkpoint::Checkpoint;
 use crate::read::header::Header;
 use crate::read::input::open_safetensors;
 use crate::read::ranks::parse_rank_file_name;
+use crate::read::remote::remote_folder;
 
 /// One safetensors file as `inspect` shows it.
 #[derive(Debug)]

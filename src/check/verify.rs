@@ -10,23 +10,24 @@
 use std::path::{Path, PathBuf};
 
 use crate::base::error::{Error, Result};
+use crate::base::file::file_name;
 use crate::base::interrupt::Cancel;
 use crate::base::shown::shown;
 use crate::commit::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::commit::recover::recover_or_note;
-use crate::copy::jobs::file_name;
 use crate::copy::space::DataSegments;
+use crate::plan::file::{plan_file, plan_hollow_file};
 use crate::plan::rule::PruneRule;
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
 use crate::progress::Progress;
-use crate::prune::{plan_file, plan_hollow_file, remote_folder};
 use crate::read::checkpoint::{Checkpoint, Layout};
 use crate::read::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
 use crate::read::header::Header;
 use crate::read::index::IndexFile;
 use crate::read::input::{open_safetensors, InputFile, Source};
 use crate::read::ranks::parse_rank_file_name;
+use crate::read::remote::remote_folder;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

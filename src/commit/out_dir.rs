@@ -12,10 +12,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::base::error::{Error, Result};
+use crate::base::file::{file_name, FileStamp};
 use crate::base::sys::{Dir, Identity, PathHandle};
-use crate::copy::jobs::file_name;
-use crate::prune::Prepared;
-use crate::read::input::FileStamp;
+use crate::plan::prepared::{InputFolder, Prepared};
 
 /// The checkpoint folder, absolute and with symlinks resolved.
 pub(crate) fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
@@ -369,14 +368,6 @@ pub(crate) fn input_folders(checkpoint_dir: &Path, inputs: &[&Path]) -> Result<V
         }
     }
     Ok(folders)
-}
-
-/// A folder an input file is in.
-#[derive(Debug, Clone)]
-pub(crate) struct InputFolder {
-    pub path: PathBuf,
-    pub dev: u64,
-    pub ino: u64,
 }
 
 /// Refuses an output folder (as opened: by its descriptor, not its path)

@@ -27,6 +27,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::base::error::{Error, Result};
+use crate::base::file::{FileStamp, Ownership};
 use crate::base::interrupt::Cancel;
 use crate::base::side_file::{self, Kind};
 use crate::base::sys::{self, Dir, FullStat, LockMode, PathHandle, Unreplaceable};
@@ -34,27 +35,6 @@ use crate::commit::apply::{self, is_changed_since_read, shown, Failure};
 use crate::commit::journal::{Backup, Entry, Identity, Journal, Sample};
 use crate::commit::out_dir::{open_folder, OpenedFolder};
 use crate::commit::recover::{lock_folder, recover_locked, refuse_foreign_commits};
-use crate::read::input::FileStamp;
-
-/// Owner, group and permission bits a replacement file takes over from the
-/// file it replaces (`--in-place`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ownership {
-    pub uid: u32,
-    pub gid: u32,
-    pub mode: u32,
-}
-
-impl Ownership {
-    pub fn of(meta: &std::fs::Metadata) -> Ownership {
-        use std::os::unix::fs::MetadataExt;
-        Ownership {
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mode: meta.mode(),
-        }
-    }
-}
 
 /// One output file: where it is written, and where it ends up.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //! writes the new header, sizes the file, and copies the kept ranges
 //! (`copy`); the first failure stops the others at their next chunk.
 
-use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
@@ -11,20 +10,27 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::base::error::{Error, Result};
+use crate::base::file::file_name;
+use crate::base::interrupt::Cancel;
 use crate::base::sys::{self, XattrLoss};
 use crate::commit::stage::{StagedFile, Staging};
-use crate::copy::ranges::{CopyStats, FilePair, Hooks, RangeCopier};
+use crate::copy::ranges::{CopyMethods, CopyStats, FilePair, Hooks, RangeCopier};
+use crate::plan::file::{FilePlan, GeneratedFile};
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
 use crate::progress::Progress;
-use crate::prune::{FilePlan, GeneratedFile, Options};
 use crate::read::input::{InputFile, Source};
 use crate::read::remote::FetchOptions;
 
-/// The last component of `path`, as it is (names need not be UTF-8).
-pub(crate) fn file_name(path: &Path) -> OsString {
-    path.file_name()
-        .map(OsStr::to_os_string)
-        .unwrap_or_default()
+/// What the jobs take from the run's options.
+pub(crate) struct CopySettings {
+    /// Files copied at once; 0 means one per core.
+    pub jobs: usize,
+    /// The block size copies clone at (`None`: [`SHARE_ALIGNMENT`]).
+    pub align: Option<u64>,
+    pub methods: CopyMethods,
+    /// Ranged requests in flight per file of a remote checkpoint.
+    pub fetch_jobs: usize,
+    pub cancel: Cancel,
 }
 
 /// One output file to produce.
@@ -55,7 +61,7 @@ impl Job<'_> {
 pub(crate) fn run_jobs(
     staging: &Staging,
     jobs: &[(Job, StagedFile)],
-    options: &Options,
+    options: &CopySettings,
     fsync: bool,
     in_place: bool,
     progress: &Progress,
@@ -160,7 +166,7 @@ fn run_job(
     staging: &Staging,
     job: &Job,
     staged: &StagedFile,
-    options: &Options,
+    options: &CopySettings,
     fsync: bool,
     in_place: bool,
     progress: &Progress,

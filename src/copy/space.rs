@@ -31,11 +31,11 @@ use std::fs::File;
 use std::path::Path;
 
 use crate::base::error::{Error, Result};
+use crate::base::shown::human_bytes;
 use crate::base::sys::Filesystem;
 use crate::copy::ranges::{self, CopyMethods};
 use crate::plan::CopyRange;
 use crate::read::input::{InputFile, Source};
-use crate::report::human_bytes;
 
 /// One output file, as the space check sees it.
 pub(crate) struct Output<'a> {

@@ -48,7 +48,9 @@
 //! length, every tensor at its input offset, and the copy ranges cover only
 //! the kept tensors, leaving pruned ones as holes that read as zeros.
 
+pub mod file;
 pub(crate) mod header_json;
+pub mod prepared;
 pub mod rule;
 pub(crate) mod suggest;
 

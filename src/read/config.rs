@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::base::error::{Error, Result};
-use crate::read::input::{read_stamped, FileStamp};
+use crate::base::file::FileStamp;
+use crate::read::input::read_stamped;
 use crate::read::json_scan::top_level_members;
 
 pub const CONFIG_FILE: &str = "config.json";

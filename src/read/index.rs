@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::base::error::{Error, Result};
-use crate::read::input::{read_stamped, FileStamp};
+use crate::base::file::FileStamp;
+use crate::read::input::read_stamped;
 
 /// A Hugging Face shard index, `model.safetensors.index.json`.
 #[derive(Debug, Clone)]

@@ -10,48 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
-use crate::commit::stage::Ownership;
+use crate::base::file::{FileStamp, Ownership};
 use crate::read::header::{self, Header, N_LEN};
 use crate::read::remote::{ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
-
-/// Identity and state of an input file when it was opened, to notice a file
-/// that is modified, truncated or replaced while it is being copied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    pub dev: u64,
-    pub ino: u64,
-    pub len: u64,
-    pub mtime_ns: i128,
-    /// The change time: moves with every write, `chmod`, `chown` and
-    /// `link`, and cannot be set back by `touch`.
-    pub ctime_ns: i128,
-}
-
-impl FileStamp {
-    pub fn of(meta: &fs::Metadata) -> FileStamp {
-        use std::os::unix::fs::MetadataExt;
-        FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            len: meta.len(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
-        }
-    }
-
-    /// Whether the file `now` describes is the one stamped with the same
-    /// size and modification time: its bytes were not written to since
-    /// (the change time, which a `chmod`, `link` or `rename` also moves, is
-    /// left out; the commit compares whole stamps).
-    pub fn same_contents(&self, now: &FileStamp) -> bool {
-        (self.dev, self.ino, self.len, self.mtime_ns) == (now.dev, now.ino, now.len, now.mtime_ns)
-    }
-
-    /// Whether `other` is the same file (device and inode).
-    pub fn same_file(&self, other: &FileStamp) -> bool {
-        self.dev == other.dev && self.ino == other.ino
-    }
-}
 
 /// An open input file with the stamp taken when it was opened.
 #[derive(Debug)]

@@ -49,6 +49,7 @@ mod problem;
 use std::fmt;
 use std::fs::File;
 use std::ops::Range;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use object_store::path::Path as ObjectPath;
@@ -458,6 +459,18 @@ impl RemoteFolder {
             kind: RemoteProblem::Transfer,
             problem: format!("the server answered {got} bytes"),
         }
+    }
+}
+
+/// The checkpoint folder as a store or a URL (`s3://`, `gs://`, `az://`,
+/// `http(s)://`, see `remote`), when it is given as one.
+pub(crate) fn remote_folder(dir: &Path) -> Result<Option<Arc<RemoteFolder>>> {
+    let Some(text) = dir.to_str() else {
+        return Ok(None);
+    };
+    match RemoteFolder::parse(text) {
+        None => Ok(None),
+        Some(folder) => folder.map(|f| Some(Arc::new(f))),
     }
 }
 

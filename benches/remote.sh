@@ -17,7 +17,7 @@
 #   RUNS     timed runs per case (default 3), the median reported;
 #   CHECK=1  compare the downloaded files with the originals;
 #   SKIP_DOWNLOAD=1  only the range cases;
-#   REMOTE_BIN  a trtllm-prune that accepts URLs (once src/remote.rs is
+#   REMOTE_BIN  a trtllm-prune that accepts URLs (once src/read/remote/ is
 #            wired into the CLI): adds the case `trtllm-prune <url>`.
 #
 # Cases, each from a cold output folder:

@@ -32,7 +32,7 @@ use std::process::ExitCode;
 use trtllm_prune::fixture::{
     write_safetensors, write_sparse_safetensors, CheckpointSpec, Family, TensorSpec,
 };
-use trtllm_prune::header::Dtype;
+use trtllm_prune::Dtype;
 
 fn llama(hidden: u64, intermediate: u64, vocab: u64, layers: u64, tp: u64) -> CheckpointSpec {
     CheckpointSpec {

@@ -14,17 +14,33 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::plan::header_json::HeaderJson;
-use crate::read::header::{tensor_byte_len, Dtype, Header, TensorEntry};
+use crate::read::header::{Dtype, Header, TensorEntry};
+
+// What the tests, benchmarks and fuzz targets reach below the public API
+// (this module exists only with the `fixture` feature).
+pub use crate::commit::stage::Staging;
+pub use crate::copy::ranges::clone_block_size;
+pub use crate::plan::{plan_hollow, SHARE_ALIGNMENT};
+pub use crate::read::header::{
+    header_len_from_prefix, parse_file, parse_file_without_fast_scan, tensor_byte_len,
+    MAX_HEADER_SIZE, METADATA_KEY, N_LEN,
+};
+pub use crate::read::input::read_header;
+pub use crate::read::remote::{FetchOptions, RemoteFolder, MAX_SMALL_OBJECT};
 
 /// One tensor to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorSpec {
+    /// The tensor's name.
     pub name: String,
+    /// Its element type.
     pub dtype: Dtype,
+    /// Its dimensions.
     pub shape: Vec<u64>,
 }
 
 impl TensorSpec {
+    /// A tensor `name` of `dtype` and `shape`.
     pub fn new(name: impl Into<String>, dtype: Dtype, shape: &[u64]) -> TensorSpec {
         TensorSpec {
             name: name.into(),
@@ -163,13 +179,21 @@ impl Family {
 /// Shape of a generated checkpoint.
 #[derive(Debug, Clone, Copy)]
 pub struct CheckpointSpec {
+    /// The model family: which tensor names.
     pub family: Family,
+    /// Transformer layers, in all pipeline stages.
     pub layers: u64,
+    /// Hidden size.
     pub hidden: u64,
+    /// MLP intermediate size.
     pub intermediate: u64,
+    /// Vocabulary size.
     pub vocab: u64,
+    /// Tensor parallelism.
     pub tp: u64,
+    /// Pipeline parallelism.
     pub pp: u64,
+    /// Element type of the weights.
     pub dtype: Dtype,
 }
 
@@ -188,6 +212,7 @@ impl CheckpointSpec {
         }
     }
 
+    /// Ranks: `tp * pp`.
     pub fn world_size(&self) -> u64 {
         self.tp * self.pp
     }

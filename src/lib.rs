@@ -1,47 +1,98 @@
 //! trtllm-prune: a streaming, zero-copy pruner for TensorRT-LLM safetensors
 //! checkpoints.
 //!
-//! Data flows one way; the file list reads as the data flow:
+//! # The stages
+//!
+//! Data flows one way, and each stage is a folder of `src/`; a module
+//! imports only from the stages listed above it (`base` the lowest, `prune`
+//! on top), so the folder list reads as the data flow:
 //!
 //! ```text
-//! read      checkpoint (the folder), config, index, input (files, headers), ranks,
-//!           remote (S3, GCS, Azure, HTTP: headers and kept ranges only)
-//! validate  header: bytes -> validated Header             (pure; json_scan points at errors)
-//! decide    rule: tensor name -> prune or keep             (pure)
-//! plan      plan: Header + rule -> PrunePlan               (pure: header bytes via header_json, copy ranges)
-//! copy      space (free space, ulimit -f) -> run (jobs on threads) -> copy (clone, copy_file_range, sendfile, pread/pwrite; holes skipped)
-//! commit    stage (temp files, journal, locks) -> journal -> commit (apply or undo)
-//!           recover (dead runs' leftovers), side_file (names), sys (folder-relative calls)
-//! the run   prune (prepare: no writes; execute), out_dir (where outputs go, what they may not replace)
-//! around    inspect, verify, report, progress, interrupt (signals, Cancel), error,
-//!           shown (names and values made terminal-safe)
+//! base/     the vocabulary every stage shares: error (Error, exit codes),
+//!           file (a file's name, stamp and owner), interrupt (Cancel),
+//!           progress (the Progress observer), shown (names made
+//!           terminal-safe, sizes), side_file (the tool's own file names),
+//!           sys (folder-relative system calls)
+//! read/     a checkpoint: checkpoint (the folder's layout), config, index,
+//!           ranks, input (files, stamped; headers read with pread),
+//!           header (bytes -> validated Header; pure), json_scan,
+//!           remote/ (S3, GCS, Azure, HTTP: headers and kept ranges only)
+//! plan/     rule (tensor name -> prune or keep; pure), mod.rs (Header +
+//!           rule -> PrunePlan; pure), header_json (the output header's
+//!           bytes), suggest (patterns for a rule that missed), file (one
+//!           file planned), prepared (the whole run, before any write)
+//! commit/   out_dir (where outputs go, what they may not replace), stage
+//!           (temp files, locks), journal, apply (apply or undo), recover
+//!           (dead runs' leftovers)
+//! copy/     space (free space, ulimit -f), jobs (files on threads, into
+//!           staged temp files), ranges (clone, copy_file_range, sendfile,
+//!           pread/pwrite; holes skipped)
+//! check/    inspect, verify: reading checkpoints and outputs, changing
+//!           nothing
+//! prune.rs  the run: prepare (no writes), execute (copy, verify, commit)
 //! ```
 //!
-//! The library's API: [`prune::prepare`], [`prune::execute`] (or
-//! [`prune::prune`] for both), [`inspect::inspect`],
-//! [`verify::verify_existing`], [`recover::recover_folder`], and the pure
-//! [`header::parse_header`], [`rule::PruneRule`] and [`plan::plan_prune`].
+//! `commit/` sits below `copy/`: the copy jobs write into the temp files
+//! that staging hands out, and the commit needs nothing of the copy.
+//! The terminal front-end (arguments, signal handlers, progress bars,
+//! tables and JSON documents) is the binary's, in `src/cli/`; the library
+//! prints nothing.
+//!
+//! # The library's API
+//!
+//! - a run: [`prune()`] ([`recover_folders`], then [`prepare`] and
+//!   [`execute`]) with [`Options`], giving a [`Prepared`] (of
+//!   [`FilePlan`]s, as a [`LayoutKind`]) and a [`Summary`];
+//!   [`unfinished_commits`] (what a dry run reports), [`lacking_ranks`],
+//!   [`is_remote`];
+//! - looking without changing: [`inspect()`] ([`Inspected`]),
+//!   [`verify_existing`] ([`Verification`], [`FileVerdict`]),
+//!   [`recover_folder`];
+//! - the pure parts: [`parse_header`] ([`Header`], [`TensorEntry`],
+//!   [`Dtype`], [`HeaderError`], [`HeaderErrorKind`]; [`is_emptied`]),
+//!   [`PruneRule`]
+//!   ([`Pattern`], [`Decision`], [`Reason`]) and [`plan_prune`]
+//!   ([`PrunePlan`], [`TensorOutcome`], [`CopyRange`], [`PlanError`]);
+//! - what those take and give: [`RankSet`], [`CopyMethods`], [`Cancel`],
+//!   the [`Progress`] observer ([`FileProgress`], [`NoProgress`]),
+//!   [`Error`] ([`RemoteProblem`], [`EXIT_FAILURE`], [`EXIT_AFTER_COMMIT`],
+//!   [`EXIT_COMMIT_INCOMPLETE`]) and [`Result`];
+//! - for front-ends that print names: [`shown`], [`shown_os`],
+//!   [`shown_path`], [`shown_line`], [`shown_lines`], [`json_safe`].
 //!
 //! Only headers are ever held in memory; tensor bytes go from the input file
 //! to the output file without passing through the heap (except through one
 //! fixed 1 MiB buffer on filesystems where no in-kernel copy works).
 
-pub mod base;
-pub mod check;
-pub mod commit;
-pub mod copy;
+#![deny(missing_docs)]
+
+mod base;
+mod check;
+mod commit;
+mod copy;
 #[cfg(feature = "fixture")]
 pub mod fixture;
-pub mod plan;
-pub mod progress;
-pub mod prune;
-pub mod read;
-pub mod report;
+mod plan;
+mod prune;
+mod read;
 
-// The old flat paths, until the curated API replaces them.
-pub use base::{error, interrupt, shown};
-pub use check::{inspect, verify};
-pub use commit::{recover, stage};
-pub use error::{Error, Result};
-pub use plan::rule;
-pub use read::{config, header, input, ranks, remote};
+pub use base::error::{
+    Error, RemoteProblem, Result, EXIT_AFTER_COMMIT, EXIT_COMMIT_INCOMPLETE, EXIT_FAILURE,
+};
+pub use base::interrupt::Cancel;
+pub use base::progress::{FileProgress, NoProgress, Progress};
+pub use base::shown::{json_safe, shown, shown_line, shown_lines, shown_os, shown_path};
+pub use check::inspect::{inspect, Inspected};
+pub use check::verify::{verify_existing, FileVerdict, Verification};
+pub use commit::recover::recover_folder;
+pub use copy::ranges::CopyMethods;
+pub use plan::file::{is_emptied, FilePlan};
+pub use plan::prepared::{LayoutKind, Prepared};
+pub use plan::rule::{Decision, Pattern, PruneRule, Reason};
+pub use plan::{plan_prune, CopyRange, PlanError, PrunePlan, TensorOutcome};
+pub use prune::{
+    execute, is_remote, lacking_ranks, prepare, prune, recover_folders, unfinished_commits,
+    Options, Summary,
+};
+pub use read::header::{parse_header, Dtype, Header, HeaderError, HeaderErrorKind, TensorEntry};
+pub use read::ranks::RankSet;

@@ -11,13 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches};
 
-use cli::{Cli, ColorChoice, Command, Shell};
-use trtllm_prune::error::EXIT_FAILURE;
-use trtllm_prune::interrupt::{self, Cancel};
-use trtllm_prune::progress::Progress;
-use trtllm_prune::report::{self, human_bytes};
-use trtllm_prune::shown::{shown_line, shown_lines, shown_path};
-use trtllm_prune::{prune, Error};
+use cli::args::{Cli, ColorChoice, Command, Shell};
+use cli::progress::Bars;
+use cli::report::{self, human_bytes};
+use cli::signals;
+use trtllm_prune::{shown_line, shown_lines, shown_path, Cancel, Error, EXIT_FAILURE};
 
 /// Exit status of a usage error (clap's).
 const EXIT_USAGE: u8 = 2;
@@ -45,7 +43,7 @@ fn main() -> ExitCode {
         let e = Cli::command().error(ErrorKind::ArgumentConflict, conflict);
         return usage_error(&e);
     }
-    interrupt::install();
+    signals::install();
     let (result, json) = match &cli.command {
         None => (run_prune(&cli), cli.output.json.json),
         Some(Command::Inspect { path, rule, json }) => {
@@ -217,11 +215,11 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     // with first: an in-place run killed mid-commit left a checkpoint that
     // must be finished before it can be read. A dry run only reports it.
     let recovered = if cli.dry_run {
-        prune::unfinished_commits(&options)?
+        trtllm_prune::unfinished_commits(&options)?
     } else {
-        prune::recover_folders(&options)?
+        trtllm_prune::recover_folders(&options)?
     };
-    let mut prepared = prune::prepare(&options)?;
+    let mut prepared = trtllm_prune::prepare(&options)?;
     prepared.warnings.splice(0..0, recovered);
     // --quiet means nothing at all on stderr when the run succeeds.
     if !out.quiet {
@@ -254,9 +252,9 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
         }
         return Ok(());
     }
-    let progress = Progress::stderr(!out.quiet);
+    let progress = Bars::stderr(!out.quiet);
     let started = std::time::Instant::now();
-    let result = prune::execute(&prepared, &options, &progress);
+    let result = trtllm_prune::execute(&prepared, &options, &progress);
     let elapsed = started.elapsed();
     progress.finish();
     let summary = result?;
@@ -283,7 +281,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
         ));
         // The commit is done: a folder that cannot be listed now only
         // loses this line.
-        if let Ok(Some((first, count))) = prune::lacking_ranks(&prepared, &options) {
+        if let Ok(Some((first, count))) = trtllm_prune::lacking_ranks(&prepared, &options) {
             say(&lacking_line(&summary.out_dir, &prepared, &first, count));
         }
     }
@@ -293,12 +291,12 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
 fn run_inspect(
     json: bool,
     path: &std::path::Path,
-    rule: &trtllm_prune::rule::PruneRule,
+    rule: &trtllm_prune::PruneRule,
 ) -> Result<(), Error> {
     // Absolute, as every path in every document (a missing path stays as
     // given, for its error message).
     let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let (files, notes) = trtllm_prune::inspect::inspect(&path, rule, &cancel(false))?;
+    let (files, notes) = trtllm_prune::inspect(&path, rule, &cancel(false))?;
     for note in &notes {
         say(&format!("trtllm-prune: warning: {note}"));
     }
@@ -313,11 +311,11 @@ fn run_verify(
     json: bool,
     checkpoint_dir: &std::path::Path,
     out_dir: Option<&std::path::Path>,
-    rule: &trtllm_prune::rule::PruneRule,
+    rule: &trtllm_prune::PruneRule,
     hollow: bool,
 ) -> Result<(), Error> {
-    let progress = Progress::stderr(true);
-    let verification = trtllm_prune::verify::verify_existing(
+    let progress = Bars::stderr(true);
+    let verification = trtllm_prune::verify_existing(
         checkpoint_dir,
         out_dir,
         rule,
@@ -326,11 +324,12 @@ fn run_verify(
         &progress,
     );
     progress.finish();
-    let trtllm_prune::verify::Verification {
+    let trtllm_prune::Verification {
         checkpoint_dir,
         out_dir,
         verdicts,
         recovered,
+        ..
     } = verification?;
     for note in &recovered {
         say(&format!("trtllm-prune: warning: {note}"));
@@ -449,7 +448,7 @@ fn print_man() -> Result<(), Error> {
     man.render_name_section(&mut page).map_err(render_error)?;
     man.render_synopsis_section(&mut page)
         .map_err(render_error)?;
-    page.extend_from_slice(cli::MAN_DESCRIPTION.as_bytes());
+    page.extend_from_slice(cli::args::MAN_DESCRIPTION.as_bytes());
     man.render_options_section(&mut page)
         .map_err(render_error)?;
     // Each subcommand under its own heading, here: there are no separate
@@ -459,7 +458,11 @@ fn print_man() -> Result<(), Error> {
         let name = sub.get_name();
         let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
         page.extend_from_slice(
-            format!(".SS trtllm\\-prune {name}\n{}\n", cli::roff_text(&about)).as_bytes(),
+            format!(
+                ".SS trtllm\\-prune {name}\n{}\n",
+                cli::args::roff_text(&about)
+            )
+            .as_bytes(),
         );
         let mut options = Vec::new();
         clap_mangen::Man::new(sub.clone().bin_name(format!("trtllm-prune {name}")))
@@ -468,10 +471,10 @@ fn print_man() -> Result<(), Error> {
         let options = String::from_utf8_lossy(&options).replace(".SH OPTIONS\n", "");
         page.extend_from_slice(options.as_bytes());
     }
-    page.extend_from_slice(cli::MAN_EXIT_STATUS.as_bytes());
-    page.extend_from_slice(cli::MAN_ENVIRONMENT.as_bytes());
-    page.extend_from_slice(cli::MAN_EXAMPLES.as_bytes());
-    page.extend_from_slice(cli::MAN_SEE_ALSO.as_bytes());
+    page.extend_from_slice(cli::args::MAN_EXIT_STATUS.as_bytes());
+    page.extend_from_slice(cli::args::MAN_ENVIRONMENT.as_bytes());
+    page.extend_from_slice(cli::args::MAN_EXAMPLES.as_bytes());
+    page.extend_from_slice(cli::args::MAN_SEE_ALSO.as_bytes());
     man.render_version_section(&mut page)
         .map_err(render_error)?;
     write_stdout(&page)
@@ -522,11 +525,11 @@ fn stdout_error(e: std::io::Error) -> Error {
 /// The line after a `--ranks` run whose output folder is still partial.
 fn lacking_line(
     out_dir: &std::path::Path,
-    prepared: &prune::Prepared,
+    prepared: &trtllm_prune::Prepared,
     first: &[u64],
     count: u64,
 ) -> String {
-    let world_size = prepared.config.as_ref().map_or(0, |c| c.world_size);
+    let world_size = prepared.world_size().unwrap_or(0);
     let mut ranks: Vec<String> = first.iter().map(u64::to_string).collect();
     let more = count.saturating_sub(first.len() as u64);
     if more > 0 {
@@ -553,10 +556,10 @@ fn timing(elapsed: std::time::Duration, moved: u64) -> String {
     format!("; done in {took} ({}/s)", human_bytes(rate))
 }
 
-fn summary_line(s: &prune::Summary) -> String {
+fn summary_line(s: &trtllm_prune::Summary) -> String {
     let unit = match s.layout {
-        prune::LayoutKind::TrtLlm => "rank",
-        prune::LayoutKind::Safetensors => "file",
+        trtllm_prune::LayoutKind::TrtLlm => "rank",
+        _ => "file",
     };
     let mut line = format!(
         "pruned {} {unit}{} into {}: {} tensors pruned, {} kept, {} -> {}",

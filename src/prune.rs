@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::base::error::{Error, Result};
 use crate::base::file::{file_name, Ownership};
 use crate::base::interrupt::Cancel;
+use crate::base::progress::Progress;
 use crate::base::sys;
 use crate::check::verify::{self, FileVerdict};
 use crate::commit::out_dir::{
@@ -27,7 +28,6 @@ use crate::copy::space;
 use crate::plan::file::{plan_file, plan_hollow_file, FilePlan, GeneratedFile};
 use crate::plan::rule::PruneRule;
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
-use crate::progress::Progress;
 use crate::read::checkpoint::{Checkpoint, Layout, SafetensorsInput};
 use crate::read::config::CONFIG_FILE;
 use crate::read::ranks::RankSet;
@@ -35,20 +35,26 @@ use crate::read::remote::{remote_folder, FetchOptions};
 
 pub use crate::plan::prepared::{LayoutKind, Prepared};
 
-/// Everything a run needs to know.
+/// Everything a run needs to know: [`Options::new`], then the fields to
+/// change.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Options {
+    /// The checkpoint folder, or its URL (`s3://`, `gs://`, `az://`,
+    /// `http(s)://`).
     pub checkpoint_dir: PathBuf,
     /// `None`: the sibling folder `<checkpoint_dir>.pruned` (or the
     /// checkpoint folder itself with `in_place`).
     pub out_dir: Option<PathBuf>,
+    /// What is pruned.
     pub rule: PruneRule,
     /// Files copied at once; 0 means one per core.
     pub jobs: usize,
     /// Block size the planner keeps large ranges congruent to and the copy
     /// clones at (0: none); `None`, the default: the block size of the
-    /// output folder's filesystem ([`clone_block_size`]).
+    /// output folder's filesystem (`clone_block_size`).
     pub align: Option<u64>,
+    /// The in-kernel copies the run may try.
     pub methods: CopyMethods,
     /// Flush every output, the journal and the folder to disk at the
     /// commit, so a power cut cannot undo or tear it (on by default; always
@@ -68,12 +74,15 @@ pub struct Options {
     /// rule prunes none of its tensors (refused otherwise: such a copy is
     /// almost always a rule that missed).
     pub full_copy: bool,
-    /// Hollow outputs ([`plan_hollow`]): pruned tensors keep their shape
+    /// Hollow outputs (`plan_hollow`, `--hollow`): pruned tensors keep their shape
     /// and offsets and read as zeros, stored as holes.
     pub hollow: bool,
 }
 
 impl Options {
+    /// The defaults for the checkpoint `checkpoint_dir`: the original
+    /// tool's rule into `<checkpoint_dir>.pruned`, a job per core, every
+    /// copy method, flushed to disk, stopped by SIGINT, SIGTERM or SIGHUP.
     pub fn new(checkpoint_dir: impl Into<PathBuf>) -> Options {
         Options {
             checkpoint_dir: checkpoint_dir.into(),
@@ -96,13 +105,17 @@ impl Options {
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Summary {
+    /// The output folder.
     pub out_dir: PathBuf,
     /// As in [`Prepared::layout`].
     pub layout: LayoutKind,
     /// Safetensors files written (ranks or shards).
     pub files: usize,
+    /// Tensors pruned, in every file.
     pub tensors_pruned: usize,
+    /// Tensors kept, in every file.
     pub tensors_kept: usize,
     /// Total size of the input safetensors files.
     pub bytes_in: u64,
@@ -149,7 +162,7 @@ impl Summary {
 }
 
 /// Prunes a checkpoint: [`recover_folders`], [`prepare`], [`execute`].
-pub fn prune(options: &Options, progress: &Progress) -> Result<Summary> {
+pub fn prune(options: &Options, progress: &dyn Progress) -> Result<Summary> {
     let recovered = recover_folders(options)?;
     let prepared = prepare(options)?;
     let mut summary = execute(&prepared, options, progress)?;
@@ -162,7 +175,7 @@ const MAX_LACKING_SHOWN: usize = 8;
 
 /// After a `--ranks` run into a TensorRT-LLM output folder: the first
 /// ranks below `world_size` the folder does not hold yet (at most
-/// [`MAX_LACKING_SHOWN`]) and how many it lacks in all; `None` when it
+/// `MAX_LACKING_SHOWN`, 8) and how many it lacks in all; `None` when it
 /// holds every rank (or the run was not by ranks).
 pub fn lacking_ranks(prepared: &Prepared, options: &Options) -> Result<Option<(Vec<u64>, u64)>> {
     let (Some(_), Some(config)) = (&options.ranks, &prepared.config) else {
@@ -188,7 +201,7 @@ pub fn lacking_ranks(prepared: &Prepared, options: &Options) -> Result<Option<(V
 }
 
 /// Finishes or removes what dead runs left in the checkpoint folder and the
-/// output folder (see [`crate::commit::recover`]); returns one line per run dealt
+/// output folder (see `commit/recover.rs`); returns one line per run dealt
 /// with. A folder this process cannot change gets a line saying so instead.
 pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
     if remote_folder(&options.checkpoint_dir)?.is_some() {
@@ -547,7 +560,7 @@ fn refuse_a_copy_that_prunes_nothing(
 
 /// Writes every output to a temp file, verifies them if asked, then
 /// commits them all (`stage`).
-pub fn execute(prepared: &Prepared, options: &Options, progress: &Progress) -> Result<Summary> {
+pub fn execute(prepared: &Prepared, options: &Options, progress: &dyn Progress) -> Result<Summary> {
     // The copies clone at the block size the plans were made for.
     let options = &Options {
         align: Some(prepared.block),
@@ -706,7 +719,7 @@ fn verify_staged(
     jobs: &[(Job, StagedFile)],
     generated: &[(&GeneratedFile, StagedFile)],
     cancel: &Cancel,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Vec<FileVerdict>> {
     let mut verdicts = Vec::new();
     for (job, staged) in jobs {

@@ -2,7 +2,7 @@
 //! crate (0.7), on generated valid files and on mutations of them, plus the
 //! planner's outputs read back by the official crate.
 //!
-//! The rule: `header::parse_file` accepts a file exactly when
+//! The rule: `trtllm_prune::fixture::parse_file` accepts a file exactly when
 //! `safetensors::SafeTensors::read_metadata` does (the first step of
 //! `SafeTensors::deserialize`), and when both accept they describe every
 //! tensor and the metadata alike. Deliberate differences, each pinned by a
@@ -32,9 +32,10 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed};
 use safetensors::SafeTensors;
+use trtllm_prune::fixture::tensor_byte_len;
 use trtllm_prune::fixture::{self, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::header::{self, tensor_byte_len, Dtype, Header};
-use trtllm_prune::plan::plan_prune;
+use trtllm_prune::plan_prune;
+use trtllm_prune::{Dtype, Header};
 
 /// The checks the fuzz targets run, shared so they run here on the seeds
 /// and the regression inputs too.
@@ -123,11 +124,11 @@ fn is_fnuz(dtype: Dtype) -> bool {
 /// Asserts that our reader and the official crate agree on `bytes`, up to
 /// the deliberate differences listed at the top of this file.
 fn assert_agrees(bytes: &[u8]) {
-    let ours = header::parse_file(bytes);
+    let ours = trtllm_prune::fixture::parse_file(bytes);
     // The fast scan of common headers reads exactly what serde_json reads.
     assert_eq!(
         ours,
-        header::parse_file_without_fast_scan(bytes),
+        trtllm_prune::fixture::parse_file_without_fast_scan(bytes),
         "fast scan and serde_json differ:\n{}",
         shown(bytes, 0)
     );
@@ -285,7 +286,7 @@ fn valid_doc(
         .collect();
     if let Some((text, at)) = metadata {
         let entry = Entry {
-            key: quoted(header::METADATA_KEY),
+            key: quoted(trtllm_prune::fixture::METADATA_KEY),
             value: Value::Raw(text),
         };
         entries.insert(at.min(entries.len()), entry);
@@ -315,7 +316,7 @@ fn tensor_name() -> impl Strategy<Value = String> {
         2 => "[a-z_.0-9]{0,12}",
         1 => proptest::collection::vec(any::<char>(), 0..6).prop_map(String::from_iter),
     ]
-    .prop_filter("reserved key", |n| n != header::METADATA_KEY)
+    .prop_filter("reserved key", |n| n != trtllm_prune::fixture::METADATA_KEY)
 }
 
 fn dtype() -> impl Strategy<Value = Dtype> {
@@ -646,7 +647,7 @@ fn mutate(mut doc: Doc, mutations: &[Mutation]) -> Vec<u8> {
                 }
             }
             Mutation::SetMetadata(text) => {
-                let key = quoted(header::METADATA_KEY);
+                let key = quoted(trtllm_prune::fixture::METADATA_KEY);
                 match doc.entries.iter_mut().find(|e| e.key == key) {
                     Some(e) => e.value = Value::Raw(text.clone()),
                     None => doc.entries.push(Entry {
@@ -656,7 +657,7 @@ fn mutate(mut doc: Doc, mutations: &[Mutation]) -> Vec<u8> {
                 }
             }
             Mutation::DuplicateMetadata => doc.entries.push(Entry {
-                key: quoted(header::METADATA_KEY),
+                key: quoted(trtllm_prune::fixture::METADATA_KEY),
                 value: Value::Raw("{}".into()),
             }),
             Mutation::EscapeKeys(e) if n > 0 => {
@@ -715,7 +716,7 @@ proptest! {
     #[test]
     fn valid_files_are_read_alike(doc in valid_file()) {
         let bytes = doc.bytes();
-        let ours = header::parse_file(&bytes);
+        let ours = trtllm_prune::fixture::parse_file(&bytes);
         prop_assert!(ours.is_ok(), "valid file rejected: {:?}\n{}", ours, doc.header_text());
         assert_agrees(&bytes);
     }
@@ -723,7 +724,7 @@ proptest! {
     #[test]
     fn planned_outputs_are_read_by_the_official_crate(doc in valid_file(), control: u8) {
         let bytes = doc.bytes();
-        let input = header::parse_file(&bytes).expect("valid file");
+        let input = trtllm_prune::fixture::parse_file(&bytes).expect("valid file");
         let (rule, align) = fuzz_checks::rule_from(control);
         let plan = plan_prune(&input, &rule, align).expect("plans");
         let out = fuzz_checks::apply_plan(&bytes, &plan);
@@ -785,7 +786,7 @@ fn duplicate_names_are_rejected_where_the_official_crate_keeps_the_last() {
         r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}"#,
         2,
     );
-    let err = header::parse_file(&bytes).unwrap_err();
+    let err = trtllm_prune::fixture::parse_file(&bytes).unwrap_err();
     assert_eq!(err.problem, "duplicate tensor name");
     let Official::Accepted(tensors, _) = official(&bytes) else {
         panic!("the official crate 0.7 accepts duplicates");
@@ -798,7 +799,7 @@ fn fnuz_dtypes_are_accepted_where_the_official_crate_0_7_rejects_them() {
     for dtype in ["F8_E4M3FNUZ", "F8_E5M2FNUZ"] {
         let header = format!(r#"{{"a":{{"dtype":"{dtype}","shape":[2],"data_offsets":[0,2]}}}}"#);
         let bytes = file(&header, 2);
-        let ours = header::parse_file(&bytes).expect("accepted");
+        let ours = trtllm_prune::fixture::parse_file(&bytes).expect("accepted");
         assert_eq!(ours.tensors[0].dtype.name(), dtype);
         assert!(matches!(official(&bytes), Official::Rejected(_)));
     }
@@ -807,7 +808,7 @@ fn fnuz_dtypes_are_accepted_where_the_official_crate_0_7_rejects_them() {
 #[test]
 fn offsets_summing_past_u64_are_rejected_where_the_official_crate_overflows() {
     let bytes = offsets_past_u64();
-    let err = header::parse_file(&bytes).unwrap_err();
+    let err = trtllm_prune::fixture::parse_file(&bytes).unwrap_err();
     assert!(err.problem.contains("overflows"), "{err}");
     // In a debug build the crate's `buffer_end + N_LEN + n` panics; in a
     // release build it wraps and rejects the length. Either way: no accept.
@@ -851,14 +852,14 @@ fn fast_scan_agrees_with_serde() {
     for text in headers {
         let bytes = file(&text, 4);
         assert_eq!(
-            header::parse_file(&bytes),
-            header::parse_file_without_fast_scan(&bytes),
+            trtllm_prune::fixture::parse_file(&bytes),
+            trtllm_prune::fixture::parse_file_without_fast_scan(&bytes),
             "{text}"
         );
     }
     // The common form is read, and read alike.
     let plain = file(&format!(r#"{{"a":{entry}}}"#), 4);
-    assert!(header::parse_file(&plain).is_ok());
+    assert!(trtllm_prune::fixture::parse_file(&plain).is_ok());
 }
 
 #[test]
@@ -877,7 +878,11 @@ fn unknown_keys_are_fully_parsed() {
         ("{\"a\":\"\\udc00\"}".to_string(), false),
     ] {
         let bytes = file(&entry(&extra), 1);
-        assert_eq!(header::parse_file(&bytes).is_ok(), accepted, "{extra}");
+        assert_eq!(
+            trtllm_prune::fixture::parse_file(&bytes).is_ok(),
+            accepted,
+            "{extra}"
+        );
         assert_agrees(&bytes);
     }
 }
@@ -900,7 +905,8 @@ fn escaped_keys_mean_what_they_decode_to() {
     ] {
         assert_agrees(&file(&header, data));
     }
-    let ours = header::parse_file(&file(r#"{"\u005f_metadata__":{"a":"b"}}"#, 0)).unwrap();
+    let ours =
+        trtllm_prune::fixture::parse_file(&file(r#"{"\u005f_metadata__":{"a":"b"}}"#, 0)).unwrap();
     assert!(
         ours.tensors.is_empty(),
         "an escaped __metadata__ is the metadata"
@@ -1243,7 +1249,7 @@ fn fuzz_seed_corpus_matches_its_generator() {
 #[test]
 fn seeds_are_read_as_their_names_say_and_like_the_official_crate() {
     for (name, bytes) in adversarial_files() {
-        let accepted = header::parse_file(&bytes).is_ok();
+        let accepted = trtllm_prune::fixture::parse_file(&bytes).is_ok();
         assert_eq!(accepted, name.starts_with("valid-"), "{name}");
         assert_agrees(&bytes);
         fuzz_checks::check_header(&bytes);

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use trtllm_prune::fixture::{self, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::header::Dtype;
+use trtllm_prune::Dtype;
 
 use crate::util::{self, tree, write_checkpoint};
 

@@ -8,7 +8,7 @@ use std::process::Output;
 use safetensors::SafeTensors;
 use serde_json::Value;
 use trtllm_prune::fixture::{write_safetensors, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::header::Dtype;
+use trtllm_prune::Dtype;
 
 use crate::util::{
     assert_error, assert_success, file_names, run, snapshot, stderr, tempdir, write_checkpoint,

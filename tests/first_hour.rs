@@ -564,7 +564,7 @@ fn man_page_has_environment_see_also_and_every_subcommands_flags() {
 /// TensorRT-LLM's `mapping`.
 fn hugging_face_folder(dir: &Path) {
     use trtllm_prune::fixture::{write_safetensors, TensorSpec};
-    use trtllm_prune::header::Dtype;
+    use trtllm_prune::Dtype;
     fs::create_dir_all(dir).unwrap();
     let mut specs = vec![TensorSpec::new(
         "model.embed_tokens.weight",

@@ -1,9 +1,10 @@
 //! One byte-literal test per safetensors rule (REFERENCE.md §4), against
-//! the pure reader `trtllm_prune::header::parse_file`. Where the official
+//! the pure reader `trtllm_prune::fixture::parse_file`. Where the official
 //! crate decides the same question, the test asserts that it agrees.
 
 use safetensors::SafeTensors;
-use trtllm_prune::header::{parse_file, Dtype, Header, HeaderError};
+use trtllm_prune::fixture::parse_file;
+use trtllm_prune::{Dtype, Header, HeaderError};
 
 use crate::util::safetensors_bytes as file;
 
@@ -584,7 +585,7 @@ fn accepts_names_with_escapes_and_unicode() {
 
 #[test]
 fn every_rule_has_its_own_error_kind() {
-    use trtllm_prune::header::HeaderErrorKind as Kind;
+    use trtllm_prune::HeaderErrorKind as Kind;
     let f32_entry = |name: &str, begin: u64, end: u64| {
         format!(r#""{name}":{{"dtype":"F32","shape":[1],"data_offsets":[{begin},{end}]}}"#)
     };

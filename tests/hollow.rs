@@ -8,7 +8,7 @@ use std::path::Path;
 
 use safetensors::SafeTensors;
 use trtllm_prune::fixture::{CheckpointSpec, Family};
-use trtllm_prune::rule::PruneRule;
+use trtllm_prune::PruneRule;
 
 use crate::remote::HttpServer;
 use crate::util::{self, assert_success, run, stderr, write_checkpoint};
@@ -152,10 +152,7 @@ fn hollow_prune_all_is_header_and_holes() {
         &"-q",
     ]);
     assert_success(o);
-    let rule = PruneRule {
-        prune_all: true,
-        ..PruneRule::default()
-    };
+    let rule = PruneRule::original(true);
     let (stored, _) = check_hollow(&ckpt, &out, &rule, spec.world_size());
     if holes_supported(tmp.path()) {
         for r in 0..spec.world_size() {
@@ -417,9 +414,11 @@ fn hollow_hugging_face_shards_keep_the_index_total_size_and_config() {
 
 #[test]
 fn hollow_plan_copies_kept_runs_in_place_and_needs_the_whole_header() {
+    use trtllm_prune::fixture::parse_file;
+    use trtllm_prune::fixture::plan_hollow;
     use trtllm_prune::fixture::{padded_header_json, write_safetensors, TensorSpec};
-    use trtllm_prune::header::{parse_file, Dtype};
-    use trtllm_prune::plan::{plan_hollow, CopyRange, PlanError};
+    use trtllm_prune::Dtype;
+    use trtllm_prune::{CopyRange, PlanError};
     let tensors = [
         TensorSpec::new("a.norm", Dtype::F32, &[4]),
         TensorSpec::new("b.mlp.fc.weight", Dtype::F32, &[8]),
@@ -461,8 +460,8 @@ fn hollow_plan_copies_kept_runs_in_place_and_needs_the_whole_header() {
 
 #[test]
 fn hollow_output_shares_every_whole_kept_block_on_xfs() {
-    use trtllm_prune::progress::Progress;
-    use trtllm_prune::prune::{self, Options};
+    use trtllm_prune::NoProgress;
+    use trtllm_prune::Options;
     let tmp = util::tempdir();
     let image = tmp.path().join("xfs.img");
     let Some(mount) = crate::sharing::XfsMount::new(&image, &tmp.path().join("xfs")) else {
@@ -475,7 +474,7 @@ fn hollow_output_shares_every_whole_kept_block_on_xfs() {
     let mut options = Options::new(&ckpt);
     options.out_dir = Some(mount.dir.join("out"));
     options.hollow = true;
-    let prepared = prune::prepare(&options).expect("planned");
+    let prepared = trtllm_prune::prepare(&options).expect("planned");
     // Offsets are the input's, so every whole block of a kept range is
     // congruent: only the partial blocks at the ends of ranges are copied.
     let block = 4096;
@@ -489,7 +488,7 @@ fn hollow_output_shares_every_whole_kept_block_on_xfs() {
             whole_blocks += end.saturating_sub(first);
         }
     }
-    let summary = prune::execute(&prepared, &options, &Progress::hidden()).expect("hollow prune");
+    let summary = trtllm_prune::execute(&prepared, &options, &NoProgress).expect("hollow prune");
     assert!(
         whole_blocks * 2 > kept,
         "the fixture has whole blocks to share"

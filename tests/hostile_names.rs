@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use trtllm_prune::fixture::{write_safetensors, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::header::Dtype;
+use trtllm_prune::Dtype;
 
 use crate::util;
 

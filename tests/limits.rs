@@ -504,8 +504,8 @@ fn holes_in_the_input_do_not_count_against_free_space() {
     fs::create_dir(&ckpt).unwrap();
     // 64 MiB of tensor data, all of it a hole.
     let tensors = [
-        TensorSpec::new("a.weight", trtllm_prune::header::Dtype::F32, &[4096, 2048]),
-        TensorSpec::new("b.weight", trtllm_prune::header::Dtype::F32, &[4096, 2048]),
+        TensorSpec::new("a.weight", trtllm_prune::Dtype::F32, &[4096, 2048]),
+        TensorSpec::new("b.weight", trtllm_prune::Dtype::F32, &[4096, 2048]),
     ];
     trtllm_prune::fixture::write_sparse_safetensors(&ckpt.join("model.safetensors"), &tensors)
         .unwrap();

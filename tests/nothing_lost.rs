@@ -15,12 +15,13 @@ use std::path::Path;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use safetensors::SafeTensors;
-use trtllm_prune::copy::ranges::CopyMethods;
+use trtllm_prune::fixture::{parse_file, tensor_byte_len};
 use trtllm_prune::fixture::{write_safetensors, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::header::{parse_file, tensor_byte_len, Dtype};
-use trtllm_prune::progress::Progress;
-use trtllm_prune::prune::{prune, Options};
-use trtllm_prune::rule::{Pattern, PruneRule};
+use trtllm_prune::CopyMethods;
+use trtllm_prune::Dtype;
+use trtllm_prune::NoProgress;
+use trtllm_prune::{prune, Options};
+use trtllm_prune::{Pattern, PruneRule};
 
 use crate::util;
 
@@ -167,11 +168,7 @@ fn rule() -> impl Strategy<Value = PruneRule> {
         proptest::collection::vec(pattern(), 0..2),
         proptest::collection::vec(pattern(), 0..2),
     )
-        .prop_map(|(prune_all, prune, keep)| PruneRule {
-            prune_all,
-            prune,
-            keep,
-        })
+        .prop_map(|(prune_all, prune, keep)| PruneRule::new(prune_all, prune, keep))
 }
 
 fn run() -> impl Strategy<Value = Run> {
@@ -286,7 +283,7 @@ proptest! {
         if run.buffered_only {
             options.methods = CopyMethods::buffered_only();
         }
-        let summary = prune(&options, &Progress::hidden()).expect("prune succeeds");
+        let summary = prune(&options, &NoProgress).expect("prune succeeds");
         prop_assert_eq!(summary.files, run.source.world_size());
         assert_nothing_lost(&input, &output, run.source.world_size(), &run.rule);
     }
@@ -338,7 +335,7 @@ fn buffered_copies_without_alignment_lose_nothing() {
         options.rule = PruneRule::original(prune_all);
         options.align = Some(0);
         options.methods = CopyMethods::buffered_only();
-        prune(&options, &Progress::hidden()).expect("prune succeeds");
+        prune(&options, &NoProgress).expect("prune succeeds");
         assert_nothing_lost(&input, &output, 2, &options.rule);
     }
 }
@@ -354,9 +351,9 @@ fn a_library_caller_can_stop_a_run_and_nothing_is_written() {
     let out = tmp.path().join("out");
     let mut options = Options::new(&ckpt);
     options.out_dir = Some(out.clone());
-    options.cancel = trtllm_prune::interrupt::Cancel::new();
+    options.cancel = trtllm_prune::Cancel::new();
     options.cancel.clone().stop();
-    let result = prune(&options, &Progress::hidden());
+    let result = prune(&options, &NoProgress);
     assert!(
         matches!(result, Err(trtllm_prune::Error::Interrupted { .. })),
         "{result:?}"

@@ -12,11 +12,11 @@ use serde_json::{Map, Value};
 use trtllm_prune::fixture::{
     every_dtype_tensors, write_safetensors, CheckpointSpec, Family, TensorSpec,
 };
-use trtllm_prune::header::{self, Dtype};
+use trtllm_prune::Dtype;
 
 use crate::util;
 
-/// The original tool's rule, restated here independently of `src/rule.rs`:
+/// The original tool's rule, restated here independently of `src/plan/rule.rs`:
 /// a name is pruned when it *contains* one of these.
 const ORIGINAL_SUBSTRINGS: [&str; 5] = [
     "attention.qkv.weight",
@@ -60,7 +60,8 @@ fn official(path: &Path) -> BTreeMap<String, Seen> {
 /// the official crate does not know).
 fn ours(path: &Path) -> BTreeMap<String, Seen> {
     let bytes = fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let h = header::parse_file(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let h = trtllm_prune::fixture::parse_file(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let start = h.data_start() as usize;
     h.tensors
         .iter()
@@ -847,7 +848,7 @@ fn holes_in_the_input_stay_holes_in_the_output() {
     let n = u64::from_le_bytes(prefix);
     let mut json = vec![0u8; n as usize];
     std::os::unix::fs::FileExt::read_exact_at(&f, &mut json, 8).unwrap();
-    let parsed = header::parse_header(&json, meta.len()).unwrap();
+    let parsed = trtllm_prune::parse_header(&json, meta.len()).unwrap();
     let kept = parsed
         .tensors
         .iter()

@@ -21,13 +21,15 @@ use std::time::{Duration, Instant};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use trtllm_prune::copy::ranges::clone_block_size;
-use trtllm_prune::error::{Error, RemoteProblem};
+use trtllm_prune::fixture::clone_block_size;
+use trtllm_prune::fixture::SHARE_ALIGNMENT;
+use trtllm_prune::fixture::{header_len_from_prefix, N_LEN};
 use trtllm_prune::fixture::{CheckpointSpec, Family};
-use trtllm_prune::header::{header_len_from_prefix, parse_header, N_LEN};
-use trtllm_prune::plan::{plan_prune, CopyRange, SHARE_ALIGNMENT};
-use trtllm_prune::remote::{FetchOptions, RemoteFolder};
-use trtllm_prune::rule::PruneRule;
+use trtllm_prune::fixture::{FetchOptions, RemoteFolder};
+use trtllm_prune::parse_header;
+use trtllm_prune::PruneRule;
+use trtllm_prune::{plan_prune, CopyRange};
+use trtllm_prune::{Error, RemoteProblem};
 
 use crate::util::{assert_success, run, tempdir, write_checkpoint};
 
@@ -1216,12 +1218,12 @@ fn the_cli_prunes_a_sharded_hugging_face_folder_over_http_through_its_index() {
         vec![
             trtllm_prune::fixture::TensorSpec::new(
                 format!("model.layers.{layer}.self_attn.q_proj.weight"),
-                trtllm_prune::header::Dtype::BF16,
+                trtllm_prune::Dtype::BF16,
                 &[32, 32],
             ),
             trtllm_prune::fixture::TensorSpec::new(
                 format!("model.layers.{layer}.input_layernorm.weight"),
-                trtllm_prune::header::Dtype::BF16,
+                trtllm_prune::Dtype::BF16,
                 &[32],
             ),
         ]

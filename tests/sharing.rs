@@ -11,10 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use trtllm_prune::copy::ranges::CopyMethods;
 use trtllm_prune::fixture::{CheckpointSpec, Family};
-use trtllm_prune::progress::Progress;
-use trtllm_prune::prune::{self, Options};
+use trtllm_prune::CopyMethods;
+use trtllm_prune::NoProgress;
+use trtllm_prune::Options;
 
 use crate::util;
 
@@ -124,7 +124,7 @@ fn kept_tensors_share_the_inputs_blocks_on_xfs() {
     let mut options = Options::new(&ckpt);
     options.out_dir = Some(expected.clone());
     options.methods = CopyMethods::buffered_only();
-    let reference = prune::prune(&options, &Progress::hidden()).expect("reference prune");
+    let reference = trtllm_prune::prune(&options, &NoProgress).expect("reference prune");
     assert_eq!(reference.bytes_shared, 0);
 
     let out = mount.dir.join("out");

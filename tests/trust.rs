@@ -566,14 +566,13 @@ fn dead_commit_into(ckpt: &Path, out: &Path, when: u32) -> Option<()> {
 
 #[test]
 fn a_commit_into_a_folder_renamed_mid_run_still_finishes_the_dead_run_there_first() {
-    use trtllm_prune::stage::Staging;
+    use trtllm_prune::fixture::Staging;
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     let out = root.join("out");
     fs::create_dir_all(&out).unwrap();
     // This run starts in `out` and writes one file.
-    let mut staging =
-        Staging::open(&out, false, trtllm_prune::interrupt::Cancel::on_signals()).unwrap();
+    let mut staging = Staging::open(&out, false, trtllm_prune::Cancel::on_signals()).unwrap();
     let staged = staging.add("notes.txt");
     let file = staging.create(&staged, None, false).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&file, b"ours\n", 0).unwrap();
@@ -707,7 +706,7 @@ fn a_shard_whose_name_is_not_utf8_is_refused_not_renamed() {
     fs::create_dir_all(&ckpt).unwrap();
     let specs = [trtllm_prune::fixture::TensorSpec::new(
         "embed.weight",
-        trtllm_prune::header::Dtype::F16,
+        trtllm_prune::Dtype::F16,
         &[4],
     )];
     let odd = ckpt.join(std::ffi::OsStr::from_bytes(b"a\xff.safetensors"));

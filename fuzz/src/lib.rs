@@ -7,9 +7,10 @@
 //! A check panics when a property fails; an input the reader rejects is
 //! simply uninteresting.
 
-use trtllm_prune::header::{self, tensor_byte_len, Header};
-use trtllm_prune::plan::{plan_prune, PrunePlan};
-use trtllm_prune::rule::{Pattern, PruneRule};
+use trtllm_prune::fixture::tensor_byte_len;
+use trtllm_prune::Header;
+use trtllm_prune::{plan_prune, PrunePlan};
+use trtllm_prune::{Pattern, PruneRule};
 
 /// Patterns a roundtrip input can pick: substrings and globs that hit
 /// real tensor names, everything, nothing, and a multi-byte character.
@@ -30,9 +31,12 @@ pub const ALIGNS: [u64; 4] = [0, 1, 8, 4096];
 /// The header reader on arbitrary bytes: never panics, and an accepted file
 /// satisfies every invariant of [`Header`].
 pub fn check_header(bytes: &[u8]) {
-    let result = header::parse_file(bytes);
+    let result = trtllm_prune::fixture::parse_file(bytes);
     // The fast scan of common headers reads exactly what serde_json reads.
-    assert_eq!(result, header::parse_file_without_fast_scan(bytes));
+    assert_eq!(
+        result,
+        trtllm_prune::fixture::parse_file_without_fast_scan(bytes)
+    );
     let Ok(parsed) = result else {
         return;
     };
@@ -45,10 +49,11 @@ pub fn assert_header_invariants(parsed: &Header, bytes: &[u8]) {
     let file_len = bytes.len() as u64;
     assert_eq!(parsed.file_len(), file_len, "header describes the file");
     // The streaming path (prefix, then header bytes) agrees with parse_file.
-    let n = header::header_len_from_prefix(bytes, file_len).expect("prefix accepted");
+    let n =
+        trtllm_prune::fixture::header_len_from_prefix(bytes, file_len).expect("prefix accepted");
     assert_eq!(n, parsed.header_len);
     let json = &bytes[8..(8 + n) as usize];
-    let again = header::parse_header(json, file_len).expect("header accepted twice");
+    let again = trtllm_prune::parse_header(json, file_len).expect("header accepted twice");
     assert_eq!(again.tensors, parsed.tensors);
     assert_eq!(again.metadata, parsed.metadata);
 
@@ -116,13 +121,13 @@ pub fn check_roundtrip(data: &[u8]) {
     let Some((&control, file)) = data.split_first() else {
         return;
     };
-    let Ok(input) = header::parse_file(file) else {
+    let Ok(input) = trtllm_prune::fixture::parse_file(file) else {
         return;
     };
     let (rule, align) = rule_from(control);
     let plan = plan_prune(&input, &rule, align).expect("a parsed header plans");
     assert_eq!(plan.input_len, file.len() as u64);
-    assert!(plan.header_bytes.len() as u64 <= 8 + header::MAX_HEADER_SIZE);
+    assert!(plan.header_bytes.len() as u64 <= 8 + trtllm_prune::fixture::MAX_HEADER_SIZE);
     // The data start is congruent to the first range's input offset modulo
     // 8 (a multiple of 8 with nothing to copy), and kept tensors aligned
     // for their dtype in an aligned input stay aligned.
@@ -136,8 +141,8 @@ pub fn check_roundtrip(data: &[u8]) {
         panic!("{e}");
     }
     let out = apply_plan(file, &plan);
-    let output =
-        header::parse_file(&out).unwrap_or_else(|e| panic!("the planned output is rejected: {e}"));
+    let output = trtllm_prune::fixture::parse_file(&out)
+        .unwrap_or_else(|e| panic!("the planned output is rejected: {e}"));
     assert_header_invariants(&output, &out);
     assert_eq!(output.metadata, input.metadata, "metadata kept verbatim");
     assert_eq!(output.tensors.len(), input.tensors.len(), "no name lost");

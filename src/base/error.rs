@@ -20,46 +20,102 @@ pub const EXIT_AFTER_COMMIT: i32 = 3;
 /// the next run into the folder finishes it.
 pub const EXIT_COMMIT_INCOMPLETE: i32 = 4;
 
+/// Why a run, an inspection or a verification failed: one line naming the
+/// file, the problem and where ([`Error::exit_code`] says the exit status).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// A rank file's safetensors header breaks a format rule.
-    Header { file: PathBuf, source: HeaderError },
+    Header {
+        /// The file (or folder) it is about.
+        file: PathBuf,
+        /// The rule broken.
+        source: HeaderError,
+    },
     /// A rank file's pruned output cannot be laid out (its header would
     /// pass the format's limit).
-    Plan { file: PathBuf, source: PlanError },
+    Plan {
+        /// The file (or folder) it is about.
+        file: PathBuf,
+        /// Why no layout fits.
+        source: PlanError,
+    },
     /// An input is malformed or missing (config.json, the checkpoint folder).
-    Invalid { file: PathBuf, problem: String },
+    Invalid {
+        /// The file (or folder) it is about.
+        file: PathBuf,
+        /// What is wrong, and where.
+        problem: String,
+    },
     /// An input file that must exist does not.
-    NotFound { file: PathBuf },
+    NotFound {
+        /// The missing file.
+        file: PathBuf,
+    },
     /// A set-up that would risk the user's data; refused before any write.
-    Refused { file: PathBuf, problem: String },
+    Refused {
+        /// The file (or folder) it is about.
+        file: PathBuf,
+        /// What the risk is, and what to do instead.
+        problem: String,
+    },
     /// A system call failed.
     Io {
+        /// The file (or folder) it is about.
         file: PathBuf,
+        /// What was being done (`cannot open`, `cannot write`).
         action: &'static str,
+        /// The system's error.
         source: io::Error,
     },
     /// An input file changed size while it was being copied.
-    InputChanged { file: PathBuf, offset: u64 },
+    InputChanged {
+        /// The input file.
+        file: PathBuf,
+        /// Where its bytes ran out or differed.
+        offset: u64,
+    },
     /// `--verify` found an output that does not match its input.
-    Mismatch { file: PathBuf, problem: String },
+    Mismatch {
+        /// The output file.
+        file: PathBuf,
+        /// The first difference found.
+        problem: String,
+    },
     /// SIGINT, SIGTERM or SIGHUP arrived; the run was rolled back.
-    Interrupted { signal: i32 },
+    Interrupted {
+        /// The signal (SIGINT for a [`crate::Cancel::stop`]).
+        signal: i32,
+    },
     /// This worker stopped because another one failed; the other error is
     /// the one reported.
     Aborted,
     /// Every output is in place, but a step after the commit failed.
-    AfterCommit { dir: PathBuf, problem: String },
+    AfterCommit {
+        /// The output folder.
+        dir: PathBuf,
+        /// What failed.
+        problem: String,
+    },
     /// A commit could be neither finished nor undone; its journal is left
     /// for the next run.
-    CommitIncomplete { dir: PathBuf, problem: String },
+    CommitIncomplete {
+        /// The output folder, which holds the journal.
+        dir: PathBuf,
+        /// What failed, and how to finish.
+        problem: String,
+    },
     /// A remote object (`s3://`, `gs://`, `az://`, `http(s)://`) could not
     /// be read. `url` never holds credentials; `range` is the byte range
     /// asked for, when the failure is about one.
     Remote {
+        /// The object's URL, without credentials.
         url: String,
+        /// The byte range asked for, when the failure is about one.
         range: Option<std::ops::Range<u64>>,
+        /// What went wrong, for a caller that acts on it.
         kind: RemoteProblem,
+        /// What the server said (secrets redacted), or what was wrong.
         problem: String,
     },
 }
@@ -67,6 +123,7 @@ pub enum Error {
 /// What went wrong with a remote object, for callers that act on it (a
 /// missing `config.json` is not a failure; a changed object is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RemoteProblem {
     /// A malformed or unsupported URL, object name or byte range.
     Invalid,
@@ -85,6 +142,7 @@ pub enum RemoteProblem {
 }
 
 impl Error {
+    /// A system call on `file` failed while doing `action`.
     pub fn io(file: &Path, action: &'static str, source: io::Error) -> Error {
         Error::Io {
             file: file.to_path_buf(),
@@ -93,6 +151,7 @@ impl Error {
         }
     }
 
+    /// `file` is malformed or missing: `problem` says how.
     pub fn invalid(file: &Path, problem: impl Into<String>) -> Error {
         Error::Invalid {
             file: file.to_path_buf(),
@@ -100,6 +159,7 @@ impl Error {
         }
     }
 
+    /// A set-up refused before any write: `problem` says why.
     pub fn refused(file: &Path, problem: impl Into<String>) -> Error {
         Error::Refused {
             file: file.to_path_buf(),
@@ -192,6 +252,7 @@ impl std::error::Error for Error {
     }
 }
 
+/// A result whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

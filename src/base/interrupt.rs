@@ -1,13 +1,8 @@
-//! SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session) become a
-//! flag that copy loops poll between chunks, so an interrupted run unwinds
-//! through the normal error path and removes its temp files. The handler
-//! only stores the signal number: nothing else is async-signal-safe. A
-//! signal the parent set to be ignored (`nohup`, background jobs) stays
-//! ignored.
-//!
-//! SIGXFSZ (a write past `ulimit -f`) is ignored: the write then fails with
-//! `EFBIG`, which is an error like any other (one line naming the file,
-//! nothing left behind), instead of a silent death with temp files left.
+//! Stopping a run: [`Cancel`], which copy loops, checksums and lock waits
+//! poll between steps, so a stopped run unwinds through the normal error
+//! path and removes its temp files. A signal handler (the binary installs
+//! one for SIGINT, SIGTERM and SIGHUP) reports a signal with
+//! [`Cancel::note_signal`], which every [`Cancel::on_signals`] then sees.
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -15,42 +10,9 @@ use crate::base::error::{Error, Result};
 
 static PENDING: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_signal(signal: libc::c_int) {
-    PENDING.store(signal, Ordering::SeqCst);
-}
-
-/// Installs the handlers for SIGINT, SIGTERM and SIGHUP, and ignores
-/// SIGXFSZ. Without `SA_RESTART`, a blocking system call returns `EINTR`,
-/// and the caller sees the flag.
-pub fn install() {
-    // SAFETY: setting a signal's disposition to "ignore" has no handler to
-    // be unsafe in.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
-    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: `sigaction` is zeroed then filled with a handler that only
-        // performs an atomic store, which is async-signal-safe; the query
-        // only writes into a live local.
-        unsafe {
-            let mut current: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signal, std::ptr::null(), &mut current) == 0
-                && current.sa_sigaction == libc::SIG_IGN
-            {
-                continue;
-            }
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            libc::sigemptyset(&mut action.sa_mask);
-            action.sa_flags = 0;
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-    }
-}
-
 /// A run's stop request, handed to everything that loops or waits (copy
 /// loops, checksums, lock waits) and checked between steps. `on_signals`
-/// stops on SIGINT, SIGTERM or SIGHUP (after [`install`]); `new` makes one a
+/// stops on a signal ([`Cancel::note_signal`]); `new` makes one a
 /// library caller stops itself, from another thread, with [`Cancel::stop`].
 /// It also carries what to tell the user when a wait begins
 /// ([`Cancel::on_wait`]): the library itself prints nothing.
@@ -112,6 +74,13 @@ impl Cancel {
         if let Some(flag) = &self.flag {
             flag.store(libc::SIGINT, Ordering::SeqCst);
         }
+    }
+
+    /// Records that `signal` arrived: every `Cancel` stops from now on,
+    /// with that signal's status. Only an atomic store: safe to call from
+    /// a signal handler.
+    pub fn note_signal(signal: i32) {
+        PENDING.store(signal, Ordering::SeqCst);
     }
 
     /// An error when the run should stop.

@@ -2,9 +2,10 @@
 //! cancellation, the names of the tool's own side files, and the
 //! folder-relative system calls.
 
-pub mod error;
-pub mod file;
-pub mod interrupt;
-pub mod shown;
-pub mod side_file;
-pub mod sys;
+pub(crate) mod error;
+pub(crate) mod file;
+pub(crate) mod interrupt;
+pub(crate) mod progress;
+pub(crate) mod shown;
+pub(crate) mod side_file;
+pub(crate) mod sys;

@@ -19,10 +19,15 @@ use crate::read::remote::remote_folder;
 
 /// One safetensors file as `inspect` shows it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Inspected {
+    /// The file's name in its folder.
     pub name: String,
+    /// Its path (or URL).
     pub path: PathBuf,
+    /// Its header, validated.
     pub header: Header,
+    /// What the rule would do to it.
     pub plan: PrunePlan,
 }
 

@@ -1,4 +1,4 @@
 //! Looking at checkpoints without changing them: inspect and verify.
 
-pub mod inspect;
-pub mod verify;
+pub(crate) mod inspect;
+pub(crate) mod verify;

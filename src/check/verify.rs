@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::base::error::{Error, Result};
 use crate::base::file::file_name;
 use crate::base::interrupt::Cancel;
+use crate::base::progress::Progress;
 use crate::base::shown::shown;
 use crate::commit::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
 use crate::commit::recover::recover_or_note;
@@ -20,7 +21,6 @@ use crate::plan::file::{plan_file, plan_hollow_file};
 use crate::plan::rule::PruneRule;
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
-use crate::progress::Progress;
 use crate::read::checkpoint::{Checkpoint, Layout};
 use crate::read::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
 use crate::read::header::Header;
@@ -31,9 +31,13 @@ use crate::read::remote::remote_folder;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FileVerdict {
+    /// The file's name in the output folder.
     pub name: String,
+    /// Tensors the rule prunes.
     pub tensors_pruned: usize,
+    /// Tensors the rule keeps.
     pub tensors_kept: usize,
     /// Kept tensors whose bytes were compared (the others failed before).
     pub tensors_compared: usize,
@@ -44,20 +48,22 @@ pub struct FileVerdict {
     /// zeros instead of being empty.
     pub hollow: bool,
     /// The mismatches found, one line each (the first
-    /// [`MAX_PROBLEMS`]).
+    /// [`FileVerdict::MAX_PROBLEMS`]).
     pub problems: Vec<String>,
     /// Mismatches found beyond those in `problems`.
     pub problems_omitted: usize,
 }
 
 impl FileVerdict {
+    /// Most problems a verdict lists; it counts the others.
+    pub const MAX_PROBLEMS: usize = MAX_PROBLEMS;
+
+    /// Whether the file matched: no problem found.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
 }
 
-/// CRC32 of `len` bytes of `input` from `offset`, read through a fixed
-/// buffer (for a remote input, one ranged read per buffer).
 /// The re-read buffer: the copier's fallible, halving allocation, so a
 /// low `ulimit -v` with many jobs is an error naming the file, not an
 /// abort (exit 134).
@@ -71,17 +77,9 @@ fn verify_buffer(output: &Path) -> Result<Vec<u8>> {
     })
 }
 
-pub fn crc32_range(
-    input: &InputFile,
-    offset: u64,
-    len: u64,
-    buffer: &mut [u8],
-    cancel: &Cancel,
-) -> Result<u32> {
-    crc32_counted(input, (offset, len), buffer, cancel, &|_| {})
-}
-
-/// [`crc32_range`], telling `on_read` the bytes of each read.
+/// CRC32 of `len` bytes of `input` from `offset`, read through `buffer`
+/// (for a remote input, one ranged read per buffer), telling `on_read` the
+/// bytes of each read.
 fn crc32_counted(
     input: &InputFile,
     (offset, len): (u64, u64),
@@ -118,7 +116,7 @@ pub fn verify_safetensors(
     (plan, rule): (&PrunePlan, &PruneRule),
     output: &Path,
     cancel: &Cancel,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
@@ -351,7 +349,7 @@ pub fn verify_copy(
     input: &InputFile,
     output: &Path,
     cancel: &Cancel,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<FileVerdict> {
     if let Some(missing) = missing(name, output) {
         return Ok(missing);
@@ -579,6 +577,7 @@ fn read_exact_at(file: &InputFile, buf: &mut [u8], offset: u64) -> Result<()> {
 
 /// What `verify` found.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Verification {
     /// The checkpoint folder, absolute.
     pub checkpoint_dir: PathBuf,
@@ -598,7 +597,7 @@ pub fn verify_existing(
     rule: &PruneRule,
     hollow: bool,
     cancel: &Cancel,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<Verification> {
     let remote = remote_folder(given_checkpoint_dir)?;
     let checkpoint_dir = match &remote {

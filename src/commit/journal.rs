@@ -14,7 +14,7 @@
 //!     target did not exist);
 //!     new: the identity of the finished temp file;
 //!     identity: `<inode>:<size>:<crc32>`, the crc32 (8 hex digits) of
-//!     the file's sample (its first and last 64 KiB, see `commit.rs`),
+//!     the file's sample (its first and last 64 KiB, see `apply.rs`),
 //!     then `:<mtime>` (nanoseconds since the epoch) for a backup's file,
 //!     whose modification time a write would move; `<inode>` alone for a
 //!     symlink replaced in place.

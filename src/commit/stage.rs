@@ -1,6 +1,6 @@
 //! All-or-nothing output: every output file is written to a temp file in
 //! the output folder, and the finished set is committed through a journal
-//! (`journal.rs`, `commit.rs`).
+//! (`journal.rs`, `apply.rs`).
 //!
 //! A run's life in its output folder:
 //!
@@ -67,6 +67,8 @@ pub struct CommitReport {
     pub recovered: Vec<String>,
 }
 
+/// A run's outputs in one folder, from its open to its commit (see the
+/// module's steps).
 #[derive(Debug)]
 pub struct Staging {
     dir: Dir,
@@ -90,6 +92,7 @@ impl Staging {
     /// Creates the output folder if needed and starts a run in it. With
     /// `flush`, everything the commit relies on is flushed to disk, so the
     /// guarantees hold across a power cut, not only a kill.
+    #[cfg(feature = "fixture")]
     pub fn open(path: &Path, flush: bool, cancel: Cancel) -> Result<Staging> {
         Staging::open_checked(path, flush, cancel, &|_| Ok(()))
     }

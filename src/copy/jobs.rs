@@ -12,12 +12,12 @@ use std::sync::Mutex;
 use crate::base::error::{Error, Result};
 use crate::base::file::file_name;
 use crate::base::interrupt::Cancel;
+use crate::base::progress::Progress;
 use crate::base::sys::{self, XattrLoss};
 use crate::commit::stage::{StagedFile, Staging};
 use crate::copy::ranges::{CopyMethods, CopyStats, FilePair, Hooks, RangeCopier};
 use crate::plan::file::{FilePlan, GeneratedFile};
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
-use crate::progress::Progress;
 use crate::read::input::{InputFile, Source};
 use crate::read::remote::FetchOptions;
 
@@ -64,7 +64,7 @@ pub(crate) fn run_jobs(
     options: &CopySettings,
     fsync: bool,
     in_place: bool,
-    progress: &Progress,
+    progress: &dyn Progress,
 ) -> Result<(CopyStats, Vec<String>)> {
     let threads = match options.jobs {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -169,7 +169,7 @@ fn run_job(
     options: &CopySettings,
     fsync: bool,
     in_place: bool,
-    progress: &Progress,
+    progress: &dyn Progress,
     cancel: &(dyn Fn() -> Result<()> + Sync),
 ) -> Result<(CopyStats, Vec<String>)> {
     cancel()?;

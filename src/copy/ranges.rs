@@ -57,11 +57,16 @@ pub struct CopyStats {
     pub holes: u64,
 }
 
-/// Which methods still look usable for this pair of files.
+/// Which in-kernel copy methods a run may try, best first (all by
+/// default); where none works, bytes go through one fixed buffer.
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub struct CopyMethods {
+    /// Share the input's blocks (`FICLONERANGE`: XFS, btrfs).
     pub clone: bool,
+    /// `copy_file_range`.
     pub copy_file_range: bool,
+    /// `sendfile`.
     pub sendfile: bool,
 }
 

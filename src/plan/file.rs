@@ -13,11 +13,14 @@ use crate::read::input::InputFile;
 
 /// One safetensors file, validated and planned.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct FilePlan {
     /// File name in the checkpoint and in the output folder.
     pub name: String,
-    pub input: InputFile,
+    pub(crate) input: InputFile,
+    /// Its header, validated.
     pub header: Header,
+    /// What the output holds and which bytes are copied.
     pub plan: PrunePlan,
 }
 
@@ -33,8 +36,8 @@ pub struct GeneratedFile {
     pub read: Option<FileStamp>,
 }
 
-/// A tensor as a pruned output holds it: shape `[0]`, no bytes.
-pub(crate) fn is_emptied(entry: &TensorEntry) -> bool {
+/// Whether a tensor is as a pruned output holds it: shape `[0]`, no bytes.
+pub fn is_emptied(entry: &TensorEntry) -> bool {
     entry.shape == [0] && entry.byte_len() == 0
 }
 

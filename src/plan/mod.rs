@@ -48,10 +48,10 @@
 //! length, every tensor at its input offset, and the copy ranges cover only
 //! the kept tensors, leaving pruned ones as holes that read as zeros.
 
-pub mod file;
+pub(crate) mod file;
 pub(crate) mod header_json;
-pub mod prepared;
-pub mod rule;
+pub(crate) mod prepared;
+pub(crate) mod rule;
 pub(crate) mod suggest;
 
 use std::collections::BTreeSet;
@@ -79,16 +79,28 @@ pub fn dtype_alignment(dtype: Dtype) -> u64 {
 
 /// Why a header cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PlanError {
     /// The rewritten header (object form, new offsets) would not fit the
     /// format's limit even without padding.
-    HeaderTooLarge { len: u64 },
+    HeaderTooLarge {
+        /// The unpadded length it would have.
+        len: u64,
+    },
     /// An offset of the header does not fit 64 bits (a header that did not
     /// come from `parse_header`).
-    OffsetOverflow { tensor: usize },
+    OffsetOverflow {
+        /// The tensor, by its index in the header.
+        tensor: usize,
+    },
     /// The header bytes given for a hollow plan are not as long as the
     /// header says (`8 + N`).
-    HeaderBytes { len: u64, expected: u64 },
+    HeaderBytes {
+        /// The length given.
+        len: u64,
+        /// The length the prefix says.
+        expected: u64,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -115,8 +127,11 @@ impl std::error::Error for PlanError {}
 /// Bytes to copy from the input file to the output file (file offsets).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyRange {
+    /// Where the bytes are in the input file.
     pub src: u64,
+    /// Where they go in the output file.
     pub dst: u64,
+    /// How many.
     pub len: u64,
 }
 
@@ -125,6 +140,7 @@ pub struct CopyRange {
 /// allocates nothing per tensor).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorOutcome {
+    /// The tensor's element type.
     pub dtype: Dtype,
     /// Bytes of the tensor in the input.
     pub bytes: u64,
@@ -147,18 +163,26 @@ pub struct PrunePlan {
     pub copies: Vec<CopyRange>,
     /// One entry per input tensor, in the input's listing order.
     pub tensors: Vec<TensorOutcome>,
+    /// Length of the input file.
     pub input_len: u64,
+    /// Length of the output file.
     pub output_len: u64,
     /// Work units the filler search spent (candidates examined, bitset
     /// words): at most [`filler_budget`] of the number of ranges, which
     /// tests check to pin the planner's bound without timing it.
-    pub filler_work: u64,
-    /// A hollow plan ([`plan_hollow`]): the input's header, every tensor
+    pub(crate) filler_work: u64,
+    /// A hollow plan (`plan_hollow`): the input's header, every tensor
     /// at its input offset, pruned tensors left as holes.
     pub hollow: bool,
 }
 
 impl PrunePlan {
+    /// Work units the filler search spent (a test probe: see the field).
+    #[cfg(feature = "fixture")]
+    pub fn filler_work(&self) -> u64 {
+        self.filler_work
+    }
+
     /// Each tensor of `header` (the header this plan was made from) with
     /// what the plan does to it, in the header's order: the one place the
     /// two lists are matched up.
@@ -170,10 +194,12 @@ impl PrunePlan {
         header.tensors.iter().zip(&self.tensors)
     }
 
+    /// Tensors the plan prunes.
     pub fn pruned_count(&self) -> usize {
         self.tensors.iter().filter(|t| t.pruned).count()
     }
 
+    /// Tensors the plan keeps.
     pub fn kept_count(&self) -> usize {
         self.tensors.len() - self.pruned_count()
     }
@@ -201,7 +227,7 @@ impl PrunePlan {
     }
 
     /// Kept tensors with data whose output offset is not congruent to
-    /// their input offset modulo [`TENSOR_ALIGNMENT`], by index.
+    /// their input offset modulo 8 (`TENSOR_ALIGNMENT`), by index.
     pub fn incongruent_tensors(&self) -> impl Iterator<Item = usize> + '_ {
         self.tensors.iter().enumerate().filter_map(|(i, t)| {
             let moved = t.output_offset % TENSOR_ALIGNMENT != t.input_offset % TENSOR_ALIGNMENT;

@@ -1,7 +1,7 @@
 //! A run validated and planned, before anything is written: what
 //! [`crate::prune::prepare`] returns and [`crate::prune::execute`] carries out.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::plan::file::{is_emptied, FilePlan, GeneratedFile};
 use crate::plan::rule::PruneRule;
@@ -10,6 +10,7 @@ use crate::read::input::InputFile;
 
 /// What kind of checkpoint a run reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LayoutKind {
     /// `config.json` and `rank{N}.safetensors`.
     TrtLlm,
@@ -29,25 +30,32 @@ impl LayoutKind {
 
 /// A run that has been validated and planned, before anything is written.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Prepared {
+    /// The checkpoint folder, absolute (for a remote checkpoint: its URL).
     pub checkpoint_dir: PathBuf,
     /// The rule the plans were made with.
     pub rule: PruneRule,
+    /// The output folder, absolute.
     pub out_dir: PathBuf,
+    /// The output folder is the checkpoint folder (`Options::in_place`).
     pub in_place: bool,
     /// The outputs are hollow (`Options::hollow`).
     pub hollow: bool,
     /// What kind of checkpoint the input is.
     pub layout: LayoutKind,
+    /// The safetensors files, each planned.
     pub files: Vec<FilePlan>,
-    pub generated: Vec<GeneratedFile>,
+    /// The small files made from text (`config.json`, a shard index).
+    pub(crate) generated: Vec<GeneratedFile>,
     /// Other files, copied as they are (none in place: they stay).
-    pub extra_files: Vec<InputFile>,
+    pub(crate) extra_files: Vec<InputFile>,
     /// The input config of a TensorRT-LLM checkpoint, for verification.
-    pub config: Option<ConfigFile>,
+    pub(crate) config: Option<ConfigFile>,
+    /// What the user should hear before the run, one line each.
     pub warnings: Vec<String>,
     /// The block size the plans align to and the copies clone at.
-    pub block: u64,
+    pub(crate) block: u64,
     /// The folders read from (the checkpoint folder first), which the
     /// output folder, once opened, must not be (in place: must be the first).
     pub(crate) input_folders: Vec<InputFolder>,
@@ -61,10 +69,12 @@ impl Prepared {
         files + extra
     }
 
+    /// Tensors the run prunes, in every file.
     pub fn tensors_pruned(&self) -> usize {
         self.files.iter().map(|f| f.plan.pruned_count()).sum()
     }
 
+    /// Tensors the run keeps, in every file.
     pub fn tensors_kept(&self) -> usize {
         self.files.iter().map(|f| f.plan.kept_count()).sum()
     }
@@ -91,6 +101,25 @@ impl Prepared {
                     .tensors_of(&f.header)
                     .all(|(entry, t)| !t.pruned || is_emptied(entry))
             })
+    }
+
+    /// The names of the small files the run writes from text
+    /// (`config.json`, a shard index), in the order they are committed.
+    pub fn generated_names(&self) -> impl Iterator<Item = &str> {
+        self.generated.iter().map(|g| g.name.as_str())
+    }
+
+    /// The other files the run copies as they are: each one's path and,
+    /// for a symlink, where it leads (its target's bytes are copied).
+    pub fn copied_files(&self) -> impl Iterator<Item = (&Path, Option<&Path>)> {
+        self.extra_files
+            .iter()
+            .map(|f| (f.path.as_path(), f.link_target.as_deref()))
+    }
+
+    /// The `world_size` of a TensorRT-LLM checkpoint's `config.json`.
+    pub fn world_size(&self) -> Option<u64> {
+        self.config.as_ref().map(|c| c.world_size)
     }
 
     /// Bytes the output safetensors files store (headers and kept data):

@@ -21,12 +21,17 @@ pub const PRUNABLE_WEIGHTS: [&str; 5] = [
 /// A user pattern: a substring, or a glob over the whole name when it
 /// contains `*`, `?` or `[`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Pattern {
+    /// Matches a name that contains it.
     Substring(String),
+    /// Matches a whole name: `*` any run of characters, `?` one, `[...]`
+    /// one of a set.
     Glob(String),
 }
 
 impl Pattern {
+    /// The pattern `text` is: a glob when it holds `*`, `?` or `[`.
     pub fn new(text: &str) -> Pattern {
         if text.contains(['*', '?', '[']) {
             Pattern::Glob(text.to_string())
@@ -35,12 +40,14 @@ impl Pattern {
         }
     }
 
+    /// The pattern as the user gave it.
     pub fn text(&self) -> &str {
         match self {
             Pattern::Substring(s) | Pattern::Glob(s) => s,
         }
     }
 
+    /// Whether it matches the tensor name `name`.
     pub fn matches(&self, name: &str) -> bool {
         match self {
             Pattern::Substring(s) => name.contains(s.as_str()),
@@ -121,6 +128,7 @@ fn class_matches(pattern: &[char], c: char) -> Option<(bool, usize)> {
 
 /// Why a tensor was pruned or kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Reason {
     /// Matched one of the original tool's substrings.
     Default(&'static str),
@@ -149,19 +157,36 @@ impl fmt::Display for Reason {
 /// The decision for one tensor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// Whether the tensor is pruned.
     pub prune: bool,
+    /// Why.
     pub reason: Reason,
 }
 
 /// The complete prune rule of a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PruneRule {
+    /// Prune every tensor a `keep` pattern does not match (`--prune_all`).
     pub prune_all: bool,
+    /// Prune what these match, on top of the original tool's rule
+    /// (`--prune`).
     pub prune: Vec<Pattern>,
+    /// Keep what these match, whatever else matches (`--keep`).
     pub keep: Vec<Pattern>,
 }
 
 impl PruneRule {
+    /// The original tool's rule with `prune_all`, and the `prune` and
+    /// `keep` patterns (see the fields).
+    pub fn new(prune_all: bool, prune: Vec<Pattern>, keep: Vec<Pattern>) -> PruneRule {
+        PruneRule {
+            prune_all,
+            prune,
+            keep,
+        }
+    }
+
     /// The original tool's rule, optionally with `--prune_all`.
     pub fn original(prune_all: bool) -> PruneRule {
         PruneRule {
@@ -207,6 +232,7 @@ impl PruneRule {
             || self.prune.iter().any(|p| p.matches(name))
     }
 
+    /// Whether the tensor `name` is pruned, and why.
     pub fn decide(&self, name: &str) -> Decision {
         if let Some(p) = self.keep.iter().find(|p| p.matches(name)) {
             return Decision {

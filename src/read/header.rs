@@ -39,28 +39,51 @@ pub const METADATA_KEY: &str = "__metadata__";
 /// Element types of the safetensors format, spelled as in the header.
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[non_exhaustive]
 pub enum Dtype {
+    /// Booleans, one byte each.
     BOOL,
+    /// 4-bit floats (E2M1), two per byte.
     F4,
+    /// 6-bit floats, 2-bit exponent.
     F6_E2M3,
+    /// 6-bit floats, 3-bit exponent.
     F6_E3M2,
+    /// Unsigned 8-bit integers.
     U8,
+    /// Signed 8-bit integers.
     I8,
+    /// 8-bit floats, 5-bit exponent.
     F8_E5M2,
+    /// 8-bit floats, 4-bit exponent.
     F8_E4M3,
+    /// 8-bit exponent-only scales.
     F8_E8M0,
+    /// 8-bit floats, 4-bit exponent, finite, no negative zero.
     F8_E4M3FNUZ,
+    /// 8-bit floats, 5-bit exponent, finite, no negative zero.
     F8_E5M2FNUZ,
+    /// Signed 16-bit integers.
     I16,
+    /// Unsigned 16-bit integers.
     U16,
+    /// IEEE half precision.
     F16,
+    /// Brain floating point, 16 bits.
     BF16,
+    /// Signed 32-bit integers.
     I32,
+    /// Unsigned 32-bit integers.
     U32,
+    /// IEEE single precision.
     F32,
+    /// Complex numbers of two F32.
     C64,
+    /// IEEE double precision.
     F64,
+    /// Signed 64-bit integers.
     I64,
+    /// Unsigned 64-bit integers.
     U64,
 }
 
@@ -153,8 +176,11 @@ impl fmt::Display for Dtype {
 /// One tensor as listed in a header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorEntry {
+    /// The tensor's name, as the header spells it.
     pub name: String,
+    /// Its element type.
     pub dtype: Dtype,
+    /// Its dimensions (`[]` for a scalar).
     pub shape: Vec<u64>,
     /// Start of the tensor's bytes, relative to the data buffer.
     pub begin: u64,
@@ -202,7 +228,7 @@ impl Header {
 pub enum HeaderErrorKind {
     /// The file is shorter than the 8-byte length prefix.
     TooShort,
-    /// The header length is over [`MAX_HEADER_SIZE`].
+    /// The header length is over 100,000,000 bytes (`MAX_HEADER_SIZE`).
     TooLarge,
     /// The header runs past the end of the file.
     PastEnd,
@@ -301,6 +327,7 @@ pub fn header_len_from_prefix(prefix: &[u8], file_len: u64) -> Result<u64, Heade
 }
 
 /// Parses and validates a whole safetensors file held in memory.
+#[cfg(any(test, feature = "fixture"))]
 pub fn parse_file(bytes: &[u8]) -> Result<Header, HeaderError> {
     let file_len = bytes.len() as u64;
     let n = header_len_from_prefix(bytes, file_len)?;

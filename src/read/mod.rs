@@ -1,11 +1,11 @@
 //! Reading a checkpoint: the folder (local or remote), its config.json,
 //! index and rank files, and each safetensors header, validated.
 
-pub mod checkpoint;
-pub mod config;
-pub mod header;
-pub mod index;
-pub mod input;
+pub(crate) mod checkpoint;
+pub(crate) mod config;
+pub(crate) mod header;
+pub(crate) mod index;
+pub(crate) mod input;
 pub(crate) mod json_scan;
-pub mod ranks;
-pub mod remote;
+pub(crate) mod ranks;
+pub(crate) mod remote;

@@ -60,6 +60,7 @@ impl RankSet {
         Ok(RankSet(ranks))
     }
 
+    /// The ranks, sorted, each once.
     pub fn ranks(&self) -> &[u64] {
         &self.0
     }

@@ -189,10 +189,6 @@ impl RemoteFolder {
         &self.url
     }
 
-    pub fn kind(&self) -> StoreKind {
-        self.kind
-    }
-
     /// The URL of the object `name` in the folder.
     pub fn object_url(&self, name: &str) -> String {
         format!("{}/{}", self.url, name)

@@ -9,20 +9,16 @@ use std::path::Path;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::base::shown::{json_safe, shown, shown_path};
-use crate::check::inspect::Inspected;
-use crate::check::verify::FileVerdict;
-use crate::plan::file::is_emptied;
-use crate::plan::prepared::Prepared;
-use crate::plan::rule::PruneRule;
-use crate::plan::{PrunePlan, TensorOutcome};
-use crate::prune::Summary;
-use crate::read::header::{Header, TensorEntry};
+use trtllm_prune::{
+    is_emptied, json_safe, shown, shown_path, FileVerdict, Header, Inspected, Prepared, PrunePlan,
+    PruneRule, Summary, TensorEntry, TensorOutcome,
+};
 
 /// Identifies the JSON documents' layout; bumped on incompatible changes.
 pub const JSON_SCHEMA: &str = "trtllm-prune/v1";
 
-/// Bytes in binary units, e.g. `1.50 GiB`.
+/// Bytes in binary units, e.g. `1.50 GiB` (as the progress bars show
+/// them).
 pub fn human_bytes(n: u64) -> String {
     indicatif::BinaryBytes(n).to_string()
 }
@@ -64,21 +60,21 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
         shown_path(&prepared.out_dir),
         plan_lines(prepared, verbose)
     );
-    for g in &prepared.generated {
-        let _ = writeln!(out, "would write {}", shown(&g.name));
+    for name in prepared.generated_names() {
+        let _ = writeln!(out, "would write {}", shown(name));
     }
-    for f in &prepared.extra_files {
-        match &f.link_target {
+    for (path, link_target) in prepared.copied_files() {
+        match link_target {
             Some(target) => {
                 let _ = writeln!(
                     out,
                     "would copy {} (a symlink to {}: its target's bytes)",
-                    shown_path(&f.path),
+                    shown_path(path),
                     shown_path(target)
                 );
             }
             None => {
-                let _ = writeln!(out, "would copy {}", shown_path(&f.path));
+                let _ = writeln!(out, "would copy {}", shown_path(path));
             }
         }
     }
@@ -394,11 +390,10 @@ pub fn run_json<'a>(prepared: &'a Prepared, summary: Option<&'a Summary>) -> imp
                 .iter()
                 .map(|f| file_doc(&f.name, &f.header, &f.plan, &prepared.rule, None))
         }),
-        generated_files: prepared.generated.iter().map(|g| g.name.as_str()).collect(),
+        generated_files: prepared.generated_names().collect(),
         copied_files: prepared
-            .extra_files
-            .iter()
-            .map(|f| f.path.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .copied_files()
+            .map(|(path, _)| path.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect(),
         totals: Totals {
             files: prepared.files.len(),
@@ -583,7 +578,7 @@ pub fn verify_table(verdicts: &[FileVerdict]) -> String {
                 out,
                 "      ... and {more} more problem{} (--json lists the first {})",
                 plural(more),
-                crate::check::verify::MAX_PROBLEMS
+                trtllm_prune::FileVerdict::MAX_PROBLEMS
             );
         }
     }

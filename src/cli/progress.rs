@@ -1,6 +1,7 @@
 //! Progress bars on stderr: one bar per file in flight and a total with
-//! throughput and ETA. Hidden when stderr is not a terminal or `--quiet` is
-//! given, in which case every call is a cheap no-op.
+//! throughput and ETA, drawn for the library's [`Progress`] calls. Hidden
+//! when stderr is not a terminal or `--quiet` is given, in which case every
+//! call is a cheap no-op.
 
 use std::ffi::OsStr;
 use std::io::IsTerminal;
@@ -10,9 +11,10 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::base::shown::shown_os;
+use trtllm_prune::{shown_os, FileProgress, Progress};
 
-pub struct Progress {
+/// The bars of one run.
+pub struct Bars {
     multi: MultiProgress,
     /// The total bar, made once the run knows its size: a bar of length 0
     /// would draw `0 B/0 B` for a frame.
@@ -104,79 +106,25 @@ fn eta_text(d: Duration) -> String {
     }
 }
 
-impl Progress {
+impl Bars {
     /// Bars drawn on stderr when `wanted` and stderr is a terminal.
-    pub fn stderr(wanted: bool) -> Progress {
-        Progress::new(wanted && std::io::stderr().is_terminal())
+    pub fn stderr(wanted: bool) -> Bars {
+        Bars::new(wanted && std::io::stderr().is_terminal())
     }
 
-    /// Bars that draw nothing.
-    pub fn hidden() -> Progress {
-        Progress::new(false)
-    }
-
-    fn new(visible: bool) -> Progress {
+    fn new(visible: bool) -> Bars {
         let target = if visible {
             // Redraws at most 10 times a second, whatever the copy rate.
             ProgressDrawTarget::stderr_with_hz(10)
         } else {
             ProgressDrawTarget::hidden()
         };
-        Progress {
+        Bars {
             multi: MultiProgress::with_draw_target(target),
             total: OnceLock::new(),
             files: OnceLock::new(),
             visible,
         }
-    }
-
-    /// Sets the number of bytes the whole run will move, and shows the total.
-    pub fn set_total(&self, bytes: u64) {
-        let total = self.total.get_or_init(|| {
-            let bar = self.multi.add(ProgressBar::new(bytes));
-            bar.set_style(style(templates(terminal_width()).1));
-            bar.set_prefix("total");
-            // No ticker on the total: indicatif then ignores `tick`, and
-            // the total would lag the files by a tick (see `FileBar::inc`).
-            bar
-        });
-        total.set_length(bytes);
-    }
-
-    /// Sets the number of files the run writes, and shows how many are
-    /// done, in flight and queued on a line under the total.
-    pub fn set_files(&self, count: usize) {
-        let files = self.files.get_or_init(|| {
-            let line = self.multi.add(ProgressBar::new(0));
-            line.set_style(
-                ProgressStyle::with_template("{wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            // Redraws every line while no byte moves (a slow disk, a lock).
-            // The ticker is a thread indicatif starts with a panic if it
-            // cannot (`ulimit -u`): without one, the lines move with the copy.
-            if self.visible && crate::base::sys::can_start_threads(1) {
-                line.enable_steady_tick(Duration::from_millis(200));
-            }
-            FileCount {
-                line,
-                count,
-                started: AtomicUsize::new(0),
-                done: AtomicUsize::new(0),
-            }
-        });
-        files.show();
-    }
-
-    /// A bar for one file of `len` bytes, labelled with its `name` (escaped:
-    /// a file name is the user's, see `crate::base::shown`); finish it with
-    /// [`FileBar::done`].
-    pub fn file(&self, name: &OsStr, len: u64) -> FileBar<'_> {
-        if let Some(files) = self.files.get() {
-            files.started.fetch_add(1, Ordering::Relaxed);
-            files.show();
-        }
-        self.bar(name, len)
     }
 
     /// A file's bar, above the total.
@@ -194,15 +142,6 @@ impl Progress {
         }
     }
 
-    /// A bar for checking one file (`verify`, `--verify`): as [`Progress::file`],
-    /// but not counted among the files written.
-    pub fn check(&self, name: &OsStr, len: u64) -> FileBar<'_> {
-        FileBar {
-            files: None,
-            ..self.bar(name, len)
-        }
-    }
-
     /// Removes the bars, leaving the terminal clean for the summary.
     pub fn finish(&self) {
         if let Some(total) = self.total.get() {
@@ -212,6 +151,66 @@ impl Progress {
             files.line.finish_and_clear();
         }
         let _ = self.multi.clear();
+    }
+}
+
+impl Progress for Bars {
+    /// Sets the number of bytes the whole run will move, and shows the total.
+    fn set_total(&self, bytes: u64) {
+        let total = self.total.get_or_init(|| {
+            let bar = self.multi.add(ProgressBar::new(bytes));
+            bar.set_style(style(templates(terminal_width()).1));
+            bar.set_prefix("total");
+            // No ticker on the total: indicatif then ignores `tick`, and
+            // the total would lag the files by a tick (see `FileBar::inc`).
+            bar
+        });
+        total.set_length(bytes);
+    }
+
+    /// Sets the number of files the run writes, and shows how many are
+    /// done, in flight and queued on a line under the total.
+    fn set_files(&self, count: usize) {
+        let files = self.files.get_or_init(|| {
+            let line = self.multi.add(ProgressBar::new(0));
+            line.set_style(
+                ProgressStyle::with_template("{wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            // Redraws every line while no byte moves (a slow disk, a lock).
+            // The ticker is a thread indicatif starts with a panic if it
+            // cannot (`ulimit -u`): without one, the lines move with the copy.
+            if self.visible && can_start_a_thread() {
+                line.enable_steady_tick(Duration::from_millis(200));
+            }
+            FileCount {
+                line,
+                count,
+                started: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+            }
+        });
+        files.show();
+    }
+
+    /// A bar for one file of `len` bytes, labelled with its `name` (escaped:
+    /// a file name is the user's, see `crate::base::shown`); finish it with
+    /// [`FileProgress::done`].
+    fn file(&self, name: &OsStr, len: u64) -> Box<dyn FileProgress + '_> {
+        if let Some(files) = self.files.get() {
+            files.started.fetch_add(1, Ordering::Relaxed);
+            files.show();
+        }
+        Box::new(self.bar(name, len))
+    }
+
+    /// A bar for checking one file (`verify`, `--verify`): as [`Progress::file`],
+    /// but not counted among the files written.
+    fn check(&self, name: &OsStr, len: u64) -> Box<dyn FileProgress + '_> {
+        Box::new(FileBar {
+            files: None,
+            ..self.bar(name, len)
+        })
     }
 }
 
@@ -229,8 +228,8 @@ pub struct FileBar<'a> {
     files: Option<&'a FileCount>,
 }
 
-impl FileBar<'_> {
-    pub fn inc(&self, bytes: u64) {
+impl FileProgress for FileBar<'_> {
+    fn inc(&self, bytes: u64) {
         self.bar.inc(bytes);
         if let Some(total) = self.total {
             total.inc(bytes);
@@ -241,13 +240,21 @@ impl FileBar<'_> {
         }
     }
 
-    pub fn done(self) {
+    fn done(self: Box<Self>) {
         self.bar.finish_and_clear();
         if let Some(files) = self.files {
             files.done.fetch_add(1, Ordering::Relaxed);
             files.show();
         }
     }
+}
+
+/// Whether a thread can be started now (indicatif's ticker panics where
+/// the system refuses one: `ulimit -u`).
+fn can_start_a_thread() -> bool {
+    std::thread::Builder::new()
+        .spawn(|| {})
+        .is_ok_and(|t| t.join().is_ok())
 }
 
 #[cfg(test)]

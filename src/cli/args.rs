@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, ValueHint};
 
-use trtllm_prune::prune::Options;
-use trtllm_prune::ranks::RankSet;
-use trtllm_prune::rule::{Pattern, PruneRule};
+use trtllm_prune::{Options, Pattern, PruneRule, RankSet};
 
 /// `--version`: the release, the commit it was built from and the target
 /// (build.rs; `unknown` commit when built from a source archive without git).
@@ -343,11 +341,11 @@ fn non_empty_pattern(text: &str) -> Result<String, String> {
 
 impl RuleArgs {
     pub fn rule(&self) -> PruneRule {
-        PruneRule {
-            prune_all: self.prune_all,
-            prune: self.prune.iter().map(|p| Pattern::new(p)).collect(),
-            keep: self.keep.iter().map(|p| Pattern::new(p)).collect(),
-        }
+        PruneRule::new(
+            self.prune_all,
+            self.prune.iter().map(|p| Pattern::new(p)).collect(),
+            self.keep.iter().map(|p| Pattern::new(p)).collect(),
+        )
     }
 }
 
@@ -457,7 +455,7 @@ impl Cli {
             return None;
         }
         let checkpoint_dir = self.checkpoint_dir.as_ref()?;
-        if trtllm_prune::prune::is_remote(checkpoint_dir) {
+        if trtllm_prune::is_remote(checkpoint_dir) {
             return Some(
                 "the argument '--in-place' cannot be used with a remote --checkpoint_dir: \
                  it is pruned into a local --out_dir"

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! base/     the vocabulary every stage shares: error (Error, exit codes),
-//!           file (a file's name, stamp and owner), interrupt (Cancel),
+//!           file (a file's name, stamp and owner), copy_range (the bytes
+//!           one copy moves), interrupt (Cancel),
 //!           progress (the Progress observer), shown (names made
 //!           terminal-safe, sizes), side_file (the tool's own file names),
 //!           sys (folder-relative system calls)
@@ -33,7 +34,9 @@
 //! ```
 //!
 //! `commit/` sits below `copy/`: the copy jobs write into the temp files
-//! that staging hands out, and the commit needs nothing of the copy.
+//! that staging hands out, and the commit needs nothing of the copy. One
+//! file looks up: `base/error.rs` wraps the errors of `read/header.rs` and
+//! `plan/mod.rs` (neither imports anything that leads back to it).
 //! The terminal front-end (arguments, signal handlers, progress bars,
 //! tables and JSON documents) is the binary's, in `src/cli/`; the library
 //! prints nothing.

@@ -58,6 +58,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Bound;
 
+pub use crate::base::copy_range::CopyRange;
 use crate::plan::header_json::HeaderJson;
 use crate::plan::rule::PruneRule;
 use crate::read::header::{Dtype, Header, TensorEntry, MAX_HEADER_SIZE, N_LEN};
@@ -123,17 +124,6 @@ impl fmt::Display for PlanError {
 }
 
 impl std::error::Error for PlanError {}
-
-/// Bytes to copy from the input file to the output file (file offsets).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CopyRange {
-    /// Where the bytes are in the input file.
-    pub src: u64,
-    /// Where they go in the output file.
-    pub dst: u64,
-    /// How many.
-    pub len: u64,
-}
 
 /// What happens to one input tensor. `PrunePlan::tensors[i]` is about
 /// `Header::tensors[i]` (name and shape are there; not copied, so planning

@@ -225,6 +225,7 @@ impl Header {
 
 /// Which format rule a header breaks (see docs/FORMAT.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum HeaderErrorKind {
     /// The file is shorter than the 8-byte length prefix.
     TooShort,

@@ -56,8 +56,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::runtime::Runtime;
 
+use crate::base::copy_range::CopyRange;
 use crate::base::error::{Error, RemoteProblem, Result};
-use crate::plan::CopyRange;
 
 pub use location::StoreKind;
 

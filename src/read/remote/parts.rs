@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::plan::CopyRange;
+use crate::base::copy_range::CopyRange;
 
 /// One ranged GET: `src` in the object, written to the output as `pieces`.
 #[derive(Debug, Clone, PartialEq, Eq)]

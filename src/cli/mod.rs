@@ -2,7 +2,7 @@
 //! bars (indicatif) and the tables and JSON documents a run prints. The
 //! library below prints nothing.
 
-pub mod args;
-pub mod progress;
-pub mod report;
-pub mod signals;
+pub(crate) mod args;
+pub(crate) mod progress;
+pub(crate) mod report;
+pub(crate) mod signals;

@@ -194,7 +194,7 @@ impl Progress for Bars {
     }
 
     /// A bar for one file of `len` bytes, labelled with its `name` (escaped:
-    /// a file name is the user's, see `crate::base::shown`); finish it with
+    /// a file name is the user's, see `trtllm_prune::shown_os`); finish it with
     /// [`FileProgress::done`].
     fn file(&self, name: &OsStr, len: u64) -> Box<dyn FileProgress + '_> {
         if let Some(files) = self.files.get() {

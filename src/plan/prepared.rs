@@ -1,5 +1,5 @@
 //! A run validated and planned, before anything is written: what
-//! [`crate::prune::prepare`] returns and [`crate::prune::execute`] carries out.
+//! [`crate::prepare`] returns and [`crate::execute`] carries out.
 
 use std::path::{Path, PathBuf};
 

@@ -18,13 +18,11 @@ use std::path::{Path, PathBuf};
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use trtllm_prune::fixture::read_header;
-use trtllm_prune::fixture::N_LEN;
-use trtllm_prune::fixture::SHARE_ALIGNMENT;
-use trtllm_prune::fixture::{filler_bomb, padded_header_json, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::plan_prune;
-use trtllm_prune::PruneRule;
-use trtllm_prune::{parse_header, Dtype};
+use trtllm_prune::fixture::{
+    filler_bomb, padded_header_json, read_header, CheckpointSpec, Family, TensorSpec, N_LEN,
+    SHARE_ALIGNMENT,
+};
+use trtllm_prune::{parse_header, plan_prune, Dtype, PruneRule};
 
 const COUNTS: [usize; 3] = [100, 2_000, 20_000];
 

@@ -32,10 +32,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed};
 use safetensors::SafeTensors;
-use trtllm_prune::fixture::tensor_byte_len;
-use trtllm_prune::fixture::{self, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::plan_prune;
-use trtllm_prune::{Dtype, Header};
+use trtllm_prune::fixture::{self, tensor_byte_len, CheckpointSpec, Family, TensorSpec};
+use trtllm_prune::{plan_prune, Dtype, Header};
 
 /// The checks the fuzz targets run, shared so they run here on the seeds
 /// and the regression inputs too.

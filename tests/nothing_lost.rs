@@ -15,13 +15,10 @@ use std::path::Path;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use safetensors::SafeTensors;
-use trtllm_prune::fixture::{parse_file, tensor_byte_len};
-use trtllm_prune::fixture::{write_safetensors, CheckpointSpec, Family, TensorSpec};
-use trtllm_prune::CopyMethods;
-use trtllm_prune::Dtype;
-use trtllm_prune::NoProgress;
-use trtllm_prune::{prune, Options};
-use trtllm_prune::{Pattern, PruneRule};
+use trtllm_prune::fixture::{
+    parse_file, tensor_byte_len, write_safetensors, CheckpointSpec, Family, TensorSpec,
+};
+use trtllm_prune::{prune, CopyMethods, Dtype, NoProgress, Options, Pattern, PruneRule};
 
 use crate::util;
 

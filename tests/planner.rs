@@ -5,14 +5,13 @@
 use std::collections::BTreeMap;
 
 use safetensors::SafeTensors;
-use trtllm_prune::fixture::SHARE_ALIGNMENT;
 use trtllm_prune::fixture::{
-    fill, filler_bomb, header_json_listed, CheckpointSpec, Family, TensorSpec,
+    fill, filler_bomb, header_json_listed, parse_file, CheckpointSpec, Family, TensorSpec,
+    MAX_HEADER_SIZE, N_LEN, SHARE_ALIGNMENT,
 };
-use trtllm_prune::fixture::{parse_file, MAX_HEADER_SIZE, N_LEN};
-use trtllm_prune::{plan_prune, CopyRange, PlanError, PrunePlan};
-use trtllm_prune::{Dtype, Header, TensorEntry};
-use trtllm_prune::{Pattern, PruneRule};
+use trtllm_prune::{
+    plan_prune, CopyRange, Dtype, Header, Pattern, PlanError, PrunePlan, PruneRule, TensorEntry,
+};
 
 const ALIGN: u64 = SHARE_ALIGNMENT;
 

@@ -21,15 +21,11 @@ use std::time::{Duration, Instant};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use trtllm_prune::fixture::clone_block_size;
-use trtllm_prune::fixture::SHARE_ALIGNMENT;
-use trtllm_prune::fixture::{header_len_from_prefix, N_LEN};
-use trtllm_prune::fixture::{CheckpointSpec, Family};
-use trtllm_prune::fixture::{FetchOptions, RemoteFolder};
-use trtllm_prune::parse_header;
-use trtllm_prune::PruneRule;
-use trtllm_prune::{plan_prune, CopyRange};
-use trtllm_prune::{Error, RemoteProblem};
+use trtllm_prune::fixture::{
+    clone_block_size, header_len_from_prefix, CheckpointSpec, Family, FetchOptions, RemoteFolder,
+    N_LEN, SHARE_ALIGNMENT,
+};
+use trtllm_prune::{parse_header, plan_prune, CopyRange, Error, PruneRule, RemoteProblem};
 
 use crate::util::{assert_success, run, tempdir, write_checkpoint};
 

@@ -12,9 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use trtllm_prune::fixture::{CheckpointSpec, Family};
-use trtllm_prune::CopyMethods;
-use trtllm_prune::NoProgress;
-use trtllm_prune::Options;
+use trtllm_prune::{CopyMethods, NoProgress, Options};
 
 use crate::util;
 

@@ -8,9 +8,7 @@
 //! simply uninteresting.
 
 use trtllm_prune::fixture::tensor_byte_len;
-use trtllm_prune::Header;
-use trtllm_prune::{plan_prune, PrunePlan};
-use trtllm_prune::{Pattern, PruneRule};
+use trtllm_prune::{plan_prune, Header, Pattern, PrunePlan, PruneRule};
 
 /// Patterns a roundtrip input can pick: substrings and globs that hit
 /// real tensor names, everything, nothing, and a multi-byte character.

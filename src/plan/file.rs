@@ -26,7 +26,7 @@ pub struct FilePlan {
 
 /// A small output file produced from text (config.json, a shard index).
 #[derive(Debug, Clone)]
-pub struct GeneratedFile {
+pub(crate) struct GeneratedFile {
     pub name: String,
     pub text: String,
     /// The input file it is made from (owner, group, mode), if any.

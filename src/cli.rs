@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, ValueHint};
 
-use trtllm_prune::prune::Options;
+use trtllm_prune::prune::{is_url, Options};
 use trtllm_prune::ranks::RankSet;
 use trtllm_prune::rule::{Pattern, PruneRule};
 
@@ -450,14 +450,38 @@ pub enum Shell {
 
 impl Cli {
     /// A usage conflict clap cannot see from the flags alone, as the
-    /// message of a usage error (exit 2): --in-place with an --out_dir that
-    /// is another folder, or with a remote checkpoint.
+    /// message of a usage error (exit 2): a URL as --out_dir (outputs are
+    /// local), a URL in a build without remote support, --in-place with an
+    /// --out_dir that is another folder, or with a remote checkpoint.
     pub fn conflict(&self) -> Option<String> {
+        let (input, out_dir) = match &self.command {
+            None => (self.checkpoint_dir.as_deref(), self.out_dir.as_deref()),
+            Some(Command::Inspect { path, .. }) => (Some(path.as_path()), None),
+            Some(Command::Verify {
+                checkpoint_dir,
+                out_dir,
+                ..
+            }) => (Some(checkpoint_dir.as_path()), out_dir.as_deref()),
+            Some(_) => (None, None),
+        };
+        if let Some(dir) = out_dir.filter(|d| is_url(d)) {
+            return Some(format!(
+                "the argument '--out_dir {}' is a URL: outputs are written to a local folder only",
+                dir.display()
+            ));
+        }
+        if let Some(url) = input.filter(|d| is_url(d) && !cfg!(feature = "remote")) {
+            return Some(format!(
+                "'{}': {}",
+                url.display(),
+                trtllm_prune::folder::NO_REMOTE_SUPPORT
+            ));
+        }
         if !self.in_place {
             return None;
         }
         let checkpoint_dir = self.checkpoint_dir.as_ref()?;
-        if !matches!(trtllm_prune::prune::remote_folder(checkpoint_dir), Ok(None)) {
+        if is_url(checkpoint_dir) {
             return Some(
                 "the argument '--in-place' cannot be used with a remote --checkpoint_dir: \
                  it is pruned into a local --out_dir"

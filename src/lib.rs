@@ -44,4 +44,6 @@ pub use check::{inspect, verify};
 pub use commit::{recover, stage};
 pub use error::{Error, Result};
 pub use plan::rule;
-pub use read::{config, header, input, ranks, remote};
+#[cfg(feature = "remote")]
+pub use read::remote;
+pub use read::{config, folder, header, input, ranks};

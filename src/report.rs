@@ -66,7 +66,7 @@ pub fn plan_table(prepared: &Prepared, verbose: bool) -> String {
         let _ = writeln!(out, "would write {}", shown(&g.name));
     }
     for f in &prepared.extra_files {
-        match &f.link_target {
+        match f.link_target() {
             Some(target) => {
                 let _ = writeln!(
                     out,

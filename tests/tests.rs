@@ -19,6 +19,7 @@ mod locks_and_paths;
 mod nothing_lost;
 mod planner;
 mod prune_output;
+#[cfg(feature = "remote")]
 mod remote;
 mod sharing;
 mod trust;

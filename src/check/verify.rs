@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::base::error::{Error, Result};
 use crate::base::interrupt::Cancel;
 use crate::base::shown::shown;
-use crate::commit::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
+use crate::commit::out_dir::{default_out_dir, resolve_out_dir};
 use crate::commit::recover::recover_or_note;
 use crate::copy::jobs::file_name;
 use crate::copy::space::DataSegments;
@@ -20,12 +20,13 @@ use crate::plan::rule::PruneRule;
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
 use crate::progress::Progress;
-use crate::prune::{plan_file, plan_hollow_file, remote_folder};
+use crate::prune::{is_url, plan_file, plan_hollow_file, OUT_DIR_IS_LOCAL};
 use crate::read::checkpoint::{Checkpoint, Layout};
 use crate::read::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
+use crate::read::folder::{Folder, Place};
 use crate::read::header::Header;
 use crate::read::index::IndexFile;
-use crate::read::input::{open_safetensors, InputFile, Source};
+use crate::read::input::{open_safetensors, InputFile};
 use crate::read::ranks::parse_rank_file_name;
 
 /// The verdict on one output file.
@@ -306,11 +307,11 @@ fn first_nonzero(
     buffer: &mut [u8],
     cancel: &Cancel,
 ) -> Result<(Option<u64>, u64)> {
-    let Source::Local(local) = &file.source else {
+    let Some(local) = file.local() else {
         return Err(Error::invalid(&file.path, "not a local file"));
     };
     let end = offset.saturating_add(len);
-    let mut segments = DataSegments::new(local);
+    let mut segments = DataSegments::new(&local.file);
     let (mut pos, mut scanned) = (offset, 0u64);
     while pos < end {
         let Some((data, data_end)) = segments.at_or_after(pos) else {
@@ -361,19 +362,20 @@ pub fn verify_copy(
         ..FileVerdict::default()
     };
     let mut buffer = verify_buffer(output)?;
-    if out.stamp.len != input.stamp.len {
+    if out.len() != input.len() {
         verdict.problems.push(format!(
             "{} bytes in the output but {} in the input",
-            out.stamp.len, input.stamp.len
+            out.len(),
+            input.len()
         ));
         return Ok(verdict);
     }
-    let bar = progress.check(std::ffi::OsStr::new(name), 2 * input.stamp.len);
+    let bar = progress.check(std::ffi::OsStr::new(name), 2 * input.len());
     let on_read = |n: u64| bar.inc(n);
-    let a = crc32_counted(input, (0, input.stamp.len), &mut buffer, cancel, &on_read)?;
-    let b = crc32_counted(&out, (0, out.stamp.len), &mut buffer, cancel, &on_read)?;
+    let a = crc32_counted(input, (0, input.len()), &mut buffer, cancel, &on_read)?;
+    let b = crc32_counted(&out, (0, out.len()), &mut buffer, cancel, &on_read)?;
     bar.done();
-    verdict.bytes_checked = input.stamp.len;
+    verdict.bytes_checked = input.len();
     if a != b {
         verdict.problems.push(format!(
             "contents differ (crc32 {a:08x} in the input, {b:08x} in the output)"
@@ -589,6 +591,32 @@ pub struct Verification {
     pub recovered: Vec<String>,
 }
 
+/// The checkpoint folder (its path or URL) and the output folder that
+/// `verify` compares: `--out_dir`, or beside a local checkpoint folder its
+/// default; it must exist.
+fn verify_folders(
+    folder: &dyn Folder,
+    given_checkpoint_dir: &Path,
+    out_dir: Option<&Path>,
+) -> Result<(PathBuf, PathBuf)> {
+    let checkpoint_dir = folder.shown().to_path_buf();
+    let out_dir = match (out_dir, folder.local_dir()) {
+        (Some(dir), _) if is_url(dir) => return Err(Error::refused(dir, OUT_DIR_IS_LOCAL)),
+        (Some(dir), _) => resolve_out_dir(dir)?,
+        (None, Some(dir)) => default_out_dir(given_checkpoint_dir, dir)?,
+        (None, None) => {
+            return Err(Error::refused(
+                &checkpoint_dir,
+                "give --out_dir: the output of a remote checkpoint is a local folder",
+            ))
+        }
+    };
+    if !out_dir.is_dir() {
+        return Err(Error::invalid(&out_dir, "output folder not found"));
+    }
+    Ok((checkpoint_dir, out_dir))
+}
+
 /// Verifies an existing output folder against its checkpoint and the rule
 /// it was pruned with.
 pub fn verify_existing(
@@ -599,33 +627,14 @@ pub fn verify_existing(
     cancel: &Cancel,
     progress: &Progress,
 ) -> Result<Verification> {
-    let remote = remote_folder(given_checkpoint_dir)?;
-    let checkpoint_dir = match &remote {
-        Some(folder) => PathBuf::from(folder.url()),
-        None => canonical_checkpoint_dir(given_checkpoint_dir)?,
-    };
-    let out_dir = match (out_dir, &remote) {
-        (Some(dir), _) => resolve_out_dir(dir)?,
-        (None, None) => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
-        (None, Some(_)) => {
-            return Err(Error::refused(
-                &checkpoint_dir,
-                "give --out_dir: the output of a remote checkpoint is a local folder",
-            ))
-        }
-    };
-    if !out_dir.is_dir() {
-        return Err(Error::invalid(&out_dir, "output folder not found"));
-    }
-    let mut recovered = match &remote {
-        Some(_) => Vec::new(),
-        None => recover_or_note(&checkpoint_dir, cancel)?,
+    let folder = Place::resolve(given_checkpoint_dir)?.folder()?;
+    let (checkpoint_dir, out_dir) = verify_folders(&*folder, given_checkpoint_dir, out_dir)?;
+    let mut recovered = match folder.local_dir() {
+        Some(dir) => recover_or_note(dir, cancel)?,
+        None => Vec::new(),
     };
     recovered.extend(recover_or_note(&out_dir, cancel)?);
-    let checkpoint = match &remote {
-        Some(folder) => Checkpoint::open_remote(folder, None)?,
-        None => Checkpoint::open(&checkpoint_dir, None)?,
-    };
+    let checkpoint = Checkpoint::open(&*folder, None)?;
     let mut verdicts = Vec::new();
     // Only the plan's decisions are compared, not its layout (a hollow
     // layout is the input's).
@@ -642,7 +651,7 @@ pub fn verify_existing(
         .iter()
         .zip(&plans)
         .map(|(f, plan)| bytes_to_compare(plan, &f.header))
-        .chain(checkpoint.extra_files.iter().map(|f| 2 * f.stamp.len))
+        .chain(checkpoint.extra_files.iter().map(|f| 2 * f.len()))
         .sum();
     progress.set_total(to_compare);
     for (f, plan) in checkpoint.files.iter().zip(plans) {

@@ -17,21 +17,6 @@ use crate::copy::jobs::file_name;
 use crate::prune::Prepared;
 use crate::read::input::FileStamp;
 
-/// The checkpoint folder, absolute and with symlinks resolved.
-pub(crate) fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
-    let meta = fs::metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(dir, "checkpoint folder not found"),
-        _ => Error::io(dir, "cannot open", e),
-    })?;
-    if !meta.is_dir() {
-        return Err(Error::invalid(
-            dir,
-            "checkpoint path is a file, not a folder: give the folder that holds it, or look at the file with `trtllm-prune inspect`",
-        ));
-    }
-    fs::canonicalize(dir).map_err(|e| Error::io(dir, "cannot resolve", e))
-}
-
 /// The original's default output, `Path(dir).with_name(name + ".pruned")`:
 /// beside the folder as the user named it (`given`), so a checkpoint reached
 /// through a symlink gets its output next to the link. A path without a
@@ -472,13 +457,9 @@ fn refuse_overwriting_inputs(out: &Dir, prepared: &Prepared) -> Result<()> {
     let mut inputs: Vec<(PathBuf, FileStamp)> = prepared
         .files
         .iter()
-        .map(|f| (f.input.path.clone(), f.input.stamp))
-        .chain(
-            prepared
-                .extra_files
-                .iter()
-                .map(|f| (f.path.clone(), f.stamp)),
-        )
+        .map(|f| &f.input)
+        .chain(&prepared.extra_files)
+        .filter_map(|f| Some((f.path.clone(), f.stamp()?)))
         .collect();
     for g in &prepared.generated {
         let source = prepared.checkpoint_dir.join(&g.name);

@@ -3,9 +3,11 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod folder;
 pub mod header;
 pub mod index;
 pub mod input;
 pub(crate) mod json_scan;
 pub mod ranks;
+#[cfg(feature = "remote")]
 pub mod remote;

@@ -62,16 +62,6 @@ const READ_TIMEOUT: &str = "30 seconds";
 /// slow link takes a while; stalls are caught by the read timeout.
 const REQUEST_TIMEOUT: &str = "10 minutes";
 
-/// Whether `text` is a URL (`scheme://...`) rather than a local path.
-pub(super) fn looks_like_url(text: &str) -> bool {
-    let Some((scheme, _)) = text.split_once("://") else {
-        return false;
-    };
-    let mut chars = scheme.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-}
-
 pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, UrlProblem> {
     let url = Url::parse(text).map_err(|e| UrlProblem {
         url: scrub_unparsed(text),

@@ -87,7 +87,7 @@ const MAX_UNLISTED_FILES: u64 = 4096;
 /// The layout one rule ([`Checkpoint::open`]) finds; a TensorRT-LLM one
 /// with its config when the rule already read it.
 enum Found {
-    TrtLlm(Option<ConfigFile>),
+    TrtLlm(Option<Box<ConfigFile>>),
     Generic,
 }
 
@@ -106,7 +106,7 @@ impl Checkpoint {
         let found = match &listing {
             Some(entries) => found_in_listing(folder, entries)?,
             None => match read_config(folder)? {
-                Some(config) if is_trtllm_config(&config) => Found::TrtLlm(Some(config)),
+                Some(config) if is_trtllm_config(&config) => Found::TrtLlm(Some(Box::new(config))),
                 _ => Found::Generic,
             },
         };
@@ -201,11 +201,11 @@ fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String> {
 fn open_trtllm(
     folder: &dyn Folder,
     listing: Option<&[Entry]>,
-    read: Option<ConfigFile>,
+    read: Option<Box<ConfigFile>>,
     only: Option<&RankSet>,
 ) -> Result<Checkpoint> {
     let config = match read {
-        Some(config) => Some(config),
+        Some(config) => Some(*config),
         None => read_config(folder)?,
     };
     let Some(config) = config else {

@@ -16,11 +16,15 @@ mod hollow;
 mod hostile_names;
 mod limits;
 mod locks_and_paths;
+#[cfg(not(feature = "remote"))]
+mod no_remote;
 mod nothing_lost;
 mod planner;
 mod prune_output;
 #[cfg(feature = "remote")]
 mod remote;
+#[cfg(feature = "remote")]
+mod remote_like_local;
 mod sharing;
 mod trust;
 mod world_fixes;

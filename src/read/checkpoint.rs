@@ -261,6 +261,28 @@ fn open_trtllm(
             header,
         });
     }
+    let (extra_files, mut warnings) = trtllm_side_files(folder, listing, world_size)?;
+    if listing.is_none() {
+        warnings.push(format!(
+            "{}: other files (tokenizer, quantization config, ...) are not copied: a plain HTTP server cannot list the folder, so only the files the config names are read",
+            shown_path(folder.shown())
+        ));
+    }
+    Ok(Checkpoint {
+        layout: Layout::TrtLlm { config },
+        files,
+        extra_files,
+        warnings,
+    })
+}
+
+/// The other files of a listed TensorRT-LLM folder, opened to be copied,
+/// and a warning for each rank file beyond `world_size`.
+fn trtllm_side_files(
+    folder: &dyn Folder,
+    listing: Option<&[Entry]>,
+    world_size: u64,
+) -> Result<(Vec<InputFile>, Vec<String>)> {
     let mut extra_files = Vec::new();
     let mut warnings = Vec::new();
     for entry in listing.into_iter().flatten() {
@@ -276,18 +298,7 @@ fn open_trtllm(
             None => extra_files.push(open_side_file(folder, entry)?),
         }
     }
-    if listing.is_none() {
-        warnings.push(format!(
-            "{}: other files (tokenizer, quantization config, ...) are not copied: a plain HTTP server cannot list the folder, so only the files the config names are read",
-            shown_path(folder.shown())
-        ));
-    }
-    Ok(Checkpoint {
-        layout: Layout::TrtLlm { config },
-        files,
-        extra_files,
-        warnings,
-    })
+    Ok((extra_files, warnings))
 }
 
 /// Refuses a listed folder that lacks one of the `world_size` ranks.

@@ -398,8 +398,8 @@ pub enum Command {
     /// dtype, shape, bytes, offset), its metadata, and what the rule would
     /// prune. Reads headers only.
     Inspect {
-        /// A checkpoint folder (local, or a URL as for --checkpoint_dir) or a
-        /// single local .safetensors file.
+        /// A checkpoint folder or a single .safetensors file, each a local
+        /// path or a URL as for --checkpoint_dir.
         #[arg(value_hint = ValueHint::AnyPath)]
         path: PathBuf,
         #[command(flatten)]

@@ -256,17 +256,20 @@ fn resolve_url(text: &str) -> Result<Place> {
         Some(parsed) => parsed.map(Arc::new),
         None => Err(Error::invalid(Path::new(text), "not a URL")),
     };
-    let trimmed = text.trim_end_matches('/');
-    if let Some((parent, last)) = trimmed.rsplit_once('/') {
+    // The last part of the URL is percent-encoded as the URL is; the
+    // object's name is the decoded one.
+    let named = text.rsplit_once('/').and_then(|(parent, last)| {
+        let name = crate::read::remote::percent_decode(last)?;
         let has_folder = !parent.ends_with('/') && parent.contains("://");
-        if last.ends_with(".safetensors") && has_folder && trimmed == text {
-            let parent_folder = folder(parent)?;
-            if parent_folder.exists(last)? {
-                return Ok(Place::File {
-                    folder: Arc::new(parent_folder),
-                    name: last.into(),
-                });
-            }
+        (has_folder && name.ends_with(".safetensors")).then_some((parent, name))
+    });
+    if let Some((parent, name)) = named {
+        let parent_folder = folder(parent)?;
+        if parent_folder.exists(&name)? {
+            return Ok(Place::File {
+                folder: Arc::new(parent_folder),
+                name: name.into(),
+            });
         }
     }
     Ok(Place::Folder(Arc::new(folder(text)?)))

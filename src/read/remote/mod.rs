@@ -603,7 +603,7 @@ fn runtime() -> Result<&'static Runtime> {
 const RUNTIME_WORKERS: usize = 2;
 
 /// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -449,11 +449,10 @@ pub enum Shell {
 }
 
 impl Cli {
-    /// A usage conflict clap cannot see from the flags alone, as the
-    /// message of a usage error (exit 2): a URL as --out_dir (outputs are
-    /// local), a URL in a build without remote support, --in-place with an
-    /// --out_dir that is another folder, or with a remote checkpoint.
-    pub fn conflict(&self) -> Option<String> {
+    /// A place the tool cannot read or write, as one line of a usage
+    /// error (exit 2): a URL as --out_dir (outputs are local), or a URL in
+    /// a build without remote support.
+    pub fn unusable_place(&self) -> Option<String> {
         let (input, out_dir) = match &self.command {
             None => (self.checkpoint_dir.as_deref(), self.out_dir.as_deref()),
             Some(Command::Inspect { path, .. }) => (Some(path.as_path()), None),
@@ -477,6 +476,13 @@ impl Cli {
                 trtllm_prune::folder::NO_REMOTE_SUPPORT
             ));
         }
+        None
+    }
+
+    /// A usage conflict clap cannot see from the flags alone, as the
+    /// message of a usage error (exit 2): --in-place with an --out_dir that
+    /// is another folder, or with a remote checkpoint.
+    pub fn conflict(&self) -> Option<String> {
         if !self.in_place {
             return None;
         }

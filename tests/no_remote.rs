@@ -27,5 +27,6 @@ fn a_url_without_remote_support_is_one_line_and_exit_2() {
             "{}",
             stderr(&out)
         );
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     }
 }

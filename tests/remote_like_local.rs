@@ -197,6 +197,7 @@ fn a_url_as_out_dir_is_refused_with_exit_2_and_nothing_written() {
                 "{}",
                 stderr(&out)
             );
+            assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
         }
     }
     let mut left = crate::util::file_names(work.path());

@@ -26,6 +26,7 @@ pub use crate::read::header::{
     MAX_HEADER_SIZE, METADATA_KEY, N_LEN,
 };
 pub use crate::read::input::read_header;
+#[cfg(feature = "remote")]
 pub use crate::read::remote::{FetchOptions, RemoteFolder, MAX_SMALL_OBJECT};
 
 /// One tensor to write.

@@ -47,7 +47,7 @@
 //!   [`execute`]) with [`Options`], giving a [`Prepared`] (of
 //!   [`FilePlan`]s, as a [`LayoutKind`]) and a [`Summary`];
 //!   [`unfinished_commits`] (what a dry run reports), [`lacking_ranks`],
-//!   [`is_remote`];
+//!   [`is_url`];
 //! - looking without changing: [`inspect()`] ([`Inspected`]),
 //!   [`verify_existing`] ([`Verification`], [`FileVerdict`]),
 //!   [`recover_folder`];
@@ -87,6 +87,7 @@ pub use base::progress::{FileProgress, NoProgress, Progress};
 pub use base::shown::{json_safe, shown, shown_line, shown_lines, shown_os, shown_path};
 pub use check::inspect::{inspect, Inspected};
 pub use check::verify::{verify_existing, FileVerdict, Verification};
+pub use commit::out_dir::is_url;
 pub use commit::recover::recover_folder;
 pub use copy::ranges::CopyMethods;
 pub use plan::file::{is_emptied, FilePlan};
@@ -94,8 +95,9 @@ pub use plan::prepared::{LayoutKind, Prepared};
 pub use plan::rule::{Decision, Pattern, PruneRule, Reason};
 pub use plan::{plan_prune, CopyRange, PlanError, PrunePlan, TensorOutcome};
 pub use prune::{
-    execute, is_remote, lacking_ranks, prepare, prune, recover_folders, unfinished_commits,
-    Options, Summary,
+    execute, lacking_ranks, prepare, prune, recover_folders, unfinished_commits, Options, Summary,
+    DEFAULT_FETCH_JOBS,
 };
+pub use read::folder::NO_REMOTE_SUPPORT;
 pub use read::header::{parse_header, Dtype, Header, HeaderError, HeaderErrorKind, TensorEntry};
 pub use read::ranks::RankSet;

@@ -39,6 +39,9 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     set_color(cli.color.color);
+    if let Some(line) = cli.unusable_place() {
+        return usage_line(&line);
+    }
     if let Some(conflict) = cli.conflict() {
         let e = Cli::command().error(ErrorKind::ArgumentConflict, conflict);
         return usage_error(&e);
@@ -87,6 +90,21 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// Prints a usage error (exit 2) of one line of our own (and, under
+/// `--json`, its error document).
+fn usage_line(line: &str) -> ExitCode {
+    say(&format!("trtllm-prune: error: {line}"));
+    if raw_args().any(|a| a == "--json") {
+        let _ = write_json(&report::error_json(
+            "usage",
+            line,
+            i32::from(EXIT_USAGE),
+            None,
+        ));
+    }
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// Prints a usage error (exit 2) as clap renders it, or, for a folder given

@@ -9,6 +9,7 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
 use crate::base::file::{file_name, Ownership};
@@ -17,8 +18,8 @@ use crate::base::progress::Progress;
 use crate::base::sys;
 use crate::check::verify::{self, FileVerdict};
 use crate::commit::out_dir::{
-    canonical_checkpoint_dir, default_out_dir, input_folders, open_folder, refuse_input_folders,
-    refuse_mirrored_input_folders, refuse_stale_ranks, resolve_out_dir,
+    default_out_dir, input_folders, is_url, open_folder, refuse_input_folders,
+    refuse_mirrored_input_folders, refuse_stale_ranks, resolve_out_dir, OUT_DIR_IS_LOCAL,
 };
 use crate::commit::recover::{pending, recover_or_note};
 use crate::commit::stage::{StagedFile, Staging};
@@ -29,9 +30,9 @@ use crate::plan::file::{plan_file, plan_hollow_file, FilePlan, GeneratedFile};
 use crate::plan::rule::PruneRule;
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
 use crate::read::checkpoint::{Checkpoint, Layout, SafetensorsInput};
-use crate::read::config::CONFIG_FILE;
+use crate::read::config::{ConfigFile, CONFIG_FILE};
+use crate::read::folder::{Folder, Place};
 use crate::read::ranks::RankSet;
-use crate::read::remote::{remote_folder, FetchOptions};
 
 pub use crate::plan::prepared::{LayoutKind, Prepared};
 
@@ -68,7 +69,7 @@ pub struct Options {
     pub verify: bool,
     /// What stops the run (by default: SIGINT, SIGTERM, SIGHUP).
     pub cancel: Cancel,
-    /// Ranged requests in flight per file of a remote checkpoint.
+    /// Ranged requests in flight at once across a remote checkpoint's files.
     pub fetch_jobs: usize,
     /// Copy a folder that is not a TensorRT-LLM checkpoint even when the
     /// rule prunes none of its tensors (refused otherwise: such a copy is
@@ -96,12 +97,15 @@ impl Options {
             ranks: None,
             verify: false,
             cancel: Cancel::on_signals(),
-            fetch_jobs: FetchOptions::default().jobs,
+            fetch_jobs: DEFAULT_FETCH_JOBS,
             full_copy: false,
             hollow: false,
         }
     }
 }
+
+/// Ranged requests in flight per remote file, unless `--fetch-jobs` says.
+pub const DEFAULT_FETCH_JOBS: usize = 8;
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,25 +208,22 @@ pub fn lacking_ranks(prepared: &Prepared, options: &Options) -> Result<Option<(V
 /// output folder (see `commit/recover.rs`); returns one line per run dealt
 /// with. A folder this process cannot change gets a line saying so instead.
 pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
-    if remote_folder(&options.checkpoint_dir)?.is_some() {
+    let folder = checkpoint_folder(options)?;
+    let Some(checkpoint_dir) = folder.local_dir() else {
         // Only the (local) output folder can hold leftovers.
-        return match &options.out_dir {
+        return match local_out_dir(options)? {
             Some(dir) if dir.is_dir() => recover_or_note(&resolve_out_dir(dir)?, &options.cancel),
             _ => Ok(Vec::new()),
         };
-    }
-    let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
+    };
     // Resolved first: a path it refuses is refused before anything changes.
-    let out_dir = out_dir_of(options, &checkpoint_dir)?;
-    let mut notes = recover_or_note(&checkpoint_dir, &options.cancel)?;
+    let out_dir = out_dir_of(options, checkpoint_dir)?;
+    let mut notes = recover_or_note(checkpoint_dir, &options.cancel)?;
     // What could not be finished (a read-only folder, another user's run)
     // leaves a checkpoint half old, half new: not one to read.
-    if let Some(line) = pending(&checkpoint_dir, &options.cancel)?
-        .into_iter()
-        .next()
-    {
+    if let Some(line) = pending(checkpoint_dir, &options.cancel)?.into_iter().next() {
         return Err(Error::refused(
-            &checkpoint_dir,
+            checkpoint_dir,
             format!(
                 "not read: {}",
                 line.trim_start_matches(&format!("{}: ", checkpoint_dir.display()))
@@ -238,32 +239,40 @@ pub fn recover_folders(options: &Options) -> Result<Vec<String>> {
 /// A dry run's warnings about unfinished commits in the folders a real run
 /// would read and write (it changes nothing, so it only says so).
 pub fn unfinished_commits(options: &Options) -> Result<Vec<String>> {
-    if remote_folder(&options.checkpoint_dir)?.is_some() {
-        return match &options.out_dir {
+    let folder = checkpoint_folder(options)?;
+    let Some(checkpoint_dir) = folder.local_dir() else {
+        return match local_out_dir(options)? {
             Some(dir) if dir.is_dir() => pending(&resolve_out_dir(dir)?, &options.cancel),
             _ => Ok(Vec::new()),
         };
-    }
-    let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
-    let mut lines = pending(&checkpoint_dir, &options.cancel)?;
-    let out_dir = out_dir_of(options, &checkpoint_dir)?;
+    };
+    let mut lines = pending(checkpoint_dir, &options.cancel)?;
+    let out_dir = out_dir_of(options, checkpoint_dir)?;
     if out_dir != checkpoint_dir && out_dir.is_dir() {
         lines.extend(pending(&out_dir, &options.cancel)?);
     }
     Ok(lines)
 }
 
-/// Whether `checkpoint_dir` names a remote checkpoint (a URL: `s3://`,
-/// `gs://`, `az://`, `http(s)://`), which is pruned into a local folder
-/// only; a malformed URL counts as one (the run then says what is wrong).
-pub fn is_remote(checkpoint_dir: &Path) -> bool {
-    !matches!(remote_folder(checkpoint_dir), Ok(None))
+/// The checkpoint folder of a run, resolved from `--checkpoint_dir` (a
+/// local path or a URL, see [`Place::resolve`]); a file is refused.
+fn checkpoint_folder(options: &Options) -> Result<Arc<dyn Folder>> {
+    Place::resolve(&options.checkpoint_dir)?.folder()
+}
+
+/// `--out_dir`, which must be a local folder: outputs are never written to
+/// a store or a server.
+pub(crate) fn local_out_dir(options: &Options) -> Result<Option<&Path>> {
+    match &options.out_dir {
+        Some(dir) if is_url(dir) => Err(Error::refused(dir, OUT_DIR_IS_LOCAL)),
+        dir => Ok(dir.as_deref()),
+    }
 }
 
 /// The output folder of a run: `--out_dir`, the checkpoint folder in place,
 /// or the sibling `<checkpoint_dir>.pruned`.
 fn out_dir_of(options: &Options, checkpoint_dir: &Path) -> Result<PathBuf> {
-    match &options.out_dir {
+    match local_out_dir(options)? {
         Some(dir) => resolve_out_dir(dir),
         None if options.in_place => {
             // Walked as an output folder is, so another user's symlink in
@@ -275,28 +284,20 @@ fn out_dir_of(options: &Options, checkpoint_dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Reads, validates and plans everything. Writes nothing.
-pub fn prepare(options: &Options) -> Result<Prepared> {
-    let remote = remote_folder(&options.checkpoint_dir)?;
-    let (checkpoint_dir, out_dir) = match &remote {
-        Some(folder) => {
-            let url = PathBuf::from(folder.url());
-            let out_dir = match (&options.out_dir, options.in_place) {
-                (Some(dir), false) => resolve_out_dir(dir)?,
-                _ => {
-                    return Err(Error::refused(
-                        &url,
-                        "a remote checkpoint is pruned into a local folder: give --out_dir (and not --in-place)",
-                    ))
-                }
-            };
-            (url, out_dir)
-        }
-        None => {
-            let checkpoint_dir = canonical_checkpoint_dir(&options.checkpoint_dir)?;
-            let out_dir = out_dir_of(options, &checkpoint_dir)?;
-            (checkpoint_dir, out_dir)
-        }
+/// The checkpoint folder (its path, or its URL) and the output folder of
+/// a run, checked against each other.
+fn run_folders(options: &Options, folder: &dyn Folder) -> Result<(PathBuf, PathBuf)> {
+    let (checkpoint_dir, out_dir) = match folder.local_dir() {
+        Some(dir) => (dir.to_path_buf(), out_dir_of(options, dir)?),
+        None => match (local_out_dir(options)?, options.in_place) {
+            (Some(dir), false) => (folder.shown().to_path_buf(), resolve_out_dir(dir)?),
+            _ => {
+                return Err(Error::refused(
+                    folder.shown(),
+                    "a remote checkpoint is pruned into a local folder: give --out_dir (and not --in-place)",
+                ))
+            }
+        },
     };
     if options.in_place && out_dir != checkpoint_dir {
         return Err(Error::refused(
@@ -316,35 +317,86 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
             "the output path exists and is not a folder",
         ));
     }
-    let checkpoint = match &remote {
-        Some(folder) => Checkpoint::open_remote(folder, options.ranks.as_ref())?,
-        None => Checkpoint::open(&checkpoint_dir, options.ranks.as_ref())?,
-    };
+    Ok((checkpoint_dir, out_dir))
+}
+
+/// Reads, validates and plans everything. Writes nothing.
+pub fn prepare(options: &Options) -> Result<Prepared> {
+    let folder = checkpoint_folder(options)?;
+    let (checkpoint_dir, out_dir) = run_folders(options, &*folder)?;
+    let checkpoint = Checkpoint::open(&*folder, options.ranks.as_ref())?;
     options.cancel.check()?;
-    let read_from = match &remote {
-        Some(_) => Vec::new(),
-        None => {
+    let read_from = match folder.local_dir() {
+        Some(dir) => {
             let paths: Vec<&Path> = checkpoint
                 .files
                 .iter()
                 .map(|f| f.input.path.as_path())
                 .chain(checkpoint.extra_files.iter().map(|f| f.path.as_path()))
                 .collect();
-            input_folders(&checkpoint_dir, &paths)?
+            input_folders(dir, &paths)?
         }
+        None => Vec::new(),
     };
     let Checkpoint {
         layout,
         files,
         extra_files,
-        warnings,
-        ..
+        mut warnings,
     } = checkpoint;
     // Discovered before planning: the plans' layout depends on it.
     let block = options
         .align
         .unwrap_or_else(|| clone_block_size(&out_dir).unwrap_or(SHARE_ALIGNMENT));
-    let files: Vec<FilePlan> = files
+    let files = plan_files(files, options, block)?;
+    let (layout_name, mut generated, config) = generated_files(layout, &files);
+    refuse_a_copy_that_prunes_nothing(options, &files, layout_name, &checkpoint_dir)?;
+    warnings.extend(rule_warnings(&options.rule, &files, layout_name));
+    if options.in_place {
+        warnings.extend(ownership_warnings(&files, &checkpoint_dir));
+    }
+    for g in &mut generated {
+        // Through a symlink: its target's mode, not the link's 0777.
+        g.source = folder
+            .local_dir()
+            .and_then(|dir| fs::metadata(dir.join(&g.name)).ok())
+            .map(|m| Ownership::of(&m));
+    }
+    let prepared = Prepared {
+        rule: options.rule.clone(),
+        checkpoint_dir,
+        out_dir,
+        in_place: options.in_place,
+        hollow: options.hollow,
+        layout: layout_name,
+        files,
+        generated,
+        // In place, the other files are already where they belong.
+        extra_files: if options.in_place {
+            Vec::new()
+        } else {
+            extra_files
+        },
+        config,
+        warnings,
+        block,
+        input_folders: read_from,
+    };
+    // Checked again on the folder the run opens to write (`execute`).
+    if let Some(out) = open_folder(&prepared.out_dir, false)? {
+        refuse_input_folders(&out.dir, &prepared)?;
+        refuse_stale_ranks(&out.dir, &prepared)?;
+    }
+    Ok(prepared)
+}
+
+/// Plans every safetensors file under the run's rule, at `block`.
+fn plan_files(
+    files: Vec<SafetensorsInput>,
+    options: &Options,
+    block: u64,
+) -> Result<Vec<FilePlan>> {
+    files
         .into_iter()
         .map(
             |SafetensorsInput {
@@ -365,8 +417,17 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                 })
             },
         )
-        .collect::<Result<_>>()?;
-    let (layout_name, generated, config) = match layout {
+        .collect()
+}
+
+/// The small files a run writes from text: the pruned `config.json` of a
+/// TensorRT-LLM checkpoint, or the shard index of another with its new
+/// `total_size`; with the layout's kind and the input config.
+fn generated_files(
+    layout: Layout,
+    files: &[FilePlan],
+) -> (LayoutKind, Vec<GeneratedFile>, Option<ConfigFile>) {
+    match layout {
         Layout::TrtLlm { config } => (
             LayoutKind::TrtLlm,
             vec![GeneratedFile {
@@ -398,46 +459,7 @@ pub fn prepare(options: &Options) -> Result<Prepared> {
                 .collect();
             (LayoutKind::Safetensors, generated, None)
         }
-    };
-    let mut warnings = warnings;
-    refuse_a_copy_that_prunes_nothing(options, &files, layout_name, &checkpoint_dir)?;
-    warnings.extend(rule_warnings(&options.rule, &files, layout_name));
-    if options.in_place {
-        warnings.extend(ownership_warnings(&files, &checkpoint_dir));
     }
-    let mut generated = generated;
-    for g in &mut generated {
-        // Through a symlink: its target's mode, not the link's 0777.
-        g.source = fs::metadata(checkpoint_dir.join(&g.name))
-            .ok()
-            .map(|m| Ownership::of(&m));
-    }
-    let prepared = Prepared {
-        rule: options.rule.clone(),
-        checkpoint_dir,
-        out_dir,
-        in_place: options.in_place,
-        hollow: options.hollow,
-        layout: layout_name,
-        files,
-        generated,
-        // In place, the other files are already where they belong.
-        extra_files: if options.in_place {
-            Vec::new()
-        } else {
-            extra_files
-        },
-        config,
-        warnings,
-        block,
-        input_folders: read_from,
-    };
-    // Checked again on the folder the run opens to write (`execute`).
-    if let Some(out) = open_folder(&prepared.out_dir, false)? {
-        refuse_input_folders(&out.dir, &prepared)?;
-        refuse_stale_ranks(&out.dir, &prepared)?;
-    }
-    Ok(prepared)
 }
 
 /// In place, a file that belongs to someone else can only be replaced by
@@ -458,7 +480,9 @@ fn ownership_warnings(files: &[FilePlan], folder: &Path) -> Vec<String> {
     };
     let mut warnings = Vec::new();
     for f in files {
-        let o = f.input.ownership;
+        let Some(o) = f.input.ownership() else {
+            continue;
+        };
         let path = f.input.path.display();
         if o.uid != me {
             warnings.push(format!(
@@ -578,7 +602,7 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &dyn Progress) 
     // In place, each file is replaced only if it is still the one read.
     let read = |stamp| prepared.in_place.then_some(stamp);
     for file in &prepared.files {
-        let staged = staging.add_made_from(&file.name, read(file.input.stamp));
+        let staged = staging.add_made_from(&file.name, file.input.stamp().and_then(read));
         jobs.push((Job::Prune(file), staged));
     }
     for extra in &prepared.extra_files {
@@ -659,7 +683,7 @@ fn check_space(
             [CopyRange {
                 src: 0,
                 dst: 0,
-                len: job.input().stamp.len,
+                len: job.input().len(),
             }]
         })
         .collect();
@@ -675,7 +699,7 @@ fn check_space(
             },
             Job::Copy(input) => space::Output {
                 target: &staged.target,
-                len: input.stamp.len,
+                len: input.len(),
                 written: 0,
                 copied: Some((input, whole)),
             },
@@ -710,7 +734,7 @@ fn check_space(
 fn job_bytes_to_compare(job: &Job) -> u64 {
     match job {
         Job::Prune(f) => verify::bytes_to_compare(&f.plan, &f.header),
-        Job::Copy(input) => 2 * input.stamp.len,
+        Job::Copy(input) => 2 * input.len(),
     }
 }
 

@@ -10,6 +10,7 @@ use safetensors::SafeTensors;
 use trtllm_prune::fixture::{CheckpointSpec, Family};
 use trtllm_prune::PruneRule;
 
+#[cfg(feature = "remote")]
 use crate::remote::HttpServer;
 use crate::util::{self, assert_success, run, stderr, write_checkpoint};
 
@@ -286,6 +287,7 @@ fn in_place_hollow_replaces_every_rank_with_its_hollow_form() {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+#[cfg(feature = "remote")]
 #[test]
 fn remote_hollow_prune_fetches_only_kept_bytes() {
     let server = HttpServer::start();

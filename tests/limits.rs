@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 
 use trtllm_prune::fixture::{CheckpointSpec, Family, TensorSpec};
 
+#[cfg(feature = "remote")]
 use crate::remote::HttpServer;
 use crate::sharing::{self, XfsMount};
 use crate::util::{self, assert_error, assert_success, stderr, tree, write_checkpoint};
@@ -249,6 +250,7 @@ fn a_user_at_the_process_limit_prunes_on_the_calling_thread() {
     assert_eq!(util::file_names(&out).len(), 9);
 }
 
+#[cfg(feature = "remote")]
 #[test]
 fn a_user_at_the_process_limit_prunes_a_remote_checkpoint() {
     if !can_run("root (to run as user nobody)", is_root())
@@ -286,6 +288,7 @@ fn a_user_at_the_process_limit_prunes_a_remote_checkpoint() {
     assert_eq!(util::file_names(&out).len(), 5);
 }
 
+#[cfg(feature = "remote")]
 #[test]
 fn a_user_at_the_process_limit_naming_a_remote_host_gets_an_error_not_a_panic() {
     if !can_run("root (to run as user nobody)", is_root())

@@ -164,7 +164,7 @@ impl HttpServer {
 
 /// The shared moto server, or `None` (with a message) when moto is not
 /// installed and `CI` is unset.
-fn moto() -> Option<u16> {
+pub(crate) fn moto() -> Option<u16> {
     static MOTO: OnceLock<Option<Server>> = OnceLock::new();
     MOTO.get_or_init(|| {
         let installed = Command::new("python3")
@@ -229,7 +229,7 @@ fn s3_folder(port: u16, url: &str) -> RemoteFolder {
 
 /// Creates `bucket` (moto takes an unsigned PUT) and uploads `files`
 /// (key, bytes) with object_store itself.
-fn s3_upload(port: u16, bucket: &str, files: &[(String, Vec<u8>)]) {
+pub(crate) fn s3_upload(port: u16, bucket: &str, files: &[(String, Vec<u8>)]) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to moto");
     write!(
         stream,
@@ -287,7 +287,7 @@ fn s3_store(port: u16, bucket: &str) -> impl ObjectStore {
 }
 
 /// A bucket name no other test uses.
-fn bucket(test: &str) -> String {
+pub(crate) fn bucket(test: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!("{test}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
@@ -1074,7 +1074,7 @@ fn s3_wrong_credentials_are_one_quick_line_without_the_secret() {
 // ------------------------------------------------------------ the CLI
 
 /// The binary with the environment an S3 user sets for the moto at `port`.
-fn s3_command(port: u16) -> Command {
+pub(crate) fn s3_command(port: u16) -> Command {
     let mut cmd = Command::new(crate::util::bin());
     cmd.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
         .env("AWS_ALLOW_HTTP", "true")
@@ -1085,7 +1085,7 @@ fn s3_command(port: u16) -> Command {
 }
 
 /// Every file of a local folder, (name, bytes), sorted.
-fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
         .unwrap()
         .flatten()

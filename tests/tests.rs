@@ -17,10 +17,15 @@ mod hostile_names;
 mod library;
 mod limits;
 mod locks_and_paths;
+#[cfg(not(feature = "remote"))]
+mod no_remote;
 mod nothing_lost;
 mod planner;
 mod prune_output;
+#[cfg(feature = "remote")]
 mod remote;
+#[cfg(feature = "remote")]
+mod remote_like_local;
 mod sharing;
 mod trust;
 mod world_fixes;

@@ -899,6 +899,7 @@ fn remove_inherited_acl(from: &File, to: &File) -> io::Result<()> {
 /// they are, and end at once. For threads that libraries start with a
 /// panic when the system refuses (`ulimit -u`, `ulimit -v`): tokio's
 /// workers, indicatif's ticker.
+#[cfg(feature = "remote")]
 pub(crate) fn can_start_threads(count: usize) -> bool {
     let started: Vec<_> = (0..count)
         .map(|_| std::thread::Builder::new().stack_size(2 << 20).spawn(|| {}))

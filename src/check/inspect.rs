@@ -3,19 +3,18 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
-use crate::base::file::file_name;
 use crate::base::interrupt::Cancel;
 use crate::commit::recover::recover_or_note;
 use crate::plan::file::plan_file;
 use crate::plan::rule::PruneRule;
 use crate::plan::{PrunePlan, SHARE_ALIGNMENT};
 use crate::read::checkpoint::Checkpoint;
+use crate::read::folder::{Entry, Folder, Place};
 use crate::read::header::Header;
-use crate::read::input::open_safetensors;
 use crate::read::ranks::parse_rank_file_name;
-use crate::read::remote::remote_folder;
 
 /// One safetensors file as `inspect` shows it.
 #[derive(Debug)]
@@ -32,46 +31,40 @@ pub struct Inspected {
 }
 
 /// Reads the headers of a checkpoint folder (TensorRT-LLM or generic) or a
-/// single `.safetensors` file and plans them under `rule`. Reads headers
-/// only.
+/// single `.safetensors` file, local or remote, and plans them under
+/// `rule`. Reads headers only.
 pub fn inspect(
     path: &Path,
     rule: &PruneRule,
     cancel: &Cancel,
 ) -> Result<(Vec<Inspected>, Vec<String>)> {
-    if let Some(folder) = remote_folder(path)? {
-        let checkpoint = Checkpoint::open_remote(&folder, None)?;
-        let files = checkpoint
-            .files
-            .into_iter()
-            .map(|f| (f.name, f.input.path, f.header));
-        return Ok((plan_all(files, rule)?, checkpoint.warnings));
-    }
-    let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
-        _ => Error::io(path, "cannot open", e),
-    })?;
-    let folder = if meta.is_dir() {
-        Some(path)
-    } else {
-        path.parent().filter(|p| !p.as_os_str().is_empty())
+    let place = Place::resolve(path)?;
+    let folder = match &place {
+        Place::Folder(folder) | Place::File { folder, .. } => Arc::clone(folder),
     };
-    let notes = match folder.map(fs::canonicalize) {
+    let local = folder.local_dir().filter(|d| !d.as_os_str().is_empty());
+    let mut notes = match local.map(fs::canonicalize) {
         Some(Ok(dir)) => recover_or_note(&dir, cancel)?,
         _ => Vec::new(),
     };
-    let mut notes = notes;
-    let files: Vec<(String, PathBuf, Header)> = if meta.is_dir() {
-        match Checkpoint::open(path, None) {
-            Ok(checkpoint) => checkpoint
-                .files
-                .into_iter()
-                .map(|f| (f.name, f.input.path, f.header))
-                .collect(),
+    let files: Vec<NamedHeader> = match place {
+        Place::File { folder, name } => {
+            let (input, header) = folder.open_safetensors(&name)?;
+            vec![(name.to_string_lossy().into_owned(), input.path, header)]
+        }
+        Place::Folder(folder) => match Checkpoint::open(&*folder, None) {
+            Ok(checkpoint) => {
+                notes.extend(checkpoint.warnings);
+                checkpoint
+                    .files
+                    .into_iter()
+                    .map(|f| (f.name, f.input.path, f.header))
+                    .collect()
+            }
             Err(e @ Error::Interrupted { .. }) => return Err(e),
             Err(e) => {
                 // Exactly when one wants to look: show what is there.
-                let (files, problems) = whatever_is_there(path)?;
+                let (files, problems) = whatever_is_there(&*folder)?;
                 if files.is_empty() {
                     return Err(e);
                 }
@@ -79,14 +72,7 @@ pub fn inspect(
                 notes.extend(problems);
                 files
             }
-        }
-    } else {
-        let (input, header) = open_safetensors(path)?;
-        vec![(
-            file_name(path).to_string_lossy().into_owned(),
-            input.path,
-            header,
-        )]
+        },
     };
     Ok((plan_all(files, rule)?, notes))
 }
@@ -97,20 +83,19 @@ type NamedHeader = (String, PathBuf, Header);
 /// Every `.safetensors` file in a folder that is not a valid checkpoint
 /// (a rank missing, a bad `config.json`), rank files first in rank order,
 /// with a line for each that cannot be read.
-fn whatever_is_there(dir: &Path) -> Result<(Vec<NamedHeader>, Vec<String>)> {
-    let listing = fs::read_dir(dir).map_err(|e| Error::io(dir, "cannot list", e))?;
-    let mut names: Vec<(u64, String)> = listing
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".safetensors"))
-        .map(|n| (parse_rank_file_name(&n).unwrap_or(u64::MAX), n))
+fn whatever_is_there(folder: &dyn Folder) -> Result<(Vec<NamedHeader>, Vec<String>)> {
+    let listing = folder.list()?.unwrap_or_default();
+    let mut names: Vec<(u64, Entry)> = listing
+        .into_iter()
+        .filter(|e| e.name_is_utf8() && e.name.ends_with(".safetensors"))
+        .map(|e| (parse_rank_file_name(&e.name).unwrap_or(u64::MAX), e))
         .collect();
-    names.sort();
+    names.sort_by(|a, b| (a.0, &a.1.name).cmp(&(b.0, &b.1.name)));
     let mut files = Vec::new();
     let mut problems = Vec::new();
-    for (_, name) in names {
-        match open_safetensors(&dir.join(&name)) {
-            Ok((input, header)) => files.push((name, input.path, header)),
+    for (_, entry) in names {
+        match folder.open_safetensors(&entry.file_name) {
+            Ok((input, header)) => files.push((entry.name, input.path, header)),
             Err(e) => problems.push(e.to_string()),
         }
     }

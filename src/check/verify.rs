@@ -14,7 +14,7 @@ use crate::base::file::file_name;
 use crate::base::interrupt::Cancel;
 use crate::base::progress::Progress;
 use crate::base::shown::shown;
-use crate::commit::out_dir::{canonical_checkpoint_dir, default_out_dir, resolve_out_dir};
+use crate::commit::out_dir::{default_out_dir, is_url, resolve_out_dir, OUT_DIR_IS_LOCAL};
 use crate::commit::recover::recover_or_note;
 use crate::copy::space::DataSegments;
 use crate::plan::file::{plan_file, plan_hollow_file};
@@ -23,11 +23,11 @@ use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
 use crate::read::checkpoint::{Checkpoint, Layout};
 use crate::read::config::{ConfigFile, CONFIG_FILE, IS_PRUNED_KEY};
-use crate::read::header::Header;
+use crate::read::folder::{Folder, Place};
+use crate::read::header::{Header, TensorEntry};
 use crate::read::index::IndexFile;
-use crate::read::input::{open_safetensors, InputFile, Source};
+use crate::read::input::{open_safetensors, InputFile};
 use crate::read::ranks::parse_rank_file_name;
-use crate::read::remote::remote_folder;
 
 /// The verdict on one output file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,171 +127,222 @@ pub fn verify_safetensors(
         bytes_to_compare(plan, in_header),
     );
     let on_read = |n: u64| bar.inc(n);
-    let mut verdict = FileVerdict {
-        name: name.to_string(),
-        ..FileVerdict::default()
+    let mut check = FileCheck {
+        input: (input, in_header),
+        output: (&out_file, &out_header),
+        rule,
+        buffer: verify_buffer(output)?,
+        cancel,
+        on_read: &on_read,
+        verdict: FileVerdict {
+            name: name.to_string(),
+            hollow: plan.hollow,
+            ..FileVerdict::default()
+        },
+        kept_emptied: 0,
+        pruned_whole: 0,
     };
-    let mut problem = |p: String| verdict_problem(&mut verdict, p);
-    let mut buffer = verify_buffer(output)?;
     let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensors.len());
     for t in &out_header.tensors {
         out_by_name.insert(t.name.as_str(), t);
     }
-    let (mut pruned, mut kept, mut checked, mut compared) = (0, 0, 0u64, 0);
-    // Kept tensors found empty, pruned ones found whole: an output made
-    // with another rule (--prune_all, --hollow) shows as all of one.
-    let (mut kept_emptied, mut pruned_whole) = (0, 0);
     for (t, outcome) in plan.tensors_of(in_header) {
-        let Some(o) = out_by_name.remove(t.name.as_str()) else {
-            problem(format!(
+        match out_by_name.remove(t.name.as_str()) {
+            Some(o) => check.tensor(t, o, outcome.pruned)?,
+            None => check.problem(format!(
                 "tensor `{}` is missing from the output",
                 shown(&t.name)
-            ));
-            continue;
-        };
+            )),
+        }
+    }
+    for name in out_by_name.keys() {
+        check.problem(format!(
+            "tensor `{}` is in the output but not in the input",
+            shown(name)
+        ));
+    }
+    let verdict = check.finish();
+    bar.done();
+    Ok(verdict)
+}
+
+/// One output file's check under way: the input and the output with their
+/// headers, and what was found so far.
+struct FileCheck<'a> {
+    input: (&'a InputFile, &'a Header),
+    output: (&'a InputFile, &'a Header),
+    rule: &'a PruneRule,
+    buffer: Vec<u8>,
+    cancel: &'a Cancel,
+    on_read: &'a dyn Fn(u64),
+    verdict: FileVerdict,
+    /// Kept tensors found empty, pruned ones found whole: an output made
+    /// with another rule (--prune_all, --hollow) shows as all of one.
+    kept_emptied: usize,
+    pruned_whole: usize,
+}
+
+impl FileCheck<'_> {
+    fn problem(&mut self, problem: String) {
+        verdict_problem(&mut self.verdict, problem);
+    }
+
+    /// Checks the input tensor `t` against its output `o`; `pruned`: the
+    /// plan prunes it.
+    fn tensor(&mut self, t: &TensorEntry, o: &TensorEntry, pruned: bool) -> Result<()> {
         if o.dtype != t.dtype {
-            problem(format!(
+            self.problem(format!(
                 "tensor `{}` has dtype {} in the output but {} in the input",
                 shown(&t.name),
                 o.dtype,
                 t.dtype
             ));
-            continue;
+            return Ok(());
         }
-        if plan.hollow {
-            let same_place = o.begin == t.begin
-                && o.end == t.end
-                && out_header.data_start() == in_header.data_start();
-            if o.shape != t.shape || !same_place {
-                problem(format!(
-                    "tensor `{}` has shape {:?} at output bytes {}..{} but {:?} at input bytes {}..{} (a hollow output keeps both)",
-                    shown(&t.name),
-                    o.shape,
-                    out_header.data_start() + o.begin,
-                    out_header.data_start() + o.end,
-                    t.shape,
-                    in_header.data_start() + t.begin,
-                    in_header.data_start() + t.end,
-                ));
-                continue;
+        if self.verdict.hollow {
+            if !self.hollow_in_place(t, o) {
+                return Ok(());
             }
-            if outcome.pruned {
-                pruned += 1;
-                let start = out_header.data_start() + o.begin;
-                let (nonzero, scanned) =
-                    first_nonzero(&out_file, start, o.byte_len(), &mut buffer, cancel)?;
-                checked += scanned;
-                if let Some(at) = nonzero {
-                    problem(format!(
-                        "tensor `{}` should read as zeros ({}) but output byte {at} is not zero",
-                        shown(&t.name),
-                        rule.decide(&t.name).reason,
-                    ));
-                }
-                continue;
+            if pruned {
+                return self.zeros(t, o);
             }
         }
         let empty = o.shape == [0] && o.byte_len() == 0;
-        if outcome.pruned {
-            pruned += 1;
+        if pruned {
+            self.verdict.tensors_pruned += 1;
             if !empty {
                 if o.shape == t.shape {
-                    pruned_whole += 1;
+                    self.pruned_whole += 1;
                 }
-                problem(format!(
+                self.problem(format!(
                     "tensor `{}` should be empty ({}) but the output holds {:?}",
                     shown(&t.name),
-                    rule.decide(&t.name).reason,
+                    self.rule.decide(&t.name).reason,
                     o.shape
                 ));
             }
-            continue;
+            return Ok(());
         }
-        kept += 1;
+        self.verdict.tensors_kept += 1;
         if empty && t.shape != [0] {
-            kept_emptied += 1;
-            problem(format!(
+            self.kept_emptied += 1;
+            self.problem(format!(
                 "tensor `{}` was emptied, but the rule keeps it ({})",
                 shown(&t.name),
-                rule.decide(&t.name).reason
+                self.rule.decide(&t.name).reason
             ));
-            continue;
+            return Ok(());
         }
         if o.shape != t.shape {
-            problem(format!(
+            self.problem(format!(
                 "tensor `{}` has shape {:?} in the output but {:?} in the input",
                 shown(&t.name),
                 o.shape,
                 t.shape
             ));
-            continue;
+            return Ok(());
         }
-        let len = t.byte_len();
-        let a = crc32_counted(
-            input,
-            (in_header.data_start() + t.begin, len),
-            &mut buffer,
-            cancel,
-            &on_read,
+        self.same_bytes(t, o)
+    }
+
+    /// Whether a tensor of a hollow output keeps its shape and its place
+    /// (a problem says otherwise).
+    fn hollow_in_place(&mut self, t: &TensorEntry, o: &TensorEntry) -> bool {
+        let (in_start, out_start) = (self.input.1.data_start(), self.output.1.data_start());
+        let same_place = o.begin == t.begin && o.end == t.end && out_start == in_start;
+        if o.shape == t.shape && same_place {
+            return true;
+        }
+        self.problem(format!(
+            "tensor `{}` has shape {:?} at output bytes {}..{} but {:?} at input bytes {}..{} (a hollow output keeps both)",
+            shown(&t.name),
+            o.shape,
+            out_start + o.begin,
+            out_start + o.end,
+            t.shape,
+            in_start + t.begin,
+            in_start + t.end,
+        ));
+        false
+    }
+
+    /// A pruned tensor of a hollow output must read as zeros.
+    fn zeros(&mut self, t: &TensorEntry, o: &TensorEntry) -> Result<()> {
+        self.verdict.tensors_pruned += 1;
+        let start = self.output.1.data_start() + o.begin;
+        let (nonzero, scanned) = first_nonzero(
+            self.output.0,
+            start,
+            o.byte_len(),
+            &mut self.buffer,
+            self.cancel,
         )?;
-        let b = crc32_counted(
-            &out_file,
-            (out_header.data_start() + o.begin, len),
-            &mut buffer,
-            cancel,
-            &on_read,
-        )?;
-        checked += len;
-        compared += 1;
-        if a != b {
-            let in_start = in_header.data_start() + t.begin;
-            let out_start = out_header.data_start() + o.begin;
-            let first = first_difference(
-                (input, in_start),
-                (&out_file, out_start),
-                len,
-                &mut buffer,
-                cancel,
-            )?;
-            let at = match first {
-                Some(k) => format!(
-                    "first at output byte {} (input byte {}, byte {k} of the tensor)",
-                    out_start + k,
-                    in_start + k
-                ),
-                // Changed between the two reads.
-                None => format!("output bytes from {out_start}"),
-            };
-            problem(format!(
-                "tensor `{}`: bytes differ, {at}; crc32 {a:08x} in the input, {b:08x} in the output",
+        self.verdict.bytes_checked += scanned;
+        if let Some(at) = nonzero {
+            self.problem(format!(
+                "tensor `{}` should read as zeros ({}) but output byte {at} is not zero",
                 shown(&t.name),
+                self.rule.decide(&t.name).reason,
             ));
         }
+        Ok(())
     }
-    for name in out_by_name.keys() {
-        problem(format!(
-            "tensor `{}` is in the output but not in the input",
-            shown(name)
+
+    /// A kept tensor's bytes: the CRC32 of both, and where they first
+    /// differ when they do.
+    fn same_bytes(&mut self, t: &TensorEntry, o: &TensorEntry) -> Result<()> {
+        let ((input, in_header), (out_file, out_header)) = (self.input, self.output);
+        let len = t.byte_len();
+        let in_start = in_header.data_start() + t.begin;
+        let out_start = out_header.data_start() + o.begin;
+        let (buffer, cancel, on_read) = (&mut self.buffer, self.cancel, self.on_read);
+        let a = crc32_counted(input, (in_start, len), buffer, cancel, on_read)?;
+        let b = crc32_counted(out_file, (out_start, len), buffer, cancel, on_read)?;
+        self.verdict.bytes_checked += len;
+        self.verdict.tensors_compared += 1;
+        if a == b {
+            return Ok(());
+        }
+        let first = first_difference(
+            (input, in_start),
+            (out_file, out_start),
+            len,
+            buffer,
+            cancel,
+        )?;
+        let at = match first {
+            Some(k) => format!(
+                "first at output byte {} (input byte {}, byte {k} of the tensor)",
+                out_start + k,
+                in_start + k
+            ),
+            // Changed between the two reads.
+            None => format!("output bytes from {out_start}"),
+        };
+        self.problem(format!(
+            "tensor `{}`: bytes differ, {at}; crc32 {a:08x} in the input, {b:08x} in the output",
+            shown(&t.name),
         ));
+        Ok(())
     }
-    let hint = if kept > 0 && kept_emptied == kept {
-        Some("every tensor is empty: the output looks pruned with --prune_all; verify with the rule it was made with")
-    } else if pruned > 0 && pruned_whole == pruned && !plan.hollow {
-        Some("no pruned tensor is empty, each keeps its shape: the output looks pruned with --hollow; verify with --hollow")
-    } else {
-        None
-    };
-    if let Some(hint) = hint {
-        // First, so the listing's cap never hides it.
-        verdict.problems.insert(0, hint.to_string());
+
+    /// The verdict, with a hint first when the output looks made with
+    /// another rule.
+    fn finish(mut self) -> FileVerdict {
+        let (pruned, kept) = (self.verdict.tensors_pruned, self.verdict.tensors_kept);
+        let hint = if kept > 0 && self.kept_emptied == kept {
+            Some("every tensor is empty: the output looks pruned with --prune_all; verify with the rule it was made with")
+        } else if pruned > 0 && self.pruned_whole == pruned && !self.verdict.hollow {
+            Some("no pruned tensor is empty, each keeps its shape: the output looks pruned with --hollow; verify with --hollow")
+        } else {
+            None
+        };
+        if let Some(hint) = hint {
+            // First, so the listing's cap never hides it.
+            self.verdict.problems.insert(0, hint.to_string());
+        }
+        self.verdict
     }
-    verdict.hollow = plan.hollow;
-    verdict.tensors_pruned = pruned;
-    verdict.tensors_kept = kept;
-    verdict.tensors_compared = compared;
-    verdict.bytes_checked = checked;
-    bar.done();
-    Ok(verdict)
 }
 
 /// The file offset of the first byte that is not zero in `len` bytes of
@@ -305,11 +356,11 @@ fn first_nonzero(
     buffer: &mut [u8],
     cancel: &Cancel,
 ) -> Result<(Option<u64>, u64)> {
-    let Source::Local(local) = &file.source else {
+    let Some(local) = file.local() else {
         return Err(Error::invalid(&file.path, "not a local file"));
     };
     let end = offset.saturating_add(len);
-    let mut segments = DataSegments::new(local);
+    let mut segments = DataSegments::new(&local.file);
     let (mut pos, mut scanned) = (offset, 0u64);
     while pos < end {
         let Some((data, data_end)) = segments.at_or_after(pos) else {
@@ -360,19 +411,20 @@ pub fn verify_copy(
         ..FileVerdict::default()
     };
     let mut buffer = verify_buffer(output)?;
-    if out.stamp.len != input.stamp.len {
+    if out.len() != input.len() {
         verdict.problems.push(format!(
             "{} bytes in the output but {} in the input",
-            out.stamp.len, input.stamp.len
+            out.len(),
+            input.len()
         ));
         return Ok(verdict);
     }
-    let bar = progress.check(std::ffi::OsStr::new(name), 2 * input.stamp.len);
+    let bar = progress.check(std::ffi::OsStr::new(name), 2 * input.len());
     let on_read = |n: u64| bar.inc(n);
-    let a = crc32_counted(input, (0, input.stamp.len), &mut buffer, cancel, &on_read)?;
-    let b = crc32_counted(&out, (0, out.stamp.len), &mut buffer, cancel, &on_read)?;
+    let a = crc32_counted(input, (0, input.len()), &mut buffer, cancel, &on_read)?;
+    let b = crc32_counted(&out, (0, out.len()), &mut buffer, cancel, &on_read)?;
     bar.done();
-    verdict.bytes_checked = input.stamp.len;
+    verdict.bytes_checked = input.len();
     if a != b {
         verdict.problems.push(format!(
             "contents differ (crc32 {a:08x} in the input, {b:08x} in the output)"
@@ -589,6 +641,32 @@ pub struct Verification {
     pub recovered: Vec<String>,
 }
 
+/// The checkpoint folder (its path or URL) and the output folder that
+/// `verify` compares: `--out_dir`, or beside a local checkpoint folder its
+/// default; it must exist.
+fn verify_folders(
+    folder: &dyn Folder,
+    given_checkpoint_dir: &Path,
+    out_dir: Option<&Path>,
+) -> Result<(PathBuf, PathBuf)> {
+    let checkpoint_dir = folder.shown().to_path_buf();
+    let out_dir = match (out_dir, folder.local_dir()) {
+        (Some(dir), _) if is_url(dir) => return Err(Error::refused(dir, OUT_DIR_IS_LOCAL)),
+        (Some(dir), _) => resolve_out_dir(dir)?,
+        (None, Some(dir)) => default_out_dir(given_checkpoint_dir, dir)?,
+        (None, None) => {
+            return Err(Error::refused(
+                &checkpoint_dir,
+                "give --out_dir: the output of a remote checkpoint is a local folder",
+            ))
+        }
+    };
+    if !out_dir.is_dir() {
+        return Err(Error::invalid(&out_dir, "output folder not found"));
+    }
+    Ok((checkpoint_dir, out_dir))
+}
+
 /// Verifies an existing output folder against its checkpoint and the rule
 /// it was pruned with.
 pub fn verify_existing(
@@ -599,33 +677,14 @@ pub fn verify_existing(
     cancel: &Cancel,
     progress: &dyn Progress,
 ) -> Result<Verification> {
-    let remote = remote_folder(given_checkpoint_dir)?;
-    let checkpoint_dir = match &remote {
-        Some(folder) => PathBuf::from(folder.url()),
-        None => canonical_checkpoint_dir(given_checkpoint_dir)?,
-    };
-    let out_dir = match (out_dir, &remote) {
-        (Some(dir), _) => resolve_out_dir(dir)?,
-        (None, None) => default_out_dir(given_checkpoint_dir, &checkpoint_dir)?,
-        (None, Some(_)) => {
-            return Err(Error::refused(
-                &checkpoint_dir,
-                "give --out_dir: the output of a remote checkpoint is a local folder",
-            ))
-        }
-    };
-    if !out_dir.is_dir() {
-        return Err(Error::invalid(&out_dir, "output folder not found"));
-    }
-    let mut recovered = match &remote {
-        Some(_) => Vec::new(),
-        None => recover_or_note(&checkpoint_dir, cancel)?,
+    let folder = Place::resolve(given_checkpoint_dir)?.folder()?;
+    let (checkpoint_dir, out_dir) = verify_folders(&*folder, given_checkpoint_dir, out_dir)?;
+    let mut recovered = match folder.local_dir() {
+        Some(dir) => recover_or_note(dir, cancel)?,
+        None => Vec::new(),
     };
     recovered.extend(recover_or_note(&out_dir, cancel)?);
-    let checkpoint = match &remote {
-        Some(folder) => Checkpoint::open_remote(folder, None)?,
-        None => Checkpoint::open(&checkpoint_dir, None)?,
-    };
+    let checkpoint = Checkpoint::open(&*folder, None)?;
     let mut verdicts = Vec::new();
     // Only the plan's decisions are compared, not its layout (a hollow
     // layout is the input's).
@@ -642,7 +701,7 @@ pub fn verify_existing(
         .iter()
         .zip(&plans)
         .map(|(f, plan)| bytes_to_compare(plan, &f.header))
-        .chain(checkpoint.extra_files.iter().map(|f| 2 * f.stamp.len))
+        .chain(checkpoint.extra_files.iter().map(|f| 2 * f.len()))
         .sum();
     progress.set_total(to_compare);
     for (f, plan) in checkpoint.files.iter().zip(plans) {

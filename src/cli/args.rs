@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum, ValueHint};
 
-use trtllm_prune::{Options, Pattern, PruneRule, RankSet};
+use trtllm_prune::{is_url, Options, Pattern, PruneRule, RankSet};
 
 /// `--version`: the release, the commit it was built from and the target
 /// (build.rs; `unknown` commit when built from a source archive without git).
@@ -396,8 +396,8 @@ pub enum Command {
     /// dtype, shape, bytes, offset), its metadata, and what the rule would
     /// prune. Reads headers only.
     Inspect {
-        /// A checkpoint folder (local, or a URL as for --checkpoint_dir) or a
-        /// single local .safetensors file.
+        /// A checkpoint folder or a single .safetensors file, each a local
+        /// path or a URL as for --checkpoint_dir.
         #[arg(value_hint = ValueHint::AnyPath)]
         path: PathBuf,
         #[command(flatten)]
@@ -447,6 +447,36 @@ pub enum Shell {
 }
 
 impl Cli {
+    /// A place the tool cannot read or write, as one line of a usage
+    /// error (exit 2): a URL as --out_dir (outputs are local), or a URL in
+    /// a build without remote support.
+    pub fn unusable_place(&self) -> Option<String> {
+        let (input, out_dir) = match &self.command {
+            None => (self.checkpoint_dir.as_deref(), self.out_dir.as_deref()),
+            Some(Command::Inspect { path, .. }) => (Some(path.as_path()), None),
+            Some(Command::Verify {
+                checkpoint_dir,
+                out_dir,
+                ..
+            }) => (Some(checkpoint_dir.as_path()), out_dir.as_deref()),
+            Some(_) => (None, None),
+        };
+        if let Some(dir) = out_dir.filter(|d| is_url(d)) {
+            return Some(format!(
+                "the argument '--out_dir {}' is a URL: outputs are written to a local folder only",
+                dir.display()
+            ));
+        }
+        if let Some(url) = input.filter(|d| is_url(d) && !cfg!(feature = "remote")) {
+            return Some(format!(
+                "'{}': {}",
+                url.display(),
+                trtllm_prune::NO_REMOTE_SUPPORT
+            ));
+        }
+        None
+    }
+
     /// A usage conflict clap cannot see from the flags alone, as the
     /// message of a usage error (exit 2): --in-place with an --out_dir that
     /// is another folder, or with a remote checkpoint.
@@ -455,7 +485,7 @@ impl Cli {
             return None;
         }
         let checkpoint_dir = self.checkpoint_dir.as_ref()?;
-        if trtllm_prune::is_remote(checkpoint_dir) {
+        if is_url(checkpoint_dir) {
             return Some(
                 "the argument '--in-place' cannot be used with a remote --checkpoint_dir: \
                  it is pruned into a local --out_dir"

@@ -15,21 +15,7 @@ use crate::base::error::{Error, Result};
 use crate::base::file::{file_name, FileStamp};
 use crate::base::sys::{Dir, Identity, PathHandle};
 use crate::plan::prepared::{InputFolder, Prepared};
-
-/// The checkpoint folder, absolute and with symlinks resolved.
-pub(crate) fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
-    let meta = fs::metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(dir, "checkpoint folder not found"),
-        _ => Error::io(dir, "cannot open", e),
-    })?;
-    if !meta.is_dir() {
-        return Err(Error::invalid(
-            dir,
-            "checkpoint path is a file, not a folder: give the folder that holds it, or look at the file with `trtllm-prune inspect`",
-        ));
-    }
-    fs::canonicalize(dir).map_err(|e| Error::io(dir, "cannot resolve", e))
-}
+use crate::read::folder::looks_like_url;
 
 /// The original's default output, `Path(dir).with_name(name + ".pruned")`:
 /// beside the folder as the user named it (`given`), so a checkpoint reached
@@ -463,13 +449,9 @@ fn refuse_overwriting_inputs(out: &Dir, prepared: &Prepared) -> Result<()> {
     let mut inputs: Vec<(PathBuf, FileStamp)> = prepared
         .files
         .iter()
-        .map(|f| (f.input.path.clone(), f.input.stamp))
-        .chain(
-            prepared
-                .extra_files
-                .iter()
-                .map(|f| (f.path.clone(), f.stamp)),
-        )
+        .map(|f| &f.input)
+        .chain(&prepared.extra_files)
+        .filter_map(|f| Some((f.path.clone(), f.stamp()?)))
         .collect();
     for g in &prepared.generated {
         let source = prepared.checkpoint_dir.join(&g.name);
@@ -550,6 +532,15 @@ pub(crate) fn refuse_stale_ranks(out: &Dir, prepared: &Prepared) -> Result<()> {
             if names.len() == 1 { "it" } else { "them" },
         ),
     ))
+}
+
+/// Why a URL is refused as `--out_dir`.
+pub const OUT_DIR_IS_LOCAL: &str =
+    "outputs are written to a local folder only: give a local path as --out_dir, not a URL";
+
+/// Whether a path argument is written as a URL (`scheme://...`).
+pub fn is_url(path: &Path) -> bool {
+    path.to_str().is_some_and(looks_like_url)
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::copy::ranges::{CopyMethods, CopyStats, FilePair, Hooks, RangeCopier};
 use crate::plan::file::{FilePlan, GeneratedFile};
 use crate::plan::{CopyRange, SHARE_ALIGNMENT};
 use crate::read::input::{InputFile, Source};
+#[cfg(feature = "remote")]
 use crate::read::remote::FetchOptions;
 
 /// What the jobs take from the run's options.
@@ -28,7 +29,8 @@ pub(crate) struct CopySettings {
     /// The block size copies clone at (`None`: [`SHARE_ALIGNMENT`]).
     pub align: Option<u64>,
     pub methods: CopyMethods,
-    /// Ranged requests in flight per file of a remote checkpoint.
+    /// Ranged requests in flight of a remote checkpoint.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     pub fetch_jobs: usize,
     pub cancel: Cancel,
 }
@@ -43,7 +45,7 @@ impl Job<'_> {
     pub(crate) fn bytes(&self) -> u64 {
         match self {
             Job::Prune(f) => f.plan.kept_bytes(),
-            Job::Copy(f) => f.stamp.len,
+            Job::Copy(f) => f.len(),
         }
     }
 
@@ -181,13 +183,13 @@ fn run_job(
             whole_file = [CopyRange {
                 src: 0,
                 dst: 0,
-                len: f.stamp.len,
+                len: f.len(),
             }];
-            (&[], f.stamp.len, &whole_file)
+            (&[], f.len(), &whole_file)
         }
     };
     let bar = progress.file(&file_name(&staged.target), job.bytes());
-    let out = staging.create(staged, Some(input.ownership), in_place)?;
+    let out = staging.create(staged, input.ownership(), in_place)?;
     out.write_all_at(header, 0)
         .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
     // Sized up front so that clones and copies land inside the file.
@@ -195,9 +197,9 @@ fn run_job(
         .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
     let on_progress = |n: u64| bar.inc(n);
     let stats = match &input.source {
-        Source::Local(file) => {
+        Source::Local(local) => {
             let files = FilePair {
-                src: file,
+                src: &local.file,
                 src_path: &input.path,
                 dst: &out,
                 dst_path: &staged.target,
@@ -214,6 +216,7 @@ fn run_job(
             copier.stats()
         }
         // Ranged reads, written where they belong with pwrite.
+        #[cfg(feature = "remote")]
         Source::Remote(o) => {
             let fetch = FetchOptions {
                 jobs: options.fetch_jobs,
@@ -236,7 +239,7 @@ fn run_job(
     };
     input.check_unchanged()?;
     let warnings = match &input.source {
-        Source::Local(file) if in_place => keep_attributes(&staged.target, file, &out),
+        Source::Local(local) if in_place => keep_attributes(&staged.target, &local.file, &out),
         _ => Vec::new(),
     };
     if fsync {

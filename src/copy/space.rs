@@ -35,7 +35,7 @@ use crate::base::shown::human_bytes;
 use crate::base::sys::Filesystem;
 use crate::copy::ranges::{self, CopyMethods};
 use crate::plan::CopyRange;
-use crate::read::input::{InputFile, Source};
+use crate::read::input::InputFile;
 
 /// One output file, as the space check sees it.
 pub(crate) struct Output<'a> {
@@ -81,16 +81,16 @@ pub(crate) fn check(
     // one probe per filesystem (or btrfs subvolume) the inputs are on.
     let mut clones_from: HashMap<u64, bool> = HashMap::new();
     let mut shares = |input: &InputFile| -> bool {
-        let (Some(scratch), Source::Local(file)) = (scratch, &input.source) else {
+        let (Some(scratch), Some(local)) = (scratch, input.local()) else {
             return false;
         };
         // Smaller than a block: nothing to share, and nothing to learn.
-        if input.stamp.len < block {
+        if local.stamp.len < block {
             return false;
         }
         *clones_from
-            .entry(input.stamp.dev)
-            .or_insert_with(|| ranges::clones_into(file, scratch, block))
+            .entry(local.stamp.dev)
+            .or_insert_with(|| ranges::clones_into(&local.file, scratch, block))
     };
     let unit = filesystem.block.max(1);
     let mut needed: u64 = 0;
@@ -132,10 +132,10 @@ fn two_sizes(a: u64, b: u64) -> (String, String) {
 /// will share. A remote input (or a filesystem that does not report holes)
 /// counts every byte.
 fn bytes_to_allocate(input: &InputFile, ranges: &[CopyRange], clone_block: Option<u64>) -> u64 {
-    let file = match &input.source {
-        Source::Local(file) => file,
-        Source::Remote(_) => return ranges.iter().map(|r| r.len).sum(),
+    let Some(local) = input.local() else {
+        return ranges.iter().map(|r| r.len).sum();
     };
+    let file = &local.file;
     let mut segments = DataSegments::new(file);
     let mut total: u64 = 0;
     for range in ranges {

@@ -76,7 +76,7 @@ pub(crate) fn plan_hollow_file(
         }
     }
     let json = &bytes[N_LEN as usize..];
-    let same = parse_header(json, input.stamp.len).is_ok_and(|h| h == *header);
+    let same = parse_header(json, input.len()).is_ok_and(|h| h == *header);
     if !same {
         return Err(Error::invalid(
             &input.path,

@@ -65,7 +65,7 @@ impl Prepared {
     /// Bytes the run will move: kept tensor data plus the other files.
     pub fn bytes_to_move(&self) -> u64 {
         let files: u64 = self.files.iter().map(|f| f.plan.kept_bytes()).sum();
-        let extra: u64 = self.extra_files.iter().map(|f| f.stamp.len).sum();
+        let extra: u64 = self.extra_files.iter().map(|f| f.len()).sum();
         files + extra
     }
 
@@ -114,7 +114,7 @@ impl Prepared {
     pub fn copied_files(&self) -> impl Iterator<Item = (&Path, Option<&Path>)> {
         self.extra_files
             .iter()
-            .map(|f| (f.path.as_path(), f.link_target.as_deref()))
+            .map(|f| (f.path.as_path(), f.link_target()))
     }
 
     /// The `world_size` of a TensorRT-LLM checkpoint's `config.json`.

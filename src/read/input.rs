@@ -6,27 +6,56 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
+#[cfg(feature = "remote")]
 use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
 use crate::base::file::{FileStamp, Ownership};
 use crate::read::header::{self, Header, N_LEN};
-use crate::read::remote::{ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
+#[cfg(feature = "remote")]
+use crate::read::remote::{ObjectInfo, RemoteFolder};
 
-/// An open input file with the stamp taken when it was opened.
+/// An open input file: where its bytes are read from and what it was when
+/// opened, to notice a change.
 #[derive(Debug)]
 pub struct InputFile {
     /// The local path, or the object's URL (for messages).
     pub path: PathBuf,
-    /// Where its bytes are read from.
+    /// Where its bytes are read from, with its identity.
     pub source: Source,
+}
+
+/// Where an input's bytes are, and its identity when it was opened.
+#[derive(Debug)]
+pub enum Source {
+    /// A local file, open for reading.
+    Local(LocalFile),
+    /// An object in a store or behind a URL ([`crate::read::remote`]), as
+    /// it was when its header was read.
+    #[cfg(feature = "remote")]
+    Remote(RemoteObject),
+}
+
+/// A local input file, open, with the stamp taken when it was opened.
+#[derive(Debug)]
+pub struct LocalFile {
+    pub file: File,
     pub stamp: FileStamp,
     /// Owner, group and mode, which an in-place replacement keeps.
     pub ownership: Ownership,
     /// Where the path leads when it is a symlink: the target's bytes are
     /// what is read (and copied).
     pub link_target: Option<PathBuf>,
+}
+
+/// One object of a remote checkpoint folder; its identity is the
+/// [`ObjectInfo`] its first read returned.
+#[cfg(feature = "remote")]
+#[derive(Debug, Clone)]
+pub struct RemoteObject {
+    pub folder: Arc<RemoteFolder>,
+    pub name: String,
+    pub info: ObjectInfo,
 }
 
 impl InputFile {
@@ -39,87 +68,21 @@ impl InputFile {
             .map_err(|e| Error::io(path, "cannot read metadata", e))?;
         Ok(InputFile {
             path: path.to_path_buf(),
-            source: Source::Local(file),
-            stamp: FileStamp::of(&meta),
-            ownership: Ownership::of(&meta),
-            link_target: fs::read_link(path).ok(),
+            source: Source::Local(LocalFile {
+                file,
+                stamp: FileStamp::of(&meta),
+                ownership: Ownership::of(&meta),
+                link_target: fs::read_link(path).ok(),
+            }),
         })
     }
 
-    /// Checks that the file was not modified, resized or replaced since it
-    /// was opened: the bytes just copied are then the bytes the header
-    /// described.
-    pub fn check_unchanged(&self) -> Result<()> {
-        // A remote object is checked at every request (its ETag).
-        let Source::Local(file) = &self.source else {
-            return Ok(());
-        };
-        let now = file
-            .metadata()
-            .map_err(|e| Error::io(&self.path, "cannot read metadata", e))?;
-        let now = FileStamp::of(&now);
-        if now.len < self.stamp.len {
-            return Err(Error::InputChanged {
-                file: self.path.clone(),
-                offset: now.len,
-            });
-        }
-        if !now.same_contents(&self.stamp) {
-            return Err(Error::invalid(
-                &self.path,
-                "input file was modified while it was being copied; run again on a stable checkpoint",
-            ));
-        }
-        match fs::metadata(&self.path) {
-            Ok(meta) if FileStamp::of(&meta).same_file(&self.stamp) => Ok(()),
-            _ => Err(Error::invalid(
-                &self.path,
-                "input file was replaced or removed while it was being copied; run again on a stable checkpoint",
-            )),
-        }
-    }
-}
-
-/// Where an input's bytes are.
-#[derive(Debug)]
-pub enum Source {
-    /// A local file, open for reading.
-    Local(File),
-    /// An object in a store or behind a URL ([`crate::read::remote`]), as it was
-    /// when its header was read.
-    Remote(RemoteObject),
-}
-
-/// One object of a remote checkpoint folder.
-#[derive(Debug, Clone)]
-pub struct RemoteObject {
-    pub folder: Arc<RemoteFolder>,
-    pub name: String,
-    pub info: ObjectInfo,
-}
-
-impl InputFile {
     /// The object `name` of `folder`, with the identity `info` it had when
-    /// it was first read; owned, for what an output takes from its input,
-    /// by whoever runs the tool.
+    /// it was first read.
+    #[cfg(feature = "remote")]
     pub fn remote(folder: &Arc<RemoteFolder>, name: &str, info: ObjectInfo) -> InputFile {
-        // SAFETY: geteuid and getegid cannot fail.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         InputFile {
             path: PathBuf::from(folder.object_url(name)),
-            stamp: FileStamp {
-                dev: 0,
-                ino: 0,
-                len: info.size,
-                mtime_ns: 0,
-                ctime_ns: 0,
-            },
-            ownership: Ownership {
-                uid,
-                gid,
-                mode: 0o644,
-            },
-            link_target: None,
             source: Source::Remote(RemoteObject {
                 folder: Arc::clone(folder),
                 name: name.to_string(),
@@ -128,11 +91,92 @@ impl InputFile {
         }
     }
 
+    /// The size it had when it was opened.
+    pub fn len(&self) -> u64 {
+        match &self.source {
+            Source::Local(local) => local.stamp.len,
+            #[cfg(feature = "remote")]
+            Source::Remote(o) => o.info.size,
+        }
+    }
+
+    /// The local file; `None` for a remote object.
+    pub fn local(&self) -> Option<&LocalFile> {
+        match &self.source {
+            Source::Local(local) => Some(local),
+            #[cfg(feature = "remote")]
+            Source::Remote(_) => None,
+        }
+    }
+
+    /// A local file's stamp; `None` for a remote object.
+    pub fn stamp(&self) -> Option<FileStamp> {
+        match &self.source {
+            Source::Local(local) => Some(local.stamp),
+            #[cfg(feature = "remote")]
+            Source::Remote(_) => None,
+        }
+    }
+
+    /// A local file's owner, group and mode; `None` for a remote object
+    /// (its output belongs to whoever runs the tool).
+    pub fn ownership(&self) -> Option<Ownership> {
+        match &self.source {
+            Source::Local(local) => Some(local.ownership),
+            #[cfg(feature = "remote")]
+            Source::Remote(_) => None,
+        }
+    }
+
+    /// Where a local symlink leads.
+    pub fn link_target(&self) -> Option<&Path> {
+        match &self.source {
+            Source::Local(local) => local.link_target.as_deref(),
+            #[cfg(feature = "remote")]
+            Source::Remote(_) => None,
+        }
+    }
+
+    /// Checks that the file was not modified, resized or replaced since it
+    /// was opened: the bytes just copied are then the bytes the header
+    /// described.
+    pub fn check_unchanged(&self) -> Result<()> {
+        // A remote object is checked at every request (its ETag).
+        let Some(local) = self.local() else {
+            return Ok(());
+        };
+        let now = local
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&self.path, "cannot read metadata", e))?;
+        let now = FileStamp::of(&now);
+        if now.len < local.stamp.len {
+            return Err(Error::InputChanged {
+                file: self.path.clone(),
+                offset: now.len,
+            });
+        }
+        if !now.same_contents(&local.stamp) {
+            return Err(Error::invalid(
+                &self.path,
+                "input file was modified while it was being copied; run again on a stable checkpoint",
+            ));
+        }
+        match fs::metadata(&self.path) {
+            Ok(meta) if FileStamp::of(&meta).same_file(&local.stamp) => Ok(()),
+            _ => Err(Error::invalid(
+                &self.path,
+                "input file was replaced or removed while it was being copied; run again on a stable checkpoint",
+            )),
+        }
+    }
+
     /// Reads up to `buf.len()` bytes at `offset` (fewer only at the end).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize> {
         match &self.source {
-            Source::Local(file) => read_fully_at(file, buf, offset)
+            Source::Local(local) => read_fully_at(&local.file, buf, offset)
                 .map_err(|e| Error::io(&self.path, "cannot read", e)),
+            #[cfg(feature = "remote")]
             Source::Remote(o) => {
                 let end = offset.saturating_add(buf.len() as u64).min(o.info.size);
                 if end <= offset {
@@ -150,19 +194,21 @@ impl InputFile {
 /// Opens a rank (or any safetensors) file and validates its header.
 pub fn open_safetensors(path: &Path) -> Result<(InputFile, Header)> {
     let input = InputFile::open(path)?;
-    let header = match &input.source {
-        Source::Local(file) => read_header(file, path)?,
-        Source::Remote(o) => return open_remote_safetensors(&o.folder, &o.name),
+    let Some(local) = input.local() else {
+        return Err(Error::invalid(path, "not a local file"));
     };
+    let header = read_header(&local.file, path)?;
     Ok((input, header))
 }
 
 /// Bytes read speculatively from a remote file: its length prefix and, for
 /// most headers, the whole header, in one request.
+#[cfg(feature = "remote")]
 const REMOTE_PREFIX_READ: u64 = 64 << 10;
 
 /// Reads and validates the header of the remote object `name`: one ranged
 /// read of its first bytes, one more for a header longer than that.
+#[cfg(feature = "remote")]
 pub fn open_remote_safetensors(
     folder: &Arc<RemoteFolder>,
     name: &str,
@@ -186,6 +232,9 @@ pub fn open_remote_safetensors(
     let header = header::parse_header(&json, info.size).map_err(header_error)?;
     Ok((InputFile::remote(folder, name, info), header))
 }
+
+/// Largest small file read whole (a config or an index), local or remote.
+pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
 
 /// The whole of a small file (config.json, a shard index) and its stamp,
 /// taken from the open descriptor before the first byte is read: a write

@@ -13,9 +13,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzure, MicrosoftAzureBuilder};
+use object_store::gcp::{GoogleCloudStorage, GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -61,16 +61,6 @@ const READ_TIMEOUT: &str = "30 seconds";
 /// A whole request, body included: generous, since a part of 16 MiB on a
 /// slow link takes a while; stalls are caught by the read timeout.
 const REQUEST_TIMEOUT: &str = "10 minutes";
-
-/// Whether `text` is a URL (`scheme://...`) rather than a local path.
-pub(super) fn looks_like_url(text: &str) -> bool {
-    let Some((scheme, _)) = text.split_once("://") else {
-        return false;
-    };
-    let mut chars = scheme.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
-}
 
 pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, UrlProblem> {
     let url = Url::parse(text).map_err(|e| UrlProblem {
@@ -119,12 +109,14 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
     }
     let mut secrets = secret_values(config);
     let built = match scheme {
-        ObjectStoreScheme::AmazonS3 => build_s3(text, config).map(|s| (StoreKind::S3, s)),
+        ObjectStoreScheme::AmazonS3 => {
+            build_cloud::<AmazonS3Builder>(text, config).map(|s| (StoreKind::S3, s))
+        }
         ObjectStoreScheme::GoogleCloudStorage => {
-            build_gcs(text, config).map(|s| (StoreKind::Gcs, s))
+            build_cloud::<GoogleCloudStorageBuilder>(text, config).map(|s| (StoreKind::Gcs, s))
         }
         ObjectStoreScheme::MicrosoftAzure => {
-            build_azure(text, config).map(|s| (StoreKind::Azure, s))
+            build_cloud::<MicrosoftAzureBuilder>(text, config).map(|s| (StoreKind::Azure, s))
         }
         ObjectStoreScheme::Http => build_http(&url, config).map(|s| (StoreKind::Http, s)),
         _ => Err(format!(
@@ -235,50 +227,71 @@ fn apply<B, K: FromStr>(
     Ok(builder)
 }
 
-fn build_s3(text: &str, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>, String> {
-    let mut builder = AmazonS3Builder::from_env().with_url(text);
-    builder = apply(builder, config, |b, k: AmazonS3ConfigKey, v| {
-        b.with_config(k, v)
-    })?;
-    for (key, value) in CLIENT_DEFAULTS {
-        let key = AmazonS3ConfigKey::Client(key);
-        if builder.get_config_value(&key).is_none() {
-            builder = builder.with_config(key, value);
-        }
-    }
-    let store = builder
-        .with_retry(retry_config())
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(store))
+/// What `object_store`'s three cloud builders (S3, GCS, Azure) share, so
+/// that one function ([`build_cloud`]) sets each up.
+trait CloudBuilder: Sized {
+    type Key: FromStr;
+    type Store: ObjectStore;
+    fn from_env() -> Self;
+    fn with_url(self, url: &str) -> Self;
+    fn with_config(self, key: Self::Key, value: &str) -> Self;
+    fn is_set(&self, key: &Self::Key) -> bool;
+    fn client_key(key: ClientConfigKey) -> Self::Key;
+    fn with_retry(self, retry: RetryConfig) -> Self;
+    fn build(self) -> object_store::Result<Self::Store>;
 }
 
-fn build_gcs(text: &str, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>, String> {
-    let mut builder = GoogleCloudStorageBuilder::from_env().with_url(text);
-    builder = apply(builder, config, |b, k: GoogleConfigKey, v| {
-        b.with_config(k, v)
-    })?;
-    for (key, value) in CLIENT_DEFAULTS {
-        let key = GoogleConfigKey::Client(key);
-        if builder.get_config_value(&key).is_none() {
-            builder = builder.with_config(key, value);
+macro_rules! cloud_builder {
+    ($builder:ty, $key:ty, $store:ty) => {
+        impl CloudBuilder for $builder {
+            type Key = $key;
+            type Store = $store;
+            fn from_env() -> Self {
+                <$builder>::from_env()
+            }
+            fn with_url(self, url: &str) -> Self {
+                <$builder>::with_url(self, url)
+            }
+            fn with_config(self, key: $key, value: &str) -> Self {
+                <$builder>::with_config(self, key, value)
+            }
+            fn is_set(&self, key: &$key) -> bool {
+                self.get_config_value(key).is_some()
+            }
+            fn client_key(key: ClientConfigKey) -> $key {
+                <$key>::Client(key)
+            }
+            fn with_retry(self, retry: RetryConfig) -> Self {
+                <$builder>::with_retry(self, retry)
+            }
+            fn build(self) -> object_store::Result<$store> {
+                <$builder>::build(self)
+            }
         }
-    }
-    let store = builder
-        .with_retry(retry_config())
-        .build()
-        .map_err(|e| e.to_string())?;
-    Ok(Arc::new(store))
+    };
 }
 
-fn build_azure(text: &str, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>, String> {
-    let mut builder = MicrosoftAzureBuilder::from_env().with_url(text);
-    builder = apply(builder, config, |b, k: AzureConfigKey, v| {
-        b.with_config(k, v)
-    })?;
+cloud_builder!(AmazonS3Builder, AmazonS3ConfigKey, AmazonS3);
+cloud_builder!(
+    GoogleCloudStorageBuilder,
+    GoogleConfigKey,
+    GoogleCloudStorage
+);
+cloud_builder!(MicrosoftAzureBuilder, AzureConfigKey, MicrosoftAzure);
+
+/// A cloud store for the URL `text`: the environment, then `config`, then
+/// the client defaults where neither set a timeout.
+fn build_cloud<B: CloudBuilder>(
+    text: &str,
+    config: &[(&str, &str)],
+) -> Result<Arc<dyn ObjectStore>, String>
+where
+    B::Store: 'static,
+{
+    let mut builder = apply(B::from_env().with_url(text), config, B::with_config)?;
     for (key, value) in CLIENT_DEFAULTS {
-        let key = AzureConfigKey::Client(key);
-        if builder.get_config_value(&key).is_none() {
+        let key = B::client_key(key);
+        if !builder.is_set(&key) {
             builder = builder.with_config(key, value);
         }
     }

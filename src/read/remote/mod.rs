@@ -46,10 +46,11 @@ mod location;
 mod parts;
 mod problem;
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use object_store::path::Path as ObjectPath;
@@ -58,11 +59,14 @@ use tokio::runtime::Runtime;
 
 use crate::base::copy_range::CopyRange;
 use crate::base::error::{Error, RemoteProblem, Result};
+use crate::read::folder::{Entry, EntryKind, Folder, SmallFile};
+use crate::read::header::Header;
+use crate::read::input::{open_remote_safetensors, InputFile};
 
 pub use location::StoreKind;
 
 /// Largest object [`RemoteFolder::get_small`] reads (a config or an index).
-pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
+pub use crate::read::input::MAX_SMALL_OBJECT;
 
 /// A checkpoint folder at a URL: a store and the prefix of the folder in it.
 pub struct RemoteFolder {
@@ -70,6 +74,8 @@ pub struct RemoteFolder {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     url: String,
+    /// The URL as a path, for [`Folder::shown`].
+    shown: PathBuf,
     /// Values redacted from every message; never shown.
     secrets: Arc<Vec<String>>,
 }
@@ -129,6 +135,72 @@ impl ObjectInfo {
     }
 }
 
+/// A remote folder behind the seam `checkpoint` reads through. It is held
+/// in an [`Arc`] because each [`InputFile`] it opens keeps a handle on it.
+impl Folder for Arc<RemoteFolder> {
+    fn shown(&self) -> &Path {
+        &self.shown
+    }
+
+    fn path_of(&self, name: &OsStr) -> PathBuf {
+        PathBuf::from(self.object_url(&name.to_string_lossy()))
+    }
+
+    fn local_dir(&self) -> Option<&Path> {
+        None
+    }
+
+    fn list(&self) -> Result<Option<Vec<Entry>>> {
+        let Some((objects, subfolders)) = self.list_with_subfolders()? else {
+            return Ok(None);
+        };
+        let files = objects
+            .into_iter()
+            .map(|o| (o.name, EntryKind::File, o.size));
+        let folders = subfolders.into_iter().map(|n| (n, EntryKind::Folder, 0));
+        let mut entries: Vec<Entry> = files
+            .chain(folders)
+            .map(|(name, kind, size)| Entry {
+                file_name: name.clone().into(),
+                name,
+                kind,
+                size,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(entries))
+    }
+
+    fn read_small(&self, name: &str) -> Result<Option<SmallFile>> {
+        Ok(self
+            .get_small(name)?
+            .map(|bytes| SmallFile { bytes, stamp: None }))
+    }
+
+    fn open_file(&self, name: &OsStr) -> Result<InputFile> {
+        let name = self.name_of(name)?;
+        // The identity comes from one HEAD: every later read carries it.
+        let (_, info) = self.read_prefix(name, 0)?;
+        Ok(InputFile::remote(self, name, info))
+    }
+
+    fn open_safetensors(&self, name: &OsStr) -> Result<(InputFile, Header)> {
+        open_remote_safetensors(self, self.name_of(name)?)
+    }
+}
+
+impl RemoteFolder {
+    /// An object name as text (names of remote objects are UTF-8).
+    fn name_of<'a>(&self, name: &'a OsStr) -> Result<&'a str> {
+        name.to_str().ok_or_else(|| Error::Remote {
+            url: self.url.clone(),
+            range: None,
+            kind: RemoteProblem::Invalid,
+            problem: format!("`{}` is not a UTF-8 name", name.to_string_lossy()),
+        })
+    }
+}
+
 /// How [`RemoteFolder::copy_ranges`] fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchOptions {
@@ -163,7 +235,7 @@ impl RemoteFolder {
     /// `aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, ...; for
     /// plain HTTP the client keys such as `timeout`).
     pub fn parse_with(text: &str, config: &[(&str, &str)]) -> Option<Result<RemoteFolder>> {
-        if !location::looks_like_url(text) {
+        if !crate::read::folder::looks_like_url(text) {
             return None;
         }
         Some(
@@ -172,6 +244,7 @@ impl RemoteFolder {
                     kind: l.kind,
                     store: l.store,
                     prefix: l.prefix,
+                    shown: PathBuf::from(&l.url),
                     url: l.url,
                     secrets: Arc::new(l.secrets),
                 })
@@ -199,6 +272,12 @@ impl RemoteFolder {
     /// files from `config.json` or the shard index). A prefix with nothing
     /// under it is an empty list; a missing bucket is an error.
     pub fn list(&self) -> Result<Option<Vec<RemoteEntry>>> {
+        Ok(self.list_with_subfolders()?.map(|(objects, _)| objects))
+    }
+
+    /// [`RemoteFolder::list`], and the names of the subfolders (common
+    /// prefixes) directly under the prefix, sorted.
+    pub fn list_with_subfolders(&self) -> Result<Option<(Vec<RemoteEntry>, Vec<String>)>> {
         if self.kind == StoreKind::Http {
             return Ok(None);
         }
@@ -220,7 +299,25 @@ impl RemoteFolder {
             })
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Some(entries))
+        let mut subfolders: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| percent_decode(p.filename()?))
+            .collect();
+        subfolders.sort();
+        Ok(Some((entries, subfolders)))
+    }
+
+    /// Whether the object `name` exists (one HEAD request).
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        match self.read_prefix(name, 0) {
+            Ok(_) => Ok(true),
+            Err(Error::Remote {
+                kind: RemoteProblem::NotFound,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// A whole small object (`config.json`, a shard index); `Ok(None)` when
@@ -458,18 +555,6 @@ impl RemoteFolder {
     }
 }
 
-/// The checkpoint folder as a store or a URL (`s3://`, `gs://`, `az://`,
-/// `http(s)://`, see `remote`), when it is given as one.
-pub(crate) fn remote_folder(dir: &Path) -> Result<Option<Arc<RemoteFolder>>> {
-    let Some(text) = dir.to_str() else {
-        return Ok(None);
-    };
-    match RemoteFolder::parse(text) {
-        None => Ok(None),
-        Some(folder) => folder.map(|f| Some(Arc::new(f))),
-    }
-}
-
 /// The shared runtime: two workers drive the sockets (none when the system
 /// refuses threads); the caller's thread polls the call's own future (so it
 /// may borrow the caller's data).
@@ -514,7 +599,7 @@ fn runtime() -> Result<&'static Runtime> {
 const RUNTIME_WORKERS: usize = 2;
 
 /// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -31,6 +31,8 @@ const SYSCALLS: &[&str] = &[
     "close",
     "statx",
     "newfstatat",
+    // rustix's fstat (glibc's is a newfstatat).
+    "fstat",
     "getdents64",
     "read",
     "pread64",

@@ -23,6 +23,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
 /// SIGXFSZ. Without `SA_RESTART`, a blocking system call returns `EINTR`,
 /// and the caller sees the flag.
 pub fn install() {
+    // rustix offers signal dispositions only in its own unsafe runtime API.
     // SAFETY: setting a signal's disposition to "ignore" has no handler to
     // be unsafe in.
     unsafe {

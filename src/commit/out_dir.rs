@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::base::error::{Error, Result};
-use crate::base::sys::{Dir, Identity, PathHandle};
+use crate::base::sys::{self, Dir, Identity, PathHandle};
 use crate::copy::jobs::file_name;
 use crate::prune::Prepared;
 use crate::read::input::FileStamp;
@@ -319,8 +319,7 @@ fn components_of(path: &Path) -> VecDeque<OsString> {
 /// Otherwise whoever may write /tmp could send the run's output anywhere
 /// the caller may write.
 fn refuse_foreign_symlink(folder: &PathHandle, link: &Identity, path: &Path) -> Result<()> {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = sys::current_user();
     if link.uid == me || link.uid == 0 {
         return Ok(());
     }

@@ -140,7 +140,7 @@ pub fn pending(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
             format!(
                 "{}: a run{} was stopped in the middle of its commit: some files here are new, others old, until a run into the folder (or `trtllm-prune inspect` on it) by that user finishes it",
                 path.display(),
-                if uid == current_user() {
+                if uid == sys::current_user() {
                     String::new()
                 } else {
                     format!(" of another user (uid {uid})")
@@ -183,17 +183,12 @@ fn read_journal(file: &mut std::fs::File) -> std::io::Result<Option<Journal>> {
     Ok(Journal::decode(&bytes))
 }
 
-fn current_user() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// Refuses to write into a folder where a dead run of another user left an
 /// unfinished commit: this user may not finish it, and committing over it
 /// would let that user's next run replay the old commit over this one's
 /// files. The caller holds the folder's lock.
 pub(crate) fn refuse_foreign_commits(dir: &Dir) -> Result<()> {
-    let me = current_user();
+    let me = sys::current_user();
     match unfinished_commits(dir).into_iter().find(|&uid| uid != me) {
         None => Ok(()),
         Some(uid) => Err(Error::refused(
@@ -238,7 +233,7 @@ pub(crate) fn recover_locked(
             }
         }
     }
-    let me = current_user();
+    let me = sys::current_user();
     let mut notes = Vec::new();
     for (id, files) in runs {
         let note = if let Some(pid) = id.strip_prefix("pid-").and_then(|p| p.parse().ok()) {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
+use crate::base::sys;
 use crate::commit::stage::Ownership;
 use crate::read::header::{self, Header, N_LEN};
 use crate::read::remote::{ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
@@ -142,8 +143,7 @@ impl InputFile {
     /// it was first read; owned, for what an output takes from its input,
     /// by whoever runs the tool.
     pub fn remote(folder: &Arc<RemoteFolder>, name: &str, info: ObjectInfo) -> InputFile {
-        // SAFETY: geteuid and getegid cannot fail.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (uid, gid) = (sys::current_user(), sys::current_group());
         InputFile {
             path: PathBuf::from(folder.object_url(name)),
             stamp: FileStamp {

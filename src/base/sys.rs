@@ -85,7 +85,7 @@ impl Dir {
     /// Creates `name`, which must not exist (a symlink at that name counts
     /// as existing: `O_EXCL` never follows one), open for reading and
     /// writing, with `mode` before the umask.
-    pub fn create_new(&self, name: &OsStr, mode: libc::mode_t) -> io::Result<File> {
+    pub fn create_new(&self, name: &OsStr, mode: u32) -> io::Result<File> {
         let c = component(name)?;
         let flags =
             OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -785,8 +785,8 @@ impl Dir {
             stamp: crate::read::input::FileStamp {
                 dev: st.st_dev,
                 ino: st.st_ino,
-                // A size the kernel gives is never negative.
-                len: u64::try_from(st.st_size).unwrap_or(0),
+                len: u64::try_from(st.st_size)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?,
                 mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
                 ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
             },

@@ -99,7 +99,9 @@ pub(crate) fn sample(dir: &Dir, name: &OsStr) -> io::Result<Sample> {
     let head = len.min(SAMPLE_END);
     let tail_start = len.saturating_sub(SAMPLE_END).max(head);
     for (start, end) in [(0, head), (tail_start, len)] {
-        let mut buf = vec![0u8; (end - start) as usize];
+        let want = usize::try_from(end - start)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        let mut buf = vec![0u8; want];
         file.read_exact_at(&mut buf, start)?;
         hasher.update(&buf);
     }

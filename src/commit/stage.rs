@@ -243,7 +243,7 @@ impl Staging {
         let mode = source.map_or(0o666, |o| o.mode & 0o777);
         let file = self
             .dir
-            .create_new(&staged.temp_name, mode as libc::mode_t)
+            .create_new(&staged.temp_name, mode)
             .map_err(|e| Error::io(&staged.target, "cannot create", e))?;
         if let Some(o) = source.filter(|_| replace) {
             sys::copy_ownership(&file, o.uid, o.gid, o.mode).map_err(|e| {

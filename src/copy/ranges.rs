@@ -303,7 +303,7 @@ impl<'a> RangeCopier<'a> {
                 )
             })?;
         }
-        let n = (want as usize).min(self.buffer.len());
+        let n = count(want).min(self.buffer.len());
         let read = loop {
             match self.src.read_at(&mut self.buffer[..n], src) {
                 Ok(r) => break r,

@@ -226,36 +226,6 @@ fn a_live_runs_files_are_never_touched_and_a_dead_runs_are_removed() {
     assert_eq!(hidden_names(&out), Vec::<String>::new());
 }
 
-#[test]
-fn leftovers_of_a_version_before_the_journal_are_put_back() {
-    let (_dir, root) = root();
-    let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
-    let original = fs::read(ckpt.join("rank1.safetensors")).unwrap();
-    // An older version killed mid-commit: rank1 moved aside, not replaced.
-    let pid = 4_194_301; // Above any default pid_max: no such process.
-    fs::rename(
-        ckpt.join("rank1.safetensors"),
-        ckpt.join(format!(".rank1.safetensors.trtllm-prune-old-{pid}.tmp")),
-    )
-    .unwrap();
-    fs::write(
-        ckpt.join(format!(".rank0.safetensors.trtllm-prune-new-{pid}.tmp")),
-        "x",
-    )
-    .unwrap();
-
-    let out = run(&[&"inspect", &ckpt]);
-
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("undid the unfinished commit of an older"),
-        "{}",
-        stderr(&out)
-    );
-    assert_eq!(fs::read(ckpt.join("rank1.safetensors")).unwrap(), original);
-    assert_eq!(hidden_names(&ckpt), Vec::<String>::new());
-}
-
 // ------------------------------------------------------ planted files
 
 #[test]

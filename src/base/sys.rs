@@ -132,10 +132,6 @@ impl Dir {
         }))
     }
 
-    pub fn exists(&self, name: &OsStr) -> io::Result<bool> {
-        Ok(self.stat(name)?.is_some())
-    }
-
     /// Renames `from` to `to` in this folder, replacing `to` atomically.
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         let (f, t) = (component(from)?, component(to)?);
@@ -325,22 +321,6 @@ pub(crate) fn random_id() -> io::Result<String> {
         }
     }
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Whether the process `pid` exists (on this machine).
-pub(crate) fn process_exists(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid)
-        .ok()
-        .filter(|&pid| pid > 0)
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    // Signal 0 only checks for existence and permission.
-    matches!(
-        rustix::process::test_kill_process(pid),
-        Ok(()) | Err(Errno::PERM)
-    )
 }
 
 /// The kind of lock a folder is taken with: readers share the folder,

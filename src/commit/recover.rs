@@ -236,12 +236,7 @@ pub(crate) fn recover_locked(
     let me = sys::current_user();
     let mut notes = Vec::new();
     for (id, files) in runs {
-        let note = if let Some(pid) = id.strip_prefix("pid-").and_then(|p| p.parse().ok()) {
-            recover_legacy(dir, pid, &files, me)?
-        } else {
-            recover_run(dir, &id, &files, me)?
-        };
-        match note {
+        match recover_run(dir, &id, &files, me)? {
             Some(Note::Done(line)) => notes.push(line),
             Some(Note::LeftAlone(line)) if report_left_alone => notes.push(line),
             _ => {}
@@ -394,7 +389,7 @@ fn target_of(name: &OsString, journal: Option<&Journal>) -> Option<OsString> {
                 .then(|| e.target.clone())
         })
     });
-    from_journal.or_else(|| side_file::legacy_target(name))
+    from_journal.or_else(|| side_file::target_in_name(name))
 }
 
 /// The run's side names that may hold the only copy of an original, one
@@ -612,65 +607,6 @@ fn holding(dir: &Dir, name: &OsStr, entry: &Entry) -> &'static str {
     } else {
         "holds neither the new file nor the original"
     }
-}
-
-/// Leftovers of a version before the journal: temp files and moved-aside
-/// originals named with a process id. If the process is gone and its
-/// commit was not complete (a temp file is left, or a moved-aside file's
-/// name is empty), every original is put back; otherwise the commit had
-/// completed and the originals are stale copies.
-fn recover_legacy(
-    dir: &Dir,
-    pid: u32,
-    files: &[(OsString, Kind)],
-    me: u32,
-) -> Result<Option<Note>> {
-    if sys::process_exists(pid) {
-        return Ok(None);
-    }
-    let at = |name: &OsString| dir.join(name);
-    let ours: Vec<&(OsString, Kind)> = files
-        .iter()
-        .filter(|(name, _)| {
-            dir.stat(name)
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.uid == me && s.is_file())
-        })
-        .collect();
-    let target_missing = |name: &OsString| {
-        side_file::legacy_target(name)
-            .map(|t| !dir.exists(&t).unwrap_or(true))
-            .unwrap_or(false)
-    };
-    let incomplete = ours.iter().any(|(name, kind)| match kind {
-        Kind::LegacyTemp(_) => true,
-        Kind::LegacyBackup(_) => target_missing(name),
-        _ => false,
-    });
-    let mut restored = 0;
-    for (name, kind) in &ours {
-        match (kind, side_file::legacy_target(name)) {
-            (Kind::LegacyBackup(_), Some(target)) if incomplete => {
-                dir.rename(name, &target)
-                    .map_err(|e| Error::io(&at(&target), "cannot put the original back", e))?;
-                restored += 1;
-            }
-            _ => dir
-                .unlink(name)
-                .map_err(|e| Error::io(&at(name), "cannot remove", e))?,
-        }
-    }
-    let place = dir.path().display();
-    Ok(Some(Note::Done(if restored > 0 {
-        format!("{place}: undid the unfinished commit of an older trtllm-prune run (process {pid}): {restored} original{} put back", plural(restored))
-    } else {
-        format!(
-            "{place}: removed {} leftover file{} of an older trtllm-prune run (process {pid})",
-            ours.len(),
-            plural(ours.len())
-        )
-    })))
 }
 
 fn plural(n: usize) -> &'static str {

@@ -137,6 +137,7 @@ fn killed_mid_commit(root: &Path) -> Option<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn inspect_finishes_a_commit_a_killed_run_left_and_says_so_in_one_line() {
     let (_dir, root) = root();
     let Some(ckpt) = killed_mid_commit(&root) else {
@@ -163,6 +164,7 @@ fn inspect_finishes_a_commit_a_killed_run_left_and_says_so_in_one_line() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn a_dry_run_reports_nothing_and_changes_nothing_of_a_dead_runs_commit() {
     let (_dir, root) = root();
     let Some(ckpt) = killed_mid_commit(&root) else {
@@ -246,6 +248,7 @@ fn a_symlink_at_an_output_name_is_replaced_not_written_through() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn every_file_the_tool_creates_is_created_exclusively() {
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
@@ -257,7 +260,7 @@ fn every_file_the_tool_creates_is_created_exclusively() {
             .iter()
             .map(|a| a.replace("OUT", &out.display().to_string()))
             .collect();
-        let Ok(status) = Command::new("strace")
+        let status = Command::new("strace")
             .args(["-f", "-qq", "-e", "trace=open,openat,creat", "-o"])
             .arg(&log)
             .arg(util::bin())
@@ -266,10 +269,7 @@ fn every_file_the_tool_creates_is_created_exclusively() {
             .args(&args)
             .arg("-q")
             .status()
-        else {
-            eprintln!("strace is not installed: skipping");
-            return;
-        };
+            .expect("strace runs");
         assert!(status.success());
         let text = fs::read_to_string(&log).unwrap();
         let creating: Vec<&str> = text.lines().filter(|l| l.contains("O_CREAT")).collect();
@@ -417,12 +417,8 @@ fn verify_flags_a_tensor_the_rule_keeps_but_the_output_emptied() {
 // --------------------------------------------------------- in place keeps
 
 #[test]
+#[cfg_attr(not(has_root), ignore = "needs root")]
 fn in_place_keeps_each_files_owner_group_and_mode() {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: cannot give files to another user; skipping");
-        return;
-    }
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     let owners: BTreeMap<&str, (u32, u32, u32)> = [
@@ -455,6 +451,7 @@ fn in_place_keeps_each_files_owner_group_and_mode() {
 // ------------------------------------------- failures after the commit
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn a_failed_flush_after_the_commit_exits_3_saying_the_output_is_in_place() {
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
@@ -462,7 +459,7 @@ fn a_failed_flush_after_the_commit_exits_3_saying_the_output_is_in_place() {
     let log = root.join("log");
     // How many fsyncs a run makes: the last one flushes the folder after
     // the commit.
-    let Ok(status) = Command::new("strace")
+    let status = Command::new("strace")
         .args(["-f", "-qq", "-e", "trace=fsync", "-o"])
         .arg(&log)
         .arg(util::bin())
@@ -472,10 +469,7 @@ fn a_failed_flush_after_the_commit_exits_3_saying_the_output_is_in_place() {
         .arg(&out)
         .arg("-q")
         .status()
-    else {
-        eprintln!("strace is not installed: skipping");
-        return;
-    };
+        .expect("strace runs");
     assert!(status.success());
     let expected = tree(&out);
     fs::remove_dir_all(&out).unwrap();
@@ -535,6 +529,7 @@ fn dead_commit_into(ckpt: &Path, out: &Path, when: u32) -> Option<()> {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn a_commit_into_a_folder_renamed_mid_run_still_finishes_the_dead_run_there_first() {
     use trtllm_prune::stage::Staging;
     let (_dir, root) = root();
@@ -583,6 +578,7 @@ fn a_commit_into_a_folder_renamed_mid_run_still_finishes_the_dead_run_there_firs
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn a_file_planted_at_a_used_temp_name_is_never_renamed_over_an_output() {
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
@@ -694,6 +690,7 @@ fn a_shard_whose_name_is_not_utf8_is_refused_not_renamed() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn a_dry_run_names_an_unfinished_commit_it_reads_through() {
     let (_dir, root) = root();
     let Some(ckpt) = killed_mid_commit(&root) else {
@@ -783,17 +780,9 @@ fn open_to_all(dir: &Path) {
     assert!(status.success());
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 #[test]
+#[cfg_attr(not(has_root), ignore = "needs root")]
 fn another_users_unfinished_commit_blocks_writes_into_that_folder() {
-    if !is_root() {
-        eprintln!("not root: cannot run as another user; skipping");
-        return;
-    }
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     let out = root.join("out");
@@ -826,11 +815,8 @@ fn another_users_unfinished_commit_blocks_writes_into_that_folder() {
 }
 
 #[test]
+#[cfg_attr(not(has_root), ignore = "needs root")]
 fn a_checkpoint_left_half_committed_by_another_user_is_not_read() {
-    if !is_root() {
-        eprintln!("not root: cannot run as another user; skipping");
-        return;
-    }
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     open_to_all(&root);
@@ -857,6 +843,7 @@ fn a_checkpoint_left_half_committed_by_another_user_is_not_read() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn a_dry_run_names_an_unfinished_commit_in_the_output_folder() {
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));

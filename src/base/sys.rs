@@ -608,7 +608,10 @@ impl Dir {
 /// The names of `file`'s extended attributes (those this process may see:
 /// `trusted.*` only for root). A filesystem without them has none.
 fn xattr_names(file: &File) -> io::Result<Vec<CString>> {
-    let list = match sized_read(|buffer| rfs::flistxattr(file, buffer)) {
+    let list = match sized_read(
+        || rfs::flistxattr_query(file),
+        |buffer| rfs::flistxattr(file, buffer),
+    ) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
         other => other?,
     };
@@ -621,15 +624,21 @@ fn xattr_names(file: &File) -> io::Result<Vec<CString>> {
 
 /// The value of `file`'s extended attribute `name`.
 fn xattr_value(file: &File, name: &CStr) -> io::Result<Vec<u8>> {
-    sized_read(|buffer| rfs::fgetxattr(file, name, buffer))
+    sized_read(
+        || rfs::fgetxattr_query(file, name),
+        |buffer| rfs::fgetxattr(file, name, buffer),
+    )
 }
 
-/// What `read` gives, sized by asking it first with an empty buffer (the
-/// way the xattr calls say how much they hold). `ERANGE`, when what it
-/// holds grew between the two calls, asks again.
-fn sized_read(read: impl Fn(&mut [u8]) -> Result<usize, Errno>) -> io::Result<Vec<u8>> {
+/// What `read` gives, in a buffer of the size `size` says first (the way
+/// the xattr calls are used). `ERANGE`, when what is read grew between the
+/// two calls, asks again.
+fn sized_read(
+    size: impl Fn() -> Result<usize, Errno>,
+    read: impl Fn(&mut [u8]) -> Result<usize, Errno>,
+) -> io::Result<Vec<u8>> {
     loop {
-        let mut buffer = vec![0; read(&mut [])?];
+        let mut buffer = vec![0; size()?];
         match read(&mut buffer) {
             Ok(got) => {
                 buffer.truncate(got);

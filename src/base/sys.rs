@@ -31,24 +31,6 @@ pub(crate) struct Dir {
     path: PathBuf,
 }
 
-/// What `stat` says of a name in a folder (symlinks not followed).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EntryStat {
-    pub kind: libc::mode_t,
-    pub uid: u32,
-    pub ino: u64,
-}
-
-impl EntryStat {
-    pub fn is_file(&self) -> bool {
-        self.kind == libc::S_IFREG
-    }
-
-    pub fn is_dir(&self) -> bool {
-        self.kind == libc::S_IFDIR
-    }
-}
-
 /// `name` as a C string, if it is one plain path component.
 fn component(name: &OsStr) -> io::Result<CString> {
     let bytes = name.as_bytes();
@@ -124,12 +106,8 @@ impl Dir {
     }
 
     /// What is at `name`, without following a symlink; `None` if nothing.
-    pub fn stat(&self, name: &OsStr) -> io::Result<Option<EntryStat>> {
-        Ok(stat_at(self.raw(), name, false)?.map(|st| EntryStat {
-            kind: st.st_mode & libc::S_IFMT,
-            uid: st.st_uid,
-            ino: st.st_ino,
-        }))
+    pub fn stat(&self, name: &OsStr) -> io::Result<Option<Identity>> {
+        Ok(stat_at(self.raw(), name, false)?.as_ref().map(Identity::of))
     }
 
     /// Renames `from` to `to` in this folder, replacing `to` atomically.
@@ -360,7 +338,8 @@ pub(crate) fn try_lock_shared(file: &File) -> io::Result<bool> {
 #[derive(Debug)]
 pub(crate) struct PathHandle(OwnedFd);
 
-/// What `lstat` says of an entry or a folder, as much as a walk needs.
+/// What `lstat` says of an entry or a folder, as much as a walk or a
+/// commit needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity {
     pub dev: u64,
@@ -383,6 +362,10 @@ impl Identity {
 
     pub fn is_symlink(&self) -> bool {
         self.kind == libc::S_IFLNK
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.kind == libc::S_IFREG
     }
 
     pub fn is_dir(&self) -> bool {

@@ -79,33 +79,39 @@ pub fn recover_folder(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     recover_locked(&dir, None, true)
 }
 
+/// The side files in `dir` of each run, by run id.
+type Runs = BTreeMap<String, Vec<(OsString, Kind)>>;
+
+/// Every side file in `dir`, by the run it belongs to.
+fn runs_in(dir: &Dir) -> std::io::Result<Runs> {
+    let mut runs = Runs::new();
+    for name in dir.names()? {
+        if let Some((id, kind)) = side_file::parse(&name) {
+            runs.entry(id).or_default().push((name, kind));
+        }
+    }
+    Ok(runs)
+}
+
+/// The name of run `files`' journal, if it left one.
+fn journal_of(files: &[(OsString, Kind)]) -> Option<&OsString> {
+    files
+        .iter()
+        .find_map(|(name, kind)| (*kind == Kind::Journal).then_some(name))
+}
+
 /// Whether side files of a dead run are in `dir`: a journal no live run
 /// holds, or side files of a run without a journal (a live run creates its
 /// journal before any other side file and removes it last). The caller
 /// holds the folder's lock.
 fn dead_runs_left(dir: &Dir) -> bool {
-    let Ok(names) = dir.names() else {
+    let Ok(runs) = runs_in(dir) else {
         return false;
     };
-    let mut journals = std::collections::BTreeSet::new();
-    let mut runs = std::collections::BTreeSet::new();
-    for name in &names {
-        match side_file::parse(name) {
-            Some((id, Kind::Journal)) => {
-                journals.insert(id);
-            }
-            Some((id, _)) => {
-                runs.insert(id);
-            }
-            None => {}
-        }
-    }
-    if runs.iter().any(|id| !journals.contains(id)) {
-        return true;
-    }
-    journals
-        .iter()
-        .any(|id| dead_journal(dir, &side_file::journal_name(id)).is_some())
+    runs.values().any(|files| match journal_of(files) {
+        None => true,
+        Some(journal) => dead_journal(dir, journal).is_some(),
+    })
 }
 
 /// The journal `name` opened for reading, with its metadata, when it is a
@@ -153,15 +159,12 @@ pub fn pending(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
 /// The owners of dead runs' whole journals in `dir` (the caller holds the
 /// folder's lock).
 fn unfinished_commits(dir: &Dir) -> Vec<u32> {
-    let Ok(names) = dir.names() else {
+    let Ok(runs) = runs_in(dir) else {
         return Vec::new();
     };
     let mut owners = Vec::new();
-    for name in names {
-        if !matches!(side_file::parse(&name), Some((_, Kind::Journal))) {
-            continue;
-        }
-        let Some((mut file, meta)) = dead_journal(dir, &name) else {
+    for name in runs.values().filter_map(|files| journal_of(files)) {
+        let Some((mut file, meta)) = dead_journal(dir, name) else {
             continue;
         };
         // A journal without entries describes no commit.
@@ -224,14 +227,9 @@ pub(crate) fn recover_locked(
     own: Option<&str>,
     report_left_alone: bool,
 ) -> Result<Vec<String>> {
-    let io_err = |e| Error::io(dir.path(), "cannot list", e);
-    let mut runs: BTreeMap<String, Vec<(OsString, Kind)>> = BTreeMap::new();
-    for name in dir.names().map_err(io_err)? {
-        if let Some((id, kind)) = side_file::parse(&name) {
-            if Some(id.as_str()) != own {
-                runs.entry(id).or_default().push((name, kind));
-            }
-        }
+    let mut runs = runs_in(dir).map_err(|e| Error::io(dir.path(), "cannot list", e))?;
+    if let Some(own) = own {
+        runs.remove(own);
     }
     let me = sys::current_user();
     let mut notes = Vec::new();

@@ -7,7 +7,6 @@
 //! Names passed here are single path components: a name holding `/`, a NUL
 //! byte, `.` or `..` is refused with `EINVAL`, so a crafted journal cannot
 //! reach outside the folder.
-
 //!
 //! The calls go through `rustix`; only the user and group databases (NSS,
 //! which only libc's functions read) and `mallopt` are called through

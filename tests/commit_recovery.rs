@@ -366,6 +366,12 @@ fn in_place_into_an_append_only_folder_is_refused_before_anything_is_written() {
     let (_dir, ckpt) = sample_copy();
     let ok = Command::new("chattr").arg("+a").arg(&ckpt).status();
     if !ok.is_ok_and(|s| s.success()) {
+        // A filesystem without such flags (tmpfs, overlayfs): no probe at
+        // build time can know where the temp folder will be.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chattr +a failed: this filesystem has no such flags"
+        );
         eprintln!("chattr +a not supported here: skipping");
         return;
     }

@@ -1,5 +1,10 @@
 //! Names the build for `--version`: the commit (from git, when the source
 //! is a git checkout; `unknown` from a source archive) and the target.
+//!
+//! Also says what the machine offers the integration tests (`has_strace`,
+//! `has_root`, ...: see [`REQUIREMENTS`]): a test that needs what is
+//! missing is `#[ignore]`d with its reason. Under CI (`CI` set) every one
+//! is set, so such a test runs there and fails if the need is not met.
 
 use std::process::Command;
 
@@ -26,6 +31,95 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
+    test_requirements();
+}
+
+/// Whether a requirement is met on this machine.
+type Probe = fn() -> bool;
+
+/// What an integration test may need, by the `cfg` that says it is here.
+const REQUIREMENTS: &[(&str, Probe)] = &[
+    ("has_root", is_root),
+    ("has_mount", can_mount),
+    ("has_strace", || on_path(&["strace"])),
+    ("has_script", || on_path(&["script"])),
+    ("has_setpriv", || on_path(&["setpriv"])),
+    ("has_flock", || on_path(&["flock", "timeout"])),
+    ("has_bash", || on_path(&["bash"])),
+    ("has_python3", || on_path(&["python3"])),
+    ("has_chattr", || on_path(&["chattr"])),
+    ("has_acl_tools", || {
+        on_path(&["setfacl", "getfacl", "setfattr", "getfattr"])
+    }),
+    ("has_useradd", || on_path(&["useradd", "groupadd"])),
+    ("has_mkfs_xfs", || on_path(&["mkfs.xfs"])),
+    ("has_mkfs_btrfs", || on_path(&["mkfs.btrfs"])),
+    ("has_time", || {
+        std::path::Path::new("/usr/bin/time").exists()
+    }),
+    ("has_moto", has_moto),
+];
+
+/// Declares every requirement's `cfg` and sets those met (all of them
+/// under CI).
+fn test_requirements() {
+    let ci = std::env::var_os("CI").is_some();
+    for (name, met) in REQUIREMENTS {
+        println!("cargo::rustc-check-cfg=cfg({name})");
+        if ci || met() {
+            println!("cargo::rustc-cfg={name}");
+        }
+    }
+    for var in ["CI", "PATH"] {
+        println!("cargo::rerun-if-env-changed={var}");
+    }
+}
+
+/// Whether every one of `tools` is an executable on the `PATH` (or in the
+/// `sbin` folders, where `mkfs.*` and `useradd` live).
+fn on_path(tools: &[&str]) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let folders: Vec<std::path::PathBuf> = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(Into::into))
+        .collect();
+    tools.iter().all(|tool| {
+        folders.iter().any(|folder| {
+            std::fs::metadata(folder.join(tool))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// A field of this process's `/proc/self/status` line `key`.
+fn status_field(key: &str, index: usize) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    line.split_whitespace().nth(index).map(str::to_string)
+}
+
+/// Whether the build (so, as a rule, the tests) runs as root.
+fn is_root() -> bool {
+    status_field("Uid:", 1).as_deref() == Some("0")
+}
+
+/// Whether tests may mount filesystems: root with `CAP_SYS_ADMIN` (a
+/// container may withhold it) and loop devices for images.
+fn can_mount() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    let caps = status_field("CapEff:", 0).and_then(|c| u64::from_str_radix(&c, 16).ok());
+    is_root()
+        && caps.is_some_and(|c| c & (1 << CAP_SYS_ADMIN) != 0)
+        && std::path::Path::new("/dev/loop-control").exists()
+}
+
+/// Whether python3 can run a moto S3 server (`pip install 'moto[server]'`).
+fn has_moto() -> bool {
+    Command::new("python3")
+        .args(["-c", "import moto.server"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The short commit hash, when this package is the top of a git checkout

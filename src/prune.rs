@@ -468,15 +468,13 @@ fn generated_files(
 /// before it happens. The replacement is created in `folder`, so it starts
 /// with the folder's group if the folder is set-group-ID, else the user's.
 fn ownership_warnings(files: &[FilePlan], folder: &Path) -> Vec<String> {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = sys::current_user();
     if me == 0 {
         return Vec::new();
     }
     let new_group = match fs::metadata(folder) {
         Ok(m) if m.mode() & libc::S_ISGID != 0 => m.gid(),
-        // SAFETY: getegid cannot fail.
-        _ => unsafe { libc::getegid() },
+        _ => sys::current_group(),
     };
     let mut warnings = Vec::new();
     for f in files {

@@ -100,6 +100,23 @@ fn usage_errors_exit_with_status_2() {
     );
 }
 
+/// `--fsync` was a hidden flag of a design never released: flushing is the
+/// default, `--no-fsync` the only switch.
+#[test]
+fn the_unreleased_fsync_flag_is_a_usage_error() {
+    let tmp = util::tempdir();
+    let ckpt = tiny(tmp.path(), Family::Llama, 1);
+    let out = util::run(&[
+        &"--checkpoint_dir",
+        &ckpt,
+        &"--out_dir",
+        &tmp.path().join("out"),
+        &"--fsync",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert_eq!(util::file_names(tmp.path()), ["ckpt"]);
+}
+
 /// Corrupts a rank file's header so that tensor `b` overlaps tensor `a`.
 fn overlapping_rank() -> Vec<u8> {
     util::safetensors_bytes(

@@ -6,9 +6,10 @@
 //! that were already in the output folder.
 //!
 //! Faults that need a mount (a full or read-only filesystem, a busy file)
-//! use tmpfs or bind mounts, which need root; where mounting is impossible
-//! the test prints why on stderr and passes. Mounts are undone by a guard,
-//! even when a test fails.
+//! use tmpfs or bind mounts, which need root that may mount; tests that
+//! stop a run mid-copy slow it down with strace. Without them these tests
+//! are ignored (and fail under CI). Mounts are undone by a guard, even when
+//! a test fails.
 
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -87,7 +88,7 @@ impl Mount {
         };
         if r != 0 {
             eprintln!(
-                "cannot mount on {} ({}): needs root; skipping what needs the mount",
+                "cannot mount on {} ({})",
                 path.display(),
                 io::Error::last_os_error()
             );
@@ -114,7 +115,7 @@ impl Mount {
         };
         if r != 0 {
             eprintln!(
-                "skipped: cannot remount {} read-only ({})",
+                "cannot remount {} read-only ({})",
                 self.path.display(),
                 io::Error::last_os_error()
             );
@@ -355,20 +356,6 @@ fn slow_checkpoint(root: &Path, kept: u64) -> PathBuf {
     dir
 }
 
-/// Whether strace, which slows a run down for the tests that stop one
-/// mid-copy, is here; in CI it must be (`.ci/run` installs it).
-fn have_strace() -> bool {
-    let found = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "strace is not installed");
-        eprintln!("strace is not installed: skipping a test that needs a slow run");
-    }
-    found
-}
-
 /// [`command`] under strace, each `lseek` delayed by [`SEEK_DELAY_US`]: the
 /// copy of a [`slow_checkpoint`] takes long enough to be stopped mid-way.
 /// Signals are sent to the traced binary, not to strace ([`Running::signal`]).
@@ -384,16 +371,12 @@ fn slow_command(checkpoint_dir: &Path, out_dir: Option<&Path>, extra: &[&str]) -
 
 /// [`run`] with every `fstatfs` failing (`ENOSYS`, injected by strace), so
 /// the run cannot check free space first and writes until the disk is
-/// full: the path a disk filled by someone else mid-run takes. `None`
-/// without strace.
+/// full: the path a disk filled by someone else mid-run takes.
 fn run_blind_to_free_space(
     checkpoint_dir: &Path,
     out_dir: Option<&Path>,
     extra: &[&str],
-) -> Option<Output> {
-    if !have_strace() {
-        return None;
-    }
+) -> Output {
     let inner = command(checkpoint_dir, out_dir, extra);
     let mut cmd = Command::new("strace");
     cmd.args([
@@ -406,7 +389,7 @@ fn run_blind_to_free_space(
     ])
     .arg(inner.get_program())
     .args(inner.get_args());
-    Some(Running::spawn(cmd).finish())
+    Running::spawn(cmd).finish()
 }
 
 /// Files a test puts in an output folder before the run: they must survive
@@ -421,18 +404,18 @@ fn put_existing_files(out: &Path) {
 // ---------------------------------------------------------------- disk full
 
 #[test]
+#[cfg_attr(
+    not(all(has_mount, has_strace)),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices), strace (apt install strace)"
+)]
 fn disk_full_removes_temp_files_and_the_output_folder_it_created() {
     let (_dir, root) = temp_root();
     let ckpt = checkpoint_keeping(&root, &[4 << 20]);
     let input = tree(&ckpt);
-    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
-        return;
-    };
+    let _mount = Mount::tmpfs(&root.join("small"), "size=2m").expect("a tmpfs mount");
     let out = root.join("small/out");
 
-    let Some(result) = run_blind_to_free_space(&ckpt, Some(&out), &[]) else {
-        return;
-    };
+    let result = run_blind_to_free_space(&ckpt, Some(&out), &[]);
 
     assert_fails(
         &result,
@@ -445,22 +428,22 @@ fn disk_full_removes_temp_files_and_the_output_folder_it_created() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_mount, has_strace)),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices), strace (apt install strace)"
+)]
 fn disk_full_on_a_later_rank_removes_the_ranks_already_written() {
     let (_dir, root) = temp_root();
     // Each rank fits on the 2 MiB filesystem alone, both together do not;
     // with one job, rank0 is complete before rank1 fills the disk.
     let ckpt = checkpoint_keeping(&root, &[1280 << 10, 1280 << 10]);
     let input = tree(&ckpt);
-    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
-        return;
-    };
+    let _mount = Mount::tmpfs(&root.join("small"), "size=2m").expect("a tmpfs mount");
     let out = root.join("small");
     put_existing_files(&out);
     let before = tree(&out);
 
-    let Some(result) = run_blind_to_free_space(&ckpt, Some(&out), &["--jobs", "1"]) else {
-        return;
-    };
+    let result = run_blind_to_free_space(&ckpt, Some(&out), &["--jobs", "1"]);
 
     assert_fails(
         &result,
@@ -473,15 +456,17 @@ fn disk_full_on_a_later_rank_removes_the_ranks_already_written() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mount),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices)"
+)]
 fn out_of_inodes_removes_the_temp_files_already_created() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
     let input = tree(&ckpt);
     // Inodes for the root, the output folder and config.json's temp file:
     // creating the first rank's temp file fails.
-    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=1m,nr_inodes=3") else {
-        return;
-    };
+    let _mount = Mount::tmpfs(&root.join("small"), "size=1m,nr_inodes=3").expect("a tmpfs mount");
     let out = root.join("small/out");
 
     let result = run(&ckpt, Some(&out), &[]);
@@ -492,17 +477,17 @@ fn out_of_inodes_removes_the_temp_files_already_created() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_mount, has_strace)),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices), strace (apt install strace)"
+)]
 fn disk_full_removes_the_parent_folders_it_created() {
     let (_dir, root) = temp_root();
     let ckpt = checkpoint_keeping(&root, &[4 << 20]);
-    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
-        return;
-    };
+    let _mount = Mount::tmpfs(&root.join("small"), "size=2m").expect("a tmpfs mount");
     let out = root.join("small/new/deeper/out");
 
-    let Some(result) = run_blind_to_free_space(&ckpt, Some(&out), &[]) else {
-        return;
-    };
+    let result = run_blind_to_free_space(&ckpt, Some(&out), &[]);
 
     assert_fails(&result, 1, Some(&out), "No space left on device");
     assert_eq!(util::file_names(&root.join("small")), Vec::<String>::new());
@@ -511,18 +496,18 @@ fn disk_full_removes_the_parent_folders_it_created() {
 // -------------------------------------------------- output folder refusals
 
 #[test]
+#[cfg_attr(
+    not(has_mount),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices)"
+)]
 fn read_only_output_folder_fails_and_keeps_its_files() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
     let input = tree(&ckpt);
     let out = root.join("ro");
-    let Some(mount) = Mount::tmpfs(&out, "size=1m") else {
-        return;
-    };
+    let mount = Mount::tmpfs(&out, "size=1m").expect("a tmpfs mount");
     put_existing_files(&out);
-    if !mount.remount_read_only() {
-        return;
-    }
+    assert!(mount.remount_read_only(), "cannot remount read-only");
     let before = tree(&out);
 
     let result = run(&ckpt, Some(&out), &[]);
@@ -541,16 +526,16 @@ fn read_only_output_folder_fails_and_keeps_its_files() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mount),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices)"
+)]
 fn output_folder_on_a_read_only_filesystem_cannot_be_created() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
     let input = tree(&ckpt);
-    let Some(mount) = Mount::tmpfs(&root.join("ro"), "size=1m") else {
-        return;
-    };
-    if !mount.remount_read_only() {
-        return;
-    }
+    let mount = Mount::tmpfs(&root.join("ro"), "size=1m").expect("a tmpfs mount");
+    assert!(mount.remount_read_only(), "cannot remount read-only");
     let out = root.join("ro/new");
 
     let result = run(&ckpt, Some(&out), &[]);
@@ -660,14 +645,16 @@ fn refuses_the_checkpoint_folder_as_output_via_a_symlink() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mount),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices)"
+)]
 fn refuses_the_checkpoint_folder_as_output_via_a_bind_mount() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
     let alias = root.join("alias");
     fs::create_dir(&alias).unwrap();
-    let Some(_mount) = Mount::bind(&ckpt, &alias) else {
-        return;
-    };
+    let _mount = Mount::bind(&ckpt, &alias).expect("a bind mount");
     let input = tree(&ckpt);
 
     // Another path, so only the files' identities tell it is the input.
@@ -727,6 +714,10 @@ fn refuses_an_output_file_name_taken_by_a_folder() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mount),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices)"
+)]
 fn an_output_name_that_is_a_mount_point_is_refused_before_the_commit() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
@@ -737,9 +728,8 @@ fn an_output_name_that_is_a_mount_point_is_refused_before_the_commit() {
     // when it links the file it replaces (EXDEV), before it changes anything.
     fs::write(out.join("rank1.safetensors"), "mount point").unwrap();
     fs::write(root.join("busy"), "mounted over rank1").unwrap();
-    let Some(_mount) = Mount::bind(&root.join("busy"), &out.join("rank1.safetensors")) else {
-        return;
-    };
+    let _mount =
+        Mount::bind(&root.join("busy"), &out.join("rank1.safetensors")).expect("a bind mount");
     let before = tree(&out);
 
     let result = run(&ckpt, Some(&out), &[]);
@@ -782,10 +772,8 @@ fn interrupt_mid_copy(ckpt: &Path, out: &Path, signal: libc::c_int, name: &str) 
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn sigint_mid_copy_exits_130_and_leaves_nothing() {
-    if !have_strace() {
-        return;
-    }
     let (_dir, root) = temp_root();
     let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
@@ -798,10 +786,8 @@ fn sigint_mid_copy_exits_130_and_leaves_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
-    if !have_strace() {
-        return;
-    }
     let (_dir, root) = temp_root();
     let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
     let input = tree(&ckpt);
@@ -816,10 +802,8 @@ fn sigterm_mid_copy_exits_143_and_keeps_existing_files() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn sighup_mid_copy_exits_129_and_leaves_nothing() {
-    if !have_strace() {
-        return;
-    }
     // A closed terminal or SSH session.
     let (_dir, root) = temp_root();
     let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
@@ -833,10 +817,8 @@ fn sighup_mid_copy_exits_129_and_leaves_nothing() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn sighup_ignored_by_the_parent_stays_ignored() {
-    if !have_strace() {
-        return;
-    }
     // `nohup trtllm-prune ...` must survive the hangup.
     let (_dir, root) = temp_root();
     let ckpt = slow_checkpoint(&root, SLOW_RANK_BYTES);
@@ -871,10 +853,8 @@ fn sighup_ignored_by_the_parent_stays_ignored() {
 // must leave the checkpoint exactly as it was.
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn in_place_interrupted_mid_copy_leaves_the_checkpoint_as_it_was() {
-    if !have_strace() {
-        return;
-    }
     let (_dir, root) = temp_root();
     // On a bounded tmpfs when possible, for the reasons of
     // `slow_output_folder`: here the output folder is the checkpoint's.
@@ -892,19 +872,19 @@ fn in_place_interrupted_mid_copy_leaves_the_checkpoint_as_it_was() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_mount, has_strace)),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices), strace (apt install strace)"
+)]
 fn in_place_disk_full_leaves_the_checkpoint_as_it_was() {
     // Pruning in place to free space, on a nearly full disk: the pruned
     // copy does not fit beside the original.
     let (_dir, root) = temp_root();
-    let Some(_mount) = Mount::tmpfs(&root.join("small"), "size=2m") else {
-        return;
-    };
+    let _mount = Mount::tmpfs(&root.join("small"), "size=2m").expect("a tmpfs mount");
     let ckpt = checkpoint_keeping(&root.join("small"), &[1280 << 10]);
     let input = tree(&ckpt);
 
-    let Some(result) = run_blind_to_free_space(&ckpt, None, &["--in-place"]) else {
-        return;
-    };
+    let result = run_blind_to_free_space(&ckpt, None, &["--in-place"]);
 
     assert_fails(
         &result,
@@ -916,6 +896,10 @@ fn in_place_disk_full_leaves_the_checkpoint_as_it_was() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_mount),
+    ignore = "needs root that may mount (CAP_SYS_ADMIN, loop devices)"
+)]
 fn in_place_over_a_mount_point_is_refused_before_the_commit() {
     let (_dir, root) = temp_root();
     let ckpt = tiny_checkpoint(&root);
@@ -923,9 +907,7 @@ fn in_place_over_a_mount_point_is_refused_before_the_commit() {
     // commit cannot replace it, and finds out before it changes anything.
     let copy = root.join("rank1.copy");
     fs::copy(ckpt.join("rank1.safetensors"), &copy).unwrap();
-    let Some(_mount) = Mount::bind(&copy, &ckpt.join("rank1.safetensors")) else {
-        return;
-    };
+    let _mount = Mount::bind(&copy, &ckpt.join("rank1.safetensors")).expect("a bind mount");
     let input = tree(&ckpt);
 
     let result = run(&ckpt, None, &["--in-place"]);
@@ -947,9 +929,6 @@ fn in_place_over_a_mount_point_is_refused_before_the_commit() {
 /// an error naming rank0 with `problem`, no output left, and config.json
 /// untouched.
 fn change_input_mid_copy(kept: u64, change: impl FnOnce(&Path, &Path), problem: &str) {
-    if !have_strace() {
-        return;
-    }
     let (_dir, root) = temp_root();
     let ckpt = slow_checkpoint(&root, kept);
     let config = fs::read(ckpt.join("config.json")).unwrap();
@@ -974,6 +953,7 @@ fn change_input_mid_copy(kept: u64, change: impl FnOnce(&Path, &Path), problem: 
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn input_truncated_mid_copy_is_reported_without_sigbus() {
     change_input_mid_copy(
         SLOW_RANK_BYTES,
@@ -993,6 +973,7 @@ fn input_truncated_mid_copy_is_reported_without_sigbus() {
 const REPLACED_RANK_BYTES: u64 = 512 << 20;
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn input_replaced_mid_copy_is_reported() {
     change_input_mid_copy(
         REPLACED_RANK_BYTES,
@@ -1008,6 +989,7 @@ fn input_replaced_mid_copy_is_reported() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn input_removed_mid_copy_is_reported() {
     change_input_mid_copy(
         REPLACED_RANK_BYTES,
@@ -1022,6 +1004,7 @@ fn input_removed_mid_copy_is_reported() {
 }
 
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn input_rewritten_in_place_mid_copy_is_reported() {
     change_input_mid_copy(
         REPLACED_RANK_BYTES,

@@ -34,21 +34,6 @@ fn run_env(env: &[(&str, &str)], args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output
     cmd.output().expect("binary runs")
 }
 
-/// Whether `tool` is on the PATH; outside CI a missing tool skips the test
-/// with one line, under CI it fails it.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(std::env::var_os("CI").is_none(), "{tool} is required in CI");
-        println!("skipped: {tool} is not installed");
-    }
-    found
-}
-
 // ---- Item 5: packaging ----
 
 #[test]
@@ -264,10 +249,8 @@ fn bash_completes(cwd: &Path, words: &[&str]) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(not(has_bash), ignore = "needs bash")]
 fn completions_list_each_option_once() {
-    if !have("bash") {
-        return;
-    }
     let tmp = util::tempdir();
     let top = bash_completes(tmp.path(), &["trtllm-prune", "--"]);
     for (shown, hidden) in [
@@ -300,10 +283,8 @@ fn completions_list_each_option_once() {
 }
 
 #[test]
+#[cfg_attr(not(has_bash), ignore = "needs bash")]
 fn bash_completes_paths_after_inspect_and_verify() {
-    if !have("bash") {
-        return;
-    }
     let tmp = util::tempdir();
     fs::write(tmp.path().join("rank0.safetensors"), b"").unwrap();
     fs::create_dir(tmp.path().join("ranked")).unwrap();
@@ -498,6 +479,7 @@ fn run_on_terminal(env: &str, args: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(not(has_script), ignore = "needs script (apt install bsdutils)")]
 fn errors_and_warnings_are_colored_on_a_terminal_unless_told_not_to() {
     let tmp = util::tempdir();
     let missing = tmp.path().join("missing");
@@ -516,9 +498,6 @@ fn errors_and_warnings_are_colored_on_a_terminal_unless_told_not_to() {
             .code(),
         Some(2)
     );
-    if !have("script") {
-        return;
-    }
     let m = missing.display().to_string();
     let tty = run_on_terminal("", &format!("--checkpoint_dir '{m}'"));
     assert!(tty.contains("\x1b["), "{tty:?}");
@@ -1051,10 +1030,11 @@ fn run_on_a_slow_terminal(columns: u16, delays: &str, args: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_script, has_strace)),
+    ignore = "needs script (apt install bsdutils), strace (apt install strace)"
+)]
 fn progress_lines_fit_a_40_column_terminal_without_wrapping() {
-    if !have("script") || !have("strace") {
-        return;
-    }
     let tmp = util::tempdir();
     let ckpt = tiny(tmp.path());
     for columns in [40u16, 50] {
@@ -1108,10 +1088,11 @@ fn progress_lines_fit_a_40_column_terminal_without_wrapping() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_script, has_strace)),
+    ignore = "needs script (apt install bsdutils), strace (apt install strace)"
+)]
 fn progress_counts_files_done_in_flight_and_queued() {
-    if !have("script") || !have("strace") {
-        return;
-    }
     let tmp = util::tempdir();
     let ckpt = tiny(tmp.path());
     let out_dir = tmp.path().join("out");
@@ -1149,10 +1130,11 @@ fn totals_drawn(shown: &str) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_script, has_strace)),
+    ignore = "needs script (apt install bsdutils), strace (apt install strace)"
+)]
 fn verify_and_dash_dash_verify_show_progress() {
-    if !have("script") || !have("strace") {
-        return;
-    }
     let tmp = util::tempdir();
     let ckpt = tiny(tmp.path());
     let (plain, checked) = (tmp.path().join("plain"), tmp.path().join("checked"));
@@ -1182,10 +1164,11 @@ fn verify_and_dash_dash_verify_show_progress() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_script, has_strace)),
+    ignore = "needs script (apt install bsdutils), strace (apt install strace)"
+)]
 fn the_total_shows_every_byte_the_files_moved() {
-    if !have("script") || !have("strace") {
-        return;
-    }
     let tmp = util::tempdir();
     let ckpt = tiny(tmp.path());
     // A small file last: its bytes are the ones a lagging total missed.

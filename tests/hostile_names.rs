@@ -198,23 +198,13 @@ fn json_output_of_a_folder_whose_name_is_not_utf8_is_whole() {
 }
 
 #[test]
+#[cfg_attr(
+    not(all(has_script, has_strace)),
+    ignore = "needs script (apt install bsdutils), strace (apt install strace)"
+)]
 fn progress_bars_escape_the_names_they_show() {
     // The bars draw only on a terminal: `script` gives the run one, and an
     // strace delay on fsync keeps each file's bar up for a redraw.
-    for tool in ["script", "strace"] {
-        let found = Command::new(tool)
-            .arg("-V")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !found {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{tool} is not installed; .ci/run installs it"
-            );
-            eprintln!("{tool} is not installed: skipping");
-            return;
-        }
-    }
     let tmp = util::tempdir();
     let ckpt = tmp.path().join("ckpt");
     CheckpointSpec::tiny(Family::Llama, 1, 1)
@@ -416,7 +406,7 @@ fn config_with(members: &str) -> String {
 /// What Python's `json` reads for `is_pruned` in `path`: the last member
 /// (json.load) and the first one (a first-wins hook), and the nested
 /// `sub.is_pruned`.
-fn python_reads(path: &Path) -> Option<String> {
+fn python_reads(path: &Path) -> String {
     let script = r#"
 import json, sys
 path = sys.argv[1]
@@ -424,28 +414,18 @@ last = json.load(open(path))
 first = json.load(open(path), object_pairs_hook=lambda pairs: dict(reversed(pairs)))
 print(last["is_pruned"], first["is_pruned"], last.get("sub", {}).get("is_pruned"))
 "#;
-    match Command::new("python3")
+    let out = Command::new("python3")
         .arg("-c")
         .arg(script)
         .arg(path)
         .output()
-    {
-        Ok(out) => {
-            assert!(out.status.success(), "python3: {}", text(&out.stderr));
-            Some(text(&out.stdout).trim().to_string())
-        }
-        Err(_) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "python3 is not installed; .ci/run installs it"
-            );
-            eprintln!("python3 is not installed: skipping its reading");
-            None
-        }
-    }
+        .expect("python3 runs");
+    assert!(out.status.success(), "python3: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
 }
 
 #[test]
+#[cfg_attr(not(has_python3), ignore = "needs python3")]
 fn every_spelling_of_a_duplicated_is_pruned_ends_true() {
     for (members, expected) in [
         // The issue's case: the second spelled with an escape.
@@ -483,9 +463,8 @@ fn every_spelling_of_a_duplicated_is_pruned_ends_true() {
         let value: serde_json::Value = serde_json::from_str(&written).unwrap();
         assert_eq!(value["is_pruned"], true);
         assert_eq!(value["sub"]["is_pruned"], false);
-        if let Some(read) = python_reads(&out_dir.join("config.json")) {
-            assert_eq!(read, "True True False", "{written}");
-        }
+        let read = python_reads(&out_dir.join("config.json"));
+        assert_eq!(read, "True True False", "{written}");
         let verified = util::run(&[
             &"verify",
             &"--checkpoint_dir",

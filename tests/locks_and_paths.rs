@@ -4,8 +4,8 @@
 //! read-only work.
 //!
 //! Needs `strace` (the swap race), root and `useradd` (another user's
-//! symlink) and `flock(2)` from the test itself; without root or strace the
-//! tests say so and pass only outside CI.
+//! symlink) and `flock(2)` from the test itself; without root or strace
+//! those tests are ignored, and fail under CI.
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -22,33 +22,6 @@ fn root() -> (tempfile::TempDir, PathBuf) {
     let dir = util::tempdir();
     let root = fs::canonicalize(dir.path()).expect("temp dir resolves");
     (dir, root)
-}
-
-/// Whether the test runs as root; outside CI a test that needs root says
-/// so and passes, under CI it fails.
-fn is_root(test: &str) -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{test} needs root");
-    eprintln!("{test}: needs root, skipping");
-    false
-}
-
-fn has_strace(test: &str) -> bool {
-    let found = Command::new("strace")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{test} needs strace; .ci/run installs it"
-        );
-        eprintln!("{test}: strace is not installed, skipping");
-    }
-    found
 }
 
 /// The uid of a user made for these tests (created with `useradd` if
@@ -161,10 +134,8 @@ fn run_swapping(
 /// symlink to the checkpoint's parent, so the same path now names the
 /// checkpoint folder.
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn an_out_dir_component_swapped_for_a_symlink_to_the_checkpoint_mid_run_never_prunes_the_input() {
-    if !has_strace("swap race") {
-        return;
-    }
     let (_dir, root) = root();
     // The checkpoint folder is `x/out`; the output is `p/a/out`.
     fs::create_dir(root.join("x")).unwrap();
@@ -202,10 +173,8 @@ fn an_out_dir_component_swapped_for_a_symlink_to_the_checkpoint_mid_run_never_pr
 /// two: `create_dir_all` tries the whole path first), is never followed
 /// into the checkpoint.
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn a_folder_the_run_creates_swapped_for_a_symlink_is_not_followed() {
-    if !has_strace("created folder swap") {
-        return;
-    }
     let (_dir, root) = root();
     fs::create_dir(root.join("x")).unwrap();
     let ckpt = write_checkpoint(
@@ -250,10 +219,8 @@ fn a_folder_the_run_creates_swapped_for_a_symlink_is_not_followed() {
 /// folder replaced by another (a copy, a restore) while the run is stopped
 /// after reading is refused, and neither folder changes.
 #[test]
+#[cfg_attr(not(has_strace), ignore = "needs strace (apt install strace)")]
 fn an_in_place_run_whose_checkpoint_folder_is_replaced_mid_run_changes_nothing() {
-    if !has_strace("in-place swap") {
-        return;
-    }
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     let before = snapshot(&ckpt);
@@ -277,10 +244,11 @@ fn an_in_place_run_whose_checkpoint_folder_is_replaced_mid_run_changes_nothing()
 /// folder (like /tmp): following it is what `protected_symlinks` forbids,
 /// and the tool refuses it itself even where that sysctl is off.
 #[test]
+#[cfg_attr(
+    not(all(has_root, has_useradd)),
+    ignore = "needs root, useradd (apt install passwd)"
+)]
 fn an_out_dir_symlink_of_another_user_in_a_sticky_folder_is_refused() {
-    if !is_root("sticky symlink") {
-        return;
-    }
     let (_dir, root) = root();
     let ckpt = write_checkpoint(&root, "ckpt", &CheckpointSpec::tiny(Family::Llama, 2, 1));
     let shared = root.join("shared");

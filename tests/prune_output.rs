@@ -739,12 +739,12 @@ fn output_does_not_depend_on_jobs_or_fsync() {
     fs::write(ckpt.join("quant_cfg.json"), "{}").unwrap();
     let one = tmp.path().join("one");
     let many = tmp.path().join("many");
-    let synced = tmp.path().join("synced");
+    let unflushed = tmp.path().join("unflushed");
     prune(&ckpt, &one, &["--jobs", "1"]);
     prune(&ckpt, &many, &["-j", "8"]);
-    prune(&ckpt, &synced, &["--fsync"]);
+    prune(&ckpt, &unflushed, &["--no-fsync"]);
     assert_eq!(util::snapshot(&one), util::snapshot(&many));
-    assert_eq!(util::snapshot(&one), util::snapshot(&synced));
+    assert_eq!(util::snapshot(&one), util::snapshot(&unflushed));
     assert_eq!(util::snapshot(&one).len(), 6);
 }
 

@@ -5,8 +5,8 @@
 //! path and injectable 503s and cut connections). Both servers exit when
 //! their stdin closes, so a killed test run leaves none behind.
 //!
-//! Without `moto` the S3 tests skip with a message, unless `CI` is set
-//! (`.ci/run` installs it).
+//! Without `moto` the S3 tests are ignored; under CI (`.ci/run` installs
+//! it) they run.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -162,28 +162,11 @@ impl HttpServer {
     }
 }
 
-/// The shared moto server, or `None` (with a message) when moto is not
-/// installed and `CI` is unset.
-pub(crate) fn moto() -> Option<u16> {
-    static MOTO: OnceLock<Option<Server>> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let installed = Command::new("python3")
-            .args(["-c", "import moto.server"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "moto is not installed (pip install 'moto[server]'); CI requires it"
-            );
-            eprintln!("skipping the S3 tests: moto is not installed (pip install 'moto[server]')");
-            return None;
-        }
-        Some(start_moto(false))
-    })
-    .as_ref()
-    .map(|s| s.port)
+/// The port of the shared moto server (tests that call it need
+/// `has_moto`).
+pub(crate) fn moto() -> u16 {
+    static MOTO: OnceLock<Server> = OnceLock::new();
+    MOTO.get_or_init(|| start_moto(false)).port
 }
 
 /// A moto server; `strict` checks every request's credentials (there are
@@ -851,8 +834,9 @@ fn http_missing_object_is_one_quick_line() {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_lists_and_reads_under_a_prefix() {
-    let Some(port) = moto() else { return };
+    let port = moto();
     let bucket = bucket("list");
     let spec = CheckpointSpec::tiny(Family::Llama, 2, 1);
     let local = tempdir();
@@ -909,8 +893,9 @@ fn s3_lists_and_reads_under_a_prefix() {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_copy_ranges_match_the_local_file() {
-    let Some(port) = moto() else { return };
+    let port = moto();
     let bucket = bucket("copy");
     let object = pattern(700_000, 11);
     s3_upload(port, &bucket, &[("ckpt/blob.bin".into(), object.clone())]);
@@ -966,8 +951,9 @@ fn s3_copy_ranges_match_the_local_file() {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_object_replaced_mid_copy_is_an_error() {
-    let Some(port) = moto() else { return };
+    let port = moto();
     let bucket = bucket("replaced");
     let object = pattern(256 << 10, 4);
     s3_upload(port, &bucket, &[("ckpt/blob.bin".into(), object.clone())]);
@@ -1013,8 +999,9 @@ fn s3_object_replaced_mid_copy_is_an_error() {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_missing_bucket_and_object_are_one_quick_line() {
-    let Some(port) = moto() else { return };
+    let port = moto();
     let started = Instant::now();
     let missing = s3_folder(port, "s3://no-such-bucket-here/ckpt");
     let e = missing.list().expect_err("no bucket");
@@ -1045,10 +1032,8 @@ fn s3_missing_bucket_and_object_are_one_quick_line() {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_wrong_credentials_are_one_quick_line_without_the_secret() {
-    if moto().is_none() {
-        return;
-    }
     // A server that checks signatures and knows no key at all.
     let strict = start_moto(true);
     let folder = s3_folder(strict.port, "s3://some-bucket/ckpt");
@@ -1268,10 +1253,9 @@ fn the_cli_prunes_a_sharded_hugging_face_folder_over_http_through_its_index() {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn the_cli_prunes_an_s3_checkpoint_with_its_side_files_and_verifies_it() {
-    let Some(port) = moto() else {
-        return;
-    };
+    let port = moto();
     let root = tempdir();
     let (ckpt, expected) = local_reference(root.path());
     let bucket = bucket("cli");
@@ -1352,10 +1336,9 @@ fn a_world_size_bomb_in_a_remote_config_is_refused_before_any_rank_is_asked_for(
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_side_files_with_unusual_names_are_copied() {
-    let Some(port) = moto() else {
-        return;
-    };
+    let port = moto();
     let root = tempdir();
     let (ckpt, _) = local_reference(root.path());
     for name in ["notes~old.txt", "README[1].md", "a b.txt"] {

@@ -10,10 +10,6 @@
 //! .rank0.safetensors.trtllm-prune-<id>.undo
 //! .trtllm-prune-<id>.journal
 //! ```
-//!
-//! Versions before the journal named theirs
-//! `.rank0.safetensors.trtllm-prune-new-<pid>.tmp` and `...-old-<pid>.tmp`;
-//! those are recognized too, so their leftovers get cleaned up.
 
 use std::ffi::{OsStr, OsString};
 
@@ -32,10 +28,6 @@ pub(crate) enum Kind {
     /// A second link to a backup, made while a failed commit is undone so
     /// the backup itself survives the undo.
     Undo,
-    /// A temp file of a version before the journal, with its process id.
-    LegacyTemp(u32),
-    /// A moved-aside original of a version before the journal.
-    LegacyBackup(u32),
 }
 
 /// The side name of kind `kind` (temp or backup) for output file number
@@ -78,20 +70,7 @@ pub(crate) fn parse(name: &OsStr) -> Option<(String, Kind)> {
         return (at == 0 && is_id(id)).then(|| (id.to_string(), Kind::Journal));
     }
     if let Some(id) = tail.strip_suffix(".tmp") {
-        if is_id(id) {
-            return Some((id.to_string(), Kind::Temp));
-        }
-        for (prefix, legacy) in [("new-", true), ("old-", false)] {
-            if let Some(pid) = id.strip_prefix(prefix).and_then(|p| p.parse::<u32>().ok()) {
-                let kind = if legacy {
-                    Kind::LegacyTemp(pid)
-                } else {
-                    Kind::LegacyBackup(pid)
-                };
-                return Some((format!("pid-{pid}"), kind));
-            }
-        }
-        return None;
+        return is_id(id).then(|| (id.to_string(), Kind::Temp));
     }
     if let Some(id) = tail.strip_suffix(".undo") {
         return is_id(id).then(|| (id.to_string(), Kind::Undo));
@@ -106,8 +85,10 @@ pub(crate) fn undo_name(backup: &OsStr) -> Option<OsString> {
     Some(format!("{stem}.undo").into())
 }
 
-/// The output name a legacy side file stood for: `.NAME.trtllm-prune-…`.
-pub(crate) fn legacy_target(name: &OsStr) -> Option<OsString> {
+/// The output name a side file stands for, read from its own name
+/// (`.NAME.trtllm-prune-…`); a name cut short in it names nothing that
+/// exists.
+pub(crate) fn target_in_name(name: &OsStr) -> Option<OsString> {
     let name = name.to_str()?;
     let at = name.rfind(MARK)?;
     let target = name.get(1..at)?;
@@ -164,18 +145,6 @@ mod tests {
     }
 
     #[test]
-    fn legacy_names_are_recognized() {
-        let n = OsStr::new(".rank1.safetensors.trtllm-prune-old-4242.tmp");
-        assert_eq!(
-            parse(n),
-            Some(("pid-4242".into(), Kind::LegacyBackup(4242)))
-        );
-        assert_eq!(legacy_target(n), Some("rank1.safetensors".into()));
-        let n = OsStr::new(".config.json.trtllm-prune-new-17.tmp");
-        assert_eq!(parse(n), Some(("pid-17".into(), Kind::LegacyTemp(17))));
-    }
-
-    #[test]
     fn other_names_are_not_side_files() {
         for n in [
             "rank0.safetensors",
@@ -183,6 +152,9 @@ mod tests {
             ".trtllm-prune-0123.journal",
             "a.trtllm-prune-0123456789abcdef0123456789abcdef.tmp",
             ".x.trtllm-prune-0123456789abcdef0123456789abcdef.journal",
+            // Names of a design before the journal, never released.
+            ".rank1.safetensors.trtllm-prune-old-4242.tmp",
+            ".config.json.trtllm-prune-new-17.tmp",
         ] {
             assert_eq!(parse(OsStr::new(n)), None, "{n}");
         }

@@ -7,45 +7,27 @@
 //! Names passed here are single path components: a name holding `/`, a NUL
 //! byte, `.` or `..` is refused with `EINVAL`, so a crafted journal cannot
 //! reach outside the folder.
+//!
+//! The calls go through `rustix`; only the user and group databases (NSS,
+//! which only libc's functions read) and `mallopt` are called through
+//! `libc`, each in one `unsafe` block with its `SAFETY` note.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FlockOperation, IFlags, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
 
 /// An open folder.
 #[derive(Debug)]
 pub(crate) struct Dir {
     fd: OwnedFd,
     path: PathBuf,
-}
-
-/// What `stat` says of a name in a folder (symlinks not followed).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EntryStat {
-    pub kind: libc::mode_t,
-    pub uid: u32,
-    pub ino: u64,
-}
-
-impl EntryStat {
-    pub fn is_file(&self) -> bool {
-        self.kind == libc::S_IFREG
-    }
-
-    pub fn is_dir(&self) -> bool {
-        self.kind == libc::S_IFDIR
-    }
-}
-
-fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 /// `name` as a C string, if it is one plain path component.
@@ -61,18 +43,9 @@ impl Dir {
     /// Opens the folder at `path`; a symlink as its last component is
     /// refused (`ELOOP`): callers pass resolved paths.
     pub fn open(path: &Path) -> io::Result<Dir> {
-        let c = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        // SAFETY: `c` is a valid NUL-terminated string for the call.
-        let fd = check(unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            )
-        })?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         Ok(Dir {
-            // SAFETY: `fd` was just opened and is owned by nobody else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: rfs::open(path, flags, Mode::empty())?,
             path: path.to_path_buf(),
         })
     }
@@ -86,47 +59,45 @@ impl Dir {
         self.path.join(name)
     }
 
-    fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    fn raw(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Creates `name`, which must not exist (a symlink at that name counts
     /// as existing: `O_EXCL` never follows one), open for reading and
     /// writing, with `mode` before the umask.
-    pub fn create_new(&self, name: &OsStr, mode: libc::mode_t) -> io::Result<File> {
+    pub fn create_new(&self, name: &OsStr, mode: u32) -> io::Result<File> {
         let c = component(name)?;
         let flags =
-            libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        // SAFETY: valid descriptor and string; the mode is passed as the
-        // variadic argument open expects with O_CREAT.
-        let fd =
-            check(unsafe { libc::openat(self.raw(), c.as_ptr(), flags, mode as libc::c_uint) })?;
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        Ok(rfs::openat(self.raw(), &c, flags, Mode::from_raw_mode(mode))?.into())
     }
 
     /// Creates a file with no name in this folder (`O_TMPFILE`), open for
     /// reading and writing, removed when closed. Not every filesystem can.
     pub fn create_unnamed(&self) -> io::Result<File> {
-        let flags = libc::O_RDWR | libc::O_TMPFILE | libc::O_CLOEXEC;
-        // SAFETY: valid descriptor and string; the mode is passed as the
-        // variadic argument open expects with O_TMPFILE.
-        let fd = check(unsafe {
-            libc::openat(self.raw(), c".".as_ptr(), flags, 0o600 as libc::c_uint)
-        })?;
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        Ok(unsafe { File::from_raw_fd(fd) })
+        let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
+        Ok(rfs::openat(self.raw(), c".", flags, Mode::from_raw_mode(0o600))?.into())
     }
 
     /// Opens an existing regular file for reading and writing, without
     /// following a symlink and without blocking on a FIFO.
     pub fn open_regular_rw(&self, name: &OsStr) -> io::Result<File> {
+        self.open_regular(name, OFlags::RDWR)
+    }
+
+    /// Opens the regular file `name` for reading, without following a
+    /// symlink and without blocking on a FIFO.
+    pub fn open_regular_read(&self, name: &OsStr) -> io::Result<File> {
+        self.open_regular(name, OFlags::RDONLY)
+    }
+
+    /// Opens the regular file `name` with `access`; anything else there
+    /// (a folder, a FIFO, a device) is refused with `EINVAL`.
+    fn open_regular(&self, name: &OsStr, access: OFlags) -> io::Result<File> {
         let c = component(name)?;
-        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        // SAFETY: valid descriptor and string.
-        let fd = check(unsafe { libc::openat(self.raw(), c.as_ptr(), flags) })?;
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        let file = unsafe { File::from_raw_fd(fd) };
+        let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let file = File::from(rfs::openat(self.raw(), &c, flags, Mode::empty())?);
         if !file.metadata()?.is_file() {
             return Err(io::Error::from_raw_os_error(libc::EINVAL));
         }
@@ -134,116 +105,58 @@ impl Dir {
     }
 
     /// What is at `name`, without following a symlink; `None` if nothing.
-    pub fn stat(&self, name: &OsStr) -> io::Result<Option<EntryStat>> {
-        let c = component(name)?;
-        // SAFETY: zeroed `stat` is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor, string and out-pointer.
-        let r =
-            unsafe { libc::fstatat(self.raw(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOENT) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(Some(EntryStat {
-            kind: st.st_mode & libc::S_IFMT,
-            uid: st.st_uid,
-            ino: st.st_ino,
-        }))
-    }
-
-    pub fn exists(&self, name: &OsStr) -> io::Result<bool> {
-        Ok(self.stat(name)?.is_some())
+    pub fn stat(&self, name: &OsStr) -> io::Result<Option<Identity>> {
+        Ok(stat_at(self.raw(), name, false)?.as_ref().map(Identity::of))
     }
 
     /// Renames `from` to `to` in this folder, replacing `to` atomically.
     pub fn rename(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         let (f, t) = (component(from)?, component(to)?);
-        // SAFETY: valid descriptors and strings.
-        check(unsafe { libc::renameat(self.raw(), f.as_ptr(), self.raw(), t.as_ptr()) })?;
-        Ok(())
+        Ok(rfs::renameat(self.raw(), &f, self.raw(), &t)?)
     }
 
     /// Gives the file at `from` a second name `to` (a symlink is linked
     /// itself, not its target).
     pub fn link(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
         let (f, t) = (component(from)?, component(to)?);
-        // SAFETY: valid descriptors and strings.
-        check(unsafe { libc::linkat(self.raw(), f.as_ptr(), self.raw(), t.as_ptr(), 0) })?;
-        Ok(())
+        Ok(rfs::linkat(
+            self.raw(),
+            &f,
+            self.raw(),
+            &t,
+            AtFlags::empty(),
+        )?)
     }
 
     /// Removes the name `name`; a missing name is not an error.
     pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
-        let c = component(name)?;
-        // SAFETY: valid descriptor and string.
-        match check(unsafe { libc::unlinkat(self.raw(), c.as_ptr(), 0) }) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-            other => other.map(drop),
+        match rfs::unlinkat(self.raw(), &component(name)?, AtFlags::empty()) {
+            Err(Errno::NOENT) => Ok(()),
+            other => Ok(other?),
         }
     }
 
     /// Flushes the folder's entries (creations, renames) to disk.
     pub fn sync(&self) -> io::Result<()> {
-        // SAFETY: valid descriptor.
-        check(unsafe { libc::fsync(self.raw()) }).map(drop)
+        Ok(rfs::fsync(self.raw())?)
     }
 
     /// Whether the folder still has a name (it was not removed while open).
     pub fn is_linked(&self) -> io::Result<bool> {
-        // SAFETY: zeroed `stat` is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor and out-pointer.
-        check(unsafe { libc::fstat(self.raw(), &mut st) })?;
-        Ok(st.st_nlink > 0)
+        Ok(rfs::fstat(self.raw())?.st_nlink > 0)
     }
 
     /// Every name in the folder, listed through its descriptor (not its
     /// path, which may lead elsewhere by now).
     pub fn names(&self) -> io::Result<Vec<OsString>> {
-        // SAFETY: valid descriptor and a static C string.
-        let fd = check(unsafe {
-            libc::openat(
-                self.raw(),
-                c".".as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        })?;
-        // SAFETY: `fd` is a fresh descriptor; fdopendir takes it over.
-        let stream = unsafe { libc::fdopendir(fd) };
-        if stream.is_null() {
-            let e = io::Error::last_os_error();
-            // SAFETY: fdopendir failed, so `fd` is still ours to close.
-            unsafe { libc::close(fd) };
-            return Err(e);
-        }
         let mut names = Vec::new();
-        let result = loop {
-            // readdir reports errors through errno only.
-            // SAFETY: errno is thread-local.
-            unsafe { *libc::__errno_location() = 0 };
-            // SAFETY: `stream` is a live directory stream.
-            let entry = unsafe { libc::readdir64(stream) };
-            if entry.is_null() {
-                let e = io::Error::last_os_error();
-                break match e.raw_os_error() {
-                    Some(0) | None => Ok(()),
-                    _ => Err(e),
-                };
-            }
-            // SAFETY: readdir returned a live entry with a NUL-terminated name.
-            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
-            let bytes = name.to_bytes();
+        for entry in rfs::Dir::read_from(self.raw())? {
+            let bytes = entry?.file_name().to_bytes().to_vec();
             if bytes != b"." && bytes != b".." {
-                names.push(OsStr::from_bytes(bytes).to_os_string());
+                names.push(OsString::from_vec(bytes));
             }
-        };
-        // SAFETY: `stream` is live and closed once.
-        unsafe { libc::closedir(stream) };
-        result.map(|()| names)
+        }
+        Ok(names)
     }
 
     /// Takes the folder's lock in `mode`, waiting for it; `on_wait` is
@@ -267,14 +180,7 @@ impl Dir {
 
     /// [`Dir::lock`] without waiting: `None` when someone else holds it.
     pub fn try_lock(&self, mode: LockMode) -> io::Result<Option<FolderLock>> {
-        self.lock_with(&|fd| {
-            // SAFETY: valid descriptor.
-            match check(unsafe { libc::flock(fd, mode.operation() | libc::LOCK_NB) }) {
-                Ok(_) => Ok(true),
-                Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
-                Err(e) => Err(e),
-            }
-        })
+        self.lock_with(&|fd| flock_now(fd, mode))
     }
 
     /// Takes the folder's lock with `take` (on the folder, or on the lock
@@ -282,7 +188,7 @@ impl Dir {
     /// is held.
     fn lock_with(
         &self,
-        take: &dyn Fn(RawFd) -> io::Result<bool>,
+        take: &dyn Fn(BorrowedFd<'_>) -> io::Result<bool>,
     ) -> io::Result<Option<FolderLock>> {
         match take(self.raw()) {
             Ok(false) => Ok(None),
@@ -293,16 +199,11 @@ impl Dir {
                     Some(libc::EBADF | libc::ENOLCK | libc::EOPNOTSUPP | libc::EINVAL)
                 ) =>
             {
-                let name = OsStr::new(LOCK_FILE);
-                let c = component(name)?;
-                let flags = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-                // SAFETY: valid descriptor and string; mode as variadic.
-                let fd = check(unsafe {
-                    libc::openat(self.raw(), c.as_ptr(), flags, 0o600 as libc::c_uint)
-                })?;
-                // SAFETY: `fd` was just opened and is owned by nobody else.
-                let file = unsafe { File::from_raw_fd(fd) };
-                Ok(take(file.as_raw_fd())?.then_some(FolderLock::File(file)))
+                let c = component(OsStr::new(LOCK_FILE))?;
+                let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                let fd = rfs::openat(self.raw(), &c, flags, Mode::from_raw_mode(0o600))?;
+                let file = File::from(fd);
+                Ok(take(file.as_fd())?.then_some(FolderLock::File(file)))
             }
             Err(e) => Err(e),
         }
@@ -322,31 +223,39 @@ pub(crate) enum FolderLock {
 
 impl Drop for FolderLock {
     fn drop(&mut self) {
-        let fd = match self {
-            FolderLock::Folder(fd) => fd.as_raw_fd(),
-            FolderLock::File(f) => f.as_raw_fd(),
+        let fd = match &*self {
+            FolderLock::Folder(fd) => fd.as_fd(),
+            FolderLock::File(f) => f.as_fd(),
         };
-        // SAFETY: valid descriptor. The lock also goes with the descriptor.
-        unsafe { libc::flock(fd, libc::LOCK_UN) };
+        // The lock also goes with the descriptor: a failure leaves nothing.
+        let _ = rfs::flock(fd, FlockOperation::Unlock);
+    }
+}
+
+/// Takes the lock on `fd` in `mode` if it is free: `Ok(false)` when
+/// another open file (in this process or another) holds it.
+fn flock_now(fd: BorrowedFd<'_>, mode: LockMode) -> io::Result<bool> {
+    match rfs::flock(fd, mode.operation(false)) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
 fn flock_wait(
-    fd: RawFd,
+    fd: BorrowedFd<'_>,
     mode: LockMode,
     still_wanted: &dyn Fn() -> io::Result<()>,
     on_wait: &dyn Fn(),
 ) -> io::Result<()> {
-    // SAFETY: valid descriptor.
-    match check(unsafe { libc::flock(fd, mode.operation() | libc::LOCK_NB) }) {
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => on_wait(),
-        other => return other.map(drop),
+    if flock_now(fd, mode)? {
+        return Ok(());
     }
+    on_wait();
     loop {
-        // SAFETY: valid descriptor.
-        match check(unsafe { libc::flock(fd, mode.operation()) }) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => still_wanted()?,
-            other => return other.map(drop),
+        match rfs::flock(fd, mode.operation(true)) {
+            Err(Errno::INTR) => still_wanted()?,
+            other => return Ok(other?),
         }
     }
 }
@@ -354,38 +263,27 @@ fn flock_wait(
 /// Takes `file`'s exclusive lock if no one holds it: `Ok(false)` when
 /// another open file (in this process or another) holds it.
 pub(crate) fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: valid descriptor.
-    match check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
-        Err(e) => Err(e),
-    }
+    flock_now(file.as_fd(), LockMode::Exclusive)
 }
 
 /// Gives `file` the owner, group and permission bits of another file, as far
 /// as this process may (a user who is not root can only set their own
 /// groups: the rest is left as created).
 pub(crate) fn copy_ownership(file: &File, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
-    // SAFETY: valid descriptor. chown first: it clears set-id bits.
-    let r = unsafe { libc::fchown(file.as_raw_fd(), uid, gid) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EPERM) {
-            return Err(e);
-        }
+    // -1 (`None`) leaves an id as it is.
+    let owner = (uid != u32::MAX).then(|| Uid::from_raw(uid));
+    let group = (gid != u32::MAX).then(|| Gid::from_raw(gid));
+    // chown first: it clears set-id bits.
+    match rfs::fchown(file, owner, group) {
         // The owner cannot be given away; the group may still be kept (one
         // of this user's groups). If not, the planner has warned.
-        // SAFETY: valid descriptor; -1 leaves the owner as it is.
-        let r = unsafe { libc::fchown(file.as_raw_fd(), u32::MAX, gid) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EPERM) {
-                return Err(e);
-            }
-        }
+        Err(Errno::PERM) => match rfs::fchown(file, None, group) {
+            Ok(()) | Err(Errno::PERM) => {}
+            Err(e) => return Err(e.into()),
+        },
+        other => other?,
     }
-    // SAFETY: valid descriptor.
-    check(unsafe { libc::fchmod(file.as_raw_fd(), (mode & 0o7777) as libc::mode_t) }).map(drop)
+    Ok(rfs::fchmod(file, Mode::from_raw_mode(mode & 0o7777))?)
 }
 
 /// 128 random bits in hex, for names no one can guess ahead of a run.
@@ -393,32 +291,13 @@ pub(crate) fn random_id() -> io::Result<String> {
     let mut bytes = [0u8; 16];
     let mut done = 0;
     while done < bytes.len() {
-        // SAFETY: the buffer is live and `len - done` bytes long from there.
-        let n =
-            unsafe { libc::getrandom(bytes[done..].as_mut_ptr().cast(), bytes.len() - done, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        match rustix::rand::getrandom(&mut bytes[done..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => done += n,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
-        done += n as usize;
     }
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Whether the process `pid` exists (on this machine).
-pub(crate) fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(pid, 0) };
-    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// The kind of lock a folder is taken with: readers share the folder,
@@ -433,10 +312,13 @@ pub(crate) enum LockMode {
 }
 
 impl LockMode {
-    fn operation(self) -> libc::c_int {
-        match self {
-            LockMode::Shared => libc::LOCK_SH,
-            LockMode::Exclusive => libc::LOCK_EX,
+    /// The `flock` operation that takes this lock, waiting or not.
+    fn operation(self, wait: bool) -> FlockOperation {
+        match (self, wait) {
+            (LockMode::Shared, true) => FlockOperation::LockShared,
+            (LockMode::Exclusive, true) => FlockOperation::LockExclusive,
+            (LockMode::Shared, false) => FlockOperation::NonBlockingLockShared,
+            (LockMode::Exclusive, false) => FlockOperation::NonBlockingLockExclusive,
         }
     }
 }
@@ -445,12 +327,7 @@ impl LockMode {
 /// when a live run holds it. A probe that only reads takes this one, so
 /// two probes never take each other for a live run.
 pub(crate) fn try_lock_shared(file: &File) -> io::Result<bool> {
-    // SAFETY: valid descriptor.
-    match check(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) }) {
-        Ok(_) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
-        Err(e) => Err(e),
-    }
+    flock_now(file.as_fd(), LockMode::Shared)
 }
 
 /// A folder reached while resolving a path, open only to resolve names in
@@ -460,7 +337,8 @@ pub(crate) fn try_lock_shared(file: &File) -> io::Result<bool> {
 #[derive(Debug)]
 pub(crate) struct PathHandle(OwnedFd);
 
-/// What `lstat` says of an entry or a folder, as much as a walk needs.
+/// What `lstat` says of an entry or a folder, as much as a walk or a
+/// commit needs.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Identity {
     pub dev: u64,
@@ -471,7 +349,7 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    fn of(st: &libc::stat) -> Identity {
+    fn of(st: &rfs::Stat) -> Identity {
         Identity {
             dev: st.st_dev,
             ino: st.st_ino,
@@ -485,42 +363,54 @@ impl Identity {
         self.kind == libc::S_IFLNK
     }
 
+    pub fn is_file(&self) -> bool {
+        self.kind == libc::S_IFREG
+    }
+
     pub fn is_dir(&self) -> bool {
         self.kind == libc::S_IFDIR
     }
 }
 
-fn fstat(fd: RawFd) -> io::Result<Identity> {
-    // SAFETY: zeroed `stat` is a valid out-parameter.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid descriptor and out-pointer.
-    check(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(Identity::of(&st))
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<Identity> {
+    Ok(Identity::of(&rfs::fstat(fd)?))
 }
 
-fn open_path(dirfd: RawFd, name: &CString) -> io::Result<PathHandle> {
-    let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: valid descriptor (or AT_FDCWD) and string.
-    let fd = check(unsafe { libc::openat(dirfd, name.as_ptr(), flags) })?;
-    // SAFETY: `fd` was just opened and is owned by nobody else.
-    Ok(PathHandle(unsafe { OwnedFd::from_raw_fd(fd) }))
+/// What is at `name` in the folder `dir` (what a symlink there leads to
+/// with `follow`); `None` if nothing.
+fn stat_at(dir: BorrowedFd<'_>, name: &OsStr, follow: bool) -> io::Result<Option<rfs::Stat>> {
+    let flags = if follow {
+        AtFlags::empty()
+    } else {
+        AtFlags::SYMLINK_NOFOLLOW
+    };
+    match rfs::statat(dir, &component(name)?, flags) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open_path(dirfd: BorrowedFd<'_>, name: &CStr) -> io::Result<PathHandle> {
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(PathHandle(rfs::openat(dirfd, name, flags, Mode::empty())?))
 }
 
 impl PathHandle {
     /// The root folder.
     pub fn root() -> io::Result<PathHandle> {
-        open_path(libc::AT_FDCWD, &CString::from(c"/"))
+        open_path(rfs::CWD, c"/")
     }
 
     /// The folder above this one (`..`, as the kernel resolves it).
     pub fn parent(&self) -> io::Result<PathHandle> {
-        open_path(self.0.as_raw_fd(), &CString::from(c".."))
+        open_path(self.0.as_fd(), c"..")
     }
 
     /// The folder `name` in this one; a symlink or a file there fails
     /// (`ENOTDIR`), as does nothing (`ENOENT`).
     pub fn child(&self, name: &OsStr) -> io::Result<PathHandle> {
-        open_path(self.0.as_raw_fd(), &component(name)?)
+        open_path(self.0.as_fd(), &component(name)?)
     }
 
     pub fn try_clone(&self) -> io::Result<PathHandle> {
@@ -529,83 +419,45 @@ impl PathHandle {
 
     /// This folder's own identity.
     pub fn identity(&self) -> io::Result<Identity> {
-        fstat(self.0.as_raw_fd())
+        fstat(self.0.as_fd())
     }
 
     /// What is at `name`, without following a symlink; `None` if nothing.
     pub fn entry(&self, name: &OsStr) -> io::Result<Option<Identity>> {
-        let c = component(name)?;
-        // SAFETY: zeroed `stat` is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor, string and out-pointer.
-        let r = unsafe {
-            libc::fstatat(
-                self.0.as_raw_fd(),
-                c.as_ptr(),
-                &mut st,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOENT) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(Some(Identity::of(&st)))
+        Ok(stat_at(self.0.as_fd(), name, false)?
+            .as_ref()
+            .map(Identity::of))
     }
 
     /// The target of the symlink `name`.
     pub fn read_link(&self, name: &OsStr) -> io::Result<OsString> {
-        let c = component(name)?;
-        let mut buffer = vec![0u8; libc::PATH_MAX as usize + 1];
-        // SAFETY: valid descriptor and string; the buffer is live and
-        // `len` bytes long.
-        let n = unsafe {
-            libc::readlinkat(
-                self.0.as_raw_fd(),
-                c.as_ptr(),
-                buffer.as_mut_ptr().cast(),
-                buffer.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = n as usize;
-        if n >= buffer.len() {
-            return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-        }
-        buffer.truncate(n);
-        Ok(OsString::from_vec(buffer))
+        let target = rfs::readlinkat(self.0.as_fd(), &component(name)?, Vec::new())?;
+        Ok(OsString::from_vec(target.into_bytes()))
     }
 
     /// Creates the folder `name` in this one (`EEXIST` if anything is
     /// there, a symlink included: `mkdir` never follows one).
     pub fn create_dir(&self, name: &OsStr) -> io::Result<()> {
         let c = component(name)?;
-        // SAFETY: valid descriptor and string.
-        check(unsafe { libc::mkdirat(self.0.as_raw_fd(), c.as_ptr(), 0o777) }).map(drop)
+        Ok(rfs::mkdirat(
+            self.0.as_fd(),
+            &c,
+            Mode::from_raw_mode(0o777),
+        )?)
     }
 
     /// Removes the folder `name` in this one if it is empty.
     pub fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
         let c = component(name)?;
-        // SAFETY: valid descriptor and string.
-        check(unsafe { libc::unlinkat(self.0.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
-            .map(drop)
+        Ok(rfs::unlinkat(self.0.as_fd(), &c, AtFlags::REMOVEDIR)?)
     }
 
     /// This folder opened for listing, locking and the folder-relative
     /// calls of [`Dir`]; `path` is its name in messages.
     pub fn open(&self, path: PathBuf) -> io::Result<Dir> {
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
-        // SAFETY: valid descriptor and a static C string.
-        let fd = check(unsafe { libc::openat(self.0.as_raw_fd(), c".".as_ptr(), flags) })?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         Ok(Dir {
-            // SAFETY: `fd` was just opened and is owned by nobody else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            fd: rfs::openat(self.0.as_fd(), c".", flags, Mode::empty())?,
             path,
         })
     }
@@ -620,65 +472,74 @@ impl Dir {
     /// The identity of what `name` in this folder leads to (a symlink
     /// followed); `None` if nothing, or a dangling symlink.
     pub fn target_identity(&self, name: &OsStr) -> io::Result<Option<Identity>> {
-        let c = component(name)?;
-        // SAFETY: zeroed `stat` is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor, string and out-pointer.
-        let r = unsafe { libc::fstatat(self.raw(), c.as_ptr(), &mut st, 0) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOENT) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        Ok(Some(Identity::of(&st)))
+        Ok(stat_at(self.raw(), name, true)?.as_ref().map(Identity::of))
     }
 }
 
+// The user and group databases are read through NSS (files, LDAP, sssd),
+// which only libc's functions do: rustix offers no call for them.
+
 /// The name of user `uid` in the user database, if it has one.
 pub(crate) fn user_name(uid: u32) -> Option<String> {
-    let mut buffer = vec![0u8; 4096];
-    // SAFETY: zeroed `passwd` is a valid out-parameter.
-    let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    let mut entry = std::mem::MaybeUninit::<libc::passwd>::uninit();
     let mut found: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: valid out-pointers; the buffer is live and `len` bytes long.
-    let r = unsafe {
-        libc::getpwuid_r(
+    // SAFETY: every pointer is live and writable for the call and `buffer`
+    // is `len` long. On success with `found` set, getpwuid_r has filled the
+    // entry `found` points to, whose `pw_name` is null or a NUL-terminated
+    // string inside `buffer`, still live when it is read.
+    unsafe {
+        let r = libc::getpwuid_r(
             uid,
-            &mut entry,
-            buffer.as_mut_ptr().cast(),
+            entry.as_mut_ptr(),
+            buffer.as_mut_ptr(),
             buffer.len(),
             &mut found,
+        );
+        if r != 0 || found.is_null() || (*found).pw_name.is_null() {
+            return None;
+        }
+        Some(
+            CStr::from_ptr((*found).pw_name)
+                .to_string_lossy()
+                .into_owned(),
         )
-    };
-    if r != 0 || found.is_null() || entry.pw_name.is_null() {
-        return None;
     }
-    // SAFETY: on success `pw_name` points to a NUL-terminated string in
-    // `buffer`, which is still live.
-    let name = unsafe { std::ffi::CStr::from_ptr(entry.pw_name) };
-    Some(name.to_string_lossy().into_owned())
+}
+
+/// A group as people read it: `gid 0 (root)`, or `gid 1234` when it has no
+/// name.
+pub(crate) fn group_shown(gid: u32) -> String {
+    let mut buffer = vec![0 as libc::c_char; 4096];
+    let mut entry = std::mem::MaybeUninit::<libc::group>::uninit();
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: as in `user_name`, with getgrgid_r and `gr_name`.
+    let name = unsafe {
+        let r = libc::getgrgid_r(
+            gid,
+            entry.as_mut_ptr(),
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        );
+        if r != 0 || found.is_null() || (*found).gr_name.is_null() {
+            return format!("gid {gid}");
+        }
+        CStr::from_ptr((*found).gr_name).to_string_lossy()
+    };
+    format!("gid {gid} ({name})")
 }
 
 /// Bytes of address space this process may still map under its
 /// `RLIMIT_AS` (`ulimit -v`); `None` when there is no limit (or it cannot
 /// be read, which is treated the same way).
 pub(crate) fn address_space_headroom() -> Option<u64> {
-    // SAFETY: zeroed `rlimit` is a valid out-parameter.
-    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: valid resource and out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0
-        || limit.rlim_cur == libc::RLIM_INFINITY
-    {
-        return None;
-    }
+    let limit = rustix::process::getrlimit(rustix::process::Resource::As).current?;
     // The first field of /proc/self/statm: pages mapped now.
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().next()?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
-    Some(limit.rlim_cur.saturating_sub(pages.saturating_mul(page)))
+    let page = u64::try_from(rustix::param::page_size()).ok()?;
+    Some(limit.saturating_sub(pages.saturating_mul(page)))
 }
 
 /// Under an address-space limit (`ulimit -v`), makes every thread share
@@ -700,15 +561,7 @@ pub(crate) fn share_malloc_arena_under_memory_limit() {
 
 /// The file size limit (`ulimit -f`) in bytes; `None` when there is none.
 pub(crate) fn file_size_limit() -> Option<u64> {
-    // SAFETY: zeroed `rlimit` is a valid out-parameter.
-    let mut limit: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: valid resource and out-pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit) } != 0
-        || limit.rlim_cur == libc::RLIM_INFINITY
-    {
-        return None;
-    }
-    Some(limit.rlim_cur)
+    rustix::process::getrlimit(rustix::process::Resource::Fsize).current
 }
 
 /// The filesystem a folder is on, as the space check needs it.
@@ -724,18 +577,12 @@ pub(crate) struct Filesystem {
 
 impl Dir {
     /// The filesystem this folder is on, through its descriptor.
-    // The field types vary with the architecture: the casts are not no-ops
-    // everywhere.
-    #[allow(clippy::unnecessary_cast)]
     pub fn filesystem(&self) -> io::Result<Filesystem> {
-        // SAFETY: a zeroed `statvfs` is a valid out-parameter.
-        let mut vfs: libc::statvfs = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor and out-pointer.
-        check(unsafe { libc::fstatvfs(self.raw(), &mut vfs) })?;
-        let block = vfs.f_frsize as u64;
+        let vfs = rfs::fstatvfs(self.raw())?;
+        let block = vfs.f_frsize;
         Ok(Filesystem {
             block,
-            free: (vfs.f_blocks > 0).then(|| (vfs.f_bavail as u64).saturating_mul(block)),
+            free: (vfs.f_blocks > 0).then(|| vfs.f_bavail.saturating_mul(block)),
         })
     }
 }
@@ -743,68 +590,45 @@ impl Dir {
 /// The names of `file`'s extended attributes (those this process may see:
 /// `trusted.*` only for root). A filesystem without them has none.
 fn xattr_names(file: &File) -> io::Result<Vec<CString>> {
-    let mut buffer: Vec<u8> = Vec::new();
-    loop {
-        // SAFETY: valid descriptor; a null buffer of size 0 asks for the size.
-        let size = unsafe { libc::flistxattr(file.as_raw_fd(), std::ptr::null_mut(), 0) };
-        if size < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOTSUP) => Ok(Vec::new()),
-                _ => Err(e),
-            };
-        }
-        buffer.resize(size as usize, 0);
-        // SAFETY: valid descriptor; the buffer is live and `len` bytes long.
-        let got =
-            unsafe { libc::flistxattr(file.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            // Attributes added since the size was asked: ask again.
-            if e.raw_os_error() == Some(libc::ERANGE) {
-                continue;
-            }
-            return Err(e);
-        }
-        buffer.truncate(got as usize);
-        return Ok(buffer
-            .split(|&b| b == 0)
-            .filter(|name| !name.is_empty())
-            .filter_map(|name| CString::new(name).ok())
-            .collect());
-    }
+    let list = match sized_read(
+        || rfs::flistxattr_query(file),
+        |buffer| rfs::flistxattr(file, buffer),
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
+        other => other?,
+    };
+    Ok(list
+        .split(|&b| b == 0)
+        .filter(|name| !name.is_empty())
+        .filter_map(|name| CString::new(name).ok())
+        .collect())
 }
 
 /// The value of `file`'s extended attribute `name`.
-fn xattr_value(file: &File, name: &CString) -> io::Result<Vec<u8>> {
-    let mut value: Vec<u8> = Vec::new();
+fn xattr_value(file: &File, name: &CStr) -> io::Result<Vec<u8>> {
+    sized_read(
+        || rfs::fgetxattr_query(file, name),
+        |buffer| rfs::fgetxattr(file, name, buffer),
+    )
+}
+
+/// What `read` gives, in a buffer of the size `size` says first (the way
+/// the xattr calls are used). `ERANGE`, when what is read grew between the
+/// two calls, asks again.
+fn sized_read(
+    size: impl Fn() -> Result<usize, Errno>,
+    read: impl Fn(&mut [u8]) -> Result<usize, Errno>,
+) -> io::Result<Vec<u8>> {
     loop {
-        // SAFETY: valid descriptor and name; a null buffer asks for the size.
-        let size =
-            unsafe { libc::fgetxattr(file.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) };
-        if size < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        value.resize(size as usize, 0);
-        // SAFETY: valid descriptor and name; the buffer is live and `len`
-        // bytes long.
-        let got = unsafe {
-            libc::fgetxattr(
-                file.as_raw_fd(),
-                name.as_ptr(),
-                value.as_mut_ptr().cast(),
-                value.len(),
-            )
-        };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ERANGE) {
-                continue;
+        let mut buffer = vec![0; size()?];
+        match read(&mut buffer) {
+            Ok(got) => {
+                buffer.truncate(got);
+                return Ok(buffer);
             }
-            return Err(e);
+            Err(Errno::RANGE) => continue,
+            Err(e) => return Err(e.into()),
         }
-        value.truncate(got as usize);
-        return Ok(value);
     }
 }
 
@@ -855,19 +679,8 @@ pub(crate) fn copy_xattrs(from: &File, to: &File) -> Vec<XattrLoss> {
         if xattr_value(to, &name).is_ok_and(|v| v == value) {
             continue;
         }
-        // SAFETY: valid descriptor and name; the value is live and `len`
-        // bytes long.
-        let r = unsafe {
-            libc::fsetxattr(
-                to.as_raw_fd(),
-                name.as_ptr(),
-                value.as_ptr().cast(),
-                value.len(),
-                0,
-            )
-        };
-        if r < 0 {
-            failed.push(XattrLoss::Attribute(shown, io::Error::last_os_error()));
+        if let Err(e) = rfs::fsetxattr(to, &name, &value, rfs::XattrFlags::empty()) {
+            failed.push(XattrLoss::Attribute(shown, e.into()));
         }
     }
     failed
@@ -880,19 +693,13 @@ const ACCESS_ACL: &std::ffi::CStr = c"system.posix_acl_access";
 /// any) and gives it `from`'s permission bits again: an ACL's mask entry
 /// stood for the group bits.
 fn remove_inherited_acl(from: &File, to: &File) -> io::Result<()> {
-    // SAFETY: valid descriptor and name.
-    let r = unsafe { libc::fremovexattr(to.as_raw_fd(), ACCESS_ACL.as_ptr()) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENODATA | libc::ENOTSUP) => Ok(()),
-            _ => Err(e),
-        };
+    match rfs::fremovexattr(to, ACCESS_ACL) {
+        Err(Errno::NODATA | Errno::NOTSUP) => return Ok(()),
+        other => other?,
     }
     use std::os::unix::fs::MetadataExt;
     let mode = from.metadata()?.mode() & 0o7777;
-    // SAFETY: valid descriptor.
-    check(unsafe { libc::fchmod(to.as_raw_fd(), mode as libc::mode_t) }).map(drop)
+    Ok(rfs::fchmod(to, Mode::from_raw_mode(mode))?)
 }
 
 /// Whether `count` threads (with std's 2 MiB stack) can be started now:
@@ -919,11 +726,6 @@ pub(crate) struct FullStat {
     pub stamp: crate::base::file::FileStamp,
 }
 
-/// The `chattr` flags that forbid replacing or linking a file
-/// (`FS_IMMUTABLE_FL`, `FS_APPEND_FL` in `linux/fs.h`).
-const FS_IMMUTABLE_FL: libc::c_long = 0x10;
-const FS_APPEND_FL: libc::c_long = 0x20;
-
 /// Why a file cannot be replaced, found before a commit begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unreplaceable {
@@ -946,45 +748,21 @@ impl Dir {
     /// Identity, size and times of `name` (of the file a symlink leads to
     /// with `follow`); `None` if nothing is there.
     pub fn stat_full(&self, name: &OsStr, follow: bool) -> io::Result<Option<FullStat>> {
-        let c = component(name)?;
-        // SAFETY: zeroed `stat` is a valid out-parameter.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
-        // SAFETY: valid descriptor, string and out-pointer.
-        let r = unsafe { libc::fstatat(self.raw(), c.as_ptr(), &mut st, flags) };
-        if r < 0 {
-            let e = io::Error::last_os_error();
-            return match e.raw_os_error() {
-                Some(libc::ENOENT) => Ok(None),
-                _ => Err(e),
-            };
-        }
-        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        let Some(st) = stat_at(self.raw(), name, follow)? else {
+            return Ok(None);
+        };
+        let ns = |s: i64, n: u64| i128::from(s) * 1_000_000_000 + i128::from(n);
         Ok(Some(FullStat {
             kind: st.st_mode & libc::S_IFMT,
             stamp: crate::base::file::FileStamp {
                 dev: st.st_dev,
                 ino: st.st_ino,
-                len: st.st_size as u64,
+                len: u64::try_from(st.st_size)
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?,
                 mtime_ns: ns(st.st_mtime, st.st_mtime_nsec),
                 ctime_ns: ns(st.st_ctime, st.st_ctime_nsec),
             },
         }))
-    }
-
-    /// Opens the regular file `name` for reading, without following a
-    /// symlink and without blocking on a FIFO.
-    pub fn open_regular_read(&self, name: &OsStr) -> io::Result<File> {
-        let c = component(name)?;
-        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        // SAFETY: valid descriptor and string.
-        let fd = check(unsafe { libc::openat(self.raw(), c.as_ptr(), flags) })?;
-        // SAFETY: `fd` was just opened and is owned by nobody else.
-        let file = unsafe { File::from_raw_fd(fd) };
-        if !file.metadata()?.is_file() {
-            return Err(io::Error::from_raw_os_error(libc::EINVAL));
-        }
-        Ok(file)
     }
 
     /// Whether the regular file `name` carries a flag that forbids
@@ -996,7 +774,7 @@ impl Dir {
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Ok(None),
             Err(e) => return Err(e),
         };
-        unreplaceable_flag(file.as_raw_fd())
+        unreplaceable_flag(file.as_fd())
     }
 
     /// Whether the folder itself carries a flag that forbids renaming or
@@ -1008,20 +786,15 @@ impl Dir {
 }
 
 /// The [`Unreplaceable`] flag of the file or folder open at `fd`, if any.
-fn unreplaceable_flag(fd: RawFd) -> io::Result<Option<Unreplaceable>> {
-    let mut flags: libc::c_long = 0;
-    // SAFETY: valid descriptor; FS_IOC_GETFLAGS writes one long.
-    let r = unsafe { libc::ioctl(fd, libc::FS_IOC_GETFLAGS, &mut flags) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENOTTY | libc::ENOTSUP | libc::EINVAL | libc::ENOSYS) => Ok(None),
-            _ => Err(e),
-        };
-    }
-    Ok(if flags & FS_IMMUTABLE_FL != 0 {
+fn unreplaceable_flag(fd: BorrowedFd<'_>) -> io::Result<Option<Unreplaceable>> {
+    let flags = match rfs::ioctl_getflags(fd) {
+        Ok(flags) => flags,
+        Err(Errno::NOTTY | Errno::NOTSUP | Errno::INVAL | Errno::NOSYS) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(if flags.contains(IFlags::IMMUTABLE) {
         Some(Unreplaceable::Immutable)
-    } else if flags & FS_APPEND_FL != 0 {
+    } else if flags.contains(IFlags::APPEND) {
         Some(Unreplaceable::AppendOnly)
     } else {
         None
@@ -1032,87 +805,41 @@ impl Dir {
     /// Renames `from` to `to` only if nothing is at `to` (`renameat2` with
     /// `RENAME_NOREPLACE`; `EEXIST` otherwise). See [`exchange_unsupported`].
     pub fn rename_noreplace(&self, from: &OsStr, to: &OsStr) -> io::Result<()> {
-        let (f, t) = (component(from)?, component(to)?);
-        // SAFETY: valid descriptors and strings.
-        check(unsafe {
-            libc::renameat2(
-                self.raw(),
-                f.as_ptr(),
-                self.raw(),
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        })?;
-        Ok(())
+        self.rename_with(from, to, RenameFlags::NOREPLACE)
     }
 
     /// Swaps the files at `a` and `b` atomically (`renameat2` with
     /// `RENAME_EXCHANGE`); both must exist. See [`exchange_unsupported`].
     pub fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
-        let (a, b) = (component(a)?, component(b)?);
-        // SAFETY: valid descriptors and strings.
-        check(unsafe {
-            libc::renameat2(
-                self.raw(),
-                a.as_ptr(),
-                self.raw(),
-                b.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        })?;
-        Ok(())
+        self.rename_with(a, b, RenameFlags::EXCHANGE)
+    }
+
+    fn rename_with(&self, from: &OsStr, to: &OsStr, flags: RenameFlags) -> io::Result<()> {
+        let (f, t) = (component(from)?, component(to)?);
+        Ok(rfs::renameat_with(self.raw(), &f, self.raw(), &t, flags)?)
     }
 }
 
 /// Clears `O_NONBLOCK` on `file`, opened with it so that a FIFO put where
 /// a file was expected could not block the open.
 pub fn clear_nonblocking(file: &File) -> io::Result<()> {
-    // SAFETY: valid descriptor; F_GETFL takes no argument.
-    let flags = check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) })?;
-    // SAFETY: valid descriptor; F_SETFL takes the flags as an int.
-    check(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) })?;
-    Ok(())
+    let flags = rfs::fcntl_getfl(file)?;
+    Ok(rfs::fcntl_setfl(file, flags - OFlags::NONBLOCK)?)
+}
+
+/// The effective user id of this process.
+pub(crate) fn current_user() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// The effective group id of this process.
+pub(crate) fn current_group() -> u32 {
+    rustix::process::getegid().as_raw()
 }
 
 /// Whether this process may give a file it owns the group `gid`: its
 /// effective group or one of its supplementary groups.
 pub(crate) fn in_group(gid: u32) -> bool {
-    // SAFETY: getegid cannot fail.
-    if unsafe { libc::getegid() } == gid {
-        return true;
-    }
-    // SAFETY: a null list of size 0 asks for the count.
-    let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    if count <= 0 {
-        return false;
-    }
-    let mut groups = vec![0 as libc::gid_t; count as usize];
-    // SAFETY: the list is live and `count` entries long.
-    let got = unsafe { libc::getgroups(count, groups.as_mut_ptr()) };
-    got > 0 && groups[..got as usize].contains(&gid)
-}
-
-/// A group as people read it: `gid 0 (root)`, or `gid 1234` when it has no
-/// name.
-pub(crate) fn group_shown(gid: u32) -> String {
-    // SAFETY: a zeroed `group` is a valid out-parameter.
-    let mut group: libc::group = unsafe { std::mem::zeroed() };
-    let mut buffer = vec![0 as libc::c_char; 4096];
-    let mut found: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is live for the call; `buffer` is `len` long.
-    let r = unsafe {
-        libc::getgrgid_r(
-            gid,
-            &mut group,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut found,
-        )
-    };
-    if r != 0 || found.is_null() || group.gr_name.is_null() {
-        return format!("gid {gid}");
-    }
-    // SAFETY: getgrgid_r set `gr_name` to a NUL-terminated string in `buffer`.
-    let name = unsafe { std::ffi::CStr::from_ptr(group.gr_name) };
-    format!("gid {gid} ({})", name.to_string_lossy())
+    current_group() == gid
+        || rustix::process::getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
 }

@@ -298,11 +298,6 @@ pub struct Cli {
     #[arg(long = "fetch-jobs", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub fetch_jobs: u32,
 
-    /// Flush outputs to disk before the commit (the default; kept for
-    /// scripts that pass it).
-    #[arg(long, hide = true, conflicts_with = "no_fsync")]
-    pub fsync: bool,
-
     #[command(flatten)]
     pub output: OutputArgs,
 

@@ -53,15 +53,39 @@ const SAMPLE_END: u64 = 64 << 10;
 pub(crate) enum Failure {
     /// `target` could not be put in place; every file is as it was.
     Undone { target: OsString, source: io::Error },
-    /// `target` could not be put in place, and `stuck` could not be put
-    /// back (`original`: where its old bytes are, if anywhere).
-    Stuck {
-        target: OsString,
-        source: io::Error,
-        stuck: OsString,
-        original: Option<OsString>,
-        undo_error: io::Error,
-    },
+    /// A file could not be put in place, nor another put back.
+    Stuck(Stuck),
+}
+
+/// A commit stuck halfway: `target` could not be put in place, and
+/// `stuck` could not be put back (`original`: where its old bytes are, if
+/// anywhere).
+#[derive(Debug)]
+pub(crate) struct Stuck {
+    target: OsString,
+    source: io::Error,
+    stuck: OsString,
+    original: Option<OsString>,
+    undo_error: io::Error,
+}
+
+impl Stuck {
+    /// What is wrong, for the message of a commit that must be finished:
+    /// `cannot put X in place (...), nor put Y back (...); its original
+    /// is <dir>/<backup>`.
+    pub(crate) fn problem(&self, dir: &Dir) -> String {
+        format!(
+            "cannot put {} in place ({}), nor put {} back ({}){}",
+            shown(&self.target),
+            self.source,
+            shown(&self.stuck),
+            self.undo_error,
+            self.original
+                .as_ref()
+                .map(|o| format!("; its original is {}", dir.join(o).display()))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// The source of a [`Failure::Undone`] when a target was no longer the
@@ -99,7 +123,9 @@ pub(crate) fn sample(dir: &Dir, name: &OsStr) -> io::Result<Sample> {
     let head = len.min(SAMPLE_END);
     let tail_start = len.saturating_sub(SAMPLE_END).max(head);
     for (start, end) in [(0, head), (tail_start, len)] {
-        let mut buf = vec![0u8; (end - start) as usize];
+        let want = usize::try_from(end - start)
+            .map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+        let mut buf = vec![0u8; want];
         file.read_exact_at(&mut buf, start)?;
         hasher.update(&buf);
     }
@@ -493,13 +519,13 @@ fn undo(dir: &Dir, done: &[Entry], target: OsString, source: io::Error) -> Failu
                 Backup::Link(b, _) => Some(b.clone()),
                 _ => None,
             };
-            return Failure::Stuck {
+            return Failure::Stuck(Stuck {
                 target,
                 source,
                 stuck: entry.target.clone(),
                 original,
                 undo_error,
-            };
+            });
         }
     }
     Failure::Undone { target, source }

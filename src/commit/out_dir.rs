@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::base::error::{Error, Result};
 use crate::base::file::{file_name, FileStamp};
-use crate::base::sys::{Dir, Identity, PathHandle};
+use crate::base::sys::{self, Dir, Identity, PathHandle};
 use crate::plan::prepared::{InputFolder, Prepared};
 use crate::read::folder::looks_like_url;
 
@@ -135,155 +135,232 @@ enum Walk {
 /// [`OpenedFolder::created`]), even when it then fails.
 fn walk(path: &Path, create: bool, created: &mut Vec<(PathHandle, OsString)>) -> Result<Walk> {
     let absolute = std::path::absolute(path).map_err(|e| Error::io(path, "cannot resolve", e))?;
-    let root = || PathHandle::root().map_err(|e| Error::io(Path::new("/"), "cannot open", e));
-    // Each name to walk, with the outermost symlink it comes from (an
-    // index into `links`), if any.
-    let mut todo: VecDeque<(OsString, Option<usize>)> = components_of(&absolute)
-        .into_iter()
-        .map(|c| (c, None))
-        .collect();
-    // Each outermost symlink followed: where it is, and the names from it
-    // on, for a path that ends missing behind it.
-    let mut links: Vec<(PathBuf, VecDeque<OsString>)> = Vec::new();
-    let mut at = root()?;
-    // The path of `at` as the kernel resolves it: for messages.
-    let mut real = PathBuf::from("/");
-    let (mut symlinks, mut retries) = (0, 0);
-    // The folder this walk just made, if any: something else found at its
-    // name is someone else's doing.
-    let mut made: Option<PathBuf> = None;
-    while let Some((name, origin)) = todo.pop_front() {
+    let mut w = Walker {
+        path,
+        create,
+        created,
+        todo: components_of(&absolute)
+            .into_iter()
+            .map(|c| (c, None))
+            .collect(),
+        links: Vec::new(),
+        at: root()?,
+        real: PathBuf::from("/"),
+        symlinks: 0,
+        retries: 0,
+        made: None,
+    };
+    while let Some((name, origin)) = w.todo.pop_front() {
         if name == ".." {
-            at = at
-                .parent()
-                .map_err(|e| Error::io(&real, "cannot open", e))?;
-            real.pop();
+            w.at =
+                w.at.parent()
+                    .map_err(|e| Error::io(&w.real, "cannot open", e))?;
+            w.real.pop();
             continue;
         }
-        let here = real.join(&name);
-        let error = match at.child(&name) {
+        let here = w.real.join(&name);
+        let error = match w.at.child(&name) {
             Ok(child) => {
-                at = child;
-                real = here;
+                w.at = child;
+                w.real = here;
                 continue;
             }
             Err(e) => e,
         };
-        retries += 1;
-        if retries > MAX_RETRIES {
+        w.retries += 1;
+        if w.retries > MAX_RETRIES {
             return Err(Error::invalid(
                 &here,
                 "keeps changing while this run opens it",
             ));
         }
-        let names = |todo: VecDeque<(OsString, Option<usize>)>| todo.into_iter().map(|(n, _)| n);
-        match error.raw_os_error() {
-            // Behind a symlink to nowhere: the link itself is the missing
-            // name (as `mkdir` sees it: it never creates through one).
-            Some(libc::ENOENT) if origin.is_some() => {
-                let (link_folder, rest) = &links[origin.unwrap_or_default()];
-                if create {
-                    return Err(Error::refused(
-                        path,
-                        format!(
-                            "cannot create folder through the symlink {}: it leads nowhere",
-                            link_folder.join(rest.front().unwrap_or(&name)).display()
-                        ),
+        let step = match error.raw_os_error() {
+            Some(libc::ENOENT) => w.missing(&name, origin, &here)?,
+            Some(libc::ENOTDIR | libc::ELOOP) => w.not_a_folder(&name, origin, &here)?,
+            _ => return Err(Error::io(&here, "cannot open", error)),
+        };
+        match step {
+            Step::Again => w.todo.push_front((name, origin)),
+            Step::Next => {}
+            Step::Done(walk) => return Ok(walk),
+        }
+    }
+    Ok(Walk::Found {
+        at: w.at,
+        real: w.real,
+    })
+}
+
+fn root() -> Result<PathHandle> {
+    PathHandle::root().map_err(|e| Error::io(Path::new("/"), "cannot open", e))
+}
+
+/// Where [`walk`] is and what it has left to walk.
+struct Walker<'a> {
+    /// The path walked, as the caller gave it.
+    path: &'a Path,
+    create: bool,
+    created: &'a mut Vec<(PathHandle, OsString)>,
+    /// Each name to walk, with the outermost symlink it comes from (an
+    /// index into `links`), if any.
+    todo: VecDeque<(OsString, Option<usize>)>,
+    /// Each outermost symlink followed: where it is, and the names from it
+    /// on, for a path that ends missing behind it.
+    links: Vec<(PathBuf, VecDeque<OsString>)>,
+    /// The folder reached.
+    at: PathHandle,
+    /// The path of `at` as the kernel resolves it: for messages.
+    real: PathBuf,
+    symlinks: usize,
+    retries: usize,
+    /// The folder this walk just made, if any: something else found at its
+    /// name is someone else's doing.
+    made: Option<PathBuf>,
+}
+
+/// What [`walk`] does after a name it could not open as a folder.
+enum Step {
+    /// Tries the same name again.
+    Again,
+    /// Goes on with the names now first in line.
+    Next,
+    /// Ends here.
+    Done(Walk),
+}
+
+impl Walker<'_> {
+    /// The names left to walk, without their origins.
+    fn rest(&self) -> impl Iterator<Item = OsString> + '_ {
+        self.todo.iter().map(|(n, _)| n.clone())
+    }
+
+    /// After `name` (at `here`) was found missing: the end of the walk, or
+    /// the folder created (when the walk creates).
+    fn missing(&mut self, name: &OsStr, origin: Option<usize>, here: &Path) -> Result<Step> {
+        // Behind a symlink to nowhere: the link itself is the missing name
+        // (as `mkdir` sees it: it never creates through one).
+        if let Some(origin) = origin {
+            let (link_folder, rest) = &self.links[origin];
+            if self.create {
+                return Err(Error::refused(
+                    self.path,
+                    format!(
+                        "cannot create folder through the symlink {}: it leads nowhere",
+                        link_folder.join(rest.front().map_or(name, |n| n)).display()
+                    ),
+                ));
+            }
+            return Ok(Step::Done(Walk::Missing {
+                real: link_folder.clone(),
+                rest: rest.clone(),
+            }));
+        }
+        if !self.create {
+            let rest = std::iter::once(name.to_os_string())
+                .chain(self.rest())
+                .collect();
+            return Ok(Step::Done(Walk::Missing {
+                real: self.real.clone(),
+                rest,
+            }));
+        }
+        match self.at.create_dir(name) {
+            Ok(()) => {
+                let parent = self
+                    .at
+                    .try_clone()
+                    .map_err(|e| Error::io(&self.real, "cannot open", e))?;
+                self.created.insert(0, (parent, name.to_os_string()));
+                self.made = Some(here.to_path_buf());
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(Error::io(here, "cannot create folder", e)),
+        }
+        Ok(Step::Again)
+    }
+
+    /// After `name` (at `here`) could not be opened as a folder: a symlink
+    /// is followed, a file ends the walk.
+    fn not_a_folder(&mut self, name: &OsStr, origin: Option<usize>, here: &Path) -> Result<Step> {
+        let entry = self
+            .at
+            .entry(name)
+            .map_err(|e| Error::io(here, "cannot read metadata", e))?;
+        match entry {
+            None => Ok(Step::Again),
+            Some(entry) if entry.is_symlink() => {
+                self.follow(name, origin, here, &entry)?;
+                Ok(Step::Next)
+            }
+            Some(entry) if entry.is_dir() => Ok(Step::Again),
+            // A file with more names after it: as the kernel would
+            // (`ENOTDIR`), except that resolving reads it lexically, so
+            // `file/..` is the folder the file is in.
+            Some(_) if !self.todo.is_empty() => {
+                if self.create {
+                    return Err(Error::io(
+                        self.path,
+                        "cannot create folder",
+                        std::io::Error::from_raw_os_error(libc::ENOTDIR),
                     ));
                 }
-                return Ok(Walk::Missing {
-                    real: link_folder.clone(),
-                    rest: rest.clone(),
-                });
+                Ok(Step::Done(Walk::Missing {
+                    real: here.to_path_buf(),
+                    rest: self.rest().collect(),
+                }))
             }
-            Some(libc::ENOENT) if !create => {
-                todo.push_front((name, origin));
-                return Ok(Walk::Missing {
-                    real,
-                    rest: names(todo).collect(),
-                });
-            }
-            Some(libc::ENOENT) => match at.create_dir(&name) {
-                Ok(()) => {
-                    let parent = at
-                        .try_clone()
-                        .map_err(|e| Error::io(&real, "cannot open", e))?;
-                    created.insert(0, (parent, name.clone()));
-                    made = Some(here.clone());
-                }
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(e) => return Err(Error::io(&here, "cannot create folder", e)),
-            },
-            Some(libc::ENOTDIR | libc::ELOOP) => {
-                match at
-                    .entry(&name)
-                    .map_err(|e| Error::io(&here, "cannot read metadata", e))?
-                {
-                    None => {}
-                    Some(entry) if entry.is_symlink() => {
-                        if made.as_ref() == Some(&here) {
-                            return Err(Error::refused(
-                                &here,
-                                "the folder this run created was replaced by a symlink; not followed",
-                            ));
-                        }
-                        refuse_foreign_symlink(&at, &entry, &here)?;
-                        symlinks += 1;
-                        if symlinks > MAX_SYMLINKS {
-                            return Err(Error::io(
-                                &here,
-                                "cannot open",
-                                std::io::Error::from_raw_os_error(libc::ELOOP),
-                            ));
-                        }
-                        let target = at
-                            .read_link(&name)
-                            .map_err(|e| Error::io(&here, "cannot read the symlink", e))?;
-                        let origin = origin.or_else(|| {
-                            let rest = std::iter::once(name.clone())
-                                .chain(names(todo.clone()))
-                                .collect();
-                            links.push((real.clone(), rest));
-                            Some(links.len() - 1)
-                        });
-                        let target = Path::new(&target);
-                        if target.is_absolute() {
-                            at = root()?;
-                            real = PathBuf::from("/");
-                        }
-                        for c in components_of(target).into_iter().rev() {
-                            todo.push_front((c, origin));
-                        }
-                        continue;
-                    }
-                    Some(entry) if entry.is_dir() => {}
-                    // A file with more names after it: as the kernel would
-                    // (`ENOTDIR`), except that resolving reads it lexically,
-                    // so `file/..` is the folder the file is in.
-                    Some(_) if !todo.is_empty() => {
-                        if create {
-                            return Err(Error::io(
-                                path,
-                                "cannot create folder",
-                                std::io::Error::from_raw_os_error(libc::ENOTDIR),
-                            ));
-                        }
-                        return Ok(Walk::Missing {
-                            real: here,
-                            rest: names(todo).collect(),
-                        });
-                    }
-                    Some(_) => {
-                        return Err(Error::refused(&here, "exists and is not a folder"));
-                    }
-                }
-            }
-            _ => return Err(Error::io(&here, "cannot open", error)),
+            Some(_) => Err(Error::refused(here, "exists and is not a folder")),
         }
-        // Look at the same name again.
-        todo.push_front((name, origin));
     }
-    Ok(Walk::Found { at, real })
+
+    /// Puts the names of the symlink `name` (at `here`) first in line,
+    /// from the root for an absolute one.
+    fn follow(
+        &mut self,
+        name: &OsStr,
+        origin: Option<usize>,
+        here: &Path,
+        entry: &Identity,
+    ) -> Result<()> {
+        if self.made.as_deref() == Some(here) {
+            return Err(Error::refused(
+                here,
+                "the folder this run created was replaced by a symlink; not followed",
+            ));
+        }
+        refuse_foreign_symlink(&self.at, entry, here)?;
+        self.symlinks += 1;
+        if self.symlinks > MAX_SYMLINKS {
+            return Err(Error::io(
+                here,
+                "cannot open",
+                std::io::Error::from_raw_os_error(libc::ELOOP),
+            ));
+        }
+        let target = self
+            .at
+            .read_link(name)
+            .map_err(|e| Error::io(here, "cannot read the symlink", e))?;
+        let origin = match origin {
+            Some(origin) => origin,
+            None => {
+                let rest = std::iter::once(name.to_os_string())
+                    .chain(self.rest())
+                    .collect();
+                self.links.push((self.real.clone(), rest));
+                self.links.len() - 1
+            }
+        };
+        let target = Path::new(&target);
+        if target.is_absolute() {
+            self.at = root()?;
+            self.real = PathBuf::from("/");
+        }
+        for c in components_of(target).into_iter().rev() {
+            self.todo.push_front((c, Some(origin)));
+        }
+        Ok(())
+    }
 }
 
 /// The names to walk in `path`, `..` included (resolved by the walk, as
@@ -304,8 +381,7 @@ fn components_of(path: &Path) -> VecDeque<OsString> {
 /// Otherwise whoever may write /tmp could send the run's output anywhere
 /// the caller may write.
 fn refuse_foreign_symlink(folder: &PathHandle, link: &Identity, path: &Path) -> Result<()> {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = sys::current_user();
     if link.uid == me || link.uid == 0 {
         return Ok(());
     }

@@ -79,33 +79,39 @@ pub fn recover_folder(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     recover_locked(&dir, None, true)
 }
 
+/// The side files in `dir` of each run, by run id.
+type Runs = BTreeMap<String, Vec<(OsString, Kind)>>;
+
+/// Every side file in `dir`, by the run it belongs to.
+fn runs_in(dir: &Dir) -> std::io::Result<Runs> {
+    let mut runs = Runs::new();
+    for name in dir.names()? {
+        if let Some((id, kind)) = side_file::parse(&name) {
+            runs.entry(id).or_default().push((name, kind));
+        }
+    }
+    Ok(runs)
+}
+
+/// The name of run `files`' journal, if it left one.
+fn journal_of(files: &[(OsString, Kind)]) -> Option<&OsString> {
+    files
+        .iter()
+        .find_map(|(name, kind)| (*kind == Kind::Journal).then_some(name))
+}
+
 /// Whether side files of a dead run are in `dir`: a journal no live run
 /// holds, or side files of a run without a journal (a live run creates its
 /// journal before any other side file and removes it last). The caller
 /// holds the folder's lock.
 fn dead_runs_left(dir: &Dir) -> bool {
-    let Ok(names) = dir.names() else {
+    let Ok(runs) = runs_in(dir) else {
         return false;
     };
-    let mut journals = std::collections::BTreeSet::new();
-    let mut runs = std::collections::BTreeSet::new();
-    for name in &names {
-        match side_file::parse(name) {
-            Some((id, Kind::Journal)) => {
-                journals.insert(id);
-            }
-            Some((id, _)) => {
-                runs.insert(id);
-            }
-            None => {}
-        }
-    }
-    if runs.iter().any(|id| !journals.contains(id)) {
-        return true;
-    }
-    journals
-        .iter()
-        .any(|id| dead_journal(dir, &side_file::journal_name(id)).is_some())
+    runs.values().any(|files| match journal_of(files) {
+        None => true,
+        Some(journal) => dead_journal(dir, journal).is_some(),
+    })
 }
 
 /// The journal `name` opened for reading, with its metadata, when it is a
@@ -140,7 +146,7 @@ pub fn pending(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
             format!(
                 "{}: a run{} was stopped in the middle of its commit: some files here are new, others old, until a run into the folder (or `trtllm-prune inspect` on it) by that user finishes it",
                 path.display(),
-                if uid == current_user() {
+                if uid == sys::current_user() {
                     String::new()
                 } else {
                     format!(" of another user (uid {uid})")
@@ -153,15 +159,12 @@ pub fn pending(path: &Path, cancel: &Cancel) -> Result<Vec<String>> {
 /// The owners of dead runs' whole journals in `dir` (the caller holds the
 /// folder's lock).
 fn unfinished_commits(dir: &Dir) -> Vec<u32> {
-    let Ok(names) = dir.names() else {
+    let Ok(runs) = runs_in(dir) else {
         return Vec::new();
     };
     let mut owners = Vec::new();
-    for name in names {
-        if !matches!(side_file::parse(&name), Some((_, Kind::Journal))) {
-            continue;
-        }
-        let Some((mut file, meta)) = dead_journal(dir, &name) else {
+    for name in runs.values().filter_map(|files| journal_of(files)) {
+        let Some((mut file, meta)) = dead_journal(dir, name) else {
             continue;
         };
         // A journal without entries describes no commit.
@@ -183,17 +186,12 @@ fn read_journal(file: &mut std::fs::File) -> std::io::Result<Option<Journal>> {
     Ok(Journal::decode(&bytes))
 }
 
-fn current_user() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 /// Refuses to write into a folder where a dead run of another user left an
 /// unfinished commit: this user may not finish it, and committing over it
 /// would let that user's next run replay the old commit over this one's
 /// files. The caller holds the folder's lock.
 pub(crate) fn refuse_foreign_commits(dir: &Dir) -> Result<()> {
-    let me = current_user();
+    let me = sys::current_user();
     match unfinished_commits(dir).into_iter().find(|&uid| uid != me) {
         None => Ok(()),
         Some(uid) => Err(Error::refused(
@@ -229,24 +227,14 @@ pub(crate) fn recover_locked(
     own: Option<&str>,
     report_left_alone: bool,
 ) -> Result<Vec<String>> {
-    let io_err = |e| Error::io(dir.path(), "cannot list", e);
-    let mut runs: BTreeMap<String, Vec<(OsString, Kind)>> = BTreeMap::new();
-    for name in dir.names().map_err(io_err)? {
-        if let Some((id, kind)) = side_file::parse(&name) {
-            if Some(id.as_str()) != own {
-                runs.entry(id).or_default().push((name, kind));
-            }
-        }
+    let mut runs = runs_in(dir).map_err(|e| Error::io(dir.path(), "cannot list", e))?;
+    if let Some(own) = own {
+        runs.remove(own);
     }
-    let me = current_user();
+    let me = sys::current_user();
     let mut notes = Vec::new();
     for (id, files) in runs {
-        let note = if let Some(pid) = id.strip_prefix("pid-").and_then(|p| p.parse().ok()) {
-            recover_legacy(dir, pid, &files, me)?
-        } else {
-            recover_run(dir, &id, &files, me)?
-        };
-        match note {
+        match recover_run(dir, &id, &files, me)? {
             Some(Note::Done(line)) => notes.push(line),
             Some(Note::LeftAlone(line)) if report_left_alone => notes.push(line),
             _ => {}
@@ -273,77 +261,136 @@ enum Note {
 /// user's journal, the run's files are this user's whatever their owner
 /// (a run as root gives temps the owner of the files they replace).
 fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Result<Option<Note>> {
-    let at = |name: &OsString| dir.join(name);
     let journal_name = side_file::journal_name(id);
-    let mut finished = None;
-    let mut journal = None;
-    let journal_is_mine = match dir
-        .stat(&journal_name)
-        .map_err(|e| Error::io(&at(&journal_name), "cannot read metadata", e))?
-    {
-        Some(st) if !st.is_file() || st.uid != me => {
+    let (journal_is_mine, journal, finished) = match own_journal(dir, id, &journal_name, me)? {
+        RunJournal::Live => return Ok(None),
+        RunJournal::NotOurs(why) => {
             return Ok(Some(Note::LeftAlone(format!(
-                "{}: left alone: {}",
-                at(&journal_name).display(),
-                if st.is_file() {
-                    "another user's run"
-                } else {
-                    "not a regular file, so not a journal"
-                }
+                "{}: left alone: {why}",
+                dir.join(&journal_name).display()
             ))))
         }
-        Some(_) => {
-            let mut file = dir
-                .open_regular_rw(&journal_name)
-                .map_err(|e| Error::io(&at(&journal_name), "cannot open", e))?;
-            if !sys::try_lock(&file).map_err(|e| Error::io(&at(&journal_name), "cannot lock", e))? {
-                return Ok(None); // A live run.
-            }
-            journal = read_journal(&mut file)
-                .map_err(|e| Error::io(&at(&journal_name), "cannot read", e))?
-                .filter(|j| belongs_to(j, id));
-            if let Some(journal) = &journal {
-                finished = Some(finish(dir, journal, &journal_name, &file)?);
-            }
-            true
-        }
-        None => false,
+        RunJournal::Mine { journal, finished } => (true, journal, finished),
+        RunJournal::Missing => (false, None, None),
     };
     let kept = originals_at_side_names(dir, files, journal.as_ref())
         .map_err(|e| Error::io(dir.path(), "cannot read metadata", e))?;
     if !kept.is_empty() {
+        let state = if journal.is_some() {
+            format!(
+                "an earlier run's commit ({}) was dealt with",
+                shown(&journal_name)
+            )
+        } else if journal_is_mine {
+            format!("a run stopped in the middle of its commit left no whole journal ({} does not decode)", shown(&journal_name))
+        } else {
+            format!(
+                "a run stopped in the middle of its commit left no journal ({} is missing)",
+                shown(&journal_name)
+            )
+        };
         return Err(Error::CommitIncomplete {
             dir: dir.path().to_path_buf(),
             problem: format!(
-                "{}, and {}; every file is kept. To finish by hand, put each original back with `mv` (or keep the new files), then remove the hidden files of that run (`.*trtllm-prune-{id}*`)",
-                if journal.is_some() {
-                    format!("an earlier run's commit ({}) was dealt with", shown(&journal_name))
-                } else if journal_is_mine {
-                    format!("a run stopped in the middle of its commit left no whole journal ({} does not decode)", shown(&journal_name))
-                } else {
-                    format!("a run stopped in the middle of its commit left no journal ({} is missing)", shown(&journal_name))
-                },
+                "{state}, and {}; every file is kept. To finish by hand, put each original back with `mv` (or keep the new files), then remove the hidden files of that run (`.*trtllm-prune-{id}*`)",
                 kept.join("; ")
             ),
         });
     }
-    // A run as root gives its temps the owner of the files they replace:
-    // with this user's journal, a side file owned as its target is too is
-    // the run's own. One another user planted at a free side name is not.
+    let owner = Owner {
+        me,
+        journal: journal.as_ref(),
+        journal_is_mine,
+    };
+    let (mut removed, left) = remove_side_files(dir, files, &journal_name, &owner)?;
+    if journal_is_mine {
+        dir.unlink(&journal_name)
+            .map_err(|e| Error::io(&dir.join(&journal_name), "cannot remove", e))?;
+        removed += 1;
+    }
+    Ok(Some(run_note(dir, finished, removed, left)))
+}
+
+/// What the journal of a dead run's leftovers says of it.
+enum RunJournal {
+    /// It is held: the run is alive.
+    Live,
+    /// Not this user's journal, or not a journal (why, in words).
+    NotOurs(&'static str),
+    /// This user's: what it holds when it is whole and the run's own, and
+    /// what finishing its commit came to.
+    Mine {
+        journal: Option<Journal>,
+        finished: Option<String>,
+    },
+    /// No journal.
+    Missing,
+}
+
+/// Reads the journal `journal_name` of run `id` and, when it is this
+/// user's (`me`) and whole, finishes its commit.
+fn own_journal(dir: &Dir, id: &str, journal_name: &OsStr, me: u32) -> Result<RunJournal> {
+    let path = dir.join(journal_name);
+    match dir
+        .stat(journal_name)
+        .map_err(|e| Error::io(&path, "cannot read metadata", e))?
+    {
+        None => Ok(RunJournal::Missing),
+        Some(st) if !st.is_file() => {
+            Ok(RunJournal::NotOurs("not a regular file, so not a journal"))
+        }
+        Some(st) if st.uid != me => Ok(RunJournal::NotOurs("another user's run")),
+        Some(_) => {
+            let mut file = dir
+                .open_regular_rw(journal_name)
+                .map_err(|e| Error::io(&path, "cannot open", e))?;
+            if !sys::try_lock(&file).map_err(|e| Error::io(&path, "cannot lock", e))? {
+                return Ok(RunJournal::Live);
+            }
+            let journal = read_journal(&mut file)
+                .map_err(|e| Error::io(&path, "cannot read", e))?
+                .filter(|j| belongs_to(j, id));
+            let finished = match &journal {
+                Some(journal) => Some(finish(dir, journal, journal_name, &file)?),
+                None => None,
+            };
+            Ok(RunJournal::Mine { journal, finished })
+        }
+    }
+}
+
+/// Whose side files a run's are, for [`remove_side_files`].
+struct Owner<'a> {
+    me: u32,
+    journal: Option<&'a Journal>,
+    journal_is_mine: bool,
+}
+
+/// Removes the side files of a dead run but its journal: those of this
+/// user, and, with this user's journal, those owned as their target is
+/// (a run as root gives its temps the owner of the files they replace;
+/// one another user planted at a free side name is not the run's).
+/// Returns how many were removed and how many left.
+fn remove_side_files(
+    dir: &Dir,
+    files: &[(OsString, Kind)],
+    journal_name: &OsStr,
+    owner: &Owner<'_>,
+) -> Result<(usize, usize)> {
     let owned_as_target = |name: &OsString, uid: u32| {
-        target_of(name, journal.as_ref())
+        target_of(name, owner.journal)
             .and_then(|t| dir.stat(&t).ok().flatten())
             .is_some_and(|t| t.uid == uid)
     };
-    let mut removed = 0;
-    let mut left = 0;
+    let (mut removed, mut left) = (0, 0);
     for (name, _) in files {
-        if name == &journal_name {
+        if name == journal_name {
             continue;
         }
         match dir.stat(name) {
             Ok(Some(st))
-                if (st.uid == me || (journal_is_mine && owned_as_target(name, st.uid)))
+                if (st.uid == owner.me
+                    || (owner.journal_is_mine && owned_as_target(name, st.uid)))
                     && !st.is_dir() =>
             {
                 match dir.unlink(name) {
@@ -351,26 +398,27 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
                     Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) => {
                         left += 1
                     }
-                    Err(e) => return Err(Error::io(&at(name), "cannot remove", e)),
+                    Err(e) => return Err(Error::io(&dir.join(name), "cannot remove", e)),
                 }
             }
             Ok(Some(_)) => left += 1,
             _ => {}
         }
     }
-    if journal_is_mine {
-        dir.unlink(&journal_name)
-            .map_err(|e| Error::io(&at(&journal_name), "cannot remove", e))?;
-        removed += 1;
-    }
+    Ok((removed, left))
+}
+
+/// The line for a dead run dealt with: its commit `finished` (what became
+/// of it), else the side files `removed` and `left`.
+fn run_note(dir: &Dir, finished: Option<String>, removed: usize, left: usize) -> Note {
     let place = dir.path().display();
     if finished.is_none() && removed == 0 {
-        return Ok(Some(Note::LeftAlone(format!(
+        return Note::LeftAlone(format!(
             "{place}: left alone: {left} file{} an earlier run left, which this user cannot remove",
             plural(left)
-        ))));
+        ));
     }
-    Ok(Some(Note::Done(match finished {
+    Note::Done(match finished {
         Some(what) => format!("{place}: {what}"),
         None => format!(
             "{place}: removed what an earlier run left when it was stopped before its commit ({removed} file{}{})",
@@ -381,7 +429,7 @@ fn recover_run(dir: &Dir, id: &str, files: &[(OsString, Kind)], me: u32) -> Resu
                 String::new()
             }
         ),
-    })))
+    })
 }
 
 /// The output name the side file `name` stands for: from `journal` when it
@@ -399,7 +447,7 @@ fn target_of(name: &OsString, journal: Option<&Journal>) -> Option<OsString> {
                 .then(|| e.target.clone())
         })
     });
-    from_journal.or_else(|| side_file::legacy_target(name))
+    from_journal.or_else(|| side_file::target_in_name(name))
 }
 
 /// The run's side names that may hold the only copy of an original, one
@@ -478,30 +526,7 @@ fn finish(
     file: &std::fs::File,
 ) -> Result<String> {
     if let Err(unproven) = apply::prove(dir, journal) {
-        // A copied or restored folder: other inode numbers, but its files
-        // may still show, by size and sample, a commit complete or not
-        // begun, with nothing to move.
-        let settled = apply::settled(dir, journal)
-            .map_err(|e| Error::io(dir.path(), "cannot read metadata", e))?;
-        if let Some(settled) = settled {
-            apply::settle(dir, journal, settled)
-                .map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
-            return Ok(match settled {
-                apply::Settled::AllNew => "removed the journal of an earlier run's commit, which was complete".into(),
-                apply::Settled::AllOld => "removed what an earlier run left when it was stopped before any file of its commit was replaced".into(),
-            });
-        }
-        return Err(by_hand(
-            dir,
-            journal,
-            journal_name,
-            format!(
-                "a run stopped in the middle of its commit left the journal {}, which does not describe the files here ({}: {}); a copied, restored or moved folder? Nothing was changed",
-                dir.join(journal_name).display(),
-                shown(&unproven.target),
-                unproven.problem
-            ),
-        ));
+        return settle_unproven(dir, journal, journal_name, &unproven);
     }
     let n = journal.entries.len();
     match apply::apply(dir, journal, true) {
@@ -532,34 +557,61 @@ fn finish(
                     ),
                 ));
             }
-            // Cleared first: see `Staging::commit`.
+            // Cleared first: see `Staging::undone`.
             file.set_len(0)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| Error::io(dir.path(), "cannot clear a journal", e))?;
-            apply::discard(dir, journal).map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
+            apply::discard(dir, journal)
+                .map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
             Ok(format!(
                 "undid the commit of an earlier run that was stopped: {} cannot be replaced ({source}); every file is as it was before that run",
                 shown(&target)
             ))
         }
-        Err(Failure::Stuck {
-            target,
-            source,
-            stuck,
-            original,
-            undo_error,
-        }) => Err(Error::CommitIncomplete {
+        Err(Failure::Stuck(stuck)) => Err(Error::CommitIncomplete {
             dir: dir.path().to_path_buf(),
             problem: format!(
-                "an earlier run's commit can be neither finished ({}: {source}) nor undone ({}: {undo_error}){}",
-                shown(&target),
-                shown(&stuck),
-                original
-                    .map(|o| format!("; the original of {} is {}", shown(&stuck), dir.join(&o).display()))
-                    .unwrap_or_default()
+                "finishing the commit of an earlier run that was stopped: {}",
+                stuck.problem(dir)
             ),
         }),
     }
+}
+
+/// [`finish`] for a journal that does not describe the folder (`unproven`
+/// says how): a copied or restored folder has other inode numbers, but its
+/// files may still show, by size and sample, a commit complete or not
+/// begun, with nothing to move; otherwise it is left to be finished by
+/// hand.
+fn settle_unproven(
+    dir: &Dir,
+    journal: &Journal,
+    journal_name: &OsStr,
+    unproven: &apply::Unproven,
+) -> Result<String> {
+    let settled = apply::settled(dir, journal)
+        .map_err(|e| Error::io(dir.path(), "cannot read metadata", e))?;
+    let Some(settled) = settled else {
+        return Err(by_hand(
+            dir,
+            journal,
+            journal_name,
+            format!(
+                "a run stopped in the middle of its commit left the journal {}, which does not describe the files here ({}: {}); a copied, restored or moved folder? Nothing was changed",
+                dir.join(journal_name).display(),
+                shown(&unproven.target),
+                unproven.problem
+            ),
+        ));
+    };
+    apply::settle(dir, journal, settled)
+        .map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
+    Ok(match settled {
+        apply::Settled::AllNew => {
+            "removed the journal of an earlier run's commit, which was complete".into()
+        }
+        apply::Settled::AllOld => "removed what an earlier run left when it was stopped before any file of its commit was replaced".into(),
+    })
 }
 
 /// The error for a commit that must be finished by hand: `state`, then
@@ -617,65 +669,6 @@ fn holding(dir: &Dir, name: &OsStr, entry: &Entry) -> &'static str {
     } else {
         "holds neither the new file nor the original"
     }
-}
-
-/// Leftovers of a version before the journal: temp files and moved-aside
-/// originals named with a process id. If the process is gone and its
-/// commit was not complete (a temp file is left, or a moved-aside file's
-/// name is empty), every original is put back; otherwise the commit had
-/// completed and the originals are stale copies.
-fn recover_legacy(
-    dir: &Dir,
-    pid: u32,
-    files: &[(OsString, Kind)],
-    me: u32,
-) -> Result<Option<Note>> {
-    if sys::process_exists(pid) {
-        return Ok(None);
-    }
-    let at = |name: &OsString| dir.join(name);
-    let ours: Vec<&(OsString, Kind)> = files
-        .iter()
-        .filter(|(name, _)| {
-            dir.stat(name)
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.uid == me && s.is_file())
-        })
-        .collect();
-    let target_missing = |name: &OsString| {
-        side_file::legacy_target(name)
-            .map(|t| !dir.exists(&t).unwrap_or(true))
-            .unwrap_or(false)
-    };
-    let incomplete = ours.iter().any(|(name, kind)| match kind {
-        Kind::LegacyTemp(_) => true,
-        Kind::LegacyBackup(_) => target_missing(name),
-        _ => false,
-    });
-    let mut restored = 0;
-    for (name, kind) in &ours {
-        match (kind, side_file::legacy_target(name)) {
-            (Kind::LegacyBackup(_), Some(target)) if incomplete => {
-                dir.rename(name, &target)
-                    .map_err(|e| Error::io(&at(&target), "cannot put the original back", e))?;
-                restored += 1;
-            }
-            _ => dir
-                .unlink(name)
-                .map_err(|e| Error::io(&at(name), "cannot remove", e))?,
-        }
-    }
-    let place = dir.path().display();
-    Ok(Some(Note::Done(if restored > 0 {
-        format!("{place}: undid the unfinished commit of an older trtllm-prune run (process {pid}): {restored} original{} put back", plural(restored))
-    } else {
-        format!(
-            "{place}: removed {} leftover file{} of an older trtllm-prune run (process {pid})",
-            ours.len(),
-            plural(ours.len())
-        )
-    })))
 }
 
 fn plural(n: usize) -> &'static str {

@@ -226,7 +226,7 @@ impl Staging {
         let mode = source.map_or(0o666, |o| o.mode & 0o777);
         let file = self
             .dir
-            .create_new(&staged.temp_name, mode as libc::mode_t)
+            .create_new(&staged.temp_name, mode)
             .map_err(|e| Error::io(&staged.target, "cannot create", e))?;
         if let Some(o) = source.filter(|_| replace) {
             sys::copy_ownership(&file, o.uid, o.gid, o.mode).map_err(|e| {
@@ -284,20 +284,49 @@ impl Staging {
     /// Puts every staged file in place, or none of them. Each staged file
     /// must have been created and completely written.
     pub fn commit(mut self) -> Result<CommitReport> {
-        let path = self.dir.path().to_path_buf();
         let lock = lock_folder(&self.dir, LockMode::Exclusive, &self.cancel)?;
-        let mut report = CommitReport {
-            recovered: std::mem::take(&mut self.recovered),
-        };
-        report
-            .recovered
-            .extend(recover_locked(&self.dir, Some(&self.id), false)?);
-        refuse_foreign_commits(&self.dir)?;
+        let report = self.recover_dead_runs()?;
         let journal = self.backup_targets()?;
+        self.write_journal(&journal)?;
+        self.state = State::Recoverable;
+        match apply::apply(&self.dir, &journal, self.flush) {
+            Ok(leftovers) => {
+                let leftovers = self.remove_journal(leftovers);
+                self.state = State::Done;
+                drop(lock);
+                match leftovers_error(self.dir.path(), &leftovers) {
+                    None => Ok(report),
+                    Some(e) => Err(e),
+                }
+            }
+            Err(Failure::Undone { target, source }) => Err(self.undone(&target, source)),
+            Err(Failure::Stuck(stuck)) => Err(Error::CommitIncomplete {
+                dir: self.dir.path().to_path_buf(),
+                problem: format!(
+                    "{}; the next run into this folder finishes the commit",
+                    stuck.problem(&self.dir)
+                ),
+            }),
+        }
+    }
+
+    /// Finishes or removes what dead runs left in the folder (its lock
+    /// held), then refuses another user's unfinished commit there. The
+    /// commit's report, with every line of what was recovered.
+    fn recover_dead_runs(&mut self) -> Result<CommitReport> {
+        let mut recovered = std::mem::take(&mut self.recovered);
+        recovered.extend(recover_locked(&self.dir, Some(&self.id), false)?);
+        refuse_foreign_commits(&self.dir)?;
+        Ok(CommitReport { recovered })
+    }
+
+    /// Flushes the folder (its backup links), then writes and flushes the
+    /// journal: from then on, a run stopped is finished by the next one.
+    fn write_journal(&mut self, journal: &Journal) -> Result<()> {
         if self.flush {
             self.dir
                 .sync()
-                .map_err(|e| Error::io(&path, "cannot flush the folder to disk", e))?;
+                .map_err(|e| Error::io(self.dir.path(), "cannot flush the folder to disk", e))?;
         }
         // The last moment a signal can stop the run with nothing changed.
         self.cancel.check()?;
@@ -310,83 +339,56 @@ impl Staging {
                 .sync_all()
                 .map_err(|e| Error::io(&journal_path, "cannot flush to disk", e))?;
         }
-        self.state = State::Recoverable;
-        match apply::apply(&self.dir, &journal, self.flush) {
-            Ok(mut leftovers) => {
-                // The journal outlives every side file it names: without
-                // it, a backup left behind could not be told from the only
-                // copy of an original. Kept, the next run removes them.
-                if leftovers.is_empty() {
-                    if let Err(source) = self.dir.unlink(&self.journal_name) {
-                        leftovers.push(apply::Leftover {
-                            what: format!("cannot remove {}", journal_path.display()),
-                            source,
-                        });
-                    }
-                }
-                self.state = State::Done;
-                drop(lock);
-                match leftovers.first() {
-                    None => Ok(report),
-                    Some(first) => Err(Error::AfterCommit {
-                        dir: path,
-                        problem: format!(
-                            "{}: {}{}",
-                            first.what,
-                            first.source,
-                            if leftovers.len() > 1 {
-                                format!(" (and {} more)", leftovers.len() - 1)
-                            } else {
-                                String::new()
-                            }
-                        ),
-                    }),
-                }
-            }
-            Err(Failure::Undone { target, source }) => {
-                // Everything is as it was. The journal is cleared before
-                // any temp file goes: a journal whose temp files are partly
-                // gone must never be taken for a commit to finish.
-                if let Err(e) = self.journal.set_len(0).and_then(|()| self.journal.sync_all()) {
-                    return Err(Error::CommitIncomplete {
-                        dir: path,
-                        problem: format!(
-                            "{} could not be put in place ({source}) and every file was put back, but the journal {} cannot be cleared ({e}): the next run into this folder applies this commit",
-                            shown(&target),
-                            journal_path.display()
-                        ),
-                    });
-                }
-                self.state = State::Writing;
-                if is_changed_since_read(&source) {
-                    if let Some(file) = self.files.iter().find(|f| f.target_name == target) {
-                        return Err(changed(file));
-                    }
-                }
-                Err(Error::io(
-                    &self.dir.join(&target),
-                    "cannot put the finished file in place (every file was put back as it was)",
+        Ok(())
+    }
+
+    /// Removes the journal of a commit applied whose side files are all
+    /// gone, and returns what is left. The journal outlives every side file
+    /// it names: without it, a backup left behind could not be told from
+    /// the only copy of an original. Kept, the next run removes them.
+    fn remove_journal(&self, mut leftovers: Vec<apply::Leftover>) -> Vec<apply::Leftover> {
+        if leftovers.is_empty() {
+            if let Err(source) = self.dir.unlink(&self.journal_name) {
+                leftovers.push(apply::Leftover {
+                    what: format!("cannot remove {}", self.journal_path().display()),
                     source,
-                ))
+                });
             }
-            Err(Failure::Stuck {
-                target,
-                source,
-                stuck,
-                original,
-                undo_error,
-            }) => Err(Error::CommitIncomplete {
-                dir: path.clone(),
-                problem: format!(
-                    "cannot put {} in place ({source}), nor put {} back ({undo_error}){}; the next run into this folder finishes the commit",
-                    shown(&target),
-                    shown(&stuck),
-                    original
-                        .map(|o| format!("; its original is {}", path.join(o).display()))
-                        .unwrap_or_default()
-                ),
-            }),
         }
+        leftovers
+    }
+
+    /// The error of a commit undone because `target` could not be put in
+    /// place (`source`): every file is as it was.
+    fn undone(&mut self, target: &OsStr, source: std::io::Error) -> Error {
+        // The journal is cleared before any temp file goes: a journal whose
+        // temp files are partly gone must never be taken for a commit to
+        // finish.
+        if let Err(e) = self
+            .journal
+            .set_len(0)
+            .and_then(|()| self.journal.sync_all())
+        {
+            return Error::CommitIncomplete {
+                dir: self.dir.path().to_path_buf(),
+                problem: format!(
+                    "{} could not be put in place ({source}) and every file was put back, but the journal {} cannot be cleared ({e}): the next run into this folder applies this commit",
+                    shown(target),
+                    self.journal_path().display()
+                ),
+            };
+        }
+        self.state = State::Writing;
+        if is_changed_since_read(&source) {
+            if let Some(file) = self.files.iter().find(|f| f.target_name == target) {
+                return changed(file);
+            }
+        }
+        Error::io(
+            &self.dir.join(target),
+            "cannot put the finished file in place (every file was put back as it was)",
+            source,
+        )
     }
 
     /// Compares every target with what the run read, links every file
@@ -615,4 +617,24 @@ fn remove_empty_dirs(dirs: &[(PathHandle, OsString)]) {
             break;
         }
     }
+}
+
+/// The error for a commit in place whose `leftovers` (side files, its
+/// journal) could not all be removed: the first, and how many more;
+/// `None` when there are none.
+fn leftovers_error(dir: &Path, leftovers: &[apply::Leftover]) -> Option<Error> {
+    let first = leftovers.first()?;
+    Some(Error::AfterCommit {
+        dir: dir.to_path_buf(),
+        problem: format!(
+            "{}: {}{}",
+            first.what,
+            first.source,
+            if leftovers.len() > 1 {
+                format!(" (and {} more)", leftovers.len() - 1)
+            } else {
+                String::new()
+            }
+        ),
+    })
 }

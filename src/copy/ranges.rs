@@ -24,6 +24,8 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
+
+use rustix::fs::SeekFrom;
 use std::path::Path;
 
 use crate::base::error::{Error, Result};
@@ -191,7 +193,7 @@ impl<'a> RangeCopier<'a> {
         if !self.find_holes {
             return Ok(Some((pos, u64::MAX)));
         }
-        let start = match seek(self.src, pos, libc::SEEK_DATA) {
+        let start = match seek(self.src, SeekFrom::Data(pos)) {
             Ok(start) => start,
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(None),
             // No hole reporting here: every byte counts as data.
@@ -200,7 +202,7 @@ impl<'a> RangeCopier<'a> {
                 return Ok(Some((pos, u64::MAX)));
             }
         };
-        let end = seek(self.src, start, libc::SEEK_HOLE)
+        let end = seek(self.src, SeekFrom::Hole(start))
             .map_err(|e| Error::io(self.src_path, "cannot find the holes of", e))?;
         self.segment = Some((start, end));
         Ok(Some((start, end)))
@@ -306,7 +308,7 @@ impl<'a> RangeCopier<'a> {
                 )
             })?;
         }
-        let n = (want as usize).min(self.buffer.len());
+        let n = count(want).min(self.buffer.len());
         let read = loop {
             match self.src.read_at(&mut self.buffer[..n], src) {
                 Ok(r) => break r,
@@ -391,69 +393,58 @@ fn is_unsupported(e: &io::Error) -> bool {
     )
 }
 
-/// `lseek(2)` with `whence` (`SEEK_DATA`, `SEEK_HOLE`). Only the input's
-/// file position moves, which nothing else uses: every read and copy gives
-/// its offset.
-pub(crate) fn seek(file: &File, pos: u64, whence: libc::c_int) -> io::Result<u64> {
-    let pos =
-        libc::off_t::try_from(pos).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
-    // SAFETY: a plain syscall on a descriptor that outlives the call.
-    let r = unsafe { libc::lseek(file.as_raw_fd(), pos, whence) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as u64)
+/// `lseek(2)` to `to` (`SEEK_DATA`, `SEEK_HOLE`). Only the input's file
+/// position moves, which nothing else uses: every read and copy gives its
+/// offset.
+pub(crate) fn seek(file: &File, to: SeekFrom) -> io::Result<u64> {
+    if let SeekFrom::Start(pos) | SeekFrom::Data(pos) | SeekFrom::Hole(pos) = to {
+        offset(pos)?;
+    }
+    Ok(rustix::fs::seek(file, to)?)
+}
+
+/// `pos` if it is a file offset the kernel takes (an `off_t`); `EOVERFLOW`
+/// otherwise, where the kernel would take it for a negative one.
+fn offset(pos: u64) -> io::Result<u64> {
+    match i64::try_from(pos) {
+        Ok(_) => Ok(pos),
+        Err(_) => Err(io::Error::from_raw_os_error(libc::EOVERFLOW)),
     }
 }
 
+/// `len` as one call's byte count; a length past `usize` asks for less,
+/// which the copy loops take as a short copy.
+fn count(len: u64) -> usize {
+    usize::try_from(len).unwrap_or(usize::MAX)
+}
+
 fn copy_file_range(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<u64> {
-    let mut off_in = s as libc::loff_t;
-    let mut off_out = d as libc::loff_t;
-    // SAFETY: both descriptors are open for the lifetime of the borrows and
-    // the offset pointers point to live locals.
-    let n = unsafe {
-        libc::copy_file_range(
-            src.as_raw_fd(),
-            &mut off_in,
-            dst.as_raw_fd(),
-            &mut off_out,
-            len as usize,
-            0,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as u64)
-    }
+    let (mut off_in, mut off_out) = (offset(s)?, offset(d)?);
+    let n =
+        rustix::fs::copy_file_range(src, Some(&mut off_in), dst, Some(&mut off_out), count(len))?;
+    Ok(n as u64)
 }
 
 fn sendfile(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<u64> {
     // sendfile writes at the output's file position; each output file is
     // written by one thread only, so seeking here is race-free.
-    // SAFETY: plain syscalls on descriptors that outlive the call.
-    if unsafe { libc::lseek(dst.as_raw_fd(), d as libc::off_t, libc::SEEK_SET) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut off_in = s as libc::off_t;
-    // SAFETY: as above; `off_in` is a live local.
-    let n = unsafe { libc::sendfile(dst.as_raw_fd(), src.as_raw_fd(), &mut off_in, len as usize) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as u64)
-    }
+    seek(dst, SeekFrom::Start(d))?;
+    let mut off_in = offset(s)?;
+    let n = rustix::fs::sendfile(dst, src, Some(&mut off_in), count(len))?;
+    Ok(n as u64)
 }
 
 fn ficlonerange(src: &File, dst: &File, s: u64, d: u64, len: u64) -> io::Result<()> {
     let arg = libc::file_clone_range {
-        src_fd: src.as_raw_fd() as i64,
+        src_fd: i64::from(src.as_raw_fd()),
         src_offset: s,
         src_length: len,
         dest_offset: d,
     };
-    // SAFETY: `arg` is a live, correctly laid out `file_clone_range`; the
-    // kernel only reads it.
+    // rustix offers FICLONE (whole files) but not FICLONERANGE.
+    // SAFETY: `arg` is a live, correctly laid out `file_clone_range` and
+    // `dst` an open descriptor, both for the length of the call; the kernel
+    // only reads `arg`.
     let r = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONERANGE, &arg) };
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -479,13 +470,7 @@ pub(crate) fn clones_into(src: &File, scratch: &File, block: u64) -> bool {
 /// transfer size, and aligning to it would only pad headers).
 pub fn clone_block_size(dir: &Path) -> Option<u64> {
     let existing = dir.ancestors().find(|d| d.exists())?;
-    let path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: `path` is a NUL-terminated string and `stat` a writable
-    // `statfs` the kernel fills; both outlive the call.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(path.as_ptr(), &mut stat) } != 0 {
-        return None;
-    }
+    let stat = rustix::fs::statfs(existing).ok()?;
     let block = u64::try_from(stat.f_bsize).ok()?;
     (block.is_power_of_two() && (512..=64 << 10).contains(&block)).then_some(block)
 }

@@ -30,6 +30,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
+use rustix::fs::SeekFrom;
+
 use crate::base::error::{Error, Result};
 use crate::base::shown::human_bytes;
 use crate::base::sys::Filesystem;
@@ -187,7 +189,7 @@ impl<'a> DataSegments<'a> {
         if !self.reports_holes {
             return Some((pos, u64::MAX));
         }
-        let start = match ranges::seek(self.file, pos, libc::SEEK_DATA) {
+        let start = match ranges::seek(self.file, SeekFrom::Data(pos)) {
             Ok(start) => start,
             Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return None,
             Err(_) => {
@@ -195,7 +197,7 @@ impl<'a> DataSegments<'a> {
                 return Some((pos, u64::MAX));
             }
         };
-        let end = ranges::seek(self.file, start, libc::SEEK_HOLE).unwrap_or(u64::MAX);
+        let end = ranges::seek(self.file, SeekFrom::Hole(start)).unwrap_or(u64::MAX);
         self.last = Some((start, end));
         Some((start, end))
     }

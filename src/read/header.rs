@@ -19,7 +19,6 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use byteorder::{ByteOrder, LittleEndian};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -301,14 +300,18 @@ impl std::error::Error for HeaderError {}
 /// Reads the header length N from the first bytes of a file and checks it
 /// against the official reader's limits and the file length.
 pub fn header_len_from_prefix(prefix: &[u8], file_len: u64) -> Result<u64, HeaderError> {
-    if prefix.len() < N_LEN as usize || file_len < N_LEN {
-        return Err(HeaderError::new(
-            HeaderErrorKind::TooShort,
-            format!("file too short for a safetensors header: {file_len} bytes, need at least 8"),
-        )
-        .at(0));
-    }
-    let n = LittleEndian::read_u64(&prefix[..N_LEN as usize]);
+    let n = match prefix.first_chunk() {
+        Some(bytes) if file_len >= N_LEN => u64::from_le_bytes(*bytes),
+        _ => {
+            return Err(HeaderError::new(
+                HeaderErrorKind::TooShort,
+                format!(
+                    "file too short for a safetensors header: {file_len} bytes, need at least 8"
+                ),
+            )
+            .at(0))
+        }
+    };
     if n > MAX_HEADER_SIZE {
         return Err(HeaderError::new(
             HeaderErrorKind::TooLarge,

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_trtllm_prune_global_optspecs
-    string join \n checkpoint_dir= out_dir= prune_all prune= keep= dry-run verify in-place full-copy hollow ranks= j/jobs= no-fsync fetch-jobs= fsync json v/verbose q/quiet color= h/help V/version
+    string join \n checkpoint_dir= out_dir= prune_all prune= keep= dry-run verify in-place full-copy hollow ranks= j/jobs= no-fsync fetch-jobs= json v/verbose q/quiet color= h/help V/version
 end
 
 function __fish_trtllm_prune_needs_command
@@ -41,7 +41,6 @@ complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l in-place -d '
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l full-copy -d 'Copy a folder that is not a TensorRT-LLM checkpoint (Hugging Face style) even when the rule prunes none of its tensors; without it, such a run is refused with suggested --prune patterns'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l hollow -d 'Keep every tensor\'s shape and offsets: emptied tensors read as zeros and are stored as holes (the file has the input\'s size but takes about its kept bytes on disk), so loaders that check shapes accept it. Holes are lost on filesystems without sparse files and through copies that fill them'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l no-fsync -d 'Do not flush outputs to disk before the commit: faster, and still safe against a kill, but a power cut during or soon after the run can leave an output folder that the next run has to repair or redo'
-complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l fsync -d 'Flush outputs to disk before the commit (the default; kept for scripts that pass it)'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l json -d 'Print one JSON document on stdout instead of the table; a failure prints {"error": {...}} there (and its message on stderr)'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -s v -l verbose -d 'Show the plan on stderr before the run: -v per file, -vv per tensor (with --dry-run, -v lists the tensors on stdout)'
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -s q -l quiet -d 'No progress bars, no summary and no warnings'

@@ -20,7 +20,15 @@ pub const EXIT_AFTER_COMMIT: i32 = 3;
 /// the next run into the folder finishes it.
 pub const EXIT_COMMIT_INCOMPLETE: i32 = 4;
 
+/// A failed run: what went wrong ([`Error::kind`]) and where.
+///
+/// `Display` writes this error's own words; the cause (an [`io::Error`],
+/// a [`HeaderError`], a [`PlanError`], a [`CommitFailure`]) is
+/// [`source`](std::error::Error::source), never repeated in the text.
+/// [`Error::chain`] writes the whole one-line message (the words, then each
+/// cause, joined by `": "`), which is what the binary prints.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// A rank file's safetensors header breaks a format rule.
     Header { file: PathBuf, source: HeaderError },
@@ -38,6 +46,14 @@ pub enum Error {
         file: PathBuf,
         action: &'static str,
         source: io::Error,
+    },
+    /// A commit step on `file` failed, for a reason of the commit's own
+    /// (the file changed since it was compared, a backup missing) or an
+    /// I/O error.
+    Commit {
+        file: PathBuf,
+        action: String,
+        source: CommitFailure,
     },
     /// An input file changed size while it was being copied.
     InputChanged { file: PathBuf, offset: u64 },
@@ -64,9 +80,146 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is, for a caller that acts on it (a
+/// missing file that may be skipped, an input to read again, credentials to
+/// fix) instead of reading its message. A remote object that is missing,
+/// replaced or wrongly named has the kind a local file would have
+/// (`NotFound`, `Changed`, `Invalid`); `Remote` carries the problems only a
+/// store has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A file, folder or object that must exist does not.
+    NotFound,
+    /// An input is malformed, incomplete or not a checkpoint (config.json,
+    /// the folder's files, a URL).
+    Invalid,
+    /// A safetensors header breaks a format rule.
+    Header,
+    /// A pruned file cannot be laid out (its header would pass the limit).
+    Plan,
+    /// A set-up that would risk the user's data; refused before any write.
+    Refused,
+    /// An input changed or was replaced while the run read it, or a file
+    /// of the output folder changed since it was compared: run again.
+    Changed,
+    /// `--verify` or `verify` found an output that does not match.
+    Mismatch,
+    /// A local system call failed.
+    Io,
+    /// A remote store failed in a way a local file cannot: credentials
+    /// ([`RemoteProblem::Denied`]), no byte ranges
+    /// ([`RemoteProblem::Unsupported`]), the transfer
+    /// ([`RemoteProblem::Transfer`]).
+    Remote(RemoteProblem),
+    /// A signal stopped the run; nothing of it was kept.
+    Interrupted,
+    /// A worker stopped because another one failed.
+    Aborted,
+    /// The output is in place, but a step after the commit failed (exit 3).
+    AfterCommit,
+    /// A commit could be neither finished nor undone (exit 4).
+    CommitIncomplete,
+}
+
+impl ErrorKind {
+    /// The kind as one word, for the `{"error": {"kind": ...}}` document
+    /// of `--json` (a script branches on it, not on the message). The
+    /// names are those of schema `trtllm-prune/v1`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Header => "header",
+            ErrorKind::Plan => "plan",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Changed => "input_changed",
+            ErrorKind::Mismatch => "mismatch",
+            ErrorKind::Io => "io",
+            ErrorKind::Remote(_) => "remote",
+            ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Aborted => "aborted",
+            ErrorKind::AfterCommit => "after_commit",
+            ErrorKind::CommitIncomplete => "commit_incomplete",
+        }
+    }
+}
+
+/// Why a commit could not put a file in place, put it back or remove a
+/// side file: the commit's own reasons, or an I/O error.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CommitFailure {
+    /// A system call failed.
+    Io(io::Error),
+    /// The target is no longer the file compared before the commit:
+    /// replaced, written or truncated since.
+    ChangedSinceRead,
+    /// `name` (shown) is not the file this commit wrote.
+    NotWritten { name: String },
+    /// The temp file `temp` is gone and `target` is not it.
+    Gone { temp: String, target: String },
+    /// The backup `backup` is not the original it was.
+    BackupChanged { backup: String },
+    /// The original could not be kept as a hard link, so it cannot be put
+    /// back.
+    BackupUnavailable,
+}
+
+impl CommitFailure {
+    /// The kind of an [`Error`] that reports this failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CommitFailure::Io(_) | CommitFailure::BackupUnavailable => ErrorKind::Io,
+            CommitFailure::ChangedSinceRead
+            | CommitFailure::NotWritten { .. }
+            | CommitFailure::Gone { .. }
+            | CommitFailure::BackupChanged { .. } => ErrorKind::Changed,
+        }
+    }
+}
+
+impl From<io::Error> for CommitFailure {
+    fn from(e: io::Error) -> CommitFailure {
+        CommitFailure::Io(e)
+    }
+}
+
+impl fmt::Display for CommitFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Transparent: the I/O error's words, and its causes.
+            CommitFailure::Io(e) => write!(f, "{e}"),
+            CommitFailure::ChangedSinceRead => f.write_str("changed since it was compared"),
+            CommitFailure::NotWritten { name } => {
+                write!(f, "{name} is not the file this commit wrote")
+            }
+            CommitFailure::Gone { temp, target } => {
+                write!(f, "{temp} is gone, and {target} is not it")
+            }
+            CommitFailure::BackupChanged { backup } => {
+                write!(f, "{backup} is not the original it was")
+            }
+            CommitFailure::BackupUnavailable => f.write_str(
+                "its original could not be kept as a hard link (not permitted, or no hard links on this filesystem)",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CommitFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CommitFailure::Io(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
 /// What went wrong with a remote object, for callers that act on it (a
 /// missing `config.json` is not a failure; a changed object is).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RemoteProblem {
     /// A malformed or unsupported URL, object name or byte range.
     Invalid,
@@ -107,6 +260,69 @@ impl Error {
         }
     }
 
+    /// `file`, which must exist, does not.
+    pub fn not_found(file: &Path) -> Error {
+        Error::NotFound {
+            file: file.to_path_buf(),
+        }
+    }
+
+    /// The commit step `action` on `file` failed for `source`.
+    pub fn commit(file: &Path, action: impl Into<String>, source: CommitFailure) -> Error {
+        Error::Commit {
+            file: file.to_path_buf(),
+            action: action.into(),
+            source,
+        }
+    }
+
+    /// The checkpoint folder `dir` does not exist.
+    pub fn folder_not_found(dir: &Path) -> Error {
+        Error::invalid(dir, "checkpoint folder not found")
+    }
+
+    /// The rank file `file` is missing from a checkpoint whose config.json
+    /// says `world_size`.
+    pub fn missing_rank(file: &Path, world_size: impl fmt::Display) -> Error {
+        Error::invalid(
+            file,
+            format!("rank file missing: config.json has world_size {world_size}"),
+        )
+    }
+
+    /// The folder of `config` has no config.json.
+    pub fn no_config(config: &Path) -> Error {
+        Error::invalid(
+            config,
+            "no config.json: not a TensorRT-LLM checkpoint folder",
+        )
+    }
+
+    /// What kind of failure this is (see [`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Header { .. } => ErrorKind::Header,
+            Error::Plan { .. } => ErrorKind::Plan,
+            Error::Invalid { .. } => ErrorKind::Invalid,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Refused { .. } => ErrorKind::Refused,
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Commit { source, .. } => source.kind(),
+            Error::InputChanged { .. } => ErrorKind::Changed,
+            Error::Mismatch { .. } => ErrorKind::Mismatch,
+            Error::Interrupted { .. } => ErrorKind::Interrupted,
+            Error::Aborted => ErrorKind::Aborted,
+            Error::AfterCommit { .. } => ErrorKind::AfterCommit,
+            Error::CommitIncomplete { .. } => ErrorKind::CommitIncomplete,
+            Error::Remote { kind, .. } => match kind {
+                RemoteProblem::NotFound => ErrorKind::NotFound,
+                RemoteProblem::Changed => ErrorKind::Changed,
+                RemoteProblem::Invalid => ErrorKind::Invalid,
+                other => ErrorKind::Remote(*other),
+            },
+        }
+    }
+
     /// The process exit status a shell expects for this error: 128 + the
     /// signal number for an interruption, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
@@ -117,13 +333,37 @@ impl Error {
             _ => EXIT_FAILURE,
         }
     }
+
+    /// The whole one-line message: this error's words, then each cause's,
+    /// joined by `": "` (what `main` prints after `trtllm-prune: error: `).
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+}
+
+/// Writes an error and its causes ([`source`](std::error::Error::source))
+/// on one line, joined by `": "`, with every control escaped
+/// (`crate::base::shown`). From [`Error::chain`].
+pub struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(next) = cause {
+            write!(line, ": {next}")?;
+            cause = next.source();
+        }
+        f.write_str(&shown_line(&line))
+    }
 }
 
 impl fmt::Display for Error {
-    /// The path is shown escaped (`crate::base::shown`), and so is every control
-    /// left in the rest (a config value quoted in a problem), so the message
-    /// stays one line and leaves the terminal as it was whatever the user's
-    /// files hold.
+    /// This error's own words, without its cause's (see [`Error::chain`]).
+    /// The path is shown escaped (`crate::base::shown`), and so is every
+    /// control left in the rest (a config value quoted in a problem), so
+    /// the message stays one line and leaves the terminal as it was
+    /// whatever the user's files hold.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut line = String::new();
         self.write_line(&mut line)?;
@@ -134,16 +374,12 @@ impl fmt::Display for Error {
 impl Error {
     fn write_line(&self, f: &mut String) -> fmt::Result {
         match self {
-            Error::Header { file, source } => write!(f, "{}: {source}", shown_path(file)),
-            Error::Plan { file, source } => write!(f, "{}: {source}", shown_path(file)),
+            Error::Header { file, .. } | Error::Plan { file, .. } => f.write_str(&shown_path(file)),
             Error::Invalid { file, problem }
             | Error::Refused { file, problem }
             | Error::Mismatch { file, problem } => write!(f, "{}: {problem}", shown_path(file)),
-            Error::Io {
-                file,
-                action,
-                source,
-            } => write!(f, "{}: {action}: {source}", shown_path(file)),
+            Error::Io { file, action, .. } => write!(f, "{}: {action}", shown_path(file)),
+            Error::Commit { file, action, .. } => write!(f, "{}: {action}", shown_path(file)),
             Error::NotFound { file } => write!(f, "{}: file not found", shown_path(file)),
             Error::InputChanged { file, offset } => write!(
                 f,
@@ -185,6 +421,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io { source, .. } => Some(source),
+            Error::Commit { source, .. } => Some(source),
             Error::Header { source, .. } => Some(source),
             Error::Plan { source, .. } => Some(source),
             _ => None,
@@ -195,24 +432,10 @@ impl std::error::Error for Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// The variant as one word, for the `{"error": {"kind": ...}}` document
-    /// of `--json` (a script branches on it, not on the message).
+    /// The kind as one word ([`ErrorKind::name`]), for the
+    /// `{"error": {"kind": ...}}` document of `--json`.
     pub fn kind_name(&self) -> &'static str {
-        match self {
-            Error::Header { .. } => "header",
-            Error::Plan { .. } => "plan",
-            Error::Invalid { .. } => "invalid",
-            Error::NotFound { .. } => "not_found",
-            Error::Refused { .. } => "refused",
-            Error::Io { .. } => "io",
-            Error::InputChanged { .. } => "input_changed",
-            Error::Mismatch { .. } => "mismatch",
-            Error::Interrupted { .. } => "interrupted",
-            Error::Aborted => "aborted",
-            Error::AfterCommit { .. } => "after_commit",
-            Error::CommitIncomplete { .. } => "commit_incomplete",
-            Error::Remote { .. } => "remote",
-        }
+        self.kind().name()
     }
 
     /// The file, folder or URL the error is about, when it is about one
@@ -226,6 +449,7 @@ impl Error {
             | Error::NotFound { file }
             | Error::Refused { file, .. }
             | Error::Io { file, .. }
+            | Error::Commit { file, .. }
             | Error::InputChanged { file, .. }
             | Error::Mismatch { file, .. } => Some(file.to_string_lossy().into_owned()),
             Error::AfterCommit { dir, .. } | Error::CommitIncomplete { dir, .. } => {
@@ -234,5 +458,108 @@ impl Error {
             Error::Remote { url, .. } => Some(url.clone()),
             Error::Interrupted { .. } | Error::Aborted => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::header::parse_file;
+
+    /// What anyhow, eyre or a `while let Some(e) = e.source()` loop print:
+    /// each error of the chain, on its own.
+    fn links(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut texts = vec![error.to_string()];
+        let mut cause = error.source();
+        while let Some(next) = cause {
+            texts.push(next.to_string());
+            cause = next.source();
+        }
+        texts
+    }
+
+    fn errors_with_causes() -> Vec<Error> {
+        let file = Path::new("ckpt/rank0.safetensors");
+        let header = parse_file(b"\x02\0\0\0\0\0\0\0{x").expect_err("not JSON");
+        vec![
+            Error::io(file, "cannot read", io::Error::other("disk on fire")),
+            Error::io(
+                file,
+                "cannot open",
+                io::Error::from_raw_os_error(libc::EACCES),
+            ),
+            Error::Header {
+                file: file.to_path_buf(),
+                source: header,
+            },
+            Error::Plan {
+                file: file.to_path_buf(),
+                source: PlanError::HeaderTooLarge { len: 1 << 40 },
+            },
+            Error::commit(
+                file,
+                "cannot put the finished file in place",
+                CommitFailure::ChangedSinceRead,
+            ),
+            Error::commit(
+                Path::new("out"),
+                "cannot clean up",
+                CommitFailure::Io(io::Error::from_raw_os_error(libc::EROFS)),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_chain_printer_shows_each_cause_once() {
+        for error in errors_with_causes() {
+            let texts = links(&error);
+            assert!(texts.len() >= 2, "{texts:?}: the cause is a source");
+            for (i, outer) in texts.iter().enumerate() {
+                for inner in &texts[i + 1..] {
+                    assert!(
+                        !outer.contains(inner.as_str()),
+                        "{outer:?} repeats {inner:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_one_line_message_is_every_link_joined() {
+        for error in errors_with_causes() {
+            assert_eq!(error.chain().to_string(), links(&error).join(": "));
+        }
+        let error = Error::io(
+            Path::new("a/b"),
+            "cannot open",
+            io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert_eq!(
+            error.chain().to_string(),
+            "a/b: cannot open: No such file or directory (os error 2)"
+        );
+    }
+
+    #[test]
+    fn a_remote_object_has_the_kind_a_local_file_would() {
+        let remote = |kind| Error::Remote {
+            url: "s3://b/k".into(),
+            range: None,
+            kind,
+            problem: "x".into(),
+        };
+        assert_eq!(remote(RemoteProblem::NotFound).kind(), ErrorKind::NotFound);
+        assert_eq!(remote(RemoteProblem::Changed).kind(), ErrorKind::Changed);
+        assert_eq!(
+            remote(RemoteProblem::Denied).kind(),
+            ErrorKind::Remote(RemoteProblem::Denied)
+        );
+        assert_eq!(remote(RemoteProblem::Denied).kind_name(), "remote");
+        let changed = Error::InputChanged {
+            file: "f".into(),
+            offset: 8,
+        };
+        assert_eq!(changed.kind(), remote(RemoteProblem::Changed).kind());
     }
 }

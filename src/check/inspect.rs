@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorKind, Result};
 use crate::base::interrupt::Cancel;
 use crate::commit::recover::recover_or_note;
 use crate::copy::jobs::file_name;
@@ -62,14 +62,14 @@ pub fn inspect(
                 .into_iter()
                 .map(|f| (f.name, f.input.path, f.header))
                 .collect(),
-            Err(e @ Error::Interrupted { .. }) => return Err(e),
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Err(e),
             Err(e) => {
                 // Exactly when one wants to look: show what is there.
                 let (files, problems) = whatever_is_there(path)?;
                 if files.is_empty() {
                     return Err(e);
                 }
-                notes.push(format!("{e}; showing the files that can be read"));
+                notes.push(format!("{}; showing the files that can be read", e.chain()));
                 notes.extend(problems);
                 files
             }
@@ -105,7 +105,7 @@ fn whatever_is_there(dir: &Path) -> Result<(Vec<NamedHeader>, Vec<String>)> {
     for (_, name) in names {
         match open_safetensors(&dir.join(&name)) {
             Ok((input, header)) => files.push((name, input.path, header)),
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => problems.push(e.chain().to_string()),
         }
     }
     Ok((files, problems))

@@ -20,7 +20,7 @@ use crate::read::input::FileStamp;
 /// The checkpoint folder, absolute and with symlinks resolved.
 pub(crate) fn canonical_checkpoint_dir(dir: &Path) -> Result<PathBuf> {
     let meta = fs::metadata(dir).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(dir, "checkpoint folder not found"),
+        std::io::ErrorKind::NotFound => Error::folder_not_found(dir),
         _ => Error::io(dir, "cannot open", e),
     })?;
     if !meta.is_dir() {

@@ -26,11 +26,11 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{CommitFailure, Error, Result};
 use crate::base::interrupt::Cancel;
 use crate::base::side_file::{self, Kind};
 use crate::base::sys::{self, Dir, FullStat, LockMode, PathHandle, Unreplaceable};
-use crate::commit::apply::{self, is_changed_since_read, shown, Failure};
+use crate::commit::apply::{self, shown, Failure};
 use crate::commit::journal::{Backup, Entry, Identity, Journal, Sample};
 use crate::commit::out_dir::{open_folder, OpenedFolder};
 use crate::commit::recover::{lock_folder, recover_locked, refuse_foreign_commits};
@@ -337,7 +337,7 @@ impl Staging {
                     if let Err(source) = self.dir.unlink(&self.journal_name) {
                         leftovers.push(apply::Leftover {
                             what: format!("cannot remove {}", journal_path.display()),
-                            source,
+                            source: source.into(),
                         });
                     }
                 }
@@ -375,12 +375,12 @@ impl Staging {
                     });
                 }
                 self.state = State::Writing;
-                if is_changed_since_read(&source) {
+                if matches!(source, CommitFailure::ChangedSinceRead) {
                     if let Some(file) = self.files.iter().find(|f| f.target_name == target) {
                         return Err(changed(file));
                     }
                 }
-                Err(Error::io(
+                Err(Error::commit(
                     &self.dir.join(&target),
                     "cannot put the finished file in place (every file was put back as it was)",
                     source,

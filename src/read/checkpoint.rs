@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorKind, Result};
 use crate::base::shown::shown_path;
 use crate::read::config::{ConfigFile, CONFIG_FILE};
 use crate::read::header::Header;
@@ -57,7 +57,7 @@ impl Checkpoint {
     /// checkpoint to some of its ranks.
     pub fn open(dir: &Path, ranks: Option<&RankSet>) -> Result<Checkpoint> {
         let meta = fs::metadata(dir).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::invalid(dir, "checkpoint folder not found"),
+            io::ErrorKind::NotFound => Error::folder_not_found(dir),
             _ => Error::io(dir, "cannot open", e),
         })?;
         if !meta.is_dir() {
@@ -127,12 +127,9 @@ impl Checkpoint {
         for rank in ranks {
             let name = rank_file_name(rank);
             let path = dir.join(&name);
-            let (input, header) = open_safetensors(&path).map_err(|e| match e {
-                Error::NotFound { file } => Error::Invalid {
-                    file,
-                    problem: format!("rank file missing: config.json has world_size {world_size}"),
-                },
-                other => other,
+            let (input, header) = open_safetensors(&path).map_err(|e| match e.kind() {
+                ErrorKind::NotFound => Error::missing_rank(&path, world_size),
+                _ => e,
             })?;
             files.push(SafetensorsInput {
                 name,
@@ -262,10 +259,7 @@ impl Checkpoint {
         let mut extra_files = Vec::new();
         let layout = if trtllm {
             let Some(config) = config else {
-                return Err(Error::invalid(
-                    &url(CONFIG_FILE),
-                    "no config.json: not a TensorRT-LLM checkpoint folder",
-                ));
+                return Err(Error::no_config(&url(CONFIG_FILE)));
             };
             let world_size = config.world_size;
             if let Some(set) = ranks {
@@ -288,21 +282,14 @@ impl Checkpoint {
             for rank in wanted {
                 let name = rank_file_name(rank);
                 if names.as_ref().is_some_and(|n| !n.contains(&name)) {
-                    return Err(Error::invalid(
-                        &url(&name),
-                        format!("rank file missing: config.json has world_size {world_size}"),
-                    ));
+                    return Err(Error::missing_rank(&url(&name), world_size));
                 }
                 let (input, header) =
-                    open_remote_safetensors(folder, &name).map_err(|e| match e {
-                        Error::Remote {
-                            kind: crate::base::error::RemoteProblem::NotFound,
-                            ..
-                        } if names.is_none() => Error::invalid(
-                            &url(&name),
-                            format!("rank file missing: config.json has world_size {world_size}"),
-                        ),
-                        other => other,
+                    open_remote_safetensors(folder, &name).map_err(|e| match e.kind() {
+                        ErrorKind::NotFound if names.is_none() => {
+                            Error::missing_rank(&url(&name), world_size)
+                        }
+                        _ => e,
                     })?;
                 files.push(SafetensorsInput {
                     name,

@@ -144,6 +144,16 @@ fn the_messages_no_simple_run_reaches_read_as_pinned() {
             "ckpt/rank0.safetensors: input file changed while it was being copied: it ends before byte 4096",
         ),
         (
+            Error::changed_since_read(Path::new("out/rank0.safetensors")),
+            ErrorKind::Changed,
+            "out/rank0.safetensors: changed since it was read; nothing was replaced, run again",
+        ),
+        (
+            Error::no_space(Path::new("out"), "133.23 MiB", "12.00 MiB"),
+            ErrorKind::NoSpace,
+            "out: not enough free space: the output needs 133.23 MiB, 12.00 MiB free; nothing was written",
+        ),
+        (
             Error::commit(
                 Path::new("out/rank0.safetensors"),
                 "cannot put the finished file in place (every file was put back as it was)",

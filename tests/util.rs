@@ -156,6 +156,20 @@ pub fn error_kind_of(out: &Output) -> String {
         .to_string()
 }
 
+/// Asserts that `out`, a run given `--json`, failed with an error of kind
+/// `kind` (see [`error_kind_of`]), and returns its stderr line, as
+/// [`assert_error`] does.
+#[track_caller]
+pub fn assert_error_kind(out: &Output, kind: &str) -> String {
+    let line = stderr(out)
+        .lines()
+        .find(|l| l.starts_with("trtllm-prune: error: "))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(error_kind_of(out), kind, "{line}");
+    line
+}
+
 /// Writes the checkpoint `spec` describes into `root/name` and returns its
 /// path.
 pub fn write_checkpoint(root: &Path, name: &str, spec: &CheckpointSpec) -> PathBuf {

@@ -55,6 +55,22 @@ pub enum Error {
         action: String,
         source: CommitFailure,
     },
+    /// The output folder's filesystem has too little free space for the
+    /// run (`needed` and `free` as shown, e.g. `133.23 MiB`); refused
+    /// before any write.
+    NoSpace {
+        dir: PathBuf,
+        needed: String,
+        free: String,
+    },
+    /// A file changed while the run used it (an input since it was read,
+    /// a target during the commit); nothing was replaced. `problem` is one
+    /// of the fixed sentences of the constructors ([`Error::changed_since_read`]
+    /// and the others).
+    Changed {
+        file: PathBuf,
+        problem: &'static str,
+    },
     /// An input file changed size while it was being copied.
     InputChanged { file: PathBuf, offset: u64 },
     /// `--verify` found an output that does not match its input.
@@ -100,6 +116,9 @@ pub enum ErrorKind {
     Plan,
     /// A set-up that would risk the user's data; refused before any write.
     Refused,
+    /// The output's filesystem is full, or would be: the free-space check
+    /// before any write, or `ENOSPC`/`EDQUOT` during one.
+    NoSpace,
     /// An input changed or was replaced while the run read it, or a file
     /// of the output folder changed since it was compared: run again.
     Changed,
@@ -133,6 +152,7 @@ impl ErrorKind {
             ErrorKind::Header => "header",
             ErrorKind::Plan => "plan",
             ErrorKind::Refused => "refused",
+            ErrorKind::NoSpace => "no_space",
             ErrorKind::Changed => "input_changed",
             ErrorKind::Mismatch => "mismatch",
             ErrorKind::Io => "io",
@@ -170,6 +190,7 @@ impl CommitFailure {
     /// The kind of an [`Error`] that reports this failure.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            CommitFailure::Io(e) if is_no_space(e) => ErrorKind::NoSpace,
             CommitFailure::Io(_) | CommitFailure::BackupUnavailable => ErrorKind::Io,
             CommitFailure::ChangedSinceRead
             | CommitFailure::NotWritten { .. }
@@ -214,6 +235,11 @@ impl std::error::Error for CommitFailure {
             _ => None,
         }
     }
+}
+
+/// Whether `e` says the filesystem (or the user's quota) is full.
+fn is_no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }
 
 /// What went wrong with a remote object, for callers that act on it (a
@@ -276,6 +302,16 @@ impl Error {
         }
     }
 
+    /// The filesystem of the output folder `dir` has `free` bytes free, the
+    /// run needs `needed` (both as shown to the user).
+    pub fn no_space(dir: &Path, needed: impl Into<String>, free: impl Into<String>) -> Error {
+        Error::NoSpace {
+            dir: dir.to_path_buf(),
+            needed: needed.into(),
+            free: free.into(),
+        }
+    }
+
     /// The checkpoint folder `dir` does not exist.
     pub fn folder_not_found(dir: &Path) -> Error {
         Error::invalid(dir, "checkpoint folder not found")
@@ -298,6 +334,46 @@ impl Error {
         )
     }
 
+    /// The commit's target `file` is no longer the file the run read.
+    pub fn changed_since_read(file: &Path) -> Error {
+        Error::changed(
+            file,
+            "changed since it was read; nothing was replaced, run again",
+        )
+    }
+
+    /// The commit's target `file`, absent when the run began, appeared or
+    /// changed during the commit.
+    pub fn changed_during_commit(file: &Path) -> Error {
+        Error::changed(
+            file,
+            "changed during the commit; nothing was replaced, run again",
+        )
+    }
+
+    /// The header of `file` is not the one read when the run began.
+    pub fn header_changed(file: &Path) -> Error {
+        Error::changed(
+            file,
+            "header changed since it was read; run again on a stable checkpoint",
+        )
+    }
+
+    /// The remote object `file` is not the size the folder's listing gave.
+    pub fn listing_changed(file: &Path) -> Error {
+        Error::changed(
+            file,
+            "the object changed while the folder was listed; run again",
+        )
+    }
+
+    fn changed(file: &Path, problem: &'static str) -> Error {
+        Error::Changed {
+            file: file.to_path_buf(),
+            problem,
+        }
+    }
+
     /// What kind of failure this is (see [`ErrorKind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
@@ -306,9 +382,11 @@ impl Error {
             Error::Invalid { .. } => ErrorKind::Invalid,
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Refused { .. } => ErrorKind::Refused,
+            Error::Io { source, .. } if is_no_space(source) => ErrorKind::NoSpace,
             Error::Io { .. } => ErrorKind::Io,
+            Error::NoSpace { .. } => ErrorKind::NoSpace,
             Error::Commit { source, .. } => source.kind(),
-            Error::InputChanged { .. } => ErrorKind::Changed,
+            Error::InputChanged { .. } | Error::Changed { .. } => ErrorKind::Changed,
             Error::Mismatch { .. } => ErrorKind::Mismatch,
             Error::Interrupted { .. } => ErrorKind::Interrupted,
             Error::Aborted => ErrorKind::Aborted,
@@ -380,6 +458,12 @@ impl Error {
             | Error::Mismatch { file, problem } => write!(f, "{}: {problem}", shown_path(file)),
             Error::Io { file, action, .. } => write!(f, "{}: {action}", shown_path(file)),
             Error::Commit { file, action, .. } => write!(f, "{}: {action}", shown_path(file)),
+            Error::Changed { file, problem } => write!(f, "{}: {problem}", shown_path(file)),
+            Error::NoSpace { dir, needed, free } => write!(
+                f,
+                "{}: not enough free space: the output needs {needed}, {free} free; nothing was written",
+                shown_path(dir)
+            ),
             Error::NotFound { file } => write!(f, "{}: file not found", shown_path(file)),
             Error::InputChanged { file, offset } => write!(
                 f,
@@ -450,11 +534,12 @@ impl Error {
             | Error::Refused { file, .. }
             | Error::Io { file, .. }
             | Error::Commit { file, .. }
+            | Error::Changed { file, .. }
             | Error::InputChanged { file, .. }
             | Error::Mismatch { file, .. } => Some(file.to_string_lossy().into_owned()),
-            Error::AfterCommit { dir, .. } | Error::CommitIncomplete { dir, .. } => {
-                Some(dir.to_string_lossy().into_owned())
-            }
+            Error::AfterCommit { dir, .. }
+            | Error::CommitIncomplete { dir, .. }
+            | Error::NoSpace { dir, .. } => Some(dir.to_string_lossy().into_owned()),
             Error::Remote { url, .. } => Some(url.clone()),
             Error::Interrupted { .. } | Error::Aborted => None,
         }

@@ -562,14 +562,11 @@ impl Staging {
 /// The refusal when `file`'s target changed between the moment the run
 /// read it (in place) or compared it (an earlier output) and its rename.
 fn changed(file: &StagedFile) -> Error {
-    Error::refused(
-        &file.target,
-        if file.read.is_some() {
-            "changed since it was read; nothing was replaced, run again"
-        } else {
-            "changed during the commit; nothing was replaced, run again"
-        },
-    )
+    if file.read.is_some() {
+        Error::changed_since_read(&file.target)
+    } else {
+        Error::changed_during_commit(&file.target)
+    }
 }
 
 impl Drop for Staging {

@@ -414,10 +414,9 @@ const MAX_UNLISTED_FILES: u64 = 4096;
 fn remote_side_file(folder: &Arc<RemoteFolder>, name: &str, size: u64) -> Result<InputFile> {
     let (_, info) = folder.read_prefix(name, 0)?;
     if info.size != size {
-        return Err(Error::invalid(
-            &PathBuf::from(folder.object_url(name)),
-            "the object changed while the folder was listed; run again",
-        ));
+        return Err(Error::listing_changed(&PathBuf::from(
+            folder.object_url(name),
+        )));
     }
     Ok(InputFile::remote(folder, name, info))
 }

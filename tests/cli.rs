@@ -181,14 +181,9 @@ fn bad_input_is_one_error_line_naming_the_file() {
         let before = util::snapshot(&ckpt);
         let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
         let line = util::assert_error(&out);
-        let json = util::run(&[
-            &"--checkpoint_dir",
-            &ckpt,
-            &"--out_dir",
-            &out_dir,
-            &"--json",
-        ]);
-        assert_eq!(util::error_kind_of(&json), kind, "{what}: {line}");
+        let args: [&dyn AsRef<std::ffi::OsStr>; 4] =
+            [&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir];
+        assert_eq!(util::error_kind(&args), kind, "{what}: {line}");
         for e in expected {
             assert!(line.contains(e), "{what}: `{e}` missing from: {line}");
         }
@@ -344,14 +339,8 @@ fn corrupt_later_rank_writes_nothing_at_all() {
     let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
     let line = util::assert_error(&out);
     assert!(line.contains("rank1.safetensors"), "{line}");
-    let json = util::run(&[
-        &"--checkpoint_dir",
-        &ckpt,
-        &"--out_dir",
-        &out_dir,
-        &"--json",
-    ]);
-    assert_eq!(util::error_kind_of(&json), "header", "{line}");
+    let kind = util::error_kind(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
+    assert_eq!(kind, "header", "{line}");
     assert!(!out_dir.exists());
     // Into an existing folder holding an older output: it stays as it was.
     fs::create_dir(&out_dir).unwrap();

@@ -42,6 +42,6 @@ pub mod report;
 pub use base::{error, interrupt, shown};
 pub use check::{inspect, verify};
 pub use commit::{recover, stage};
-pub use error::{CommitFailure, Error, ErrorKind, RemoteProblem, Result};
+pub use error::{CommitFailure, Error, ErrorKind, Missing, RemoteProblem, Result};
 pub use plan::rule;
 pub use read::{config, header, input, ranks, remote};

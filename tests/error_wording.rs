@@ -32,8 +32,14 @@ fn the_main_messages_of_a_run_read_as_pinned() {
     assert_wording(
         root,
         &[&"--checkpoint_dir", &root.join("nope")],
-        "invalid",
+        "not_found",
         "ROOT/nope: checkpoint folder not found",
+    );
+    assert_wording(
+        root,
+        &[&"inspect", &root.join("nope")],
+        "not_found",
+        "ROOT/nope: not found",
     );
     assert_wording(
         root,

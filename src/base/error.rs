@@ -37,8 +37,8 @@ pub enum Error {
     Plan { file: PathBuf, source: PlanError },
     /// An input is malformed or missing (config.json, the checkpoint folder).
     Invalid { file: PathBuf, problem: String },
-    /// An input file that must exist does not.
-    NotFound { file: PathBuf },
+    /// A file or folder that must exist does not (`what` says which).
+    NotFound { file: PathBuf, what: Missing },
     /// A set-up that would risk the user's data; refused before any write.
     Refused { file: PathBuf, problem: String },
     /// A system call failed.
@@ -163,6 +163,18 @@ impl ErrorKind {
             ErrorKind::CommitIncomplete => "commit_incomplete",
         }
     }
+}
+
+/// What an [`Error::NotFound`] is about, for its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Missing {
+    /// An input file (`file not found`).
+    File,
+    /// The checkpoint folder (`checkpoint folder not found`).
+    CheckpointFolder,
+    /// A path that may name a file or a folder (`not found`).
+    Path,
 }
 
 /// Why a commit could not put a file in place, put it back or remove a
@@ -290,6 +302,15 @@ impl Error {
     pub fn not_found(file: &Path) -> Error {
         Error::NotFound {
             file: file.to_path_buf(),
+            what: Missing::File,
+        }
+    }
+
+    /// `path`, a file or a folder, does not exist.
+    pub fn path_not_found(path: &Path) -> Error {
+        Error::NotFound {
+            file: path.to_path_buf(),
+            what: Missing::Path,
         }
     }
 
@@ -314,7 +335,10 @@ impl Error {
 
     /// The checkpoint folder `dir` does not exist.
     pub fn folder_not_found(dir: &Path) -> Error {
-        Error::invalid(dir, "checkpoint folder not found")
+        Error::NotFound {
+            file: dir.to_path_buf(),
+            what: Missing::CheckpointFolder,
+        }
     }
 
     /// The rank file `file` is missing from a checkpoint whose config.json
@@ -464,7 +488,14 @@ impl Error {
                 "{}: not enough free space: the output needs {needed}, {free} free; nothing was written",
                 shown_path(dir)
             ),
-            Error::NotFound { file } => write!(f, "{}: file not found", shown_path(file)),
+            Error::NotFound { file, what } => {
+                let what = match what {
+                    Missing::File => "file not found",
+                    Missing::CheckpointFolder => "checkpoint folder not found",
+                    Missing::Path => "not found",
+                };
+                write!(f, "{}: {what}", shown_path(file))
+            }
             Error::InputChanged { file, offset } => write!(
                 f,
                 "{}: input file changed while it was being copied: it ends before byte {offset}",
@@ -530,7 +561,7 @@ impl Error {
             Error::Header { file, .. }
             | Error::Plan { file, .. }
             | Error::Invalid { file, .. }
-            | Error::NotFound { file }
+            | Error::NotFound { file, .. }
             | Error::Refused { file, .. }
             | Error::Io { file, .. }
             | Error::Commit { file, .. }

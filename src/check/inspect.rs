@@ -42,7 +42,7 @@ pub fn inspect(
         return Ok((plan_all(files, rule)?, checkpoint.warnings));
     }
     let meta = fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::invalid(path, "not found"),
+        std::io::ErrorKind::NotFound => Error::path_not_found(path),
         _ => Error::io(path, "cannot open", e),
     })?;
     let folder = if meta.is_dir() {

@@ -1,6 +1,9 @@
-//! The library's one error type. Every variant renders as a single line that
-//! names the file, the problem and, where it applies, the tensor and the
-//! byte offset; `main` prefixes it with `trtllm-prune: error: `.
+//! The library's one error type. Every error, with its causes
+//! ([`Error::chain`]), renders as a single line that names the file, the
+//! problem and, where it applies, the tensor and the byte offset; `main`
+//! prefixes it with `trtllm-prune: error: `. Code that acts on a failure
+//! asks [`Error::kind`]; a message made from another error has one
+//! constructor here, so each sentence is written once.
 
 use std::fmt::{self, Write};
 use std::io;

@@ -397,7 +397,7 @@ fn put_in_place(dir: &Dir, entry: &Entry) -> Result<(), CommitFailure> {
                 Err(e) if sys::exchange_unsupported(&e) => {
                     Ok(dir.rename(&entry.temp, &entry.target)?)
                 }
-                other => Ok(other?),
+                other => other.map_err(CommitFailure::Io),
             }
         }
         Backup::Unavailable => return Ok(dir.rename(&entry.temp, &entry.target)?),

@@ -661,6 +661,35 @@ mod tests {
     }
 
     #[test]
+    fn a_full_filesystem_is_no_space_whichever_step_meets_it() {
+        let out = Path::new("out");
+        let full = |errno| io::Error::from_raw_os_error(errno);
+        assert_eq!(
+            Error::no_space(out, "2 MiB", "1 MiB").kind(),
+            ErrorKind::NoSpace
+        );
+        assert_eq!(
+            Error::io(out, "cannot write", full(libc::ENOSPC)).kind(),
+            ErrorKind::NoSpace
+        );
+        assert_eq!(
+            Error::io(out, "cannot write", full(libc::EDQUOT)).kind(),
+            ErrorKind::NoSpace
+        );
+        let commit = Error::commit(
+            out,
+            "cannot clean up",
+            CommitFailure::Io(full(libc::ENOSPC)),
+        );
+        assert_eq!(commit.kind(), ErrorKind::NoSpace);
+        assert_eq!(
+            Error::io(out, "cannot write", full(libc::EFBIG)).kind(),
+            ErrorKind::Io
+        );
+        assert_eq!(ErrorKind::NoSpace.name(), "no_space");
+    }
+
+    #[test]
     fn a_remote_object_has_the_kind_a_local_file_would() {
         let remote = |kind| Error::Remote {
             url: "s3://b/k".into(),

@@ -80,7 +80,8 @@ mod prune;
 mod read;
 
 pub use base::error::{
-    Error, RemoteProblem, Result, EXIT_AFTER_COMMIT, EXIT_COMMIT_INCOMPLETE, EXIT_FAILURE,
+    CommitFailure, Error, ErrorKind, Missing, RemoteProblem, Result, EXIT_AFTER_COMMIT,
+    EXIT_COMMIT_INCOMPLETE, EXIT_FAILURE,
 };
 pub use base::interrupt::Cancel;
 pub use base::progress::{FileProgress, NoProgress, Progress};

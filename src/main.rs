@@ -75,14 +75,14 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let code = e.exit_code().clamp(1, 255);
-            say(&format!("trtllm-prune: error: {e}"));
+            say(&format!("trtllm-prune: error: {}", e.chain()));
             // `verify` prints its verdicts before failing: one document.
             if json && !JSON_WRITTEN.load(Ordering::Relaxed) {
                 let location = e.location();
                 // The process fails either way: a closed stdout adds nothing.
                 let _ = write_json(&report::error_json(
                     e.kind_name(),
-                    &e.to_string(),
+                    &e.chain().to_string(),
                     code,
                     location.as_deref(),
                 ));

@@ -135,10 +135,12 @@ fn bad_input_is_one_error_line_naming_the_file() {
     let good_config = fs::read(&config).unwrap();
 
     type Setup = fn(&Path);
-    let cases: [(&str, Setup, &[&str]); 7] = [
+    // What, how, the error's kind, what its line names.
+    let cases: [(&str, Setup, &str, &[&str]); 7] = [
         (
             "overlap",
             |c| fs::write(c.join("rank0.safetensors"), overlapping_rank()).unwrap(),
+            "header",
             &["rank0.safetensors", "tensor `b`", "byte "],
         ),
         (
@@ -148,11 +150,13 @@ fn bad_input_is_one_error_line_naming_the_file() {
                 let bytes = fs::read(&p).unwrap();
                 fs::write(&p, &bytes[..bytes.len() - 1]).unwrap();
             },
-            &["rank0.safetensors", "truncated"],
+            "header",
+            &["rank0.safetensors"],
         ),
         (
             "tiny file",
             |c| fs::write(c.join("rank0.safetensors"), b"\x01\x00").unwrap(),
+            "header",
             &["rank0.safetensors"],
         ),
         (
@@ -164,32 +168,39 @@ fn bad_input_is_one_error_line_naming_the_file() {
                 );
                 fs::write(c.join("rank0.safetensors"), bytes).unwrap();
             },
+            "header",
             &["rank0.safetensors", "byte "],
         ),
         (
             "config not JSON",
             |c| fs::write(c.join("config.json"), "{\"mapping\": ").unwrap(),
+            "invalid",
             &["config.json"],
         ),
         (
             "config not an object",
             |c| fs::write(c.join("config.json"), "[1]").unwrap(),
+            "invalid",
             &["config.json"],
         ),
         (
             "no config",
             |c| fs::remove_file(c.join("config.json")).unwrap(),
+            "invalid",
             &["config.json"],
         ),
     ];
     let out_dir = tmp.path().join("out");
-    for (what, setup, expected) in cases {
+    for (what, setup, kind, expected) in cases {
         fs::write(&rank0, &good).unwrap();
         fs::write(&config, &good_config).unwrap();
         setup(&ckpt);
         let before = util::snapshot(&ckpt);
         let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
         let line = util::assert_error(&out);
+        let args: [&dyn AsRef<std::ffi::OsStr>; 4] =
+            [&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir];
+        assert_eq!(util::error_kind(&args), kind, "{what}: {line}");
         for e in expected {
             assert!(line.contains(e), "{what}: `{e}` missing from: {line}");
         }
@@ -237,13 +248,23 @@ fn a_path_with_a_newline_stays_on_one_error_line() {
     assert!(line.contains("rank1.safetensors"), "{line}");
 }
 
-/// Runs with `out_dir` and asserts a refusal that wrote nothing.
+/// Runs with `out_dir` and asserts a refusal (kind `refused`) that wrote
+/// nothing; returns the error line.
 #[track_caller]
 fn assert_refused(ckpt: &Path, out_dir: &dyn AsRef<std::ffi::OsStr>, cwd: &Path) -> String {
     let before = util::snapshot(ckpt);
     let names = util::file_names(ckpt);
-    let out = util::run_in(cwd, &[&"--checkpoint_dir", &ckpt, &"--out_dir", out_dir]);
-    let line = util::assert_error(&out);
+    let out = util::run_in(
+        cwd,
+        &[&"--checkpoint_dir", &ckpt, &"--out_dir", out_dir, &"--json"],
+    );
+    assert_eq!(
+        util::error_kind_of(&out),
+        "refused",
+        "{}",
+        util::stderr(&out)
+    );
+    let line = util::stderr(&out).trim_end().to_string();
     assert_eq!(util::snapshot(ckpt), before, "input changed");
     assert_eq!(util::file_names(ckpt), names, "entry added to the input");
     line
@@ -266,8 +287,7 @@ fn refuses_the_checkpoint_folder_as_out_dir_however_spelled() {
         PathBuf::from("ckpt"),
         PathBuf::from("./link/"),
     ] {
-        let line = assert_refused(&ckpt, &spelling, root);
-        assert!(line.contains("checkpoint folder"), "{spelling:?}: {line}");
+        assert_refused(&ckpt, &spelling, root);
         assert_eq!(util::file_names(root), ["ckpt", "link", "other"]);
         assert_eq!(util::file_names(&root.join("other")), Vec::<String>::new());
     }
@@ -336,7 +356,8 @@ fn corrupt_later_rank_writes_nothing_at_all() {
     let out = util::run(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
     let line = util::assert_error(&out);
     assert!(line.contains("rank1.safetensors"), "{line}");
-    assert!(line.contains("trailing"), "{line}");
+    let kind = util::error_kind(&[&"--checkpoint_dir", &ckpt, &"--out_dir", &out_dir]);
+    assert_eq!(kind, "header", "{line}");
     assert!(!out_dir.exists());
     // Into an existing folder holding an older output: it stays as it was.
     fs::create_dir(&out_dir).unwrap();

@@ -335,7 +335,8 @@ fn errors_escape_the_folder_name() {
         let out = util::run(&[&"--checkpoint_dir", &ckpt]);
         let line = util::assert_error(&out);
         assert_output_safe("missing rank", &out);
-        assert!(line.contains("rank file missing"), "{line}");
+        assert!(line.contains("rank1.safetensors"), "{line}");
+        assert_eq!(util::error_kind(&[&"--checkpoint_dir", &ckpt]), "invalid");
     }
     let missing = tmp.path().join(hostile("nope-", HOSTILE[4]));
     let line = util::assert_error(&util::run(&[&"--checkpoint_dir", &missing]));

@@ -321,14 +321,16 @@ fn an_output_name_that_is_a_hard_link_to_an_input_is_refused() {
         out.join("rank1.safetensors"),
     )
     .unwrap();
-    let line = assert_error(&run(&[
+    let result = run(&[
         &"--checkpoint_dir",
         &ckpt,
         &"--out_dir",
         &out,
         &"-q",
-    ]));
-    assert!(line.contains("would overwrite the input file"), "{line}");
+        &"--json",
+    ]);
+    let line = util::assert_error_kind(&result, "refused");
+    assert!(line.contains("rank1.safetensors"), "{line}");
     assert!(snapshot(&ckpt) == before);
 }
 

@@ -1374,3 +1374,13 @@ fn s3_side_files_with_unusual_names_are_copied() {
     );
     assert_eq!(files_of(&out), files_of(&local));
 }
+
+#[test]
+fn a_missing_remote_file_has_the_kind_of_a_missing_local_one() {
+    let server = HttpServer::start();
+    let missing = server.url("nowhere/rank0.safetensors");
+    assert_eq!(
+        crate::util::error_kind(&[&"inspect", &missing]),
+        "not_found"
+    );
+}

@@ -8,6 +8,7 @@ mod cli;
 mod commit_faults;
 mod commit_recovery;
 mod differential;
+mod error_wording;
 mod faults;
 mod features;
 mod first_hour;

@@ -678,13 +678,15 @@ fn a_shard_whose_name_is_not_utf8_is_refused_not_renamed() {
     let odd = ckpt.join(std::ffi::OsStr::from_bytes(b"a\xff.safetensors"));
     trtllm_prune::fixture::write_safetensors(&odd, &specs, None).unwrap();
     let before = tree(&ckpt);
-    let line = assert_error(&run(&[
+    let result = run(&[
         &"--checkpoint_dir",
         &ckpt,
         &"--in-place",
         &"--prune_all",
-    ]));
-    assert!(line.contains("the file name is not valid UTF-8"), "{line}");
+        &"--json",
+    ]);
+    let line = util::assert_error_kind(&result, "invalid");
+    assert!(line.contains(r"a\xff.safetensors"), "{line}");
     assert!(tree(&ckpt) == before);
 }
 

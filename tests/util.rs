@@ -106,6 +106,70 @@ pub fn assert_error(out: &Output) -> String {
     lines[0].to_string()
 }
 
+/// Runs the binary with `args` and `--json` (which every command that
+/// reads a checkpoint takes, after its other arguments), asserts that it
+/// failed as [`error_kind_of`] says, and returns the error's `kind`.
+#[track_caller]
+pub fn error_kind(args: &[&dyn AsRef<std::ffi::OsStr>]) -> String {
+    let mut with_json = args.to_vec();
+    with_json.push(&"--json");
+    error_kind_of(&run(&with_json))
+}
+
+/// The `kind` of the `{"error": {"kind": ...}}` document that `out`, a run
+/// given `--json`, printed on stdout (`"invalid"`, `"refused"`,
+/// `"input_changed"`, ...: see `ErrorKind::name`), after asserting that it
+/// failed with that document's exit status and one `trtllm-prune: error: `
+/// line on stderr.
+#[track_caller]
+pub fn error_kind_of(out: &Output) -> String {
+    let err = stderr(out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}\nstderr:\n{err}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let error = &doc["error"];
+    assert!(
+        error.is_object(),
+        "no error document: {doc}\nstderr:\n{err}"
+    );
+    assert_eq!(
+        out.status.code().map(i64::from),
+        error["exit_code"].as_i64(),
+        "exit status\nstderr:\n{err}"
+    );
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.starts_with("trtllm-prune: warning: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got:\n{err}");
+    assert_eq!(
+        lines[0].strip_prefix("trtllm-prune: error: "),
+        error["message"].as_str(),
+        "the document's message is the line"
+    );
+    error["kind"]
+        .as_str()
+        .expect("kind is a string")
+        .to_string()
+}
+
+/// Asserts that `out`, a run given `--json`, failed with an error of kind
+/// `kind` (see [`error_kind_of`]), and returns its stderr line, as
+/// [`assert_error`] does.
+#[track_caller]
+pub fn assert_error_kind(out: &Output, kind: &str) -> String {
+    let line = stderr(out)
+        .lines()
+        .find(|l| l.starts_with("trtllm-prune: error: "))
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(error_kind_of(out), kind, "{line}");
+    line
+}
+
 /// Writes the checkpoint `spec` describes into `root/name` and returns its
 /// path.
 pub fn write_checkpoint(root: &Path, name: &str, spec: &CheckpointSpec) -> PathBuf {

@@ -73,13 +73,16 @@ fn xfs_without_reflink_is_not_counted_as_sharing_blocks() {
     );
     let ck = m.0.join("ck");
     big_checkpoint(&ck, 150); // leaves about 50 MiB free
-    let out = util::run(&[&"--checkpoint_dir", &ck, &"--out_dir", &m.0.join("out")]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("not enough free space"),
-        "accepted a run that does not fit (XFS without reflink cannot share blocks): {err}"
-    );
+    let out = util::run(&[
+        &"--checkpoint_dir",
+        &ck,
+        &"--out_dir",
+        &m.0.join("out"),
+        &"--json",
+    ]);
+    // Accepted, a run that does not fit (XFS without reflink cannot share
+    // blocks) would fail otherwise.
+    util::assert_error_kind(&out, "no_space");
 }
 
 /// On btrfs every subvolume has its own `st_dev`, so an input in another
@@ -142,13 +145,10 @@ fn a_btrfs_nocow_output_folder_is_not_counted_as_sharing_blocks() {
     fs::create_dir(&out_dir).unwrap();
     assert!(sh_ok(&format!("chattr +C '{}'", out_dir.display())));
     sh("sync");
-    let out = util::run(&[&"--checkpoint_dir", &ck, &"--out_dir", &out_dir]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("not enough free space"),
-        "accepted a run that does not fit (a nocow folder cannot share blocks): {err}"
-    );
+    let out = util::run(&[&"--checkpoint_dir", &ck, &"--out_dir", &out_dir, &"--json"]);
+    // Accepted, a run that does not fit (a nocow folder cannot share
+    // blocks) would fail otherwise.
+    util::assert_error_kind(&out, "no_space");
     assert!(util::file_names(&out_dir).is_empty(), "left files behind");
 }
 
@@ -418,7 +418,14 @@ fn the_upper_folder_of_an_overlay_is_not_the_output_for_its_merged_view() {
         } else {
             (&merged, &upper)
         };
-        let out = util::run(&[&"--checkpoint_dir", ck, &"--out_dir", out_dir, &"-q"]);
+        let out = util::run(&[
+            &"--checkpoint_dir",
+            ck,
+            &"--out_dir",
+            out_dir,
+            &"-q",
+            &"--json",
+        ]);
         let after = fs::read(upper.join("rank0.safetensors")).unwrap();
         assert!(
             after == before,
@@ -430,9 +437,7 @@ fn the_upper_folder_of_an_overlay_is_not_the_output_for_its_merged_view() {
             after.len(),
             stderr(&out)
         );
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("another mount"), "{err}");
+        util::assert_error_kind(&out, "refused");
         assert_eq!(util::file_names(&upper), names, "the run left files behind");
     }
 }

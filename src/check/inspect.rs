@@ -68,7 +68,7 @@ pub fn inspect(
                 if files.is_empty() {
                     return Err(e);
                 }
-                notes.push(format!("{e}; showing the files that can be read"));
+                notes.push(format!("{}; showing the files that can be read", e.chain()));
                 notes.extend(problems);
                 files
             }
@@ -96,7 +96,7 @@ fn whatever_is_there(folder: &dyn Folder) -> Result<(Vec<NamedHeader>, Vec<Strin
     for (_, entry) in names {
         match folder.open_safetensors(&entry.file_name) {
             Ok((input, header)) => files.push((entry.name, input.path, header)),
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => problems.push(e.chain().to_string()),
         }
     }
     Ok((files, problems))

@@ -103,7 +103,13 @@ glob over the whole name when it has *, ? or [...] (e.g. *mlp.[fg]*).
 .PP
 With \-\-json, a run, a dry run, inspect and verify print one JSON document on stdout; a
 failure prints {"error": {"kind", "message", "exit_code", "file"}} there, besides the message on
-stderr.
+stderr. A script branches on kind, not on the message: not_found, invalid, header (a
+safetensors header breaks a format rule), plan, refused (a set\-up that risks the data),
+no_space, input_changed (an input changed or was replaced while read, or a target during the
+commit: run again), mismatch, io, remote (credentials, a server without byte ranges, a
+transfer that failed after retries; a missing or replaced object has the kind a local file
+would), interrupted, aborted, after_commit (exit 3), commit_incomplete (exit 4); usage for a
+usage error (exit 2).
 "#;
 
 /// The man page's EXIT STATUS section.

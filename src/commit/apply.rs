@@ -36,10 +36,10 @@
 //! sample alone.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use crate::base::error::CommitFailure;
 use crate::base::side_file;
 use crate::base::sys::{self, Dir};
 use crate::commit::journal::{Backup, Entry, Identity, Journal, Sample};
@@ -52,7 +52,10 @@ const SAMPLE_END: u64 = 64 << 10;
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// `target` could not be put in place; every file is as it was.
-    Undone { target: OsString, source: io::Error },
+    Undone {
+        target: OsString,
+        source: CommitFailure,
+    },
     /// A file could not be put in place, nor another put back.
     Stuck(Stuck),
 }
@@ -63,10 +66,10 @@ pub(crate) enum Failure {
 #[derive(Debug)]
 pub(crate) struct Stuck {
     target: OsString,
-    source: io::Error,
+    source: CommitFailure,
     stuck: OsString,
     original: Option<OsString>,
-    undo_error: io::Error,
+    undo_error: CommitFailure,
 }
 
 impl Stuck {
@@ -88,30 +91,11 @@ impl Stuck {
     }
 }
 
-/// The source of a [`Failure::Undone`] when a target was no longer the
-/// file compared before the commit: replaced, written or truncated since.
-#[derive(Debug)]
-pub(crate) struct ChangedSinceRead;
-
-impl fmt::Display for ChangedSinceRead {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("changed since it was compared")
-    }
-}
-
-impl std::error::Error for ChangedSinceRead {}
-
-/// Whether `e` is a [`ChangedSinceRead`].
-pub(crate) fn is_changed_since_read(e: &io::Error) -> bool {
-    e.get_ref()
-        .is_some_and(|inner| inner.is::<ChangedSinceRead>())
-}
-
 /// Something that failed after every file was in place.
 #[derive(Debug)]
 pub(crate) struct Leftover {
     pub what: String,
-    pub source: io::Error,
+    pub source: CommitFailure,
 }
 
 /// The sample of the regular file `name`: its size and the CRC32 of its
@@ -372,10 +356,13 @@ pub(crate) fn prove_undone(dir: &Dir, journal: &Journal) -> Result<(), Unproven>
 /// returns the problems of the steps after the point where every file was
 /// in place (flushing the folder, removing the backups): the commit stands
 /// whatever they are.
+// A `Failure` is returned once per failed commit, never in a loop: its
+// size (two typed causes and three names) costs nothing worth a box.
+#[allow(clippy::result_large_err)]
 pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Leftover>, Failure> {
     let entries = &journal.entries;
     for (i, entry) in entries.iter().enumerate() {
-        let step = || -> io::Result<()> {
+        let step = || -> Result<(), CommitFailure> {
             if flush && i + 1 == entries.len() && i > 0 {
                 dir.sync()?;
             }
@@ -396,7 +383,7 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
         if let Err(source) = dir.sync() {
             leftovers.push(Leftover {
                 what: "cannot flush the folder to disk".into(),
-                source,
+                source: source.into(),
             });
         }
     }
@@ -423,7 +410,7 @@ pub(crate) fn apply(dir: &Dir, journal: &Journal, flush: bool) -> Result<Vec<Lef
 /// Puts `entry`'s temp file in place over its target (see the module
 /// docs): swapped with a target that has a backup, renamed to a name
 /// that must still be free otherwise.
-fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
+fn put_in_place(dir: &Dir, entry: &Entry) -> Result<(), CommitFailure> {
     let old = match &entry.backup {
         Backup::Link(_, old) => old,
         // A name that was free at the compare: a file created there since
@@ -431,13 +418,15 @@ fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
         Backup::New => {
             return match dir.rename_noreplace(&entry.temp, &entry.target) {
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                    Err(io::Error::other(ChangedSinceRead))
+                    Err(CommitFailure::ChangedSinceRead)
                 }
-                Err(e) if sys::exchange_unsupported(&e) => dir.rename(&entry.temp, &entry.target),
-                other => other,
+                Err(e) if sys::exchange_unsupported(&e) => {
+                    Ok(dir.rename(&entry.temp, &entry.target)?)
+                }
+                other => other.map_err(CommitFailure::Io),
             }
         }
-        Backup::Unavailable => return dir.rename(&entry.temp, &entry.target),
+        Backup::Unavailable => return Ok(dir.rename(&entry.temp, &entry.target)?),
     };
     match dir.exchange(&entry.temp, &entry.target) {
         Ok(()) => {
@@ -447,8 +436,8 @@ fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
             // be checked), it gets its name back, untouched.
             let problem = match is(dir, &entry.temp, old) {
                 Ok(true) => return Ok(()),
-                Ok(false) => io::Error::other(ChangedSinceRead),
-                Err(e) => e,
+                Ok(false) => CommitFailure::ChangedSinceRead,
+                Err(e) => e.into(),
             };
             dir.exchange(&entry.temp, &entry.target)?;
             Err(problem)
@@ -458,11 +447,11 @@ fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
             // before the rename: only a change in the instant between the
             // two is not seen.
             if !is(dir, &entry.target, old)? {
-                return Err(io::Error::other(ChangedSinceRead));
+                return Err(CommitFailure::ChangedSinceRead);
             }
-            dir.rename(&entry.temp, &entry.target)
+            Ok(dir.rename(&entry.temp, &entry.target)?)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -473,27 +462,19 @@ fn put_in_place(dir: &Dir, entry: &Entry) -> io::Result<()> {
 /// Anything else (the temp file gone, or another file there) means the
 /// journal no longer describes this folder: an error, so the commit is
 /// undone, never applied over files it did not write.
-fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
+fn is_applied(dir: &Dir, entry: &Entry) -> Result<bool, CommitFailure> {
     if holds(dir, &entry.target, &entry.new)? {
         return Ok(true);
     }
     match dir.stat(&entry.temp)? {
         Some(temp) if temp.ino == entry.new.inode && temp.is_file() => Ok(false),
-        Some(_) => Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not the file this commit wrote",
-                entry.temp.to_string_lossy()
-            ),
-        )),
-        None => Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!(
-                "{} is gone, and {} is not it",
-                entry.temp.to_string_lossy(),
-                entry.target.to_string_lossy()
-            ),
-        )),
+        Some(_) => Err(CommitFailure::NotWritten {
+            name: entry.temp.to_string_lossy().into_owned(),
+        }),
+        None => Err(CommitFailure::Gone {
+            temp: entry.temp.to_string_lossy().into_owned(),
+            target: entry.target.to_string_lossy().into_owned(),
+        }),
     }
 }
 
@@ -501,10 +482,10 @@ fn is_applied(dir: &Dir, entry: &Entry) -> io::Result<bool> {
 /// someone else put at one of our names is not ours to remove. The
 /// original's file (`id` with a modification time) must also still be
 /// the one recorded: written to since, it is kept, and said so.
-fn unlink_own(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<()> {
+fn unlink_own(dir: &Dir, name: &OsStr, id: &Identity) -> Result<(), CommitFailure> {
     if holds(dir, name, id)? {
         if id.mtime_ns.is_some() && !same_content(dir, name, id)? {
-            return Err(io::Error::other(ChangedSinceRead));
+            return Err(CommitFailure::ChangedSinceRead);
         }
         dir.unlink(name)?;
     }
@@ -512,7 +493,7 @@ fn unlink_own(dir: &Dir, name: &OsStr, id: &Identity) -> io::Result<()> {
 }
 
 /// Puts back every applied entry of `done`, newest first.
-fn undo(dir: &Dir, done: &[Entry], target: OsString, source: io::Error) -> Failure {
+fn undo(dir: &Dir, done: &[Entry], target: OsString, source: CommitFailure) -> Failure {
     for entry in done.iter().rev() {
         if let Err(undo_error) = undo_entry(dir, entry) {
             let original = match &entry.backup {
@@ -531,19 +512,13 @@ fn undo(dir: &Dir, done: &[Entry], target: OsString, source: io::Error) -> Failu
     Failure::Undone { target, source }
 }
 
-fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
+fn undo_entry(dir: &Dir, entry: &Entry) -> Result<(), CommitFailure> {
     // Only a target that is this commit's file is put back.
     if !holds(dir, &entry.target, &entry.new)? {
         return Ok(());
     }
-    let not_ours = || {
-        io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} is not the file this commit wrote",
-                entry.temp.to_string_lossy()
-            ),
-        )
+    let not_ours = || CommitFailure::NotWritten {
+        name: entry.temp.to_string_lossy().into_owned(),
     };
     // The new bytes stay reachable under the temp name, so the journal still
     // describes a forward commit that works.
@@ -564,21 +539,20 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
                         dir.unlink(&entry.temp)?;
                         false
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => return Err(e.into()),
                 }
             }
             _ => return Err(not_ours()),
         },
     };
     match &entry.backup {
-        Backup::New if temp_is_ours => dir.unlink(&entry.target),
-        Backup::New => dir.rename(&entry.target, &entry.temp),
+        Backup::New if temp_is_ours => Ok(dir.unlink(&entry.target)?),
+        Backup::New => Ok(dir.rename(&entry.target, &entry.temp)?),
         Backup::Link(backup, old) => {
             if !holds(dir, backup, old)? {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("{} is not the original it was", backup.to_string_lossy()),
-                ));
+                return Err(CommitFailure::BackupChanged {
+                    backup: backup.to_string_lossy().into_owned(),
+                });
             }
             if !temp_is_ours {
                 dir.link(&entry.target, &entry.temp)?;
@@ -587,18 +561,15 @@ fn undo_entry(dir: &Dir, entry: &Entry) -> io::Result<()> {
                 .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
             dir.unlink(&undo)?;
             dir.link(backup, &undo)?;
-            dir.rename(&undo, &entry.target)
+            Ok(dir.rename(&undo, &entry.target)?)
         }
-        Backup::Unavailable => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "its original could not be kept as a hard link (not permitted, or no hard links on this filesystem)",
-        )),
+        Backup::Unavailable => Err(CommitFailure::BackupUnavailable),
     }
 }
 
 /// Removes every side file `journal` names (temps, backups, undo links):
 /// after a completed undo, nothing of the commit is left.
-pub(crate) fn discard(dir: &Dir, journal: &Journal) -> io::Result<()> {
+pub(crate) fn discard(dir: &Dir, journal: &Journal) -> Result<(), CommitFailure> {
     for entry in &journal.entries {
         unlink_own(dir, &entry.temp, &entry.new)?;
         if let Backup::Link(backup, old) = &entry.backup {

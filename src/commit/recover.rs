@@ -20,11 +20,11 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, Read};
+use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorKind, Result};
 use crate::base::interrupt::Cancel;
 use crate::base::shown::shown_path;
 use crate::base::side_file::{self, Kind};
@@ -533,10 +533,13 @@ fn finish(
         // The journal stays while a side file it names does.
         Ok(mut leftovers) if !leftovers.is_empty() => {
             let first = leftovers.swap_remove(0);
-            Err(Error::io(
+            Err(Error::commit(
                 dir.path(),
-                "finished the commit of an earlier run that was stopped, but a file it left cannot be removed yet (its journal stays for the next run)",
-                io::Error::new(first.source.kind(), format!("{}: {}", first.what, first.source)),
+                format!(
+                    "finished the commit of an earlier run that was stopped, but a file it left cannot be removed yet (its journal stays for the next run): {}",
+                    first.what
+                ),
+                first.source,
             ))
         }
         Ok(_) => Ok(format!(
@@ -562,7 +565,7 @@ fn finish(
                 .and_then(|()| file.sync_all())
                 .map_err(|e| Error::io(dir.path(), "cannot clear a journal", e))?;
             apply::discard(dir, journal)
-                .map_err(|e| Error::io(dir.path(), "cannot clean up", e))?;
+                .map_err(|e| Error::commit(dir.path(), "cannot clean up", e))?;
             Ok(format!(
                 "undid the commit of an earlier run that was stopped: {} cannot be replaced ({source}); every file is as it was before that run",
                 shown(&target)
@@ -685,9 +688,17 @@ fn plural(n: usize) -> &'static str {
 pub(crate) fn recover_or_note(dir: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     match recover_folder(dir, cancel) {
         Ok(notes) => Ok(notes),
-        Err(e @ (Error::Interrupted { .. } | Error::CommitIncomplete { .. })) => Err(e),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::Interrupted | ErrorKind::CommitIncomplete
+            ) =>
+        {
+            Err(e)
+        }
         Err(e) => Ok(vec![format!(
-            "leftovers of an earlier run could not be dealt with: {e}"
+            "leftovers of an earlier run could not be dealt with: {}",
+            e.chain()
         )]),
     }
 }

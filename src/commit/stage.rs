@@ -26,12 +26,12 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{CommitFailure, Error, Result};
 use crate::base::file::{FileStamp, Ownership};
 use crate::base::interrupt::Cancel;
 use crate::base::side_file::{self, Kind};
 use crate::base::sys::{self, Dir, FullStat, LockMode, PathHandle, Unreplaceable};
-use crate::commit::apply::{self, is_changed_since_read, shown, Failure};
+use crate::commit::apply::{self, shown, Failure};
 use crate::commit::journal::{Backup, Entry, Identity, Journal, Sample};
 use crate::commit::out_dir::{open_folder, OpenedFolder};
 use crate::commit::recover::{lock_folder, recover_locked, refuse_foreign_commits};
@@ -351,7 +351,7 @@ impl Staging {
             if let Err(source) = self.dir.unlink(&self.journal_name) {
                 leftovers.push(apply::Leftover {
                     what: format!("cannot remove {}", self.journal_path().display()),
-                    source,
+                    source: source.into(),
                 });
             }
         }
@@ -360,7 +360,7 @@ impl Staging {
 
     /// The error of a commit undone because `target` could not be put in
     /// place (`source`): every file is as it was.
-    fn undone(&mut self, target: &OsStr, source: std::io::Error) -> Error {
+    fn undone(&mut self, target: &OsStr, source: CommitFailure) -> Error {
         // The journal is cleared before any temp file goes: a journal whose
         // temp files are partly gone must never be taken for a commit to
         // finish.
@@ -379,12 +379,12 @@ impl Staging {
             };
         }
         self.state = State::Writing;
-        if is_changed_since_read(&source) {
+        if matches!(source, CommitFailure::ChangedSinceRead) {
             if let Some(file) = self.files.iter().find(|f| f.target_name == target) {
                 return changed(file);
             }
         }
-        Error::io(
+        Error::commit(
             &self.dir.join(target),
             "cannot put the finished file in place (every file was put back as it was)",
             source,
@@ -547,14 +547,11 @@ impl Staging {
 /// The refusal when `file`'s target changed between the moment the run
 /// read it (in place) or compared it (an earlier output) and its rename.
 fn changed(file: &StagedFile) -> Error {
-    Error::refused(
-        &file.target,
-        if file.read.is_some() {
-            "changed since it was read; nothing was replaced, run again"
-        } else {
-            "changed during the commit; nothing was replaced, run again"
-        },
-    )
+    if file.read.is_some() {
+        Error::changed_since_read(&file.target)
+    } else {
+        Error::changed_during_commit(&file.target)
+    }
 }
 
 impl Drop for Staging {

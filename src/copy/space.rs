@@ -109,12 +109,8 @@ pub(crate) fn check(
             .saturating_add(unit);
     }
     if needed > free {
-        return Err(Error::refused(out_dir, {
-            let (needed, free) = two_sizes(needed, free);
-            format!(
-                    "not enough free space: the output needs {needed}, {free} free; nothing was written"
-                )
-        }));
+        let (needed, free) = two_sizes(needed, free);
+        return Err(Error::no_space(out_dir, needed, free));
     }
     Ok(())
 }

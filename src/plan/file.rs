@@ -78,10 +78,7 @@ pub(crate) fn plan_hollow_file(
     let json = &bytes[N_LEN as usize..];
     let same = parse_header(json, input.len()).is_ok_and(|h| h == *header);
     if !same {
-        return Err(Error::invalid(
-            &input.path,
-            "header changed since it was read; run again on a stable checkpoint",
-        ));
+        return Err(Error::header_changed(&input.path));
     }
     plan_hollow(header, bytes, rule).map_err(|source| Error::Plan {
         file: input.path.clone(),

@@ -209,10 +209,7 @@ fn open_trtllm(
         None => read_config(folder)?,
     };
     let Some(config) = config else {
-        return Err(Error::invalid(
-            &folder.path_of(OsStr::new(CONFIG_FILE)),
-            "no config.json: not a TensorRT-LLM checkpoint folder",
-        ));
+        return Err(Error::no_config(&folder.path_of(OsStr::new(CONFIG_FILE))));
     };
     let world_size = config.world_size;
     if let Some(set) = only {
@@ -239,12 +236,7 @@ fn open_trtllm(
     let mut files = Vec::new();
     for rank in wanted {
         let name = rank_file_name(rank);
-        let missing = || {
-            Error::invalid(
-                &folder.path_of(OsStr::new(&name)),
-                format!("rank file missing: config.json has world_size {world_size}"),
-            )
-        };
+        let missing = || Error::missing_rank(&folder.path_of(OsStr::new(&name)), world_size);
         if listing.is_some_and(|entries| !entries.iter().any(|e| e.name == name)) {
             return Err(missing());
         }
@@ -453,10 +445,7 @@ fn check_rank_set(config: &ConfigFile, set: &RankSet) -> Result<()> {
 fn open_side_file(folder: &dyn Folder, entry: &Entry) -> Result<InputFile> {
     let input = folder.open_file(&entry.file_name)?;
     if input.len() != entry.size {
-        return Err(Error::invalid(
-            &input.path,
-            "the file changed while the folder was listed; run again",
-        ));
+        return Err(Error::listing_changed(&input.path));
     }
     Ok(input)
 }

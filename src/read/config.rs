@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorKind, Result};
 use crate::base::file::FileStamp;
 use crate::read::input::read_stamped;
 use crate::read::json_scan::top_level_members;
@@ -29,11 +29,9 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     pub fn read(path: &Path) -> Result<ConfigFile> {
-        let (bytes, stamp) = read_stamped(path).map_err(|e| match e {
-            Error::NotFound { .. } => {
-                Error::invalid(path, "no config.json: not a TensorRT-LLM checkpoint folder")
-            }
-            e => e,
+        let (bytes, stamp) = read_stamped(path).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Error::no_config(path),
+            _ => e,
         })?;
         let text = String::from_utf8(bytes).map_err(|e| {
             Error::invalid(

@@ -196,7 +196,7 @@ impl Place {
             return resolve_url(text);
         }
         let meta = fs::metadata(arg).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::invalid(arg, "checkpoint folder not found"),
+            io::ErrorKind::NotFound => Error::folder_not_found(arg),
             _ => Error::io(arg, "cannot open", e),
         })?;
         if meta.is_dir() {

@@ -278,9 +278,7 @@ fn open_regular(path: &Path) -> Result<File> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::NotFound {
-                file: path.to_path_buf(),
-            },
+            io::ErrorKind::NotFound => Error::not_found(path),
             _ => Error::io(path, "cannot open", e),
         })?;
     let meta = file

@@ -50,10 +50,12 @@ use std::fmt;
 use std::fs::File;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use object_store::path::Path as ObjectPath;
+use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
 
 use crate::base::error::{Error, RemoteProblem, Result};
 use crate::plan::CopyRange;
@@ -71,6 +73,9 @@ pub struct RemoteFolder {
     url: String,
     /// Values redacted from every message; never shown.
     secrets: Arc<Vec<String>>,
+    /// Requests of copies in flight, for every file of the folder: sized
+    /// by the first copy's [`FetchOptions::jobs`].
+    fetch_permits: OnceLock<Arc<Semaphore>>,
 }
 
 impl fmt::Debug for RemoteFolder {
@@ -131,22 +136,56 @@ impl ObjectInfo {
 /// How [`RemoteFolder::copy_ranges`] fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchOptions {
-    /// Requests in flight at once (at least 1).
+    /// Requests in flight at once (at least 1), across every copy from the
+    /// same folder: the first copy's value caps the folder's requests.
     pub jobs: usize,
     /// Largest request; longer runs of bytes are split into parts of this.
     pub part_size: u64,
     /// Times one part's body may be resumed after a cut or a stall.
     pub max_resumes: u32,
+    /// Longest wait for a byte of a part, the client's own retries and our
+    /// resumes included: then the copy fails.
+    pub stall_timeout: Duration,
 }
 
 impl Default for FetchOptions {
+    /// 8 jobs, parts of 16 MiB, 5 resumes, and the stall timeout of
+    /// [`STALL_TIMEOUT_ENV`] (60 s when unset or not a number of seconds;
+    /// [`RemoteFolder::parse`] refuses a value that is not).
     fn default() -> Self {
         FetchOptions {
             jobs: 8,
             part_size: 16 << 20,
             max_resumes: 5,
+            stall_timeout: stall_timeout_from_env().unwrap_or(DEFAULT_STALL_TIMEOUT),
         }
     }
+}
+
+/// The environment variable that sets [`FetchOptions::stall_timeout`], in
+/// seconds.
+pub const STALL_TIMEOUT_ENV: &str = "TRTLLM_PRUNE_STALL_TIMEOUT";
+
+/// How long a transfer may go without a byte by default.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// [`STALL_TIMEOUT_ENV`]'s value: `None` when unset, an error message when
+/// it is not a positive number of seconds.
+fn stall_timeout_from_env() -> std::result::Result<Duration, Option<String>> {
+    let Some(value) = std::env::var_os(STALL_TIMEOUT_ENV) else {
+        return Err(None);
+    };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs > 0.0 && *secs <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Some(format!(
+                "{STALL_TIMEOUT_ENV}={}: not a number of seconds between 0 and 86400",
+                value.to_string_lossy()
+            ))
+        })
 }
 
 impl RemoteFolder {
@@ -165,6 +204,18 @@ impl RemoteFolder {
         if !location::looks_like_url(text) {
             return None;
         }
+        if let Err(Some(problem)) = stall_timeout_from_env() {
+            return Some(Err(Error::Remote {
+                url: text
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                range: None,
+                kind: RemoteProblem::Invalid,
+                problem,
+            }));
+        }
         Some(
             location::parse(text, config)
                 .map(|l| RemoteFolder {
@@ -173,6 +224,7 @@ impl RemoteFolder {
                     prefix: l.prefix,
                     url: l.url,
                     secrets: Arc::new(l.secrets),
+                    fetch_permits: OnceLock::new(),
                 })
                 .map_err(|p| Error::Remote {
                     url: p.url,
@@ -192,7 +244,8 @@ impl RemoteFolder {
         self.kind
     }
 
-    /// The URL of the object `name` in the folder.
+    /// The URL of the object `name` in the folder, for messages (the name
+    /// as it is: callers take the output's name from it).
     pub fn object_url(&self, name: &str) -> String {
         format!("{}/{}", self.url, name)
     }
@@ -212,12 +265,10 @@ impl RemoteFolder {
             .objects
             .into_iter()
             .filter_map(|meta| {
-                // A path part is kept percent-encoded (`README%5B1%5D.md`):
-                // the name is the decoded one, which `location` encodes
-                // again, once.
-                let name = percent_decode(meta.location.filename()?)?;
+                // The key as the store holds it (`README [1].md`,
+                // `pct%41.md`): requested as listed, never decoded.
                 Some(RemoteEntry {
-                    name,
+                    name: meta.location.filename()?.to_string(),
                     size: meta.size,
                 })
             })
@@ -308,7 +359,7 @@ impl RemoteFolder {
                 .store
                 .get_opts(&location, self.identity_options(info, range.clone()))
                 .await
-                .map_err(|e| self.error(&url, Some(range.clone()), &e))?;
+                .map_err(|e| self.identity_error(&url, range.clone(), &e))?;
             if !info.matches(&result.meta) {
                 return Err(self.changed(&url, range.clone()));
             }
@@ -357,6 +408,11 @@ impl RemoteFolder {
             }
         }
         let parts = parts::plan_parts(ranges, options.part_size);
+        let permits = self.fetch_permits.get_or_init(|| {
+            Arc::new(Semaphore::new(
+                options.jobs.clamp(1, Semaphore::MAX_PERMITS),
+            ))
+        });
         let job = fetch::CopyJob {
             folder: self,
             location: &location,
@@ -364,6 +420,8 @@ impl RemoteFolder {
             info,
             out,
             max_resumes: options.max_resumes,
+            stall_timeout: options.stall_timeout,
+            permits,
             on_progress,
             cancel,
         };
@@ -401,17 +459,23 @@ impl RemoteFolder {
         Ok(bytes)
     }
 
-    /// The object `name` directly in the folder.
+    /// The object `name` directly in the folder, its key holding the name
+    /// as it is (each store's client encodes the key once, in its request
+    /// URL). `ObjectPath::join` would percent-encode `[ ] ~ # ^ %` first,
+    /// and the server would look for `README%5B1%5D.md`.
     fn location(&self, name: &str) -> Result<ObjectPath> {
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        let part = (!name.is_empty())
+            .then(|| PathPart::parse(name).ok())
+            .flatten();
+        let Some(part) = part else {
             return Err(Error::Remote {
                 url: self.url.clone(),
                 range: None,
                 kind: RemoteProblem::Invalid,
                 problem: format!("`{}` is not a file name", name.escape_debug()),
             });
-        }
-        Ok(self.prefix.clone().join(name))
+        };
+        Ok(self.prefix.clone().join(part))
     }
 
     fn check_range(&self, url: &str, info: &ObjectInfo, range: &Range<u64>) -> Result<()> {
@@ -426,10 +490,13 @@ impl RemoteFolder {
         Ok(())
     }
 
-    /// A request for `range` that succeeds only on the object `info`.
+    /// A request for `range` that succeeds only on the object `info`. A
+    /// weak ETag (`W/"..."`) never matches `If-Match` (RFC 9110 compares
+    /// strongly), so it is not sent: the answer's ETag and size are
+    /// compared instead ([`ObjectInfo::matches`]).
     fn identity_options(&self, info: &ObjectInfo, range: Range<u64>) -> GetOptions {
         GetOptions {
-            if_match: info.e_tag.clone(),
+            if_match: info.e_tag.clone().filter(|tag| !tag.starts_with("W/")),
             version: info.version.clone(),
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
@@ -440,14 +507,24 @@ impl RemoteFolder {
         problem::remote_error(url, range, e, &self.secrets)
     }
 
+    /// The error of a request that carried an object's identity: "not
+    /// found" there means the object read before is gone or replaced (GCS
+    /// answers 404 for a generation that is no longer live).
+    fn identity_error(&self, url: &str, range: Range<u64>, e: &object_store::Error) -> Error {
+        if problem::kind_of(e) == RemoteProblem::NotFound {
+            return self.changed(url, range);
+        }
+        self.error(url, Some(range), e)
+    }
+
     fn changed(&self, url: &str, range: Range<u64>) -> Error {
         Error::Remote {
             url: url.to_string(),
             range: Some(range),
             kind: RemoteProblem::Changed,
-            problem:
-                "the object changed while it was being read (its ETag, version or size differs)"
-                    .into(),
+            problem: "the object changed while it was being read (its ETag, version or size \
+                      differs, or it is gone)"
+                .into(),
         }
     }
 
@@ -503,31 +580,6 @@ fn runtime() -> Result<&'static Runtime> {
 
 /// Worker threads of the shared runtime.
 const RUNTIME_WORKERS: usize = 2;
-
-/// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).and_then(|&b| hex(b)),
-            bytes.get(i + 2).and_then(|&b| hex(b)),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 /// Runs `future` on the module's runtime, giving up when a handled signal
 /// (SIGINT, SIGTERM, SIGHUP) arrives: a request waiting on a slow server

@@ -726,3 +726,42 @@ fn fetch_jobs_caps_requests_in_flight_across_files() {
     assert!(most <= 3, "{most} requests in flight with --fetch-jobs 3");
     assert!(most >= 2, "the copies ran in parallel ({most})");
 }
+
+#[test]
+fn the_stall_timeout_comes_from_the_environment_and_bounds_header_reads() {
+    let server = HttpServer::start();
+    let dir = trtllm_folder(server.root(), false);
+    let url = server.url(dir.file_name().and_then(|n| n.to_str()).expect("a name"));
+    server.inject("/ranks/rank0.safetensors", "stall=0", 1000);
+    let work = tempdir();
+    let began = Instant::now();
+
+    let result = Command::new(crate::util::bin())
+        .env("TRTLLM_PRUNE_STALL_TIMEOUT", "2")
+        .args(["--checkpoint_dir", &url, "--out_dir"])
+        .arg(work.path().join("out"))
+        .output()
+        .expect("the binary runs");
+
+    assert!(
+        began.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        began.elapsed()
+    );
+    assert_eq!(result.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        err.contains("rank0.safetensors") && err.contains("no byte arrived for 2 s"),
+        "{err}"
+    );
+
+    let refused = Command::new(crate::util::bin())
+        .env("TRTLLM_PRUNE_STALL_TIMEOUT", "soon")
+        .args(["inspect", &url])
+        .output()
+        .expect("the binary runs");
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("TRTLLM_PRUNE_STALL_TIMEOUT=soon"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

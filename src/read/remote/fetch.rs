@@ -181,11 +181,7 @@ impl CopyJob<'_> {
             url: self.url.to_string(),
             range: Some(range),
             kind: RemoteProblem::Transfer,
-            problem: format!(
-                "no byte arrived for {} s, retries included (set {} to wait longer)",
-                self.stall_timeout.as_secs_f64(),
-                super::STALL_TIMEOUT_ENV
-            ),
+            problem: super::stalled_problem(self.stall_timeout),
         }
     }
 

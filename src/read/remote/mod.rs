@@ -162,6 +162,14 @@ impl Default for FetchOptions {
     }
 }
 
+/// Why a transfer that got no byte for `stall` failed.
+fn stalled_problem(stall: Duration) -> String {
+    format!(
+        "no byte arrived for {} s, retries included (set {STALL_TIMEOUT_ENV} to wait longer)",
+        stall.as_secs_f64()
+    )
+}
+
 /// The environment variable that sets [`FetchOptions::stall_timeout`], in
 /// seconds.
 pub const STALL_TIMEOUT_ENV: &str = "TRTLLM_PRUNE_STALL_TIMEOUT";
@@ -283,7 +291,12 @@ impl RemoteFolder {
         let location = self.location(name)?;
         let url = self.object_url(name);
         block_on(&url, async {
-            let result = match self.store.get_opts(&location, GetOptions::default()).await {
+            let answer = self.unstalled(
+                &url,
+                None,
+                self.store.get_opts(&location, GetOptions::default()),
+            );
+            let result = match answer.await? {
                 Ok(result) => result,
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(self.error(&url, None, &e)),
@@ -313,9 +326,8 @@ impl RemoteFolder {
         block_on(&url, async {
             if len == 0 {
                 let meta = self
-                    .store
-                    .head(&location)
-                    .await
+                    .unstalled(&url, None, self.store.head(&location))
+                    .await?
                     .map_err(|e| self.error(&url, None, &e))?;
                 return Ok((Vec::new(), ObjectInfo::of(&meta)));
             }
@@ -323,13 +335,16 @@ impl RemoteFolder {
                 range: Some(GetRange::Bounded(0..len)),
                 ..GetOptions::default()
             };
-            let result = match self.store.get_opts(&location, options).await {
+            let answer =
+                self.unstalled(&url, Some(0..len), self.store.get_opts(&location, options));
+            let result = match answer.await? {
                 Ok(result) => result,
                 Err(e) => {
                     // An empty object has no byte 0 to serve (416): its
                     // prefix is empty, and the caller says it is too short.
                     if problem::kind_of(&e) == RemoteProblem::Transfer {
-                        if let Ok(meta) = self.store.head(&location).await {
+                        let head = self.unstalled(&url, None, self.store.head(&location));
+                        if let Ok(Ok(meta)) = head.await {
                             if meta.size == 0 {
                                 return Ok((Vec::new(), ObjectInfo::of(&meta)));
                             }
@@ -355,10 +370,14 @@ impl RemoteFolder {
             return Ok(Vec::new());
         }
         block_on(&url, async {
+            let options = self.identity_options(info, range.clone());
             let result = self
-                .store
-                .get_opts(&location, self.identity_options(info, range.clone()))
-                .await
+                .unstalled(
+                    &url,
+                    Some(range.clone()),
+                    self.store.get_opts(&location, options),
+                )
+                .await?
                 .map_err(|e| self.identity_error(&url, range.clone(), &e))?;
             if !info.matches(&result.meta) {
                 return Err(self.changed(&url, range.clone()));
@@ -441,7 +460,10 @@ impl RemoteFolder {
         let want = range.end - range.start;
         let mut bytes = Vec::with_capacity(want.min(MAX_SMALL_OBJECT) as usize);
         let mut stream = result.into_stream();
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = self
+            .unstalled(url, Some(range.clone()), stream.next())
+            .await?
+        {
             let chunk = chunk.map_err(|e| self.error(url, Some(range.clone()), &e))?;
             if (bytes.len() + chunk.len()) as u64 > want {
                 return Err(Error::Remote {
@@ -476,6 +498,26 @@ impl RemoteFolder {
             });
         };
         Ok(self.prefix.clone().join(part))
+    }
+
+    /// `future`'s output, or an error once it has not finished for the
+    /// stall timeout (the client's own retries included): the bound on a
+    /// small read, a request or a body chunk at a time.
+    async fn unstalled<T>(
+        &self,
+        url: &str,
+        range: Option<Range<u64>>,
+        future: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
+        let stall = FetchOptions::default().stall_timeout;
+        tokio::time::timeout(stall, future)
+            .await
+            .map_err(|_| Error::Remote {
+                url: url.to_string(),
+                range,
+                kind: RemoteProblem::Transfer,
+                problem: stalled_problem(stall),
+            })
     }
 
     fn check_range(&self, url: &str, info: &ObjectInfo, range: &Range<u64>) -> Result<()> {

@@ -21,11 +21,13 @@
 //!
 //! Invariants:
 //! - every request for a file's bytes after the first carries the identity
-//!   the first returned ([`ObjectInfo`]: `If-Match` on the ETag, the version
-//!   on stores that have one), and the answer's size and ETag are checked
-//!   too: bytes of a replaced object are never mixed with the old ones
-//!   ([`RemoteProblem::Changed`]), and nothing more is written once it is
-//!   seen;
+//!   the first returned ([`ObjectInfo`]: `If-Match` on a strong ETag, the
+//!   version on stores that have one), and the answer's size and ETag are
+//!   checked too: bytes of a replaced object are never mixed with the old
+//!   ones ([`RemoteProblem::Changed`], also for a "not found" to such a
+//!   request), and nothing more is written once it is seen;
+//! - an object's key is its name as listed or as the index names it: never
+//!   percent-encoded or decoded here (each client encodes it once);
 //! - bytes fetched = bytes asked: the ranges are merged where they touch,
 //!   never across a gap; a body cut mid-way is resumed where it stopped;
 //! - memory is bounded by what is in flight: each part's body is written
@@ -33,7 +35,11 @@
 //! - a 401/403/404/412 is one request and one line; 5xx answers, timeouts
 //!   and connection errors are retried by `object_store` with exponential
 //!   backoff (4 times, within 60 s), and a body cut mid-way is resumed at
-//!   most [`FetchOptions::max_resumes`] times per part;
+//!   most [`FetchOptions::max_resumes`] times per part; a read that gets no
+//!   byte for the stall timeout fails, whatever retry is under way
+//!   ([`FetchOptions::stall_timeout`], [`STALL_TIMEOUT_ENV`]);
+//! - at most [`FetchOptions::jobs`] copy requests are in flight per folder,
+//!   across all its files;
 //! - no message and no `Debug` output holds a credential: URLs are shown
 //!   without password or query, and every secret value of the configuration
 //!   is redacted from the servers' answers we quote.

@@ -72,7 +72,7 @@ impl CopyJob<'_> {
             let asked = part.src.start + done..part.src.end;
             let options = self.folder.identity_options(self.info, asked.clone());
             let stalled = || self.stalled(asked.clone());
-            let _permit = timeout_at(deadline, self.permits.acquire())
+            let permit = timeout_at(deadline, self.permits.acquire())
                 .await
                 .map_err(|_| stalled())?
                 .map_err(|_| stalled())?;
@@ -150,6 +150,8 @@ impl CopyJob<'_> {
                                 ));
                             }
                             resumes += 1;
+                            // Another request may go while this one waits.
+                            drop(permit);
                             tokio::time::sleep(RESUME_BACKOFF * 2u32.pow(resumes - 1)).await;
                             continue;
                         }
@@ -171,6 +173,7 @@ impl CopyJob<'_> {
                 return Err(self.folder.identity_error(self.url, range, &failure));
             }
             resumes += 1;
+            drop(permit);
             tokio::time::sleep(RESUME_BACKOFF * 2u32.pow(resumes - 1)).await;
         }
     }

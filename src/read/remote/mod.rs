@@ -218,18 +218,6 @@ impl RemoteFolder {
         if !location::looks_like_url(text) {
             return None;
         }
-        if let Err(Some(problem)) = stall_timeout_from_env() {
-            return Some(Err(Error::Remote {
-                url: text
-                    .split(['?', '#'])
-                    .next()
-                    .unwrap_or_default()
-                    .to_string(),
-                range: None,
-                kind: RemoteProblem::Invalid,
-                problem,
-            }));
-        }
         Some(
             location::parse(text, config)
                 .map(|l| RemoteFolder {
@@ -245,6 +233,15 @@ impl RemoteFolder {
                     range: None,
                     kind: RemoteProblem::Invalid,
                     problem: p.problem,
+                })
+                .and_then(|folder| match stall_timeout_from_env() {
+                    Err(Some(problem)) => Err(Error::Remote {
+                        url: folder.url,
+                        range: None,
+                        kind: RemoteProblem::Invalid,
+                        problem,
+                    }),
+                    _ => Ok(folder),
                 }),
         )
     }

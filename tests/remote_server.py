@@ -135,9 +135,19 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             IN_FLIGHT["now"] += 1
             IN_FLIGHT["max"] = max(IN_FLIGHT["max"], IN_FLIGHT["now"])
+        self.counted = True
         try:
             self.serve_file(url)
         finally:
+            self.uncount()
+
+    def uncount(self):
+        """Ends this request's place in IN_FLIGHT (once). Called before the
+        body's last byte is sent too: a client that has the whole body may
+        start its next request at once, before this thread runs again, and
+        that must not count as two at a time."""
+        if self.counted:
+            self.counted = False
             with LOCK:
                 IN_FLIGHT["now"] -= 1
 
@@ -226,6 +236,13 @@ class Handler(BaseHTTPRequestHandler):
         sent = 0
         while sent < length:
             n = min(step, length - sent)
+            if sent + n == length:
+                # The last byte goes alone, after the request stops
+                # counting as in flight (see uncount).
+                if n > 1:
+                    n -= 1
+                else:
+                    self.uncount()
             # Counted before sending: a client may have the bytes (and
             # ask for the stats) before sendfile returns here.
             count(path, sent=n)

@@ -765,3 +765,35 @@ fn the_stall_timeout_comes_from_the_environment_and_bounds_header_reads() {
     assert!(err.contains("TRTLLM_PRUNE_STALL_TIMEOUT=soon"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn fetch_jobs_caps_the_requests_of_a_whole_remote_prune() {
+    // About 1 MiB kept per rank, at 2 MB/s per connection: the four
+    // ranks' copies overlap.
+    let server = HttpServer::start_with(&["--rate", "2000000"]);
+    let spec = CheckpointSpec {
+        hidden: 512,
+        intermediate: 1024,
+        vocab: 4096,
+        ..CheckpointSpec::tiny(Family::Llama, 4, 1)
+    };
+    let dir = write_checkpoint(server.root(), "tp4", &spec);
+    let url = server.url(dir.file_name().and_then(|n| n.to_str()).expect("a name"));
+    let work = tempdir();
+    server.reset();
+
+    let result = Command::new(crate::util::bin())
+        .args(["--checkpoint_dir", &url, "--out_dir"])
+        .arg(work.path().join("out"))
+        .args(["--jobs", "4", "--fetch-jobs", "1", "-q"])
+        .output()
+        .expect("the binary runs");
+
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let most = max_in_flight(&server);
+    assert_eq!(most, 1, "requests in flight with --fetch-jobs 1 and 4 jobs");
+}

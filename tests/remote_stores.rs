@@ -480,33 +480,19 @@ fn replaced_mid_copy_is_changed(kind: Kind) {
         };
         let folder = staged.folder();
         let (_, info) = folder.read_prefix(name, 8).expect("identity");
-        let out_dir = tempdir();
-        let out = output_file(out_dir.path(), LEN as u64);
         let replaced = AtomicBool::new(false);
         let replace = |_: u64| {
             if !replaced.swap(true, Ordering::SeqCst) {
                 staged.replace(name, &pattern(LEN, 6));
             }
         };
+        let options = FetchOptions {
+            jobs: 1,
+            part_size: 64 << 10,
+            ..FetchOptions::default()
+        };
 
-        let e = folder
-            .copy_ranges(
-                name,
-                &info,
-                &[CopyRange {
-                    src: 0,
-                    dst: 0,
-                    len: LEN as u64,
-                }],
-                &out,
-                &FetchOptions {
-                    jobs: 1,
-                    part_size: 64 << 10,
-                    ..FetchOptions::default()
-                },
-                &replace,
-                &never_cancel,
-            )
+        let e = copy_as(&folder, name, &info, LEN as u64, &options, &replace)
             .expect_err("the change is seen");
 
         assert_eq!(remote_kind(&e), RemoteProblem::Changed, "{kind:?}: {e}");
@@ -556,7 +542,7 @@ fn copy_whole(
     options: &FetchOptions,
 ) -> trtllm_prune::Result<u64> {
     let (_, info) = folder.read_prefix(name, 8)?;
-    copy_as(folder, name, &info, len, options)
+    copy_as(folder, name, &info, len, options, &no_progress)
 }
 
 /// Copies all of `name` as it was when `info` was read.
@@ -566,6 +552,7 @@ fn copy_as(
     info: &ObjectInfo,
     len: u64,
     options: &FetchOptions,
+    on_progress: &(dyn Fn(u64) + Sync),
 ) -> trtllm_prune::Result<u64> {
     let out_dir = tempdir();
     let out = output_file(out_dir.path(), len);
@@ -579,7 +566,7 @@ fn copy_as(
         }],
         &out,
         options,
-        &no_progress,
+        on_progress,
         &never_cancel,
     )
 }
@@ -628,6 +615,7 @@ fn a_part_that_arrived_in_full_is_not_asked_for_again() {
         &info,
         object.len() as u64,
         &FetchOptions::default(),
+        &no_progress,
     )
     .expect("the part is complete");
 
@@ -655,6 +643,7 @@ fn a_stalled_transfer_fails_within_the_stall_timeout() {
             stall_timeout: Duration::from_secs(2),
             ..FetchOptions::default()
         },
+        &no_progress,
     )
     .expect_err("a stall is an error");
 
@@ -718,7 +707,9 @@ fn fetch_jobs_caps_requests_in_flight_across_files() {
     std::thread::scope(|scope| {
         for ((name, _), info) in files.iter().zip(&infos) {
             let folder = &folder;
-            scope.spawn(move || copy_as(folder, name, info, LEN as u64, &options).expect("copied"));
+            scope.spawn(move || {
+                copy_as(folder, name, info, LEN as u64, &options, &no_progress).expect("copied")
+            });
         }
     });
 

@@ -53,6 +53,15 @@ const ODD_SIDE_FILES: [&str; 5] = [
     "modèle-card.md",
 ];
 
+/// The folder the files are in, in every bucket: a name a URL must escape
+/// too.
+const FOLDER: &str = "dir [1] é";
+
+/// [`FOLDER`] as a URL holds it, percent-encoded once.
+fn folder_in_url() -> String {
+    utf8_percent_encode(FOLDER, NON_ALPHANUMERIC).to_string()
+}
+
 /// A folder on one store: its URL, and how the binary and the library
 /// reach it.
 struct Staged {
@@ -77,7 +86,7 @@ fn unique(test: &str) -> String {
     )
 }
 
-/// `files` (name, bytes) in the folder `m` of a new bucket on `kind`'s
+/// `files` (name, bytes) in the folder [`FOLDER`] of a new bucket on `kind`'s
 /// server; `None` when its emulator is missing (outside CI).
 fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> {
     let bucket = unique(test);
@@ -90,7 +99,7 @@ fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> 
             Staged {
                 kind,
                 port,
-                url: format!("s3://{bucket}/m"),
+                url: format!("s3://{bucket}/{}", folder_in_url()),
                 env: vec![
                     ("AWS_ENDPOINT_URL".into(), endpoint.clone()),
                     ("AWS_ALLOW_HTTP".into(), "true".into()),
@@ -116,7 +125,7 @@ fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> 
             Staged {
                 kind,
                 port,
-                url: format!("gs://{bucket}/m"),
+                url: format!("gs://{bucket}/{}", folder_in_url()),
                 env: vec![
                     ("GOOGLE_BASE_URL".into(), base.clone()),
                     ("GOOGLE_SKIP_SIGNATURE".into(), "true".into()),
@@ -136,7 +145,7 @@ fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> 
             Staged {
                 kind,
                 port,
-                url: format!("az://{bucket}/m"),
+                url: format!("az://{bucket}/{}", folder_in_url()),
                 env: vec![
                     ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),
                     ("AZURITE_BLOB_STORAGE_URL".into(), base.clone()),
@@ -162,7 +171,7 @@ fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> 
             Staged {
                 kind,
                 port: 0,
-                url: server.url(&format!("{bucket}/m")),
+                url: server.url(&format!("{bucket}/{}", folder_in_url())),
                 env: Vec::new(),
                 config: Vec::new(),
                 bucket,
@@ -194,16 +203,17 @@ where
 }
 
 impl Staged {
-    /// Writes (or replaces) the object `m/<name>`, its key exactly `name`,
+    /// Writes (or replaces) the object `<FOLDER>/<name>`, its key exactly `name`,
     /// without the client under test where the server allows it.
     fn put(&self, name: &str, bytes: &[u8]) {
-        let key = format!("m/{name}");
+        let key = format!("{FOLDER}/{name}");
         match self.kind {
             Kind::S3 => {
                 // moto takes unsigned PUTs; the path is encoded here, once.
                 let path = format!(
-                    "PUT /{}/m/{} HTTP/1.1",
+                    "PUT /{}/{}/{} HTTP/1.1",
                     self.bucket,
+                    folder_in_url(),
                     utf8_percent_encode(name, NON_ALPHANUMERIC)
                 );
                 let (status, answer) = raw_request(self.port, &path, bytes);
@@ -225,7 +235,7 @@ impl Staged {
             }
             Kind::Http => {
                 let server = self.http.as_ref().expect("HTTP server");
-                let dir = server.root().join(&self.bucket).join("m");
+                let dir = server.root().join(&self.bucket).join(FOLDER);
                 fs::create_dir_all(&dir).expect("folder");
                 // A new file under the name: a new inode, a new ETag.
                 let fresh = dir.join(".replacement");
@@ -235,7 +245,7 @@ impl Staged {
         }
     }
 
-    /// Replaces the object `m/<name>` with `bytes` (moto refuses an
+    /// Replaces the object `<FOLDER>/<name>` with `bytes` (moto refuses an
     /// unsigned overwrite: S3 goes through object_store, signed).
     fn replace(&self, name: &str, bytes: &[u8]) {
         if self.kind != Kind::S3 {
@@ -250,7 +260,7 @@ impl Staged {
             .with_region("us-east-1")
             .build()
             .expect("S3 store");
-        let location = ObjectPath::parse(format!("m/{name}")).expect("a key");
+        let location = ObjectPath::parse(format!("{FOLDER}/{name}")).expect("a key");
         let payload = PutPayload::from(bytes.to_vec());
         on_own_thread(async move { store.put(&location, payload).await }).expect("upload");
     }

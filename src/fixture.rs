@@ -27,7 +27,7 @@ pub use crate::read::header::{
 };
 pub use crate::read::input::read_header;
 #[cfg(feature = "remote")]
-pub use crate::read::remote::{FetchOptions, RemoteFolder, MAX_SMALL_OBJECT};
+pub use crate::read::remote::{FetchOptions, ObjectInfo, RemoteFolder, MAX_SMALL_OBJECT};
 
 /// One tensor to write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -69,7 +69,8 @@ pub struct Options {
     pub verify: bool,
     /// What stops the run (by default: SIGINT, SIGTERM, SIGHUP).
     pub cancel: Cancel,
-    /// Ranged requests in flight at once across a remote checkpoint's files.
+    /// Ranged requests in flight at once for a remote checkpoint, across
+    /// all its files.
     pub fetch_jobs: usize,
     /// Copy a folder that is not a TensorRT-LLM checkpoint even when the
     /// rule prunes none of its tensors (refused otherwise: such a copy is

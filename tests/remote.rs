@@ -10,12 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use object_store::aws::AmazonS3Builder;
@@ -27,6 +27,7 @@ use trtllm_prune::fixture::{
 };
 use trtllm_prune::{parse_header, plan_prune, CopyRange, Error, PruneRule, RemoteProblem};
 
+use crate::stores::{start_moto, Server};
 use crate::util::{assert_success, run, tempdir, write_checkpoint};
 
 /// The secret key every S3 test signs with: it must never be printed.
@@ -35,47 +36,6 @@ const SECRET: &str = "s3cr3t-K3y-that-must-never-be-printed";
 const PREFIX_READ: u64 = 64 << 10;
 
 // ---------------------------------------------------------------- servers
-
-/// A server process that printed `port N` on its stdout.
-struct Server {
-    child: Child,
-    /// Held open: the server exits when it closes.
-    _stdin: ChildStdin,
-    port: u16,
-}
-
-impl Server {
-    fn start(mut command: Command, what: &str) -> Server {
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        let stdin = child.stdin.take().expect("stdin piped");
-        let stdout = child.stdout.take().expect("stdout piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("server's first line");
-        let port = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("{what} did not start: printed {line:?}"));
-        Server {
-            child,
-            _stdin: stdin,
-            port,
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `tests/remote_server.py` serving a fresh temp folder (also used by
 /// `limits.rs`).
@@ -89,7 +49,7 @@ impl HttpServer {
         HttpServer::start_with(&[])
     }
 
-    fn start_with(args: &[&str]) -> HttpServer {
+    pub(crate) fn start_with(args: &[&str]) -> HttpServer {
         let root = tempdir();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/remote_server.py");
         let mut command = Command::new("python3");
@@ -108,14 +68,14 @@ impl HttpServer {
         format!("http://127.0.0.1:{}/{path}", self.server.port)
     }
 
-    fn folder(&self, path: &str) -> RemoteFolder {
+    pub(crate) fn folder(&self, path: &str) -> RemoteFolder {
         RemoteFolder::parse(&self.url(path))
             .expect("a URL")
             .expect("a valid URL")
     }
 
     /// One raw request to the control endpoints; returns the body.
-    fn control(&self, method: &str, path: &str) -> String {
+    pub(crate) fn control(&self, method: &str, path: &str) -> String {
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.server.port)).expect("connect to test server");
         write!(
@@ -132,7 +92,7 @@ impl HttpServer {
     }
 
     /// (requests, body bytes sent) per path, since the last reset.
-    fn stats(&self) -> BTreeMap<String, (u64, u64)> {
+    pub(crate) fn stats(&self) -> BTreeMap<String, (u64, u64)> {
         let body = self.control("GET", "/__stats");
         let value: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
         value
@@ -154,7 +114,7 @@ impl HttpServer {
         self.control("POST", "/__reset");
     }
 
-    fn inject(&self, path: &str, fault: &str, times: u32) {
+    pub(crate) fn inject(&self, path: &str, fault: &str, times: u32) {
         self.control(
             "POST",
             &format!("/__fault?path={path}&{fault}&times={times}"),
@@ -163,30 +123,9 @@ impl HttpServer {
 }
 
 /// The port of the shared moto server (tests that call it need
-/// `has_moto`).
+/// `has_moto`, so it is there).
 pub(crate) fn moto() -> u16 {
-    static MOTO: OnceLock<Server> = OnceLock::new();
-    MOTO.get_or_init(|| start_moto(false)).port
-}
-
-/// A moto server; `strict` checks every request's credentials (there are
-/// none it knows, so every request is refused with 403).
-fn start_moto(strict: bool) -> Server {
-    const LAUNCH: &str = "
-import logging, sys
-logging.getLogger('werkzeug').setLevel(logging.ERROR)
-from moto.server import ThreadedMotoServer
-s = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)
-s.start()
-print('port %d' % s.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-";
-    let mut command = Command::new("python3");
-    command.args(["-c", LAUNCH]);
-    if strict {
-        command.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
-    }
-    Server::start(command, "moto")
+    crate::stores::moto().expect("moto: tests that use it carry has_moto")
 }
 
 fn s3_config(port: u16) -> Vec<(String, String)> {
@@ -233,7 +172,7 @@ pub(crate) fn s3_upload(port: u16, bucket: &str, files: &[(String, Vec<u8>)]) {
     for (key, bytes) in files {
         runtime
             .block_on(store.put(
-                &ObjectPath::from(key.as_str()),
+                &ObjectPath::parse(key).expect("a key"),
                 PutPayload::from(bytes.clone()),
             ))
             .expect("upload");
@@ -250,7 +189,10 @@ fn s3_upload_from_thread(port: u16, bucket: &str, key: &str, bytes: Vec<u8>) {
             .enable_all()
             .build()
             .expect("runtime")
-            .block_on(store.put(&ObjectPath::from(key.as_str()), PutPayload::from(bytes)))
+            .block_on(store.put(
+                &ObjectPath::parse(key).expect("a key"),
+                PutPayload::from(bytes),
+            ))
             .expect("upload");
     })
     .join()

@@ -6,22 +6,37 @@ run it (a Rust server in the test code would need an HTTP crate the product
 does not, and the benchmark wants the same server from a shell script).
 
     remote_server.py ROOT [--port N] [--rate BYTES_PER_SECOND] [--no-etag]
+                     [--weak-etag]
 
 Serves the files under ROOT with GET and HEAD, one `Range: bytes=a-b`
 (also `a-` and `-n`) per request (206 + Content-Range; 416 past the end),
 a strong ETag from the file's inode, mtime and size, `If-Match` (412 when
-it does not match), and keep-alive. Prints `port N` on stdout once
+it does not match), and keep-alive. `--weak-etag` sends weak ETags
+(`W/"..."`), which never match `If-Match` (RFC 9110's strong comparison:
+any `If-Match` but `*` is answered 412). Prints `port N` on stdout once
 listening; exits when stdin closes, so a test that dies takes it along.
 
 Control endpoints, for the tests:
   GET  /__stats          JSON {path: {"requests": n, "bytes": n}} of file
                          requests and body bytes actually sent, per path;
-  POST /__reset          clears the stats and faults;
+  GET  /__concurrency    JSON {"max": n}: the most file requests in flight
+                         at once;
+  POST /__reset          clears the stats, the maximum and the faults;
   POST /__fault?path=P&status=503&times=N
                          the next N GETs of P answer that status;
   POST /__fault?path=P&cut=K&times=N
                          the next N GETs of P send K body bytes, then close
-                         the connection.
+                         the connection;
+  POST /__fault?path=P&stall=K&times=N
+                         the next N GETs of P send K body bytes, then
+                         nothing (the connection stays open);
+  POST /__fault?path=P&overstate=K&times=N
+                         the next N GETs of P announce K bytes more than
+                         they send: the whole body, then the connection
+                         closes;
+  POST /__fault?path=P&echo=1&times=N
+                         the next N GETs of P answer 403 with a body that
+                         quotes a signed URL (every query value a secret).
 `--rate` caps each connection's sending rate, to stand in for a network.
 """
 
@@ -39,7 +54,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 STATS = {}
-FAULTS = {}  # path -> list of ("status", code) or ("cut", k)
+FAULTS = {}  # path -> list of (kind, value): status, cut, stall, overstate, echo
+IN_FLIGHT = {"now": 0, "max": 0}
+# What a server that echoes a signed URL quotes: every value is a secret.
+ECHOED_URL = ("https://cdn.example/f?Signature=SIGVALUE&Policy=POLICYVALUE"
+              "&Key-Pair-Id=KEYPAIRVALUE&X-Goog-Credential=GOOGCREDVALUE"
+              "&X-Goog-Signature=GOOGSIGVALUE&se=SEVALUE&sp=SPVALUE"
+              "&skoid=SKOIDVALUE&X-Amz-Date=AMZVALUE")
 
 
 def count(path, sent=0, request=False):
@@ -63,6 +84,7 @@ class Handler(BaseHTTPRequestHandler):
     root = "."
     rate = 0
     etags = True
+    weak = False
 
     def log_message(self, *args):
         pass
@@ -86,12 +108,12 @@ class Handler(BaseHTTPRequestHandler):
             if url.path == "/__reset":
                 STATS.clear()
                 FAULTS.clear()
+                IN_FLIGHT["max"] = IN_FLIGHT["now"]
             elif url.path == "/__fault":
                 times = int(query.get("times", "1"))
-                if "status" in query:
-                    fault = ("status", int(query["status"]))
-                else:
-                    fault = ("cut", int(query["cut"]))
+                kind = next(k for k in ("status", "cut", "stall", "overstate", "echo")
+                            if k in query)
+                fault = (kind, int(query[kind]))
                 FAULTS.setdefault(query["path"], []).extend([fault] * times)
             else:
                 return self.reply(404)
@@ -106,6 +128,30 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 body = json.dumps(STATS).encode()
             return self.reply(200, body, [("Content-Type", "application/json")])
+        if url.path == "/__concurrency":
+            with LOCK:
+                body = json.dumps({"max": IN_FLIGHT["max"]}).encode()
+            return self.reply(200, body, [("Content-Type", "application/json")])
+        with LOCK:
+            IN_FLIGHT["now"] += 1
+            IN_FLIGHT["max"] = max(IN_FLIGHT["max"], IN_FLIGHT["now"])
+        self.counted = True
+        try:
+            self.serve_file(url)
+        finally:
+            self.uncount()
+
+    def uncount(self):
+        """Ends this request's place in IN_FLIGHT (once). Called before the
+        body's last byte is sent too: a client that has the whole body may
+        start its next request at once, before this thread runs again, and
+        that must not count as two at a time."""
+        if self.counted:
+            self.counted = False
+            with LOCK:
+                IN_FLIGHT["now"] -= 1
+
+    def serve_file(self, url):
         path = urllib.parse.unquote(url.path)
         local = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
         if not local.startswith(self.root + os.sep) or not os.path.isfile(local):
@@ -116,17 +162,21 @@ class Handler(BaseHTTPRequestHandler):
         if fault and fault[0] == "status":
             return self.reply(fault[1], b"injected failure",
                               [("Retry-After", "0")])
+        if fault and fault[0] == "echo":
+            return self.reply(403, ("denied: sign again at %s" % ECHOED_URL).encode())
         with open(local, "rb") as f:
             st = os.fstat(f.fileno())
             size = st.st_size
             etag = '"%x-%x-%x"' % (st.st_ino, st.st_mtime_ns, size)
+            if self.weak:
+                etag = "W/" + etag
             headers = [("Accept-Ranges", "bytes"),
                        ("Last-Modified", formatdate(st.st_mtime, usegmt=True))]
             if self.etags:
                 headers.append(("ETag", etag))
             match = self.headers.get("If-Match")
             if match and match.strip() != "*" and self.etags:
-                if etag not in [m.strip() for m in match.split(",")]:
+                if self.weak or etag not in [m.strip() for m in match.split(",")]:
                     return self.reply(412, b"precondition failed")
             start, end, status = 0, size, 200
             spec = self.headers.get("Range")
@@ -146,16 +196,29 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             for k, v in headers:
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(end - start))
+            announced = end - start
+            if fault and fault[0] == "overstate":
+                announced += fault[1]
+            self.send_header("Content-Length", str(announced))
             self.end_headers()
             if self.command == "HEAD":
                 return
             self.wfile.flush()
             limit = end - start
-            if fault and fault[0] == "cut":
+            if fault and fault[0] in ("cut", "stall"):
                 limit = min(limit, fault[1])
             self.send_body(path, f, start, limit)
-            if limit < end - start:
+            if fault and fault[0] == "stall":
+                # Silence until the client gives up and closes.
+                try:
+                    self.connection.settimeout(600)
+                    while self.connection.recv(1 << 16):
+                        pass
+                except OSError:
+                    pass
+                self.close_connection = True
+                return
+            if limit < announced:
                 # A connection cut mid-body: the client sees fewer bytes
                 # than Content-Length and then the end of the stream.
                 self.close_connection = True
@@ -173,6 +236,13 @@ class Handler(BaseHTTPRequestHandler):
         sent = 0
         while sent < length:
             n = min(step, length - sent)
+            if sent + n == length:
+                # The last byte goes alone, after the request stops
+                # counting as in flight (see uncount).
+                if n > 1:
+                    n -= 1
+                else:
+                    self.uncount()
             # Counted before sending: a client may have the bytes (and
             # ask for the stats) before sendfile returns here.
             count(path, sent=n)
@@ -185,7 +255,7 @@ class Handler(BaseHTTPRequestHandler):
             if done == 0:
                 break
             sent += done
-            if self.rate:
+            if self.rate and sent < length:
                 ahead = sent / self.rate - (time.monotonic() - began)
                 if ahead > 0:
                     time.sleep(ahead)
@@ -197,10 +267,12 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--rate", type=int, default=0)
     parser.add_argument("--no-etag", action="store_true")
+    parser.add_argument("--weak-etag", action="store_true")
     args = parser.parse_args()
     Handler.root = os.path.realpath(args.root)
     Handler.rate = args.rate
     Handler.etags = not args.no_etag
+    Handler.weak = args.weak_etag
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()

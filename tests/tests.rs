@@ -27,7 +27,11 @@ mod prune_output;
 mod remote;
 #[cfg(feature = "remote")]
 mod remote_like_local;
+#[cfg(feature = "remote")]
+mod remote_stores;
 mod sharing;
+#[cfg(feature = "remote")]
+mod stores;
 mod trust;
 mod world_fixes;
 mod world_moves;

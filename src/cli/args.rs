@@ -184,8 +184,16 @@ Credentials for az:// checkpoints; also AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZ
 (service principal), AZURE_FEDERATED_TOKEN_FILE (workload identity) and
 AZURE_STORAGE_USE_EMULATOR.
 .TP
+GOOGLE_BASE_URL, GOOGLE_SKIP_SIGNATURE, AZURITE_BLOB_STORAGE_URL
+Another GCS service (fake\-gcs\-server) with unsigned requests; Azurite's address
+when AZURE_STORAGE_USE_EMULATOR=true.
+.TP
 HTTPS_PROXY, NO_PROXY
 The proxy for http(s):// and cloud checkpoints.
+.TP
+TRTLLM_PRUNE_STALL_TIMEOUT
+Seconds a remote read may go without receiving a byte, retries included, before
+it fails (default 60).
 .TP
 NO_COLOR
 When set and not empty, warning: and error: are not colored (as \-\-color never;
@@ -300,7 +308,8 @@ pub struct Cli {
     #[arg(long = "no-fsync", alias = "no_fsync")]
     pub no_fsync: bool,
 
-    /// Ranged requests in flight per file of a remote checkpoint.
+    /// Ranged requests in flight at once for a remote checkpoint, across
+    /// all its files.
     #[arg(long = "fetch-jobs", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub fetch_jobs: u32,
 

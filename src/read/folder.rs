@@ -260,7 +260,10 @@ fn resolve_url(text: &str) -> Result<Place> {
     // The last part of the URL is percent-encoded as the URL is; the
     // object's name is the decoded one.
     let named = text.rsplit_once('/').and_then(|(parent, last)| {
-        let name = crate::read::remote::percent_decode(last)?;
+        let name = percent_encoding::percent_decode_str(last)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
         let has_folder = !parent.ends_with('/') && parent.contains("://");
         (has_folder && name.ends_with(".safetensors")).then_some((parent, name))
     });

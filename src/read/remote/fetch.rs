@@ -1,6 +1,10 @@
-//! Running the parts of one copy: ranged GETs in parallel, each body
-//! written into the output as it arrives, resumed where it stopped when a
-//! connection is cut.
+//! Running the parts of one copy: ranged GETs in parallel (at most the
+//! folder's permits across every copy), each body written into the output
+//! as it arrives, resumed where it stopped when a connection is cut.
+//!
+//! A part that gets no byte for the stall timeout fails, whatever the
+//! client's own retries and our resumes were doing: the timeout wraps them
+//! all, and restarts only when a byte arrives.
 
 use std::cell::Cell;
 use std::fs::File;
@@ -11,6 +15,8 @@ use std::time::Duration;
 
 use futures::{stream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
+use tokio::sync::Semaphore;
+use tokio::time::{timeout_at, Instant};
 
 use super::parts::Part;
 use super::problem::kind_of;
@@ -27,6 +33,9 @@ pub(super) struct CopyJob<'a> {
     pub info: &'a ObjectInfo,
     pub out: &'a File,
     pub max_resumes: u32,
+    pub stall_timeout: Duration,
+    /// Shared by every copy from the folder: one per request in flight.
+    pub permits: &'a Semaphore,
     pub on_progress: &'a (dyn Fn(u64) + Sync),
     pub cancel: &'a (dyn Fn() -> Result<()> + Sync),
 }
@@ -56,11 +65,21 @@ impl CopyJob<'_> {
     async fn fetch_part(&self, part: &Part) -> Result<u64> {
         let mut done = 0u64;
         let mut resumes = 0u32;
+        // Pushed back each time a byte arrives.
+        let mut deadline = Instant::now() + self.stall_timeout;
         loop {
             (self.cancel)()?;
             let asked = part.src.start + done..part.src.end;
             let options = self.folder.identity_options(self.info, asked.clone());
-            let failure = match self.folder.store.get_opts(self.location, options).await {
+            let stalled = || self.stalled(asked.clone());
+            let permit = timeout_at(deadline, self.permits.acquire())
+                .await
+                .map_err(|_| stalled())?
+                .map_err(|_| stalled())?;
+            let answer = timeout_at(deadline, self.folder.store.get_opts(self.location, options))
+                .await
+                .map_err(|_| stalled())?;
+            let failure = match answer {
                 Err(e) => e,
                 Ok(result) => {
                     if !self.info.matches(&result.meta) {
@@ -79,7 +98,13 @@ impl CopyJob<'_> {
                     }
                     let mut body = result.into_stream();
                     let mut failure = None;
-                    while let Some(chunk) = body.next().await {
+                    loop {
+                        let next = timeout_at(deadline, body.next())
+                            .await
+                            .map_err(|_| self.stalled(part.src.start + done..part.src.end))?;
+                        let Some(chunk) = next else {
+                            break;
+                        };
                         match chunk {
                             Ok(bytes) => {
                                 (self.cancel)()?;
@@ -94,7 +119,17 @@ impl CopyJob<'_> {
                                 }
                                 self.write(part, done, &bytes)?;
                                 done += len;
+                                if len > 0 {
+                                    deadline = Instant::now() + self.stall_timeout;
+                                }
                                 (self.on_progress)(len);
+                                // All asked for is here: the body's end is
+                                // not awaited, so an error after it (a
+                                // length that claimed more) cannot make the
+                                // client ask again.
+                                if done == part.byte_len() {
+                                    return Ok(done);
+                                }
                             }
                             Err(e) => {
                                 failure = Some(e);
@@ -115,9 +150,14 @@ impl CopyJob<'_> {
                                 ));
                             }
                             resumes += 1;
+                            // Another request may go while this one waits.
+                            drop(permit);
                             tokio::time::sleep(RESUME_BACKOFF * 2u32.pow(resumes - 1)).await;
                             continue;
                         }
+                        // Every byte arrived before the error (a body that
+                        // claimed more): nothing is left to ask for.
+                        Some(_) if done == part.byte_len() => return Ok(done),
                         Some(e) => e,
                     }
                 }
@@ -130,10 +170,21 @@ impl CopyJob<'_> {
                 && resumes < self.max_resumes;
             if !resumable {
                 let range = part.src.start + done..part.src.end;
-                return Err(self.folder.error(self.url, Some(range), &failure));
+                return Err(self.folder.identity_error(self.url, range, &failure));
             }
             resumes += 1;
+            drop(permit);
             tokio::time::sleep(RESUME_BACKOFF * 2u32.pow(resumes - 1)).await;
+        }
+    }
+
+    /// The error of a part that got no byte for the stall timeout.
+    fn stalled(&self, range: std::ops::Range<u64>) -> Error {
+        Error::Remote {
+            url: self.url.to_string(),
+            range: Some(range),
+            kind: RemoteProblem::Transfer,
+            problem: super::stalled_problem(self.stall_timeout),
         }
     }
 

@@ -21,11 +21,13 @@
 //!
 //! Invariants:
 //! - every request for a file's bytes after the first carries the identity
-//!   the first returned ([`ObjectInfo`]: `If-Match` on the ETag, the version
-//!   on stores that have one), and the answer's size and ETag are checked
-//!   too: bytes of a replaced object are never mixed with the old ones
-//!   ([`RemoteProblem::Changed`]), and nothing more is written once it is
-//!   seen;
+//!   the first returned ([`ObjectInfo`]: `If-Match` on a strong ETag, the
+//!   version on stores that have one), and the answer's size and ETag are
+//!   checked too: bytes of a replaced object are never mixed with the old
+//!   ones ([`RemoteProblem::Changed`], also for a "not found" to such a
+//!   request), and nothing more is written once it is seen;
+//! - an object's key is its name as listed or as the index names it: never
+//!   percent-encoded or decoded here (each client encodes it once);
 //! - bytes fetched = bytes asked: the ranges are merged where they touch,
 //!   never across a gap; a body cut mid-way is resumed where it stopped;
 //! - memory is bounded by what is in flight: each part's body is written
@@ -33,7 +35,11 @@
 //! - a 401/403/404/412 is one request and one line; 5xx answers, timeouts
 //!   and connection errors are retried by `object_store` with exponential
 //!   backoff (4 times, within 60 s), and a body cut mid-way is resumed at
-//!   most [`FetchOptions::max_resumes`] times per part;
+//!   most [`FetchOptions::max_resumes`] times per part; a read that gets no
+//!   byte for the stall timeout fails, whatever retry is under way
+//!   ([`FetchOptions::stall_timeout`], [`STALL_TIMEOUT_ENV`]);
+//! - at most [`FetchOptions::jobs`] copy requests are in flight per folder,
+//!   across all its files;
 //! - no message and no `Debug` output holds a credential: URLs are shown
 //!   without password or query, and every secret value of the configuration
 //!   is redacted from the servers' answers we quote.
@@ -52,10 +58,12 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use object_store::path::Path as ObjectPath;
+use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt};
 use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
 
 use crate::base::copy_range::CopyRange;
 use crate::base::error::{Error, RemoteProblem, Result};
@@ -78,6 +86,9 @@ pub struct RemoteFolder {
     shown: PathBuf,
     /// Values redacted from every message; never shown.
     secrets: Arc<Vec<String>>,
+    /// Requests of copies in flight, for every file of the folder: sized
+    /// by the first copy's [`FetchOptions::jobs`].
+    fetch_permits: OnceLock<Arc<Semaphore>>,
 }
 
 impl fmt::Debug for RemoteFolder {
@@ -103,6 +114,7 @@ pub struct RemoteEntry {
 /// must find the same.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The size in bytes.
     pub size: u64,
     /// The ETag, as the server spells it (quotes included).
     pub e_tag: Option<String>,
@@ -204,22 +216,64 @@ impl RemoteFolder {
 /// How [`RemoteFolder::copy_ranges`] fetches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FetchOptions {
-    /// Requests in flight at once (at least 1).
+    /// Requests in flight at once (at least 1), across every copy from the
+    /// same folder: the first copy's value caps the folder's requests.
     pub jobs: usize,
     /// Largest request; longer runs of bytes are split into parts of this.
     pub part_size: u64,
     /// Times one part's body may be resumed after a cut or a stall.
     pub max_resumes: u32,
+    /// Longest wait for a byte of a part, the client's own retries and our
+    /// resumes included: then the copy fails.
+    pub stall_timeout: Duration,
 }
 
 impl Default for FetchOptions {
+    /// 8 jobs, parts of 16 MiB, 5 resumes, and the stall timeout of
+    /// [`STALL_TIMEOUT_ENV`] (60 s when unset or not a number of seconds;
+    /// [`RemoteFolder::parse`] refuses a value that is not).
     fn default() -> Self {
         FetchOptions {
             jobs: 8,
             part_size: 16 << 20,
             max_resumes: 5,
+            stall_timeout: stall_timeout_from_env().unwrap_or(DEFAULT_STALL_TIMEOUT),
         }
     }
+}
+
+/// Why a transfer that got no byte for `stall` failed.
+fn stalled_problem(stall: Duration) -> String {
+    format!(
+        "no byte arrived for {} s, retries included (set {STALL_TIMEOUT_ENV} to wait longer)",
+        stall.as_secs_f64()
+    )
+}
+
+/// The environment variable that sets [`FetchOptions::stall_timeout`], in
+/// seconds.
+pub const STALL_TIMEOUT_ENV: &str = "TRTLLM_PRUNE_STALL_TIMEOUT";
+
+/// How long a transfer may go without a byte by default.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// [`STALL_TIMEOUT_ENV`]'s value: `None` when unset, an error message when
+/// it is not a positive number of seconds.
+fn stall_timeout_from_env() -> std::result::Result<Duration, Option<String>> {
+    let Some(value) = std::env::var_os(STALL_TIMEOUT_ENV) else {
+        return Err(None);
+    };
+    value
+        .to_str()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs > 0.0 && *secs <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            Some(format!(
+                "{STALL_TIMEOUT_ENV}={}: not a number of seconds between 0 and 86400",
+                value.to_string_lossy()
+            ))
+        })
 }
 
 impl RemoteFolder {
@@ -247,12 +301,22 @@ impl RemoteFolder {
                     shown: PathBuf::from(&l.url),
                     url: l.url,
                     secrets: Arc::new(l.secrets),
+                    fetch_permits: OnceLock::new(),
                 })
                 .map_err(|p| Error::Remote {
                     url: p.url,
                     range: None,
                     kind: RemoteProblem::Invalid,
                     problem: p.problem,
+                })
+                .and_then(|folder| match stall_timeout_from_env() {
+                    Err(Some(problem)) => Err(Error::Remote {
+                        url: folder.url,
+                        range: None,
+                        kind: RemoteProblem::Invalid,
+                        problem,
+                    }),
+                    _ => Ok(folder),
                 }),
         )
     }
@@ -262,7 +326,8 @@ impl RemoteFolder {
         &self.url
     }
 
-    /// The URL of the object `name` in the folder.
+    /// The URL of the object `name` in the folder, for messages (the name
+    /// as it is: callers take the output's name from it).
     pub fn object_url(&self, name: &str) -> String {
         format!("{}/{}", self.url, name)
     }
@@ -288,12 +353,10 @@ impl RemoteFolder {
             .objects
             .into_iter()
             .filter_map(|meta| {
-                // A path part is kept percent-encoded (`README%5B1%5D.md`):
-                // the name is the decoded one, which `location` encodes
-                // again, once.
-                let name = percent_decode(meta.location.filename()?)?;
+                // The key as the store holds it (`README [1].md`,
+                // `pct%41.md`): requested as listed, never decoded.
                 Some(RemoteEntry {
-                    name,
+                    name: meta.location.filename()?.to_string(),
                     size: meta.size,
                 })
             })
@@ -302,7 +365,7 @@ impl RemoteFolder {
         let mut subfolders: Vec<String> = listed
             .common_prefixes
             .iter()
-            .filter_map(|p| percent_decode(p.filename()?))
+            .filter_map(|p| Some(p.filename()?.to_string()))
             .collect();
         subfolders.sort();
         Ok(Some((entries, subfolders)))
@@ -326,7 +389,12 @@ impl RemoteFolder {
         let location = self.location(name)?;
         let url = self.object_url(name);
         block_on(&url, async {
-            let result = match self.store.get_opts(&location, GetOptions::default()).await {
+            let answer = self.unstalled(
+                &url,
+                None,
+                self.store.get_opts(&location, GetOptions::default()),
+            );
+            let result = match answer.await? {
                 Ok(result) => result,
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
                 Err(e) => return Err(self.error(&url, None, &e)),
@@ -356,9 +424,8 @@ impl RemoteFolder {
         block_on(&url, async {
             if len == 0 {
                 let meta = self
-                    .store
-                    .head(&location)
-                    .await
+                    .unstalled(&url, None, self.store.head(&location))
+                    .await?
                     .map_err(|e| self.error(&url, None, &e))?;
                 return Ok((Vec::new(), ObjectInfo::of(&meta)));
             }
@@ -366,13 +433,16 @@ impl RemoteFolder {
                 range: Some(GetRange::Bounded(0..len)),
                 ..GetOptions::default()
             };
-            let result = match self.store.get_opts(&location, options).await {
+            let answer =
+                self.unstalled(&url, Some(0..len), self.store.get_opts(&location, options));
+            let result = match answer.await? {
                 Ok(result) => result,
                 Err(e) => {
                     // An empty object has no byte 0 to serve (416): its
                     // prefix is empty, and the caller says it is too short.
                     if problem::kind_of(&e) == RemoteProblem::Transfer {
-                        if let Ok(meta) = self.store.head(&location).await {
+                        let head = self.unstalled(&url, None, self.store.head(&location));
+                        if let Ok(Ok(meta)) = head.await {
                             if meta.size == 0 {
                                 return Ok((Vec::new(), ObjectInfo::of(&meta)));
                             }
@@ -398,11 +468,15 @@ impl RemoteFolder {
             return Ok(Vec::new());
         }
         block_on(&url, async {
+            let options = self.identity_options(info, range.clone());
             let result = self
-                .store
-                .get_opts(&location, self.identity_options(info, range.clone()))
-                .await
-                .map_err(|e| self.error(&url, Some(range.clone()), &e))?;
+                .unstalled(
+                    &url,
+                    Some(range.clone()),
+                    self.store.get_opts(&location, options),
+                )
+                .await?
+                .map_err(|e| self.identity_error(&url, range.clone(), &e))?;
             if !info.matches(&result.meta) {
                 return Err(self.changed(&url, range.clone()));
             }
@@ -451,6 +525,11 @@ impl RemoteFolder {
             }
         }
         let parts = parts::plan_parts(ranges, options.part_size);
+        let permits = self.fetch_permits.get_or_init(|| {
+            Arc::new(Semaphore::new(
+                options.jobs.clamp(1, Semaphore::MAX_PERMITS),
+            ))
+        });
         let job = fetch::CopyJob {
             folder: self,
             location: &location,
@@ -458,6 +537,8 @@ impl RemoteFolder {
             info,
             out,
             max_resumes: options.max_resumes,
+            stall_timeout: options.stall_timeout,
+            permits,
             on_progress,
             cancel,
         };
@@ -477,7 +558,10 @@ impl RemoteFolder {
         let want = range.end - range.start;
         let mut bytes = Vec::with_capacity(want.min(MAX_SMALL_OBJECT) as usize);
         let mut stream = result.into_stream();
-        while let Some(chunk) = stream.next().await {
+        while let Some(chunk) = self
+            .unstalled(url, Some(range.clone()), stream.next())
+            .await?
+        {
             let chunk = chunk.map_err(|e| self.error(url, Some(range.clone()), &e))?;
             if (bytes.len() + chunk.len()) as u64 > want {
                 return Err(Error::Remote {
@@ -495,17 +579,43 @@ impl RemoteFolder {
         Ok(bytes)
     }
 
-    /// The object `name` directly in the folder.
+    /// The object `name` directly in the folder, its key holding the name
+    /// as it is (each store's client encodes the key once, in its request
+    /// URL). `ObjectPath::join` would percent-encode `[ ] ~ # ^ %` first,
+    /// and the server would look for `README%5B1%5D.md`.
     fn location(&self, name: &str) -> Result<ObjectPath> {
-        if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        let part = (!name.is_empty())
+            .then(|| PathPart::parse(name).ok())
+            .flatten();
+        let Some(part) = part else {
             return Err(Error::Remote {
                 url: self.url.clone(),
                 range: None,
                 kind: RemoteProblem::Invalid,
                 problem: format!("`{}` is not a file name", name.escape_debug()),
             });
-        }
-        Ok(self.prefix.clone().join(name))
+        };
+        Ok(self.prefix.clone().join(part))
+    }
+
+    /// `future`'s output, or an error once it has not finished for the
+    /// stall timeout (the client's own retries included): the bound on a
+    /// small read, a request or a body chunk at a time.
+    async fn unstalled<T>(
+        &self,
+        url: &str,
+        range: Option<Range<u64>>,
+        future: impl std::future::Future<Output = T>,
+    ) -> Result<T> {
+        let stall = FetchOptions::default().stall_timeout;
+        tokio::time::timeout(stall, future)
+            .await
+            .map_err(|_| Error::Remote {
+                url: url.to_string(),
+                range,
+                kind: RemoteProblem::Transfer,
+                problem: stalled_problem(stall),
+            })
     }
 
     fn check_range(&self, url: &str, info: &ObjectInfo, range: &Range<u64>) -> Result<()> {
@@ -520,10 +630,13 @@ impl RemoteFolder {
         Ok(())
     }
 
-    /// A request for `range` that succeeds only on the object `info`.
+    /// A request for `range` that succeeds only on the object `info`. A
+    /// weak ETag (`W/"..."`) never matches `If-Match` (RFC 9110 compares
+    /// strongly), so it is not sent: the answer's ETag and size are
+    /// compared instead ([`ObjectInfo::matches`]).
     fn identity_options(&self, info: &ObjectInfo, range: Range<u64>) -> GetOptions {
         GetOptions {
-            if_match: info.e_tag.clone(),
+            if_match: info.e_tag.clone().filter(|tag| !tag.starts_with("W/")),
             version: info.version.clone(),
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
@@ -534,14 +647,24 @@ impl RemoteFolder {
         problem::remote_error(url, range, e, &self.secrets)
     }
 
+    /// The error of a request that carried an object's identity: "not
+    /// found" there means the object read before is gone or replaced (GCS
+    /// answers 404 for a generation that is no longer live).
+    fn identity_error(&self, url: &str, range: Range<u64>, e: &object_store::Error) -> Error {
+        if problem::kind_of(e) == RemoteProblem::NotFound {
+            return self.changed(url, range);
+        }
+        self.error(url, Some(range), e)
+    }
+
     fn changed(&self, url: &str, range: Range<u64>) -> Error {
         Error::Remote {
             url: url.to_string(),
             range: Some(range),
             kind: RemoteProblem::Changed,
-            problem:
-                "the object changed while it was being read (its ETag, version or size differs)"
-                    .into(),
+            problem: "the object changed while it was being read (its ETag, version or size \
+                      differs, or it is gone)"
+                .into(),
         }
     }
 
@@ -597,31 +720,6 @@ fn runtime() -> Result<&'static Runtime> {
 
 /// Worker threads of the shared runtime.
 const RUNTIME_WORKERS: usize = 2;
-
-/// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.
-pub(crate) fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).and_then(|&b| hex(b)),
-            bytes.get(i + 2).and_then(|&b| hex(b)),
-        ) {
-            (b'%', Some(hi), Some(lo)) => {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
-}
 
 /// Runs `future` on the module's runtime, giving up when a handled signal
 /// (SIGINT, SIGTERM, SIGHUP) arrives: a request waiting on a slow server

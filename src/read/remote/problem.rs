@@ -100,8 +100,11 @@ fn detail(e: &object_store::Error, secrets: &[String]) -> String {
     }
 }
 
-/// `text` with every secret value, and the value of every signature or
-/// token query parameter of a URL in it, replaced by `***`.
+/// `text` with every secret value, every query parameter's value of a URL
+/// in it (`?a=...&b=...`: signed URLs carry credentials under many names,
+/// `X-Amz-*`, `Signature`, `Policy`, `Key-Pair-Id`, `X-Goog-*`, Azure SAS's
+/// `sig`, `se`, `sp`, `skoid`, ...), and the value of a signature parameter
+/// quoted outside a URL, replaced by `***`.
 pub(super) fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
     for secret in secrets {
@@ -109,11 +112,36 @@ pub(super) fn redact(text: &str, secrets: &[String]) -> String {
             out = out.replace(secret.as_str(), "***");
         }
     }
-    const PARAMS: [&str; 5] = [
+    // Where a value ends: the next parameter, a space, a quote, markup.
+    let value_end =
+        |c: char| matches!(c, '&' | '"' | '\'' | '<' | '>' | '#' | ';' | ',') || c.is_whitespace();
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '%');
+    let mut from = 0;
+    while let Some(found) = out[from..].find(['?', '&']) {
+        let name_start = from + found + 1;
+        let name_len = out[name_start..]
+            .find(|c: char| !is_name(c))
+            .unwrap_or(out.len() - name_start);
+        let eq = name_start + name_len;
+        if name_len == 0 || !out[eq..].starts_with('=') {
+            from = name_start;
+            continue;
+        }
+        let start = eq + 1;
+        let end = out[start..]
+            .find(value_end)
+            .map_or(out.len(), |e| start + e);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    const PARAMS: [&str; 8] = [
         "sig=",
-        "X-Amz-Signature=",
+        "Signature=",
+        "Policy=",
+        "Key-Pair-Id=",
         "X-Amz-Credential=",
         "X-Amz-Security-Token=",
+        "X-Goog-Credential=",
         "X-Goog-Signature=",
     ];
     for param in PARAMS {
@@ -121,7 +149,7 @@ pub(super) fn redact(text: &str, secrets: &[String]) -> String {
         while let Some(found) = out[from..].find(param) {
             let start = from + found + param.len();
             let end = out[start..]
-                .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace())
+                .find(value_end)
                 .map_or(out.len(), |e| start + e);
             out.replace_range(start..end, "***");
             from = start + 3;
@@ -140,7 +168,23 @@ mod tests {
         let text = "GET https://h/o?X-Amz-Signature=abcdef&x=1 with hunter2hunter2 sig=zz";
         assert_eq!(
             redact(text, &secrets),
-            "GET https://h/o?X-Amz-Signature=***&x=1 with *** sig=***"
+            "GET https://h/o?X-Amz-Signature=***&x=*** with *** sig=***"
+        );
+    }
+
+    #[test]
+    fn redacts_every_query_value_of_a_quoted_url() {
+        let text = "denied: see https://cdn/f?Signature=S1&Policy=P1&Key-Pair-Id=K1\
+                    &X-Goog-Credential=C1&se=2030&sp=r&skoid=O1 (\"x?a=1\")";
+        assert_eq!(
+            redact(text, &[]),
+            "denied: see https://cdn/f?Signature=***&Policy=***&Key-Pair-Id=***\
+             &X-Goog-Credential=***&se=***&sp=***&skoid=*** (\"x?a=***\")"
+        );
+        // Not a query: nothing to hide.
+        assert_eq!(
+            redact("is it? yes & no = maybe", &[]),
+            "is it? yes & no = maybe"
         );
     }
 }

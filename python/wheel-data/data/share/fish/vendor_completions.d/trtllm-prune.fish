@@ -30,7 +30,7 @@ complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l prune -d 'Als
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l keep -d 'Never prune tensors matching PATTERN (as --prune), even with --prune_all. Repeatable' -r -f
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l ranks -d 'Only these ranks, e.g. `0-3,6` (to spread one checkpoint over machines)' -r
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -s j -l jobs -d 'Files copied at once [default: number of cores, at most the number of files]' -r
-complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l fetch-jobs -d 'Ranged requests in flight per file of a remote checkpoint' -r
+complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l fetch-jobs -d 'Ranged requests in flight at once for a remote checkpoint, across all its files' -r
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l color -d 'Color `warning:` and `error:` on stderr: auto (on a terminal, unless NO_COLOR is set), always or never' -r -f -a "auto\t''
 always\t''
 never\t''"

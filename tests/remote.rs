@@ -38,16 +38,17 @@ const PREFIX_READ: u64 = 64 << 10;
 
 // ---------------------------------------------------------------- servers
 
-/// A server process that printed `port N` on its stdout.
-struct Server {
+/// A server process that printed `port N` on its stdout (also used by
+/// `hub.rs`).
+pub(crate) struct Server {
     child: Child,
     /// Held open: the server exits when it closes.
     _stdin: ChildStdin,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Server {
-    fn start(mut command: Command, what: &str) -> Server {
+    pub(crate) fn start(mut command: Command, what: &str) -> Server {
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1087,7 +1088,7 @@ fn s3_command(port: u16) -> Command {
 }
 
 /// Every file of a local folder, (name, bytes), sorted.
-fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
         .unwrap()
         .flatten()

@@ -14,6 +14,7 @@ mod first_hour;
 mod header_rules;
 mod hollow;
 mod hostile_names;
+mod hub;
 mod limits;
 mod locks_and_paths;
 mod nothing_lost;

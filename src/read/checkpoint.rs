@@ -241,7 +241,9 @@ impl Checkpoint {
             }
         };
         let listing = folder.list()?;
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = (folder.subfolders()?.iter())
+            .map(|name| skipped_folder_at(&folder.object_url(name)))
+            .collect();
         let names: Option<Vec<String>> = listing
             .as_ref()
             .map(|entries| entries.iter().map(|e| e.name.clone()).collect());
@@ -439,10 +441,12 @@ fn remote_side_file(folder: &Arc<RemoteFolder>, name: &str, size: u64) -> Result
 /// Hugging Face repositories keep the original framework's full weights in
 /// `original/`, which a pruned copy must not carry along.
 fn skipped_folder(entry: &FolderEntry) -> String {
-    format!(
-        "{}: skipped: subfolders are not copied (copy it yourself if the output needs it)",
-        shown_path(&entry.path)
-    )
+    skipped_folder_at(&shown_path(&entry.path))
+}
+
+/// [`skipped_folder`] for a subfolder shown as `shown` (a URL).
+fn skipped_folder_at(shown: &str) -> String {
+    format!("{shown}: skipped: subfolders are not copied (copy it yourself if the output needs it)")
 }
 
 /// One entry at the top of a checkpoint folder.

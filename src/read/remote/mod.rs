@@ -42,6 +42,7 @@
 //! reads.
 
 mod fetch;
+mod hub;
 mod location;
 mod parts;
 mod problem;
@@ -71,6 +72,8 @@ pub struct RemoteFolder {
     url: String,
     /// Values redacted from every message; never shown.
     secrets: Arc<Vec<String>>,
+    /// For an `hf://` folder: its repository, revision and listing.
+    hub: Option<hub::HubFolder>,
 }
 
 impl fmt::Debug for RemoteFolder {
@@ -165,14 +168,19 @@ impl RemoteFolder {
         if !location::looks_like_url(text) {
             return None;
         }
+        let parsed = match hub::is_hub_url(text) {
+            true => hub::parse(text, config).map(|(l, hub)| (l, Some(hub))),
+            false => location::parse(text, config).map(|l| (l, None)),
+        };
         Some(
-            location::parse(text, config)
-                .map(|l| RemoteFolder {
+            parsed
+                .map(|(l, hub)| RemoteFolder {
                     kind: l.kind,
                     store: l.store,
                     prefix: l.prefix,
                     url: l.url,
                     secrets: Arc::new(l.secrets),
+                    hub,
                 })
                 .map_err(|p| Error::Remote {
                     url: p.url,
@@ -202,6 +210,9 @@ impl RemoteFolder {
     /// files from `config.json` or the shard index). A prefix with nothing
     /// under it is an empty list; a missing bucket is an error.
     pub fn list(&self) -> Result<Option<Vec<RemoteEntry>>> {
+        if let Some(hub) = &self.hub {
+            return hub.list().map(Some);
+        }
         if self.kind == StoreKind::Http {
             return Ok(None);
         }
@@ -224,6 +235,15 @@ impl RemoteFolder {
             .collect();
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(entries))
+    }
+
+    /// The folder's subfolders, which are not copied (a warning names
+    /// them); known on the Hub only.
+    pub fn subfolders(&self) -> Result<Vec<String>> {
+        match &self.hub {
+            Some(hub) => hub.subfolders(),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// A whole small object (`config.json`, a shard index); `Ok(None)` when
@@ -411,7 +431,10 @@ impl RemoteFolder {
                 problem: format!("`{}` is not a file name", name.escape_debug()),
             });
         }
-        Ok(self.prefix.clone().join(name))
+        match &self.hub {
+            Some(hub) => hub.location(name),
+            None => Ok(self.prefix.clone().join(name)),
+        }
     }
 
     fn check_range(&self, url: &str, info: &ObjectInfo, range: &Range<u64>) -> Result<()> {

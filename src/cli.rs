@@ -180,6 +180,11 @@ Credentials for az:// checkpoints; also AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZ
 (service principal), AZURE_FEDERATED_TOKEN_FILE (workload identity) and
 AZURE_STORAGE_USE_EMULATOR.
 .TP
+HF_ENDPOINT, HF_TOKEN, HF_TOKEN_PATH, HF_HOME
+The Hub for hf:// checkpoints (default https://huggingface.co) and its token:
+HF_TOKEN, else the file HF_TOKEN_PATH (default $HF_HOME/token, HF_HOME default
+~/.cache/huggingface), as huggingface_hub reads them.
+.TP
 HTTPS_PROXY, NO_PROXY
 The proxy for http(s):// and cloud checkpoints.
 .TP
@@ -235,7 +240,8 @@ pub struct Cli {
 
     /// Input checkpoint folder (config.json and rank*.safetensors), local or
     /// a URL: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
-    /// http(s)://host/path (credentials from the usual environment).
+    /// http(s)://host/path, hf://ORG/NAME[@REVISION] (a Hugging Face Hub
+    /// repository) (credentials from the usual environment).
     #[arg(
         long = "checkpoint_dir",
         alias = "checkpoint-dir",

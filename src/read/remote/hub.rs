@@ -450,9 +450,20 @@ impl HubFolder {
                 ));
             };
             entries.extend(page);
-            next = link
-                .and_then(|l| next_link(&l))
-                .and_then(|l| page_url.join(&l).ok());
+            next = match link.and_then(|l| next_link(&l)) {
+                None => None,
+                // The token goes with every API request: never to a page
+                // on another host.
+                Some(l) => match page_url.join(&l) {
+                    Ok(u) if u.origin() == self.endpoint.origin() => Some(u),
+                    _ => {
+                        return Err(self.error(
+                            RemoteProblem::Transfer,
+                            "the Hub's next tree page is on another host".into(),
+                        ))
+                    }
+                },
+            };
         }
         let (files, folders) = self.folder_entries(&entries)?;
         let mut prefix = ObjectPath::from(sha.as_str());
@@ -477,7 +488,20 @@ impl HubFolder {
             }
             file_url.push('/');
             file_url.push_str(&encode_segment(&first.name));
-            self.send(Method::HEAD, &self.api_url(&file_url)?).await?;
+            let head = self.send(Method::HEAD, &self.api_url(&file_url)?).await?;
+            let served = head
+                .headers()
+                .get("X-Repo-Commit")
+                .and_then(|c| c.to_str().ok());
+            if let Some(served) = served.filter(|c| *c != sha) {
+                return Err(self.error(
+                    RemoteProblem::Transfer,
+                    format!(
+                        "the Hub served commit {} for commit {sha}",
+                        served.escape_debug()
+                    ),
+                ));
+            }
         }
         Ok(Resolved {
             prefix,

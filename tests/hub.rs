@@ -304,6 +304,24 @@ fn a_sharded_hugging_face_folder_from_the_hub_keeps_its_side_files() {
     assert!(result.status.success(), "{}", stderr(&result));
     assert_eq!(files_of(&out), expected);
     assert!(files_of(&out).iter().any(|(n, _)| n == "tokenizer.json"));
+
+    // The same files in a dataset repository, in a folder of it.
+    let bundle = work.path().join("bundle");
+    fs::create_dir_all(&bundle).unwrap();
+    fs::rename(&hf, bundle.join("llama")).unwrap();
+    hub.push("datasets/org/bundle", &bundle, "");
+    let out = work.path().join("out-dataset");
+    let mut cmd = hub.command(work.path());
+    cmd.args([
+        "--checkpoint_dir",
+        "hf://datasets/org/bundle/llama",
+        "--out_dir",
+    ])
+    .arg(&out)
+    .args(["--prune", "*_proj.weight", "-q"]);
+    let result = output(cmd);
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert_eq!(files_of(&out), expected);
 }
 
 #[test]

@@ -290,7 +290,10 @@ pub(super) fn parse(
     config: &[(&str, &str)],
 ) -> std::result::Result<(Location, HubFolder), UrlProblem> {
     let refuse = |url: String, problem: String| UrlProblem { url, problem };
-    let url = HubUrl::parse(text).map_err(|p| refuse(text.to_string(), p))?;
+    // What did not parse is shown without a query (a token someone put
+    // there).
+    let shown = text.split(['?', '#']).next().unwrap_or_default();
+    let url = HubUrl::parse(text).map_err(|p| refuse(shown.to_string(), p))?;
     let display = url.display();
     let endpoint_text = std::env::var("HF_ENDPOINT")
         .ok()

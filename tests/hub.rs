@@ -494,7 +494,8 @@ fn the_token_comes_from_hf_token_or_the_token_file() {
         let result = output(cmd);
         assert!(
             result.status.success(),
-            "{url} {env:?}: {}",
+            "{url} {:?}: {}",
+            env.map(|(key, _)| key),
             stderr(&result)
         );
         assert_eq!(files_of(&out), expected, "{url}");

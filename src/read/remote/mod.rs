@@ -2,7 +2,10 @@
 //! `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (and
 //! the other Azure forms `object_store` knows: `abfs[s]://`, `adl://`,
 //! `azure://`, `https://<account>.blob.core.windows.net/...`), the https
-//! forms of S3 and R2, and any other `http://` or `https://` URL.
+//! forms of S3 and R2, any other `http://` or `https://` URL, and Hugging
+//! Face Hub repositories, `hf://ORG/NAME[@REVISION][/PATH]` (`hub.rs`:
+//! listed through the Hub's API, read through its resolve URLs at one
+//! commit).
 //!
 //! Only what pruning needs is fetched: `config.json` or the shard index
 //! ([`RemoteFolder::get_small`]), each file's length prefix and header (one

@@ -18,7 +18,10 @@
 #   CHECK=1  compare the downloaded files with the originals;
 #   SKIP_DOWNLOAD=1  only the range cases;
 #   REMOTE_BIN  a trtllm-prune that accepts URLs (once src/read/remote/ is
-#            wired into the CLI): adds the case `trtllm-prune <url>`.
+#            wired into the CLI): adds the case `trtllm-prune <url>`;
+#   HUB=1    with REMOTE_BIN: also the case `trtllm-prune hf://...`, the
+#            same folder pushed to tests/hub_server.py (a Hugging Face Hub
+#            stand-in whose weights redirect to a second, "CDN" port).
 #
 # Cases, each from a cold output folder:
 #   download+prune  every file of the folder in PART-sized ranged requests,
@@ -30,7 +33,9 @@
 #                   This is the network side of a remote prune: each piece
 #                   is written at its input offset (a sparse file per rank),
 #                   not assembled into a pruned file;
-#   trtllm-prune URL  (with REMOTE_BIN) the integrated tool end to end.
+#   trtllm-prune URL  (with REMOTE_BIN) the integrated tool end to end;
+#   trtllm-prune hf://  (with HUB=1) the same from the Hub stand-in: its
+#                   bytes include the API's JSON (the commit and the tree).
 # Bytes are those the server sent; time is wall-clock.
 set -euo pipefail
 
@@ -47,9 +52,11 @@ GEN=$TARGET/release/examples/bench_checkpoint
 CKPT=$DATA/ckpt
 WORK=$(mktemp -d)
 SERVER_PID=
+HUB_PID=
 
 cleanup() {
     if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    if [[ -n $HUB_PID ]]; then kill "$HUB_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -70,7 +77,9 @@ for _ in $(seq 100); do grep -q port "$WORK/port" 2>/dev/null && break; sleep 0.
 PORT=$(awk '/port/ {print $2}' "$WORK/port")
 URL=http://127.0.0.1:$PORT/ckpt
 
-control() { curl -s -X "$1" "http://127.0.0.1:$PORT$2"; }
+# The server measure() counts: the HTTP server, or the Hub stand-in.
+CONTROL_PORT=$PORT
+control() { curl -s -X "$1" "http://127.0.0.1:$CONTROL_PORT$2"; }
 served() {
     control GET /__stats | python3 -c 'import json,sys; print(sum(v["bytes"] for v in json.load(sys.stdin).values()))'
 }
@@ -168,6 +177,13 @@ case_remote_bin() {
     "$REMOTE_BIN" --checkpoint_dir "$URL" --out_dir "$out" -q
 }
 
+case_hub() {
+    local out=$WORK/hub.pruned
+    rm -rf "$out"
+    HF_ENDPOINT=http://127.0.0.1:$HUB_PORT HF_HOME=$WORK/hf-home \
+        "$REMOTE_BIN" --checkpoint_dir hf://bench/ckpt --out_dir "$out" -q
+}
+
 measure() {
     local label=$1 fn=$2 times=() bytes=0
     for _ in $(seq "$RUNS"); do
@@ -191,4 +207,17 @@ echo "folder: $total bytes in $(echo $names | wc -w) files; JOBS=$JOBS RATE=$RAT
 measure "ranges (curl)" case_ranges
 if [[ -n ${REMOTE_BIN:-} ]]; then
     measure "trtllm-prune URL" case_remote_bin
+fi
+if [[ -n ${REMOTE_BIN:-} && ${HUB:-0} == 1 ]]; then
+    mkfifo "$WORK/hub-stdin"
+    mkdir -p "$WORK/hub-root"
+    python3 "$ROOT/tests/hub_server.py" "$WORK/hub-root" --rate "$RATE" \
+        <"$WORK/hub-stdin" >"$WORK/hub-port" &
+    HUB_PID=$!
+    exec 8>"$WORK/hub-stdin"
+    for _ in $(seq 100); do grep -q port "$WORK/hub-port" 2>/dev/null && break; sleep 0.1; done
+    HUB_PORT=$(awk '/port/ {print $2}' "$WORK/hub-port")
+    curl -s -X POST "http://127.0.0.1:$HUB_PORT/__push?repo=models/bench/ckpt&src=$CKPT" >/dev/null
+    CONTROL_PORT=$HUB_PORT
+    measure "trtllm-prune hf://" case_hub
 fi

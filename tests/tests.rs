@@ -15,6 +15,8 @@ mod first_hour;
 mod header_rules;
 mod hollow;
 mod hostile_names;
+#[cfg(feature = "remote")]
+mod hub;
 mod library;
 mod limits;
 mod locks_and_paths;

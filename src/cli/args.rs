@@ -187,6 +187,10 @@ AZURE_STORAGE_USE_EMULATOR.
 GOOGLE_BASE_URL, GOOGLE_SKIP_SIGNATURE, AZURITE_BLOB_STORAGE_URL
 Another GCS service (fake\-gcs\-server) with unsigned requests; Azurite's address
 when AZURE_STORAGE_USE_EMULATOR=true.
+HF_ENDPOINT, HF_TOKEN, HF_TOKEN_PATH, HF_HOME
+The Hub for hf:// checkpoints (default https://huggingface.co) and its token:
+HF_TOKEN, else the file HF_TOKEN_PATH (default $HF_HOME/token, HF_HOME default
+~/.cache/huggingface), as huggingface_hub reads them.
 .TP
 HTTPS_PROXY, NO_PROXY
 The proxy for http(s):// and cloud checkpoints.
@@ -247,7 +251,8 @@ pub struct Cli {
 
     /// Input checkpoint folder (config.json and rank*.safetensors), local or
     /// a URL: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix,
-    /// http(s)://host/path (credentials from the usual environment).
+    /// http(s)://host/path, hf://ORG/NAME[@REVISION] (a Hugging Face Hub
+    /// repository) (credentials from the usual environment).
     #[arg(
         long = "checkpoint_dir",
         alias = "checkpoint-dir",

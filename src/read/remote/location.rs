@@ -31,6 +31,9 @@ pub enum StoreKind {
     Azure,
     /// A plain web server: ranged GETs, no listing.
     Http,
+    /// A Hugging Face Hub repository (`hf://`): listed through the Hub's
+    /// API, read through its resolve URLs at one commit.
+    Hub,
 }
 
 /// A parsed URL, ready to use.
@@ -89,7 +92,7 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
     ];
     if !SCHEMES.contains(&url.scheme()) && url.scheme() != "https" {
         return Err(refuse(format!(
-            "unsupported URL scheme `{}`: use s3://, gs://, az://, http:// or https://",
+            "unsupported URL scheme `{}`: use s3://, gs://, az://, hf://, http:// or https://",
             url.scheme()
         )));
     }
@@ -120,7 +123,7 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
         }
         ObjectStoreScheme::Http => build_http(&url, config).map(|s| (StoreKind::Http, s)),
         _ => Err(format!(
-            "unsupported URL scheme `{}`: use s3://, gs://, az://, http:// or https://",
+            "unsupported URL scheme `{}`: use s3://, gs://, az://, hf://, http:// or https://",
             url.scheme()
         )),
     };
@@ -194,7 +197,7 @@ fn secret_values(config: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-fn retry_config() -> RetryConfig {
+pub(super) fn retry_config() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
@@ -207,7 +210,7 @@ fn retry_config() -> RetryConfig {
 }
 
 /// Timeouts every store gets unless the environment or `config` sets them.
-const CLIENT_DEFAULTS: [(ClientConfigKey, &str); 3] = [
+pub(super) const CLIENT_DEFAULTS: [(ClientConfigKey, &str); 3] = [
     (ClientConfigKey::ConnectTimeout, CONNECT_TIMEOUT),
     (ClientConfigKey::ReadTimeout, READ_TIMEOUT),
     (ClientConfigKey::Timeout, REQUEST_TIMEOUT),
@@ -215,7 +218,7 @@ const CLIENT_DEFAULTS: [(ClientConfigKey, &str); 3] = [
 
 /// Applies `config` pairs to a builder through its own key type, so a
 /// misspelt key is an error rather than silently ignored.
-fn apply<B, K: FromStr>(
+pub(super) fn apply<B, K: FromStr>(
     mut builder: B,
     config: &[(&str, &str)],
     with: impl Fn(B, K, &str) -> B,

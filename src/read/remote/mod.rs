@@ -2,7 +2,10 @@
 //! `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (and
 //! the other Azure forms `object_store` knows: `abfs[s]://`, `adl://`,
 //! `azure://`, `https://<account>.blob.core.windows.net/...`), the https
-//! forms of S3 and R2, and any other `http://` or `https://` URL.
+//! forms of S3 and R2, any other `http://` or `https://` URL, and Hugging
+//! Face Hub repositories, `hf://ORG/NAME[@REVISION][/PATH]` (`hub.rs`:
+//! listed through the Hub's API, read through its resolve URLs at one
+//! commit).
 //!
 //! Only what pruning needs is fetched: `config.json` or the shard index
 //! ([`RemoteFolder::get_small`]), each file's length prefix and header (one
@@ -48,6 +51,7 @@
 //! reads.
 
 mod fetch;
+mod hub;
 mod location;
 mod parts;
 mod problem;
@@ -89,6 +93,8 @@ pub struct RemoteFolder {
     /// Requests of copies in flight, for every file of the folder: sized
     /// by the first copy's [`FetchOptions::jobs`].
     fetch_permits: OnceLock<Arc<Semaphore>>,
+    /// For an `hf://` folder: its repository, revision and listing.
+    hub: Option<hub::HubFolder>,
 }
 
 impl fmt::Debug for RemoteFolder {
@@ -292,9 +298,13 @@ impl RemoteFolder {
         if !crate::read::folder::looks_like_url(text) {
             return None;
         }
+        let parsed = match hub::is_hub_url(text) {
+            true => hub::parse(text, config).map(|(l, hub)| (l, Some(hub))),
+            false => location::parse(text, config).map(|l| (l, None)),
+        };
         Some(
-            location::parse(text, config)
-                .map(|l| RemoteFolder {
+            parsed
+                .map(|(l, hub)| RemoteFolder {
                     kind: l.kind,
                     store: l.store,
                     prefix: l.prefix,
@@ -302,6 +312,7 @@ impl RemoteFolder {
                     url: l.url,
                     secrets: Arc::new(l.secrets),
                     fetch_permits: OnceLock::new(),
+                    hub,
                 })
                 .map_err(|p| Error::Remote {
                     url: p.url,
@@ -343,6 +354,9 @@ impl RemoteFolder {
     /// [`RemoteFolder::list`], and the names of the subfolders (common
     /// prefixes) directly under the prefix, sorted.
     pub fn list_with_subfolders(&self) -> Result<Option<(Vec<RemoteEntry>, Vec<String>)>> {
+        if let Some(hub) = &self.hub {
+            return Ok(Some((hub.list()?, hub.subfolders()?)));
+        }
         if self.kind == StoreKind::Http {
             return Ok(None);
         }
@@ -380,6 +394,15 @@ impl RemoteFolder {
                 ..
             }) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The folder's subfolders, which are not copied (a warning names
+    /// them); known on the Hub only.
+    pub fn subfolders(&self) -> Result<Vec<String>> {
+        match &self.hub {
+            Some(hub) => hub.subfolders(),
+            None => Ok(Vec::new()),
         }
     }
 
@@ -595,7 +618,10 @@ impl RemoteFolder {
                 problem: format!("`{}` is not a file name", name.escape_debug()),
             });
         };
-        Ok(self.prefix.clone().join(part))
+        match &self.hub {
+            Some(hub) => hub.location(part),
+            None => Ok(self.prefix.clone().join(part)),
+        }
     }
 
     /// `future`'s output, or an error once it has not finished for the

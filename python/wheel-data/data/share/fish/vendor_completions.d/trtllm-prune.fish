@@ -24,7 +24,7 @@ function __fish_trtllm_prune_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l checkpoint_dir -d 'Input checkpoint folder (config.json and rank*.safetensors), local or a URL: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, http(s)://host/path (credentials from the usual environment)' -r -f -a "(__fish_complete_directories)"
+complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l checkpoint_dir -d 'Input checkpoint folder (config.json and rank*.safetensors), local or a URL: s3://bucket/prefix, gs://bucket/prefix, az://container/prefix, http(s)://host/path, hf://ORG/NAME[@REVISION] (a Hugging Face Hub repository) (credentials from the usual environment)' -r -f -a "(__fish_complete_directories)"
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l out_dir -d 'Output folder [default: <checkpoint_dir>.pruned]' -r -f -a "(__fish_complete_directories)"
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l prune -d 'Also prune tensors matching PATTERN: a name fragment, or a glob over the whole name when it has `*`, `?` or `[...]` (e.g. `*mlp.[fg]*`; `*` crosses dots). Repeatable' -r -f
 complete -c trtllm-prune -n "__fish_trtllm_prune_needs_command" -l keep -d 'Never prune tensors matching PATTERN (as --prune), even with --prune_all. Repeatable' -r -f

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::plan::header_json::HeaderJson;
-use crate::read::header::{tensor_byte_len, Dtype, Header, TensorEntry};
+use crate::read::header::{tensor_byte_len, Dtype, Header};
 
 /// One tensor to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,33 +464,41 @@ impl TensorSpec {
 /// its block), then `count` small kept tensors of multiples of 8 bytes, each
 /// after a pruned one of 8, as filler candidates.
 pub fn filler_bomb(count: u64, gaps: (u64, u64)) -> Header {
-    let mut tensors = Vec::new();
+    let mut tensors: Vec<(String, u64)> = Vec::new();
+    for i in 0..count {
+        tensors.push((format!("k{i}"), 4096));
+        let gap = if i % 2 == 0 { gaps.0 } else { gaps.1 };
+        tensors.push((format!("p{i}.mlp.fc.weight"), gap));
+    }
+    for i in 0..count {
+        tensors.push((format!("s{i}"), 8 * (1 + i % 509)));
+        tensors.push((format!("q{i}.mlp.fc.weight"), 8));
+    }
+    let specs: Vec<(&str, Dtype, [u64; 1])> = tensors
+        .iter()
+        .map(|(name, len)| (name.as_str(), Dtype::U8, [*len]))
+        .collect();
+    unchecked_header(4096, None, &specs)
+}
+
+/// A header of `tensors` (name, dtype, shape) laid out back to back in
+/// listing order, built without the parser's checks and whatever
+/// `header_len` says: for tests of the planner on headers no file of a
+/// test's size could carry (a header at the format's size limit). Panics
+/// on a shape that is not a whole number of bytes.
+pub fn unchecked_header<S: AsRef<[u64]>>(
+    header_len: u64,
+    metadata: Option<String>,
+    tensors: &[(&str, Dtype, S)],
+) -> Header {
     let mut at = 0u64;
-    let mut push = |name: String, len: u64| {
-        tensors.push(TensorEntry {
-            name,
-            dtype: Dtype::U8,
-            shape: vec![len],
-            begin: at,
-            end: at + len,
-        });
-        at += len;
-    };
-    for i in 0..count {
-        push(format!("k{i}"), 4096);
-        push(
-            format!("p{i}.mlp.fc.weight"),
-            if i % 2 == 0 { gaps.0 } else { gaps.1 },
-        );
-    }
-    for i in 0..count {
-        push(format!("s{i}"), 8 * (1 + i % 509));
-        push(format!("q{i}.mlp.fc.weight"), 8);
-    }
-    Header {
-        header_len: 4096,
-        metadata: None,
-        tensors,
-        data_len: at,
-    }
+    let entries: Vec<(&str, Dtype, &[u64], u64, u64)> = tensors
+        .iter()
+        .map(|(name, dtype, shape)| {
+            let len = tensor_byte_len(*dtype, shape.as_ref()).expect("fixture shape is valid");
+            at += len;
+            (*name, *dtype, shape.as_ref(), at - len, at)
+        })
+        .collect();
+    Header::unchecked(header_len, metadata, entries, at)
 }

@@ -46,10 +46,10 @@ fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan, rule: &Prun
             "    {:<5}  {:<11}  {:<20}  {:>12}  {}  ({})",
             decision_word(t),
             t.dtype.name(),
-            shape_text(&entry.shape),
+            shape_text(entry.shape()),
             t.bytes,
-            shown(&entry.name),
-            rule.decide(&entry.name).reason
+            shown(entry.name()),
+            rule.decide(entry.name()).reason
         );
     }
 }
@@ -241,15 +241,15 @@ struct TensorDoc<'a> {
     rule: String,
 }
 
-fn tensor_doc<'a>(entry: &'a TensorEntry, t: &TensorOutcome, rule: &PruneRule) -> TensorDoc<'a> {
+fn tensor_doc<'a>(entry: TensorEntry<'a>, t: &TensorOutcome, rule: &PruneRule) -> TensorDoc<'a> {
     TensorDoc {
-        name: &entry.name,
+        name: entry.name(),
         dtype: t.dtype.name(),
-        shape: &entry.shape,
+        shape: entry.shape(),
         bytes: t.bytes,
         offset: t.input_offset,
         pruned: t.pruned,
-        rule: rule.decide(&entry.name).reason.to_string(),
+        rule: rule.decide(entry.name()).reason.to_string(),
     }
 }
 
@@ -430,10 +430,10 @@ pub fn inspect_table(files: &[Inspected]) -> String {
             shown_path(&f.path),
             f.plan.tensors.len(),
             human_bytes(f.plan.input_len),
-            human_bytes(f.header.header_len)
+            human_bytes(f.header.header_len())
         );
         // JSON text, shown with JSON's own escapes.
-        let metadata = json_safe(f.header.metadata.as_deref().unwrap_or("none"));
+        let metadata = json_safe(f.header.metadata().unwrap_or("none"));
         let _ = writeln!(out, "  metadata: {metadata}");
         let _ = writeln!(
             out,
@@ -455,11 +455,11 @@ pub fn inspect_table(files: &[Inspected]) -> String {
                 t.input_offset,
                 t.bytes,
                 t.dtype.name(),
-                shape_text(&entry.shape),
-                shown(&entry.name)
+                shape_text(entry.shape()),
+                shown(entry.name())
             );
         }
-        let empty = f.header.tensors.iter().filter(|e| is_emptied(e)).count();
+        let empty = f.header.tensors().filter(|&e| is_emptied(e)).count();
         if already_pruned(f) {
             let _ = writeln!(
                 out,
@@ -481,8 +481,8 @@ pub fn inspect_table(files: &[Inspected]) -> String {
 }
 
 /// A tensor as a pruned output holds it: shape `[0]`, no bytes.
-pub(crate) fn is_emptied(entry: &TensorEntry) -> bool {
-    entry.shape == [0] && entry.byte_len() == 0
+pub(crate) fn is_emptied(entry: TensorEntry) -> bool {
+    entry.shape() == [0] && entry.byte_len() == 0
 }
 
 /// Whether a file is a pruned output already: some tensors are emptied and
@@ -521,12 +521,11 @@ pub fn inspect_json<'a>(
             files.iter().map(|f| {
                 let location = Location {
                     path: &f.path,
-                    header_len: f.header.header_len,
+                    header_len: f.header.header_len(),
                     already_pruned: already_pruned(f),
                     metadata: f
                         .header
-                        .metadata
-                        .as_deref()
+                        .metadata()
                         .and_then(|m| serde_json::from_str::<&RawValue>(m).ok()),
                 };
                 file_doc(&f.name, &f.header, &f.plan, rule, Some(location))

@@ -134,110 +134,110 @@ pub fn verify_safetensors(
     };
     let mut problem = |p: String| verdict_problem(&mut verdict, p);
     let mut buffer = verify_buffer(output)?;
-    let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensors.len());
-    for t in &out_header.tensors {
-        out_by_name.insert(t.name.as_str(), t);
+    let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensor_count());
+    for t in out_header.tensors() {
+        out_by_name.insert(t.name(), t);
     }
     let (mut pruned, mut kept, mut checked, mut compared) = (0, 0, 0u64, 0);
     // Kept tensors found empty, pruned ones found whole: an output made
     // with another rule (--prune_all, --hollow) shows as all of one.
     let (mut kept_emptied, mut pruned_whole) = (0, 0);
     for (t, outcome) in plan.tensors_of(in_header) {
-        let Some(o) = out_by_name.remove(t.name.as_str()) else {
+        let Some(o) = out_by_name.remove(t.name()) else {
             problem(format!(
                 "tensor `{}` is missing from the output",
-                shown(&t.name)
+                shown(t.name())
             ));
             continue;
         };
-        if o.dtype != t.dtype {
+        if o.dtype() != t.dtype() {
             problem(format!(
                 "tensor `{}` has dtype {} in the output but {} in the input",
-                shown(&t.name),
-                o.dtype,
-                t.dtype
+                shown(t.name()),
+                o.dtype(),
+                t.dtype()
             ));
             continue;
         }
         if plan.hollow {
-            let same_place = o.begin == t.begin
-                && o.end == t.end
+            let same_place = o.begin() == t.begin()
+                && o.end() == t.end()
                 && out_header.data_start() == in_header.data_start();
-            if o.shape != t.shape || !same_place {
+            if o.shape() != t.shape() || !same_place {
                 problem(format!(
                     "tensor `{}` has shape {:?} at output bytes {}..{} but {:?} at input bytes {}..{} (a hollow output keeps both)",
-                    shown(&t.name),
-                    o.shape,
-                    out_header.data_start() + o.begin,
-                    out_header.data_start() + o.end,
-                    t.shape,
-                    in_header.data_start() + t.begin,
-                    in_header.data_start() + t.end,
+                    shown(t.name()),
+                    o.shape(),
+                    out_header.data_start() + o.begin(),
+                    out_header.data_start() + o.end(),
+                    t.shape(),
+                    in_header.data_start() + t.begin(),
+                    in_header.data_start() + t.end(),
                 ));
                 continue;
             }
             if outcome.pruned {
                 pruned += 1;
-                let start = out_header.data_start() + o.begin;
+                let start = out_header.data_start() + o.begin();
                 let (nonzero, scanned) =
                     first_nonzero(&out_file, start, o.byte_len(), &mut buffer, cancel)?;
                 checked += scanned;
                 if let Some(at) = nonzero {
                     problem(format!(
                         "tensor `{}` should read as zeros ({}) but output byte {at} is not zero",
-                        shown(&t.name),
-                        rule.decide(&t.name).reason,
+                        shown(t.name()),
+                        rule.decide(t.name()).reason,
                     ));
                 }
                 continue;
             }
         }
-        let empty = o.shape == [0] && o.byte_len() == 0;
+        let empty = o.shape() == [0] && o.byte_len() == 0;
         if outcome.pruned {
             pruned += 1;
             if !empty {
-                if o.shape == t.shape {
+                if o.shape() == t.shape() {
                     pruned_whole += 1;
                 }
                 problem(format!(
                     "tensor `{}` should be empty ({}) but the output holds {:?}",
-                    shown(&t.name),
-                    rule.decide(&t.name).reason,
-                    o.shape
+                    shown(t.name()),
+                    rule.decide(t.name()).reason,
+                    o.shape()
                 ));
             }
             continue;
         }
         kept += 1;
-        if empty && t.shape != [0] {
+        if empty && t.shape() != [0] {
             kept_emptied += 1;
             problem(format!(
                 "tensor `{}` was emptied, but the rule keeps it ({})",
-                shown(&t.name),
-                rule.decide(&t.name).reason
+                shown(t.name()),
+                rule.decide(t.name()).reason
             ));
             continue;
         }
-        if o.shape != t.shape {
+        if o.shape() != t.shape() {
             problem(format!(
                 "tensor `{}` has shape {:?} in the output but {:?} in the input",
-                shown(&t.name),
-                o.shape,
-                t.shape
+                shown(t.name()),
+                o.shape(),
+                t.shape()
             ));
             continue;
         }
         let len = t.byte_len();
         let a = crc32_counted(
             input,
-            (in_header.data_start() + t.begin, len),
+            (in_header.data_start() + t.begin(), len),
             &mut buffer,
             cancel,
             &on_read,
         )?;
         let b = crc32_counted(
             &out_file,
-            (out_header.data_start() + o.begin, len),
+            (out_header.data_start() + o.begin(), len),
             &mut buffer,
             cancel,
             &on_read,
@@ -245,8 +245,8 @@ pub fn verify_safetensors(
         checked += len;
         compared += 1;
         if a != b {
-            let in_start = in_header.data_start() + t.begin;
-            let out_start = out_header.data_start() + o.begin;
+            let in_start = in_header.data_start() + t.begin();
+            let out_start = out_header.data_start() + o.begin();
             let first = first_difference(
                 (input, in_start),
                 (&out_file, out_start),
@@ -265,7 +265,7 @@ pub fn verify_safetensors(
             };
             problem(format!(
                 "tensor `{}`: bytes differ, {at}; crc32 {a:08x} in the input, {b:08x} in the output",
-                shown(&t.name),
+                shown(t.name()),
             ));
         }
     }
@@ -435,20 +435,20 @@ pub fn verify_index(name: &str, out_dir: &Path, shards: &[String]) -> Result<Fil
             continue; // The shard's own verdict says it is missing.
         }
         let (_, header) = open_safetensors(&shard_path)?;
-        for t in &header.tensors {
+        for t in header.tensors() {
             total = total.saturating_add(t.byte_len());
-            seen.insert(t.name.as_str().to_owned());
-            match map.get(t.name.as_str()) {
+            seen.insert(t.name().to_owned());
+            match map.get(t.name()) {
                 Some(file) if file == shard => {}
                 Some(file) => problem(format!(
                     "tensor `{}` is in {} but weight_map says {}",
-                    shown(&t.name),
+                    shown(t.name()),
                     shown(shard),
                     shown(file)
                 )),
                 None => problem(format!(
                     "tensor `{}` of {} is missing from weight_map",
-                    shown(&t.name),
+                    shown(t.name()),
                     shown(shard)
                 )),
             }

@@ -163,9 +163,9 @@ impl PrunePlan {
     pub fn tensors_of<'a>(
         &'a self,
         header: &'a Header,
-    ) -> impl Iterator<Item = (&'a TensorEntry, &'a TensorOutcome)> + 'a {
-        debug_assert_eq!(header.tensors.len(), self.tensors.len());
-        header.tensors.iter().zip(&self.tensors)
+    ) -> impl Iterator<Item = (TensorEntry<'a>, &'a TensorOutcome)> + 'a {
+        debug_assert_eq!(header.tensor_count(), self.tensors.len());
+        header.tensors().zip(&self.tensors)
     }
 
     pub fn pruned_count(&self) -> usize {
@@ -256,17 +256,17 @@ pub fn filler_budget(runs: usize) -> u64 {
 /// modulo 8 is kept either way).
 pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> Result<PrunePlan, PlanError> {
     let data_start = header.data_start();
-    let mut tensors = Vec::with_capacity(header.tensors.len());
-    for (i, t) in header.tensors.iter().enumerate() {
+    let mut tensors = Vec::with_capacity(header.tensor_count());
+    for (i, t) in header.tensors().enumerate() {
         let overflow = || PlanError::OffsetOverflow { tensor: i };
         // Checked so that every later sum of offsets is in range.
-        data_start.checked_add(t.end).ok_or_else(overflow)?;
+        data_start.checked_add(t.end()).ok_or_else(overflow)?;
         tensors.push(TensorOutcome {
-            dtype: t.dtype,
-            bytes: t.end.checked_sub(t.begin).ok_or_else(overflow)?,
-            input_offset: data_start + t.begin,
+            dtype: t.dtype(),
+            bytes: t.end().checked_sub(t.begin()).ok_or_else(overflow)?,
+            input_offset: data_start + t.begin(),
             output_offset: 0,
-            pruned: rule.prunes(&t.name),
+            pruned: rule.prunes(t.name()),
         });
     }
 
@@ -316,10 +316,9 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> Result<Prune
     }
     let data_len = offset;
     let tensor_dst: Vec<Option<u64>> = header
-        .tensors
-        .iter()
+        .tensors()
         .zip(&tensor_run)
-        .map(|(t, &run)| (run != NO_RUN).then(|| run_dst[run] + (t.begin - runs[run].begin)))
+        .map(|(t, &run)| (run != NO_RUN).then(|| run_dst[run] + (t.begin() - runs[run].begin)))
         .collect();
 
     let json = header_json(header, &tensors, &tensor_dst);
@@ -333,7 +332,7 @@ pub fn plan_prune(header: &Header, rule: &PruneRule, align: u64) -> Result<Prune
     let output_len = out_data_start
         .checked_add(data_len)
         .ok_or(PlanError::OffsetOverflow {
-            tensor: header.tensors.len().saturating_sub(1),
+            tensor: header.tensor_count().saturating_sub(1),
         })?;
     for (t, dst) in tensors.iter_mut().zip(&tensor_dst) {
         // Below output_len, checked above.
@@ -381,17 +380,17 @@ pub fn plan_hollow(
             expected: data_start,
         });
     }
-    let mut tensors = Vec::with_capacity(header.tensors.len());
-    for (i, t) in header.tensors.iter().enumerate() {
+    let mut tensors = Vec::with_capacity(header.tensor_count());
+    for (i, t) in header.tensors().enumerate() {
         let overflow = || PlanError::OffsetOverflow { tensor: i };
-        let input_offset = data_start.checked_add(t.begin).ok_or_else(overflow)?;
-        data_start.checked_add(t.end).ok_or_else(overflow)?;
+        let input_offset = data_start.checked_add(t.begin()).ok_or_else(overflow)?;
+        data_start.checked_add(t.end()).ok_or_else(overflow)?;
         tensors.push(TensorOutcome {
-            dtype: t.dtype,
-            bytes: t.end.checked_sub(t.begin).ok_or_else(overflow)?,
+            dtype: t.dtype(),
+            bytes: t.end().checked_sub(t.begin()).ok_or_else(overflow)?,
             input_offset,
             output_offset: input_offset,
-            pruned: rule.prunes(&t.name),
+            pruned: rule.prunes(t.name()),
         });
     }
     let (runs, _) = kept_runs(header, &tensors, false);
@@ -425,16 +424,15 @@ fn kept_runs(
     split_by_width: bool,
 ) -> (Vec<Run>, Vec<usize>) {
     let mut kept: Vec<(u64, u64, usize)> = header
-        .tensors
-        .iter()
+        .tensors()
         .zip(outcomes)
         .enumerate()
-        .filter(|(_, (t, o))| !o.pruned && t.end > t.begin)
-        .map(|(i, (t, _))| (t.begin, t.end, i))
+        .filter(|(_, (t, o))| !o.pruned && t.end() > t.begin())
+        .map(|(i, (t, _))| (t.begin(), t.end(), i))
         .collect();
     kept.sort_unstable();
     let mut runs: Vec<Run> = Vec::new();
-    let mut tensor_run = vec![NO_RUN; header.tensors.len()];
+    let mut tensor_run = vec![NO_RUN; header.tensor_count()];
     for (begin, end, tensor) in kept {
         let alignment = dtype_alignment(outcomes[tensor].dtype);
         match runs.last_mut() {
@@ -832,17 +830,17 @@ fn padded_len(len: u64, (residue, modulus): (u64, u64)) -> Result<u64, PlanError
 /// The output header JSON, without padding. `tensor_dst` is each tensor's
 /// offset in the output data buffer, `None` for pruned and empty ones.
 fn header_json(header: &Header, tensors: &[TensorOutcome], tensor_dst: &[Option<u64>]) -> Vec<u8> {
-    let mut json = HeaderJson::with_capacity(header.header_len as usize);
-    if let Some(metadata) = &header.metadata {
+    let mut json = HeaderJson::with_capacity(header.header_len() as usize);
+    if let Some(metadata) = &header.metadata() {
         json.metadata_raw(metadata);
     }
-    for ((entry, outcome), dst) in header.tensors.iter().zip(tensors).zip(tensor_dst) {
+    for ((entry, outcome), dst) in header.tensors().zip(tensors).zip(tensor_dst) {
         let (begin, end) = match *dst {
             None => (0, 0),
             Some(begin) => (begin, begin + outcome.bytes),
         };
-        let shape: &[u64] = if outcome.pruned { &[0] } else { &entry.shape };
-        json.tensor(&entry.name, entry.dtype, shape, begin, end);
+        let shape: &[u64] = if outcome.pruned { &[0] } else { entry.shape() };
+        json.tensor(entry.name(), entry.dtype(), shape, begin, end);
     }
     json.finish()
 }

@@ -11,6 +11,7 @@ mod differential;
 mod faults;
 mod features;
 mod first_hour;
+mod header_memory;
 mod header_rules;
 mod hollow;
 mod hostile_names;

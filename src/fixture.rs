@@ -237,7 +237,6 @@ impl CheckpointSpec {
     /// The tensors of `rank`, in TensorRT-LLM's naming.
     pub fn rank_tensors(&self, rank: u64) -> Vec<TensorSpec> {
         let (h, tp, dt) = (self.hidden, self.tp, self.dtype);
-        let inter = self.intermediate / tp;
         let stage = rank / tp;
         let per_stage = self.layers / self.pp;
         let mut out = Vec::new();
@@ -264,64 +263,7 @@ impl CheckpointSpec {
             if self.family == Family::Gpt {
                 add(format!("{p}input_layernorm.bias"), dt, &[h]);
             }
-            match self.family {
-                Family::Fp8 => {
-                    for linear in ["attention.qkv", "attention.dense"] {
-                        let shape = if linear == "attention.qkv" {
-                            [3 * h / tp, h]
-                        } else {
-                            [h, h / tp]
-                        };
-                        add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
-                        add(
-                            format!("{p}{linear}.weights_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                        add(
-                            format!("{p}{linear}.activation_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                    }
-                    add(
-                        format!("{p}attention.kv_cache_scaling_factor"),
-                        Dtype::F32,
-                        &[1],
-                    );
-                }
-                Family::Awq => {
-                    add(
-                        format!("{p}attention.qkv.weight"),
-                        Dtype::I8,
-                        &[h, 3 * h / tp / 2],
-                    );
-                    add(
-                        format!("{p}attention.qkv.weights_scaling_factor"),
-                        Dtype::F16,
-                        &[h / 16, 3 * h / tp],
-                    );
-                    add(
-                        format!("{p}attention.qkv.prequant_scaling_factor"),
-                        Dtype::F16,
-                        &[h],
-                    );
-                    add(
-                        format!("{p}attention.dense.weight"),
-                        Dtype::I8,
-                        &[h / tp, h / 2],
-                    );
-                    add(
-                        format!("{p}attention.dense.weights_scaling_factor"),
-                        Dtype::F16,
-                        &[h / tp / 16, h],
-                    );
-                }
-                _ => {
-                    add(format!("{p}attention.qkv.weight"), dt, &[3 * h / tp, h]);
-                    add(format!("{p}attention.dense.weight"), dt, &[h, h / tp]);
-                }
-            }
+            self.attention_tensors(&p, &mut add);
             if self.family == Family::Gpt {
                 add(format!("{p}attention.qkv.bias"), dt, &[3 * h / tp]);
                 add(format!("{p}attention.dense.bias"), dt, &[h]);
@@ -330,64 +272,7 @@ impl CheckpointSpec {
             if self.family == Family::Gpt {
                 add(format!("{p}post_layernorm.bias"), dt, &[h]);
             }
-            match self.family {
-                Family::Llama => {
-                    add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.gate.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
-                }
-                Family::Gpt => {
-                    add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.fc.bias"), dt, &[inter]);
-                    add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
-                    add(format!("{p}mlp.proj.bias"), dt, &[h]);
-                }
-                Family::Moe => {
-                    add(format!("{p}mlp.router.weight"), Dtype::F32, &[4, h]);
-                    add(format!("{p}mlp.fc.weight"), dt, &[4, 2 * inter, h]);
-                    add(format!("{p}mlp.proj.weight"), dt, &[4, h, inter]);
-                    add(format!("{p}mlp.shared_expert.fc.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.shared_expert_gate.weight"), dt, &[1, h]);
-                }
-                Family::Fp8 => {
-                    for (linear, shape) in [
-                        ("mlp.fc", [inter, h]),
-                        ("mlp.gate", [inter, h]),
-                        ("mlp.proj", [h, inter]),
-                    ] {
-                        add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
-                        add(
-                            format!("{p}{linear}.weights_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                        add(
-                            format!("{p}{linear}.activation_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                    }
-                }
-                Family::Awq => {
-                    for (linear, shape, scale) in [
-                        ("mlp.fc", [h, inter / 2], [h / 16, inter]),
-                        ("mlp.gate", [h, inter / 2], [h / 16, inter]),
-                        ("mlp.proj", [inter, h / 2], [inter / 16, h]),
-                    ] {
-                        add(format!("{p}{linear}.weight"), Dtype::I8, &shape);
-                        add(
-                            format!("{p}{linear}.weights_scaling_factor"),
-                            Dtype::F16,
-                            &scale,
-                        );
-                        add(
-                            format!("{p}{linear}.prequant_scaling_factor"),
-                            Dtype::F16,
-                            &[shape[0]],
-                        );
-                    }
-                }
-            }
+            self.mlp_tensors(&p, &mut add);
         }
         if stage == self.pp - 1 {
             add("transformer.ln_f.weight".into(), dt, &[h]);
@@ -397,6 +282,135 @@ impl CheckpointSpec {
             add("lm_head.weight".into(), dt, &[self.vocab / tp, h]);
         }
         out
+    }
+
+    /// The attention weights (and scales) of the layer whose names start
+    /// with `p`.
+    fn attention_tensors(&self, p: &str, add: &mut impl FnMut(String, Dtype, &[u64])) {
+        let (h, tp, dt) = (self.hidden, self.tp, self.dtype);
+        match self.family {
+            Family::Fp8 => {
+                for linear in ["attention.qkv", "attention.dense"] {
+                    let shape = if linear == "attention.qkv" {
+                        [3 * h / tp, h]
+                    } else {
+                        [h, h / tp]
+                    };
+                    add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
+                    add(
+                        format!("{p}{linear}.weights_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                    add(
+                        format!("{p}{linear}.activation_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                }
+                add(
+                    format!("{p}attention.kv_cache_scaling_factor"),
+                    Dtype::F32,
+                    &[1],
+                );
+            }
+            Family::Awq => {
+                add(
+                    format!("{p}attention.qkv.weight"),
+                    Dtype::I8,
+                    &[h, 3 * h / tp / 2],
+                );
+                add(
+                    format!("{p}attention.qkv.weights_scaling_factor"),
+                    Dtype::F16,
+                    &[h / 16, 3 * h / tp],
+                );
+                add(
+                    format!("{p}attention.qkv.prequant_scaling_factor"),
+                    Dtype::F16,
+                    &[h],
+                );
+                add(
+                    format!("{p}attention.dense.weight"),
+                    Dtype::I8,
+                    &[h / tp, h / 2],
+                );
+                add(
+                    format!("{p}attention.dense.weights_scaling_factor"),
+                    Dtype::F16,
+                    &[h / tp / 16, h],
+                );
+            }
+            _ => {
+                add(format!("{p}attention.qkv.weight"), dt, &[3 * h / tp, h]);
+                add(format!("{p}attention.dense.weight"), dt, &[h, h / tp]);
+            }
+        }
+    }
+
+    /// The MLP weights (and scales, and experts) of the layer whose names
+    /// start with `p`.
+    fn mlp_tensors(&self, p: &str, add: &mut impl FnMut(String, Dtype, &[u64])) {
+        let (h, tp, dt) = (self.hidden, self.tp, self.dtype);
+        let inter = self.intermediate / tp;
+        match self.family {
+            Family::Llama => {
+                add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.gate.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
+            }
+            Family::Gpt => {
+                add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.fc.bias"), dt, &[inter]);
+                add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
+                add(format!("{p}mlp.proj.bias"), dt, &[h]);
+            }
+            Family::Moe => {
+                add(format!("{p}mlp.router.weight"), Dtype::F32, &[4, h]);
+                add(format!("{p}mlp.fc.weight"), dt, &[4, 2 * inter, h]);
+                add(format!("{p}mlp.proj.weight"), dt, &[4, h, inter]);
+                add(format!("{p}mlp.shared_expert.fc.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.shared_expert_gate.weight"), dt, &[1, h]);
+            }
+            Family::Fp8 => {
+                for (linear, shape) in [
+                    ("mlp.fc", [inter, h]),
+                    ("mlp.gate", [inter, h]),
+                    ("mlp.proj", [h, inter]),
+                ] {
+                    add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
+                    add(
+                        format!("{p}{linear}.weights_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                    add(
+                        format!("{p}{linear}.activation_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                }
+            }
+            Family::Awq => {
+                for (linear, shape, scale) in [
+                    ("mlp.fc", [h, inter / 2], [h / 16, inter]),
+                    ("mlp.gate", [h, inter / 2], [h / 16, inter]),
+                    ("mlp.proj", [inter, h / 2], [inter / 16, h]),
+                ] {
+                    add(format!("{p}{linear}.weight"), Dtype::I8, &shape);
+                    add(
+                        format!("{p}{linear}.weights_scaling_factor"),
+                        Dtype::F16,
+                        &scale,
+                    );
+                    add(
+                        format!("{p}{linear}.prequant_scaling_factor"),
+                        Dtype::F16,
+                        &[shape[0]],
+                    );
+                }
+            }
+        }
     }
 
     /// Writes config.json and every rank file into `dir` (created).

@@ -326,6 +326,17 @@ impl<'a> Iterator for Tensors<'a> {
         let left = self.list.slots.len() - self.next;
         (left, Some(left))
     }
+
+    /// In constant time: where the tensor before ends is all it needs.
+    fn nth(&mut self, n: usize) -> Option<TensorEntry<'a>> {
+        let i = self.next.saturating_add(n);
+        if let Some(before) = i.checked_sub(1).and_then(|b| self.list.slots.get(b)) {
+            self.name_start = before.name_end as usize;
+            self.shape_start = before.shape_end as usize;
+        }
+        self.next = i.min(self.list.slots.len());
+        self.next()
+    }
 }
 
 impl ExactSizeIterator for Tensors<'_> {}
@@ -510,3 +521,29 @@ impl fmt::Display for HeaderError {
 }
 
 impl std::error::Error for HeaderError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_by_index_is_the_listing_order() {
+        let json = r#"{"b":{"dtype":"U8","shape":[2,1],"data_offsets":[0,2]},"a":{"dtype":"F32","shape":[],"data_offsets":[2,6]},"c":{"dtype":"U8","shape":[0],"data_offsets":[6,6]}}"#;
+        let header = parse_header(json.as_bytes(), 8 + json.len() as u64 + 6).unwrap();
+        let listed: Vec<TensorEntry> = header.tensors().collect();
+        assert_eq!(listed.len(), 3);
+        for (i, entry) in listed.iter().enumerate() {
+            assert_eq!(header.tensor(i), Some(*entry));
+            assert_eq!(header.tensors().nth(i), Some(*entry));
+        }
+        assert_eq!(header.tensor(3), None);
+        assert_eq!(header.tensors().nth(usize::MAX), None);
+        assert_eq!(
+            (listed[0].name(), listed[0].shape(), listed[1].shape()),
+            ("b", &[2, 1][..], &[][..])
+        );
+        let mut rest = header.tensors();
+        assert_eq!(rest.nth(1).map(|t| t.name()), Some("a"));
+        assert_eq!(rest.next().map(|t| t.name()), Some("c"));
+    }
+}

@@ -11,11 +11,13 @@
 //! and the order of ranges can move a range: a range starting at residue
 //! `r` (mod 8) and ending at residue `e` is an edge `r -> e` of a graph on
 //! the 8 residues, and an order that keeps every range congruent is an
-//! Eulerian trail of that graph (see `residue_trails`). When none exists
-//! (e.g. F32 `a`, pruned F32 `b`, BF16 `c` of 4098 bytes: whatever the
-//! order, one of `a`, `c` lands 2 or 4 bytes off), the planner falls back to
+//! Eulerian trail of that graph (see `residue_trails`). Ranges of
+//! input-adjacent tensors are tried first, then single tensors, which have
+//! an order more often (see `congruent_order`). When none exists (e.g. F32
+//! `a`, pruned F32 `b`, BF16 `c` of 4098 bytes: whatever the order, one of
+//! `a`, `c` lands 2 or 4 bytes off), the planner falls back to
 //! ordering ranges by dtype width, widest first, which keeps every tensor of
-//! an aligned input aligned for its dtype ([`PrunePlan::check_alignment`]).
+//! an aligned input aligned for its dtype (`PrunePlan::check_alignment`).
 //!
 //! Shared blocks: on XFS and btrfs a copy can share the input's blocks
 //! instead of writing new ones, but only for spans whose input and output
@@ -28,7 +30,6 @@
 //! at the large range's residue serve as such fillers, so moving them never
 //! breaks the alignment above; and the search for them has a work budget
 //! linear in the number of ranges, so a crafted header cannot make it slow.
-//!
 
 use std::collections::BTreeSet;
 use std::ops::Bound;

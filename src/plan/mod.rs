@@ -8,8 +8,8 @@
 //!   and `data_offsets` `[0, 0]` (an empty tensor is valid at any tile
 //!   boundary, and 0 always is one);
 //! - kept tensors keep shape and bytes; input-adjacent kept tensors form one
-//!   [`CopyRange`], so they are copied in one call (unless the fallback
-//!   layout below splits them where the dtype width changes);
+//!   [`CopyRange`], so they are copied in one call (unless the layout
+//!   optimiser takes them apart to keep tensors aligned: see `layout.rs`);
 //! - copy ranges tile the output's data buffer exactly, in `dst` order;
 //! - the header is at most [`MAX_HEADER_SIZE`] bytes, or planning fails with
 //!   [`PlanError::HeaderTooLarge`];

@@ -341,6 +341,12 @@ impl<'a> Iterator for Tensors<'a> {
 
 impl ExactSizeIterator for Tensors<'_> {}
 
+impl fmt::Debug for Tensors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
+
 /// A validated safetensors header.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Header {

@@ -12,6 +12,9 @@
 #
 #   RUNS=3 benches/memory.sh [DATA_DIR]     (default: /tmp/trtllm-prune-mem)
 #
+# BIN=path/to/trtllm-prune measures another build (an older commit's, for a
+# before/after table) against the same data.
+#
 # About 0.2 GB of disk (the outputs are deleted after each run); removes
 # DATA_DIR afterwards unless KEEP=1 or it existed before.
 set -euo pipefail
@@ -19,7 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${1:-/tmp/trtllm-prune-mem}
 RUNS=${RUNS:-3}
-BIN=$ROOT/target/release/trtllm-prune
+BIN=${BIN:-$ROOT/target/release/trtllm-prune}
 GEN=$ROOT/target/release/examples/bench_checkpoint
 RES=$(mktemp -d)
 CREATED_DATA=0
@@ -82,7 +85,7 @@ for ((i = 1; i <= RUNS; i++)); do
 done
 rm -rf "$DATA/out"
 
-echo "# trtllm-prune memory, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $RUNS runs each"
+echo "# trtllm-prune memory, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $RUNS runs each, $BIN"
 echo
 echo "million: $TENSORS tensors, header $HEADER bytes ($(awk -v h="$HEADER" 'BEGIN {printf "%.1f", h / 1048576}') MiB), file $(stat -c %s "$DATA/m1/rank0.safetensors") bytes;" \
     "target 4 x header + 64 MiB = $((LIMIT1 / 1024)) MiB (8 ranks, 4 x all headers + 64 MiB: $((LIMIT8 / 1024)) MiB)"

@@ -14,7 +14,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::plan::header_json::HeaderJson;
-use crate::read::header::{Dtype, Header, TensorEntry};
+use crate::read::header::{Dtype, Header};
 
 // What the tests, benchmarks and fuzz targets reach below the public API
 // (this module exists only with the `fixture` feature).
@@ -263,7 +263,6 @@ impl CheckpointSpec {
     /// The tensors of `rank`, in TensorRT-LLM's naming.
     pub fn rank_tensors(&self, rank: u64) -> Vec<TensorSpec> {
         let (h, tp, dt) = (self.hidden, self.tp, self.dtype);
-        let inter = self.intermediate / tp;
         let stage = rank / tp;
         let per_stage = self.layers / self.pp;
         let mut out = Vec::new();
@@ -290,64 +289,7 @@ impl CheckpointSpec {
             if self.family == Family::Gpt {
                 add(format!("{p}input_layernorm.bias"), dt, &[h]);
             }
-            match self.family {
-                Family::Fp8 => {
-                    for linear in ["attention.qkv", "attention.dense"] {
-                        let shape = if linear == "attention.qkv" {
-                            [3 * h / tp, h]
-                        } else {
-                            [h, h / tp]
-                        };
-                        add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
-                        add(
-                            format!("{p}{linear}.weights_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                        add(
-                            format!("{p}{linear}.activation_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                    }
-                    add(
-                        format!("{p}attention.kv_cache_scaling_factor"),
-                        Dtype::F32,
-                        &[1],
-                    );
-                }
-                Family::Awq => {
-                    add(
-                        format!("{p}attention.qkv.weight"),
-                        Dtype::I8,
-                        &[h, 3 * h / tp / 2],
-                    );
-                    add(
-                        format!("{p}attention.qkv.weights_scaling_factor"),
-                        Dtype::F16,
-                        &[h / 16, 3 * h / tp],
-                    );
-                    add(
-                        format!("{p}attention.qkv.prequant_scaling_factor"),
-                        Dtype::F16,
-                        &[h],
-                    );
-                    add(
-                        format!("{p}attention.dense.weight"),
-                        Dtype::I8,
-                        &[h / tp, h / 2],
-                    );
-                    add(
-                        format!("{p}attention.dense.weights_scaling_factor"),
-                        Dtype::F16,
-                        &[h / tp / 16, h],
-                    );
-                }
-                _ => {
-                    add(format!("{p}attention.qkv.weight"), dt, &[3 * h / tp, h]);
-                    add(format!("{p}attention.dense.weight"), dt, &[h, h / tp]);
-                }
-            }
+            self.attention_tensors(&p, &mut add);
             if self.family == Family::Gpt {
                 add(format!("{p}attention.qkv.bias"), dt, &[3 * h / tp]);
                 add(format!("{p}attention.dense.bias"), dt, &[h]);
@@ -356,64 +298,7 @@ impl CheckpointSpec {
             if self.family == Family::Gpt {
                 add(format!("{p}post_layernorm.bias"), dt, &[h]);
             }
-            match self.family {
-                Family::Llama => {
-                    add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.gate.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
-                }
-                Family::Gpt => {
-                    add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.fc.bias"), dt, &[inter]);
-                    add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
-                    add(format!("{p}mlp.proj.bias"), dt, &[h]);
-                }
-                Family::Moe => {
-                    add(format!("{p}mlp.router.weight"), Dtype::F32, &[4, h]);
-                    add(format!("{p}mlp.fc.weight"), dt, &[4, 2 * inter, h]);
-                    add(format!("{p}mlp.proj.weight"), dt, &[4, h, inter]);
-                    add(format!("{p}mlp.shared_expert.fc.weight"), dt, &[inter, h]);
-                    add(format!("{p}mlp.shared_expert_gate.weight"), dt, &[1, h]);
-                }
-                Family::Fp8 => {
-                    for (linear, shape) in [
-                        ("mlp.fc", [inter, h]),
-                        ("mlp.gate", [inter, h]),
-                        ("mlp.proj", [h, inter]),
-                    ] {
-                        add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
-                        add(
-                            format!("{p}{linear}.weights_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                        add(
-                            format!("{p}{linear}.activation_scaling_factor"),
-                            Dtype::F32,
-                            &[],
-                        );
-                    }
-                }
-                Family::Awq => {
-                    for (linear, shape, scale) in [
-                        ("mlp.fc", [h, inter / 2], [h / 16, inter]),
-                        ("mlp.gate", [h, inter / 2], [h / 16, inter]),
-                        ("mlp.proj", [inter, h / 2], [inter / 16, h]),
-                    ] {
-                        add(format!("{p}{linear}.weight"), Dtype::I8, &shape);
-                        add(
-                            format!("{p}{linear}.weights_scaling_factor"),
-                            Dtype::F16,
-                            &scale,
-                        );
-                        add(
-                            format!("{p}{linear}.prequant_scaling_factor"),
-                            Dtype::F16,
-                            &[shape[0]],
-                        );
-                    }
-                }
-            }
+            self.mlp_tensors(&p, &mut add);
         }
         if stage == self.pp - 1 {
             add("transformer.ln_f.weight".into(), dt, &[h]);
@@ -423,6 +308,135 @@ impl CheckpointSpec {
             add("lm_head.weight".into(), dt, &[self.vocab / tp, h]);
         }
         out
+    }
+
+    /// The attention weights (and scales) of the layer whose names start
+    /// with `p`.
+    fn attention_tensors(&self, p: &str, add: &mut impl FnMut(String, Dtype, &[u64])) {
+        let (h, tp, dt) = (self.hidden, self.tp, self.dtype);
+        match self.family {
+            Family::Fp8 => {
+                for linear in ["attention.qkv", "attention.dense"] {
+                    let shape = if linear == "attention.qkv" {
+                        [3 * h / tp, h]
+                    } else {
+                        [h, h / tp]
+                    };
+                    add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
+                    add(
+                        format!("{p}{linear}.weights_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                    add(
+                        format!("{p}{linear}.activation_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                }
+                add(
+                    format!("{p}attention.kv_cache_scaling_factor"),
+                    Dtype::F32,
+                    &[1],
+                );
+            }
+            Family::Awq => {
+                add(
+                    format!("{p}attention.qkv.weight"),
+                    Dtype::I8,
+                    &[h, 3 * h / tp / 2],
+                );
+                add(
+                    format!("{p}attention.qkv.weights_scaling_factor"),
+                    Dtype::F16,
+                    &[h / 16, 3 * h / tp],
+                );
+                add(
+                    format!("{p}attention.qkv.prequant_scaling_factor"),
+                    Dtype::F16,
+                    &[h],
+                );
+                add(
+                    format!("{p}attention.dense.weight"),
+                    Dtype::I8,
+                    &[h / tp, h / 2],
+                );
+                add(
+                    format!("{p}attention.dense.weights_scaling_factor"),
+                    Dtype::F16,
+                    &[h / tp / 16, h],
+                );
+            }
+            _ => {
+                add(format!("{p}attention.qkv.weight"), dt, &[3 * h / tp, h]);
+                add(format!("{p}attention.dense.weight"), dt, &[h, h / tp]);
+            }
+        }
+    }
+
+    /// The MLP weights (and scales, and experts) of the layer whose names
+    /// start with `p`.
+    fn mlp_tensors(&self, p: &str, add: &mut impl FnMut(String, Dtype, &[u64])) {
+        let (h, tp, dt) = (self.hidden, self.tp, self.dtype);
+        let inter = self.intermediate / tp;
+        match self.family {
+            Family::Llama => {
+                add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.gate.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
+            }
+            Family::Gpt => {
+                add(format!("{p}mlp.fc.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.fc.bias"), dt, &[inter]);
+                add(format!("{p}mlp.proj.weight"), dt, &[h, inter]);
+                add(format!("{p}mlp.proj.bias"), dt, &[h]);
+            }
+            Family::Moe => {
+                add(format!("{p}mlp.router.weight"), Dtype::F32, &[4, h]);
+                add(format!("{p}mlp.fc.weight"), dt, &[4, 2 * inter, h]);
+                add(format!("{p}mlp.proj.weight"), dt, &[4, h, inter]);
+                add(format!("{p}mlp.shared_expert.fc.weight"), dt, &[inter, h]);
+                add(format!("{p}mlp.shared_expert_gate.weight"), dt, &[1, h]);
+            }
+            Family::Fp8 => {
+                for (linear, shape) in [
+                    ("mlp.fc", [inter, h]),
+                    ("mlp.gate", [inter, h]),
+                    ("mlp.proj", [h, inter]),
+                ] {
+                    add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
+                    add(
+                        format!("{p}{linear}.weights_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                    add(
+                        format!("{p}{linear}.activation_scaling_factor"),
+                        Dtype::F32,
+                        &[],
+                    );
+                }
+            }
+            Family::Awq => {
+                for (linear, shape, scale) in [
+                    ("mlp.fc", [h, inter / 2], [h / 16, inter]),
+                    ("mlp.gate", [h, inter / 2], [h / 16, inter]),
+                    ("mlp.proj", [inter, h / 2], [inter / 16, h]),
+                ] {
+                    add(format!("{p}{linear}.weight"), Dtype::I8, &shape);
+                    add(
+                        format!("{p}{linear}.weights_scaling_factor"),
+                        Dtype::F16,
+                        &scale,
+                    );
+                    add(
+                        format!("{p}{linear}.prequant_scaling_factor"),
+                        Dtype::F16,
+                        &[shape[0]],
+                    );
+                }
+            }
+        }
     }
 
     /// Writes config.json and every rank file into `dir` (created).
@@ -490,33 +504,41 @@ impl TensorSpec {
 /// its block), then `count` small kept tensors of multiples of 8 bytes, each
 /// after a pruned one of 8, as filler candidates.
 pub fn filler_bomb(count: u64, gaps: (u64, u64)) -> Header {
-    let mut tensors = Vec::new();
+    let mut tensors: Vec<(String, u64)> = Vec::new();
+    for i in 0..count {
+        tensors.push((format!("k{i}"), 4096));
+        let gap = if i % 2 == 0 { gaps.0 } else { gaps.1 };
+        tensors.push((format!("p{i}.mlp.fc.weight"), gap));
+    }
+    for i in 0..count {
+        tensors.push((format!("s{i}"), 8 * (1 + i % 509)));
+        tensors.push((format!("q{i}.mlp.fc.weight"), 8));
+    }
+    let specs: Vec<(&str, Dtype, [u64; 1])> = tensors
+        .iter()
+        .map(|(name, len)| (name.as_str(), Dtype::U8, [*len]))
+        .collect();
+    unchecked_header(4096, None, &specs)
+}
+
+/// A header of `tensors` (name, dtype, shape) laid out back to back in
+/// listing order, built without the parser's checks and whatever
+/// `header_len` says: for tests of the planner on headers no file of a
+/// test's size could carry (a header at the format's size limit). Panics
+/// on a shape that is not a whole number of bytes.
+pub fn unchecked_header<S: AsRef<[u64]>>(
+    header_len: u64,
+    metadata: Option<String>,
+    tensors: &[(&str, Dtype, S)],
+) -> Header {
     let mut at = 0u64;
-    let mut push = |name: String, len: u64| {
-        tensors.push(TensorEntry {
-            name,
-            dtype: Dtype::U8,
-            shape: vec![len],
-            begin: at,
-            end: at + len,
-        });
-        at += len;
-    };
-    for i in 0..count {
-        push(format!("k{i}"), 4096);
-        push(
-            format!("p{i}.mlp.fc.weight"),
-            if i % 2 == 0 { gaps.0 } else { gaps.1 },
-        );
-    }
-    for i in 0..count {
-        push(format!("s{i}"), 8 * (1 + i % 509));
-        push(format!("q{i}.mlp.fc.weight"), 8);
-    }
-    Header {
-        header_len: 4096,
-        metadata: None,
-        tensors,
-        data_len: at,
-    }
+    let entries: Vec<(&str, Dtype, &[u64], u64, u64)> = tensors
+        .iter()
+        .map(|(name, dtype, shape)| {
+            let len = tensor_byte_len(*dtype, shape.as_ref()).expect("fixture shape is valid");
+            at += len;
+            (*name, *dtype, shape.as_ref(), at - len, at)
+        })
+        .collect();
+    Header::unchecked(header_len, metadata, entries, at)
 }

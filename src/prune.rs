@@ -445,7 +445,7 @@ fn generated_files(
             let total: u64 = files
                 .iter()
                 .map(|f| match f.plan.hollow {
-                    true => f.header.tensors.iter().map(|t| t.byte_len()).sum(),
+                    true => f.header.tensors().map(|t| t.byte_len()).sum(),
                     false => f.plan.kept_bytes(),
                 })
                 .sum();
@@ -505,7 +505,7 @@ fn ownership_warnings(files: &[FilePlan], folder: &Path) -> Vec<String> {
 fn rule_warnings(rule: &PruneRule, files: &[FilePlan], layout: LayoutKind) -> Vec<String> {
     let names = files
         .iter()
-        .flat_map(|f| f.header.tensors.iter().map(|t| t.name.as_str()));
+        .flat_map(|f| f.header.tensors().map(|t| t.name()));
     let mut warnings: Vec<String> = rule
         .unmatched(names)
         .into_iter()
@@ -539,10 +539,8 @@ fn refuse_a_copy_that_prunes_nothing(
     if layout != LayoutKind::Safetensors || tensors == 0 || pruned > 0 || options.full_copy {
         return Ok(());
     }
-    let families = crate::plan::suggest::largest_families(
-        files.iter().flat_map(|f| f.header.tensors.iter()),
-        3,
-    );
+    let families =
+        crate::plan::suggest::largest_families(files.iter().flat_map(|f| f.header.tensors()), 3);
     let suggestion = if families.is_empty() {
         "use --prune PATTERN or --prune_all".to_string()
     } else {

@@ -194,14 +194,13 @@ fn tensors_of(bytes: &[u8]) -> (Contents, Option<String>) {
     let header = parse_file(bytes).expect("file reads");
     let start = header.data_start();
     let tensors = header
-        .tensors
-        .iter()
+        .tensors()
         .map(|t| {
-            let data = bytes[(start + t.begin) as usize..(start + t.end) as usize].to_vec();
-            (t.name.clone(), (t.dtype, t.shape.clone(), data))
+            let data = bytes[(start + t.begin()) as usize..(start + t.end()) as usize].to_vec();
+            (t.name().to_owned(), (t.dtype(), t.shape().to_owned(), data))
         })
         .collect();
-    (tensors, header.metadata)
+    (tensors, header.metadata().map(str::to_string))
 }
 
 /// Compares every output rank with its input, tensor by tensor, and the

@@ -63,15 +63,14 @@ fn ours(path: &Path) -> BTreeMap<String, Seen> {
     let h = trtllm_prune::fixture::parse_file(&bytes)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let start = h.data_start() as usize;
-    h.tensors
-        .iter()
+    h.tensors()
         .map(|t| {
             let seen = Seen {
-                dtype: t.dtype.name().to_string(),
-                shape: t.shape.clone(),
-                data: bytes[start + t.begin as usize..start + t.end as usize].to_vec(),
+                dtype: t.dtype().name().to_string(),
+                shape: t.shape().to_owned(),
+                data: bytes[start + t.begin() as usize..start + t.end() as usize].to_vec(),
             };
-            (t.name.clone(), seen)
+            (t.name().to_owned(), seen)
         })
         .collect()
 }
@@ -850,11 +849,10 @@ fn holes_in_the_input_stay_holes_in_the_output() {
     std::os::unix::fs::FileExt::read_exact_at(&f, &mut json, 8).unwrap();
     let parsed = trtllm_prune::parse_header(&json, meta.len()).unwrap();
     let kept = parsed
-        .tensors
-        .iter()
-        .find(|t| t.name == "transformer.vocab_embedding.weight")
+        .tensors()
+        .find(|t| t.name() == "transformer.vocab_embedding.weight")
         .unwrap();
-    let at = 8 + n + kept.begin + (middle - data_start);
+    let at = 8 + n + kept.begin() + (middle - data_start);
     let mut got = [0u8; 4096];
     std::os::unix::fs::FileExt::read_exact_at(&f, &mut got, at).unwrap();
     assert_eq!(got, [0xa5; 4096]);

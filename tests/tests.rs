@@ -12,6 +12,7 @@ mod error_wording;
 mod faults;
 mod features;
 mod first_hour;
+mod header_memory;
 mod header_rules;
 mod hollow;
 mod hostile_names;

@@ -49,28 +49,28 @@ pub fn assert_header_invariants(parsed: &Header, bytes: &[u8]) {
     // The streaming path (prefix, then header bytes) agrees with parse_file.
     let n =
         trtllm_prune::fixture::header_len_from_prefix(bytes, file_len).expect("prefix accepted");
-    assert_eq!(n, parsed.header_len);
+    assert_eq!(n, parsed.header_len());
     let json = &bytes[8..(8 + n) as usize];
     let again = trtllm_prune::parse_header(json, file_len).expect("header accepted twice");
-    assert_eq!(again.tensors, parsed.tensors);
-    assert_eq!(again.metadata, parsed.metadata);
+    assert!(again.tensors().eq(parsed.tensors()));
+    assert_eq!(again.metadata(), parsed.metadata());
 
-    let mut names: Vec<&str> = parsed.tensors.iter().map(|t| t.name.as_str()).collect();
+    let mut names: Vec<&str> = parsed.tensors().map(|t| t.name()).collect();
     names.sort_unstable();
     assert!(
         names.windows(2).all(|w| w[0] != w[1]),
         "tensor names are unique"
     );
-    let mut spans: Vec<(u64, u64)> = parsed.tensors.iter().map(|t| (t.begin, t.end)).collect();
+    let mut spans: Vec<(u64, u64)> = parsed.tensors().map(|t| (t.begin(), t.end())).collect();
     spans.sort_unstable();
     let mut next = 0;
     for (begin, end) in spans {
         assert_eq!(begin, next, "tensors tile the data buffer");
         next = end;
     }
-    assert_eq!(next, parsed.data_len);
-    for t in &parsed.tensors {
-        assert_eq!(Ok(t.byte_len()), tensor_byte_len(t.dtype, &t.shape));
+    assert_eq!(next, parsed.data_len());
+    for t in parsed.tensors() {
+        assert_eq!(Ok(t.byte_len()), tensor_byte_len(t.dtype(), t.shape()));
     }
 }
 
@@ -142,23 +142,38 @@ pub fn check_roundtrip(data: &[u8]) {
     let output = trtllm_prune::fixture::parse_file(&out)
         .unwrap_or_else(|e| panic!("the planned output is rejected: {e}"));
     assert_header_invariants(&output, &out);
-    assert_eq!(output.metadata, input.metadata, "metadata kept verbatim");
-    assert_eq!(output.tensors.len(), input.tensors.len(), "no name lost");
-    assert_eq!(plan.tensors.len(), input.tensors.len());
+    assert_eq!(
+        output.metadata(),
+        input.metadata(),
+        "metadata kept verbatim"
+    );
+    assert_eq!(output.tensor_count(), input.tensor_count(), "no name lost");
+    assert_eq!(plan.tensors.len(), input.tensor_count());
     let out_start = output.data_start();
-    for ((before, after), outcome) in input.tensors.iter().zip(&output.tensors).zip(&plan.tensors) {
-        assert_eq!(after.name, before.name, "listing order kept");
-        assert_eq!(after.dtype, before.dtype, "dtype kept: {}", before.name);
-        assert_eq!(outcome.pruned, rule.decide(&before.name).prune);
+    for ((before, after), outcome) in input.tensors().zip(output.tensors()).zip(&plan.tensors) {
+        assert_eq!(after.name(), before.name(), "listing order kept");
+        assert_eq!(
+            after.dtype(),
+            before.dtype(),
+            "dtype kept: {}",
+            before.name()
+        );
+        assert_eq!(outcome.pruned, rule.decide(before.name()).prune);
         if outcome.pruned {
-            assert_eq!(after.shape, [0], "pruned shape: {}", before.name);
-            assert_eq!(after.byte_len(), 0, "pruned is empty: {}", before.name);
+            assert_eq!(after.shape(), [0], "pruned shape: {}", before.name());
+            assert_eq!(after.byte_len(), 0, "pruned is empty: {}", before.name());
         } else {
-            assert_eq!(after.shape, before.shape, "kept shape: {}", before.name);
-            let kept = &out[(out_start + after.begin) as usize..(out_start + after.end) as usize];
-            let orig = &file[(input.data_start() + before.begin) as usize
-                ..(input.data_start() + before.end) as usize];
-            assert!(kept == orig, "kept bytes exact: {}", before.name);
+            assert_eq!(
+                after.shape(),
+                before.shape(),
+                "kept shape: {}",
+                before.name()
+            );
+            let kept =
+                &out[(out_start + after.begin()) as usize..(out_start + after.end()) as usize];
+            let orig = &file[(input.data_start() + before.begin()) as usize
+                ..(input.data_start() + before.end()) as usize];
+            assert!(kept == orig, "kept bytes exact: {}", before.name());
         }
     }
 }

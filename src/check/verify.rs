@@ -142,16 +142,16 @@ pub fn verify_safetensors(
         kept_emptied: 0,
         pruned_whole: 0,
     };
-    let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensors.len());
-    for t in &out_header.tensors {
-        out_by_name.insert(t.name.as_str(), t);
+    let mut out_by_name = std::collections::HashMap::with_capacity(out_header.tensor_count());
+    for t in out_header.tensors() {
+        out_by_name.insert(t.name(), t);
     }
     for (t, outcome) in plan.tensors_of(in_header) {
-        match out_by_name.remove(t.name.as_str()) {
-            Some(o) => check.tensor(t, o, outcome.pruned)?,
+        match out_by_name.remove(t.name()) {
+            Some(o) => check.tensor(&t, &o, outcome.pruned)?,
             None => check.problem(format!(
                 "tensor `{}` is missing from the output",
-                shown(&t.name)
+                shown(t.name())
             )),
         }
     }
@@ -190,12 +190,12 @@ impl FileCheck<'_> {
     /// Checks the input tensor `t` against its output `o`; `pruned`: the
     /// plan prunes it.
     fn tensor(&mut self, t: &TensorEntry, o: &TensorEntry, pruned: bool) -> Result<()> {
-        if o.dtype != t.dtype {
+        if o.dtype() != t.dtype() {
             self.problem(format!(
                 "tensor `{}` has dtype {} in the output but {} in the input",
-                shown(&t.name),
-                o.dtype,
-                t.dtype
+                shown(t.name()),
+                o.dtype(),
+                t.dtype()
             ));
             return Ok(());
         }
@@ -207,38 +207,38 @@ impl FileCheck<'_> {
                 return self.zeros(t, o);
             }
         }
-        let empty = o.shape == [0] && o.byte_len() == 0;
+        let empty = o.shape() == [0] && o.byte_len() == 0;
         if pruned {
             self.verdict.tensors_pruned += 1;
             if !empty {
-                if o.shape == t.shape {
+                if o.shape() == t.shape() {
                     self.pruned_whole += 1;
                 }
                 self.problem(format!(
                     "tensor `{}` should be empty ({}) but the output holds {:?}",
-                    shown(&t.name),
-                    self.rule.decide(&t.name).reason,
-                    o.shape
+                    shown(t.name()),
+                    self.rule.decide(t.name()).reason,
+                    o.shape()
                 ));
             }
             return Ok(());
         }
         self.verdict.tensors_kept += 1;
-        if empty && t.shape != [0] {
+        if empty && t.shape() != [0] {
             self.kept_emptied += 1;
             self.problem(format!(
                 "tensor `{}` was emptied, but the rule keeps it ({})",
-                shown(&t.name),
-                self.rule.decide(&t.name).reason
+                shown(t.name()),
+                self.rule.decide(t.name()).reason
             ));
             return Ok(());
         }
-        if o.shape != t.shape {
+        if o.shape() != t.shape() {
             self.problem(format!(
                 "tensor `{}` has shape {:?} in the output but {:?} in the input",
-                shown(&t.name),
-                o.shape,
-                t.shape
+                shown(t.name()),
+                o.shape(),
+                t.shape()
             ));
             return Ok(());
         }
@@ -249,19 +249,19 @@ impl FileCheck<'_> {
     /// (a problem says otherwise).
     fn hollow_in_place(&mut self, t: &TensorEntry, o: &TensorEntry) -> bool {
         let (in_start, out_start) = (self.input.1.data_start(), self.output.1.data_start());
-        let same_place = o.begin == t.begin && o.end == t.end && out_start == in_start;
-        if o.shape == t.shape && same_place {
+        let same_place = o.begin() == t.begin() && o.end() == t.end() && out_start == in_start;
+        if o.shape() == t.shape() && same_place {
             return true;
         }
         self.problem(format!(
             "tensor `{}` has shape {:?} at output bytes {}..{} but {:?} at input bytes {}..{} (a hollow output keeps both)",
-            shown(&t.name),
-            o.shape,
-            out_start + o.begin,
-            out_start + o.end,
-            t.shape,
-            in_start + t.begin,
-            in_start + t.end,
+            shown(t.name()),
+            o.shape(),
+            out_start + o.begin(),
+            out_start + o.end(),
+            t.shape(),
+            in_start + t.begin(),
+            in_start + t.end(),
         ));
         false
     }
@@ -269,7 +269,7 @@ impl FileCheck<'_> {
     /// A pruned tensor of a hollow output must read as zeros.
     fn zeros(&mut self, t: &TensorEntry, o: &TensorEntry) -> Result<()> {
         self.verdict.tensors_pruned += 1;
-        let start = self.output.1.data_start() + o.begin;
+        let start = self.output.1.data_start() + o.begin();
         let (nonzero, scanned) = first_nonzero(
             self.output.0,
             start,
@@ -281,8 +281,8 @@ impl FileCheck<'_> {
         if let Some(at) = nonzero {
             self.problem(format!(
                 "tensor `{}` should read as zeros ({}) but output byte {at} is not zero",
-                shown(&t.name),
-                self.rule.decide(&t.name).reason,
+                shown(t.name()),
+                self.rule.decide(t.name()).reason,
             ));
         }
         Ok(())
@@ -293,8 +293,8 @@ impl FileCheck<'_> {
     fn same_bytes(&mut self, t: &TensorEntry, o: &TensorEntry) -> Result<()> {
         let ((input, in_header), (out_file, out_header)) = (self.input, self.output);
         let len = t.byte_len();
-        let in_start = in_header.data_start() + t.begin;
-        let out_start = out_header.data_start() + o.begin;
+        let in_start = in_header.data_start() + t.begin();
+        let out_start = out_header.data_start() + o.begin();
         let (buffer, cancel, on_read) = (&mut self.buffer, self.cancel, self.on_read);
         let a = crc32_counted(input, (in_start, len), buffer, cancel, on_read)?;
         let b = crc32_counted(out_file, (out_start, len), buffer, cancel, on_read)?;
@@ -321,7 +321,7 @@ impl FileCheck<'_> {
         };
         self.problem(format!(
             "tensor `{}`: bytes differ, {at}; crc32 {a:08x} in the input, {b:08x} in the output",
-            shown(&t.name),
+            shown(t.name()),
         ));
         Ok(())
     }
@@ -486,20 +486,20 @@ pub fn verify_index(name: &str, out_dir: &Path, shards: &[String]) -> Result<Fil
             continue; // The shard's own verdict says it is missing.
         }
         let (_, header) = open_safetensors(&shard_path)?;
-        for t in &header.tensors {
+        for t in header.tensors() {
             total = total.saturating_add(t.byte_len());
-            seen.insert(t.name.as_str().to_owned());
-            match map.get(t.name.as_str()) {
+            seen.insert(t.name().to_owned());
+            match map.get(t.name()) {
                 Some(file) if file == shard => {}
                 Some(file) => problem(format!(
                     "tensor `{}` is in {} but weight_map says {}",
-                    shown(&t.name),
+                    shown(t.name()),
                     shown(shard),
                     shown(file)
                 )),
                 None => problem(format!(
                     "tensor `{}` of {} is missing from weight_map",
-                    shown(&t.name),
+                    shown(t.name()),
                     shown(shard)
                 )),
             }

@@ -44,10 +44,10 @@ fn tensor_lines(out: &mut String, header: &Header, plan: &PrunePlan, rule: &Prun
             "    {:<5}  {:<11}  {:<20}  {:>12}  {}  ({})",
             decision_word(t),
             t.dtype.name(),
-            shape_text(&entry.shape),
+            shape_text(entry.shape()),
             t.bytes,
-            shown(&entry.name),
-            rule.decide(&entry.name).reason
+            shown(entry.name()),
+            rule.decide(entry.name()).reason
         );
     }
 }
@@ -239,15 +239,15 @@ struct TensorDoc<'a> {
     rule: String,
 }
 
-fn tensor_doc<'a>(entry: &'a TensorEntry, t: &TensorOutcome, rule: &PruneRule) -> TensorDoc<'a> {
+fn tensor_doc<'a>(entry: TensorEntry<'a>, t: &TensorOutcome, rule: &PruneRule) -> TensorDoc<'a> {
     TensorDoc {
-        name: &entry.name,
+        name: entry.name(),
         dtype: t.dtype.name(),
-        shape: &entry.shape,
+        shape: entry.shape(),
         bytes: t.bytes,
         offset: t.input_offset,
         pruned: t.pruned,
-        rule: rule.decide(&entry.name).reason.to_string(),
+        rule: rule.decide(entry.name()).reason.to_string(),
     }
 }
 
@@ -427,10 +427,10 @@ pub fn inspect_table(files: &[Inspected]) -> String {
             shown_path(&f.path),
             f.plan.tensors.len(),
             human_bytes(f.plan.input_len),
-            human_bytes(f.header.header_len)
+            human_bytes(f.header.header_len())
         );
         // JSON text, shown with JSON's own escapes.
-        let metadata = json_safe(f.header.metadata.as_deref().unwrap_or("none"));
+        let metadata = json_safe(f.header.metadata().unwrap_or("none"));
         let _ = writeln!(out, "  metadata: {metadata}");
         let _ = writeln!(
             out,
@@ -452,11 +452,11 @@ pub fn inspect_table(files: &[Inspected]) -> String {
                 t.input_offset,
                 t.bytes,
                 t.dtype.name(),
-                shape_text(&entry.shape),
-                shown(&entry.name)
+                shape_text(entry.shape()),
+                shown(entry.name())
             );
         }
-        let empty = f.header.tensors.iter().filter(|e| is_emptied(e)).count();
+        let empty = f.header.tensors().filter(|&e| is_emptied(e)).count();
         if already_pruned(f) {
             let _ = writeln!(
                 out,
@@ -513,12 +513,11 @@ pub fn inspect_json<'a>(
             files.iter().map(|f| {
                 let location = Location {
                     path: &f.path,
-                    header_len: f.header.header_len,
+                    header_len: f.header.header_len(),
                     already_pruned: already_pruned(f),
                     metadata: f
                         .header
-                        .metadata
-                        .as_deref()
+                        .metadata()
                         .and_then(|m| serde_json::from_str::<&RawValue>(m).ok()),
                 };
                 file_doc(&f.name, &f.header, &f.plan, rule, Some(location))

@@ -37,8 +37,8 @@ pub(crate) struct GeneratedFile {
 }
 
 /// Whether a tensor is as a pruned output holds it: shape `[0]`, no bytes.
-pub fn is_emptied(entry: &TensorEntry) -> bool {
-    entry.shape == [0] && entry.byte_len() == 0
+pub fn is_emptied(entry: TensorEntry) -> bool {
+    entry.shape() == [0] && entry.byte_len() == 0
 }
 
 /// [`plan_prune`], its error naming the file.

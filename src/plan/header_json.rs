@@ -12,8 +12,19 @@ pub(crate) struct HeaderJson {
 }
 
 impl HeaderJson {
+    /// A header on its own (the test fixtures' input headers).
+    #[cfg(feature = "fixture")]
     pub fn with_capacity(capacity: usize) -> HeaderJson {
         let mut out = Vec::with_capacity(capacity);
+        out.push(b'{');
+        HeaderJson { out, first: true }
+    }
+
+    /// A header written after 8 zero bytes, for the caller to fill with the
+    /// length prefix: the file's first bytes in one buffer.
+    pub fn after_prefix(capacity: usize) -> HeaderJson {
+        let mut out = Vec::with_capacity(capacity);
+        out.extend_from_slice(&[0; 8]);
         out.push(b'{');
         HeaderJson { out, first: true }
     }

@@ -25,18 +25,18 @@ pub(crate) struct Family {
 /// each pattern is checked to match its tensors with the rule's own matcher,
 /// so it works as typed.
 pub(crate) fn largest_families<'a>(
-    tensors: impl IntoIterator<Item = &'a TensorEntry>,
+    tensors: impl IntoIterator<Item = TensorEntry<'a>>,
     limit: usize,
 ) -> Vec<Family> {
     let mut families: HashMap<String, (usize, u64, &'a str)> = HashMap::new();
     for t in tensors {
-        if t.shape.len() < 2 || t.byte_len() == 0 {
+        if t.shape().len() < 2 || t.byte_len() == 0 {
             continue;
         }
-        let Some(pattern) = family_pattern(&t.name) else {
+        let Some(pattern) = family_pattern(t.name()) else {
             continue;
         };
-        let entry = families.entry(pattern).or_insert((0, 0, &t.name));
+        let entry = families.entry(pattern).or_insert((0, 0, t.name()));
         entry.0 += 1;
         entry.1 = entry.1.saturating_add(t.byte_len());
     }
@@ -84,42 +84,27 @@ mod tests {
     use super::*;
     use crate::read::header::Dtype;
 
-    fn tensor(name: &str, shape: &[u64]) -> TensorEntry {
-        let len: u64 = shape.iter().product::<u64>() * 2;
-        TensorEntry {
-            name: name.into(),
-            dtype: Dtype::BF16,
-            shape: shape.to_vec(),
-            begin: 0,
-            end: len,
-        }
+    fn tensor<'a>(name: &'a str, shape: &'a [u64]) -> TensorEntry<'a> {
+        TensorEntry::for_test(name, Dtype::BF16, shape, 0)
     }
 
     #[test]
     fn families_are_named_after_the_last_index_and_ranked_by_size() {
-        let mut tensors = Vec::new();
+        let mut specs: Vec<(String, &[u64])> = Vec::new();
         for l in 0..3 {
-            tensors.push(tensor(
-                &format!("model.layers.{l}.mlp.down_proj.weight"),
-                &[64, 32],
-            ));
-            tensors.push(tensor(
-                &format!("model.layers.{l}.self_attn.q_proj.weight"),
+            specs.push((format!("model.layers.{l}.mlp.down_proj.weight"), &[64, 32]));
+            specs.push((
+                format!("model.layers.{l}.self_attn.q_proj.weight"),
                 &[32, 32],
             ));
-            tensors.push(tensor(
-                &format!("model.layers.{l}.input_layernorm.weight"),
-                &[32],
-            ));
+            specs.push((format!("model.layers.{l}.input_layernorm.weight"), &[32]));
             for e in 0..2 {
-                tensors.push(tensor(
-                    &format!("model.layers.{l}.experts.{e}.w1.weight"),
-                    &[8, 8],
-                ));
+                specs.push((format!("model.layers.{l}.experts.{e}.w1.weight"), &[8, 8]));
             }
         }
-        tensors.push(tensor("lm_head.weight", &[100, 32]));
-        let found = largest_families(&tensors, 3);
+        specs.push(("lm_head.weight".to_string(), &[100, 32]));
+        let tensors: Vec<TensorEntry> = specs.iter().map(|(n, s)| tensor(n, s)).collect();
+        let found = largest_families(tensors.iter().copied(), 3);
         let patterns: Vec<&str> = found.iter().map(|f| f.pattern.as_str()).collect();
         assert_eq!(
             patterns,
@@ -131,7 +116,7 @@ mod tests {
         );
         assert_eq!((found[0].tensors, found[0].bytes), (3, 3 * 64 * 32 * 2));
         // Norms (one dimension) are never suggested; experts are one family.
-        let all = largest_families(&tensors, 10);
+        let all = largest_families(tensors.iter().copied(), 10);
         assert!(all.iter().all(|f| !f.pattern.contains("layernorm")));
         assert!(all
             .iter()
@@ -145,7 +130,7 @@ mod tests {
             tensor("b.0.x[1].weight", &[4, 4]),
             tensor("c.0.ok.weight", &[4, 4]),
         ];
-        let found = largest_families(&tensors, 5);
+        let found = largest_families(tensors.iter().copied(), 5);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].pattern, "*.ok.weight");
     }

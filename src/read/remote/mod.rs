@@ -347,6 +347,7 @@ impl RemoteFolder {
     /// nothing can be listed (a plain web server: the caller learns the
     /// files from `config.json` or the shard index). A prefix with nothing
     /// under it is an empty list; a missing bucket is an error.
+    #[cfg(any(test, feature = "fixture"))]
     pub fn list(&self) -> Result<Option<Vec<RemoteEntry>>> {
         Ok(self.list_with_subfolders()?.map(|(objects, _)| objects))
     }
@@ -394,15 +395,6 @@ impl RemoteFolder {
                 ..
             }) => Ok(false),
             Err(e) => Err(e),
-        }
-    }
-
-    /// The folder's subfolders, which are not copied (a warning names
-    /// them); known on the Hub only.
-    pub fn subfolders(&self) -> Result<Vec<String>> {
-        match &self.hub {
-            Some(hub) => hub.subfolders(),
-            None => Ok(Vec::new()),
         }
     }
 

@@ -5,8 +5,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorKind, Result};
 use crate::base::interrupt::Cancel;
+use crate::commit::out_dir::is_url;
 use crate::commit::recover::recover_or_note;
 use crate::plan::file::plan_file;
 use crate::plan::rule::PruneRule;
@@ -38,7 +39,12 @@ pub fn inspect(
     rule: &PruneRule,
     cancel: &Cancel,
 ) -> Result<(Vec<Inspected>, Vec<String>)> {
-    let place = Place::resolve(path)?;
+    // What inspect is given may be a file: a missing one is a path, not a
+    // checkpoint folder.
+    let place = Place::resolve(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound if !is_url(path) => Error::path_not_found(path),
+        _ => e,
+    })?;
     let folder = match &place {
         Place::Folder(folder) | Place::File { folder, .. } => Arc::clone(folder),
     };

@@ -71,3 +71,19 @@ impl Ownership {
         }
     }
 }
+
+/// The config file of a TensorRT-LLM checkpoint.
+pub const CONFIG_FILE: &str = "config.json";
+
+/// Largest small file read whole (a config or an index), local or remote.
+pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
+
+/// Whether `text` is a URL (`scheme://...`) rather than a local path.
+pub fn looks_like_url(text: &str) -> bool {
+    let Some((scheme, _)) = text.split_once("://") else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}

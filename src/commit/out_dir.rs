@@ -12,10 +12,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::base::error::{Error, Result};
+use crate::base::file::looks_like_url;
 use crate::base::file::{file_name, FileStamp};
 use crate::base::sys::{self, Dir, Identity, PathHandle};
 use crate::plan::prepared::{InputFolder, Prepared};
-use crate::read::folder::looks_like_url;
 
 /// The original's default output, `Path(dir).with_name(name + ".pruned")`:
 /// beside the folder as the user named it (`given`), so a checkpoint reached

@@ -11,7 +11,7 @@ use crate::base::file::FileStamp;
 use crate::read::input::read_stamped;
 use crate::read::json_scan::top_level_members;
 
-pub const CONFIG_FILE: &str = "config.json";
+pub use crate::base::file::CONFIG_FILE;
 /// The key the original tool adds to `config.json`.
 pub const IS_PRUNED_KEY: &str = "is_pruned";
 

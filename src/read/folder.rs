@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::base::error::{Error, Result};
+pub(crate) use crate::base::file::looks_like_url;
 use crate::base::file::FileStamp;
 use crate::read::header::Header;
 use crate::read::input::{open_safetensors, read_stamped, InputFile};
@@ -229,16 +230,6 @@ impl Place {
             )),
         }
     }
-}
-
-/// Whether `text` is a URL (`scheme://...`) rather than a local path.
-pub fn looks_like_url(text: &str) -> bool {
-    let Some((scheme, _)) = text.split_once("://") else {
-        return false;
-    };
-    let mut chars = scheme.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// The line for a URL given to a build without remote support.

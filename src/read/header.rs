@@ -555,6 +555,15 @@ impl fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
+/// The top-level object as read, before the format's rules are checked.
+struct RawHeader {
+    pub metadata: Option<String>,
+    /// In listing order; offsets not validated yet.
+    pub tensors: TensorList,
+    /// `__metadata__` appears more than once.
+    pub duplicate_metadata: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

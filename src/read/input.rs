@@ -201,40 +201,7 @@ pub fn open_safetensors(path: &Path) -> Result<(InputFile, Header)> {
     Ok((input, header))
 }
 
-/// Bytes read speculatively from a remote file: its length prefix and, for
-/// most headers, the whole header, in one request.
-#[cfg(feature = "remote")]
-const REMOTE_PREFIX_READ: u64 = 64 << 10;
-
-/// Reads and validates the header of the remote object `name`: one ranged
-/// read of its first bytes, one more for a header longer than that.
-#[cfg(feature = "remote")]
-pub fn open_remote_safetensors(
-    folder: &Arc<RemoteFolder>,
-    name: &str,
-) -> Result<(InputFile, Header)> {
-    let (prefix, info) = folder.read_prefix(name, REMOTE_PREFIX_READ)?;
-    let url = PathBuf::from(folder.object_url(name));
-    let header_error = |source| Error::Header {
-        file: url.clone(),
-        source,
-    };
-    let n = header::header_len_from_prefix(&prefix, info.size).map_err(header_error)?;
-    // header_len_from_prefix checked that 8 + n fits the object's size.
-    let end = (N_LEN + n) as usize;
-    let json = if prefix.len() >= end {
-        prefix[N_LEN as usize..end].to_vec()
-    } else {
-        let mut json = prefix[N_LEN as usize..].to_vec();
-        json.extend(folder.read_range(name, &info, prefix.len() as u64..end as u64)?);
-        json
-    };
-    let header = header::parse_header(&json, info.size).map_err(header_error)?;
-    Ok((InputFile::remote(folder, name, info), header))
-}
-
-/// Largest small file read whole (a config or an index), local or remote.
-pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
+pub use crate::base::file::MAX_SMALL_OBJECT;
 
 /// The whole of a small file (config.json, a shard index) and its stamp,
 /// taken from the open descriptor before the first byte is read: a write

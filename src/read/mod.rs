@@ -11,3 +11,5 @@ pub(crate) mod json_scan;
 pub(crate) mod ranks;
 #[cfg(feature = "remote")]
 pub(crate) mod remote;
+#[cfg(feature = "remote")]
+pub(crate) mod remote_folder;

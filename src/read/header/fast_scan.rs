@@ -6,8 +6,7 @@
 //! `RawHeader`; on anything else it returns `None` and serde_json decides
 //! (regression: `fast_scan_agrees_with_serde` in tests/differential.rs).
 
-use super::parse::RawHeader;
-use super::{Dtype, TensorList, METADATA_KEY};
+use super::{Dtype, RawHeader, TensorList, METADATA_KEY};
 
 pub(super) fn scan(text: &str) -> Option<RawHeader> {
     let mut s = Scanner {

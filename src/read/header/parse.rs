@@ -7,20 +7,11 @@
 use std::collections::HashSet;
 
 use super::{
-    fast_scan, visitors, Header, HeaderError, HeaderErrorKind, TensorList, MAX_HEADER_SIZE,
-    METADATA_KEY, N_LEN,
+    fast_scan, visitors, Header, HeaderError, HeaderErrorKind, RawHeader, TensorList,
+    MAX_HEADER_SIZE, METADATA_KEY, N_LEN,
 };
 use crate::read::header::tensor_byte_len;
 use crate::read::json_scan::top_level_members;
-
-/// The top-level object as read, before the format's rules are checked.
-pub(super) struct RawHeader {
-    pub metadata: Option<String>,
-    /// In listing order; offsets not validated yet.
-    pub tensors: TensorList,
-    /// `__metadata__` appears more than once.
-    pub duplicate_metadata: bool,
-}
 
 /// Reads the header length N from the first bytes of a file and checks it
 /// against the official reader's limits and the file length.

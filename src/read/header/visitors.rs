@@ -9,8 +9,7 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::parse::RawHeader;
-use super::{Dtype, TensorList, METADATA_KEY};
+use super::{Dtype, RawHeader, TensorList, METADATA_KEY};
 
 /// Reads `text` (UTF-8 JSON) as a header's top-level object.
 pub(super) fn read(text: &str) -> Result<RawHeader, serde_json::Error> {

@@ -477,7 +477,7 @@ impl HubFolder {
         // refuses its files.
         if let Some(first) = files
             .iter()
-            .find(|f| f.name == crate::read::config::CONFIG_FILE)
+            .find(|f| f.name == crate::base::file::CONFIG_FILE)
             .or(files.first())
         {
             let mut file_url = format!(

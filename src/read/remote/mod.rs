@@ -56,11 +56,10 @@ mod location;
 mod parts;
 mod problem;
 
-use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -71,14 +70,11 @@ use tokio::sync::Semaphore;
 
 use crate::base::copy_range::CopyRange;
 use crate::base::error::{Error, RemoteProblem, Result};
-use crate::read::folder::{Entry, EntryKind, Folder, SmallFile};
-use crate::read::header::Header;
-use crate::read::input::{open_remote_safetensors, InputFile};
 
 pub use location::StoreKind;
 
 /// Largest object [`RemoteFolder::get_small`] reads (a config or an index).
-pub use crate::read::input::MAX_SMALL_OBJECT;
+pub use crate::base::file::MAX_SMALL_OBJECT;
 
 /// A checkpoint folder at a URL: a store and the prefix of the folder in it.
 pub struct RemoteFolder {
@@ -150,72 +146,6 @@ impl ObjectInfo {
             _ => true,
         };
         self.size == meta.size && same_tag && same_version
-    }
-}
-
-/// A remote folder behind the seam `checkpoint` reads through. It is held
-/// in an [`Arc`] because each [`InputFile`] it opens keeps a handle on it.
-impl Folder for Arc<RemoteFolder> {
-    fn shown(&self) -> &Path {
-        &self.shown
-    }
-
-    fn path_of(&self, name: &OsStr) -> PathBuf {
-        PathBuf::from(self.object_url(&name.to_string_lossy()))
-    }
-
-    fn local_dir(&self) -> Option<&Path> {
-        None
-    }
-
-    fn list(&self) -> Result<Option<Vec<Entry>>> {
-        let Some((objects, subfolders)) = self.list_with_subfolders()? else {
-            return Ok(None);
-        };
-        let files = objects
-            .into_iter()
-            .map(|o| (o.name, EntryKind::File, o.size));
-        let folders = subfolders.into_iter().map(|n| (n, EntryKind::Folder, 0));
-        let mut entries: Vec<Entry> = files
-            .chain(folders)
-            .map(|(name, kind, size)| Entry {
-                file_name: name.clone().into(),
-                name,
-                kind,
-                size,
-            })
-            .collect();
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(Some(entries))
-    }
-
-    fn read_small(&self, name: &str) -> Result<Option<SmallFile>> {
-        Ok(self
-            .get_small(name)?
-            .map(|bytes| SmallFile { bytes, stamp: None }))
-    }
-
-    fn open_file(&self, name: &OsStr) -> Result<InputFile> {
-        let name = self.name_of(name)?;
-        // The identity comes from one HEAD: every later read carries it.
-        let (_, info) = self.read_prefix(name, 0)?;
-        Ok(InputFile::remote(self, name, info))
-    }
-
-    fn open_safetensors(&self, name: &OsStr) -> Result<(InputFile, Header)> {
-        open_remote_safetensors(self, self.name_of(name)?)
-    }
-}
-
-impl RemoteFolder {
-    /// An object name as text (names of remote objects are UTF-8).
-    fn name_of<'a>(&self, name: &'a OsStr) -> Result<&'a str> {
-        name.to_str().ok_or_else(|| Error::Remote {
-            url: self.url.clone(),
-            range: None,
-            kind: RemoteProblem::Invalid,
-            problem: format!("`{}` is not a UTF-8 name", name.to_string_lossy()),
-        })
     }
 }
 
@@ -295,7 +225,7 @@ impl RemoteFolder {
     /// `aws_endpoint`, `aws_access_key_id`, `aws_allow_http`, ...; for
     /// plain HTTP the client keys such as `timeout`).
     pub fn parse_with(text: &str, config: &[(&str, &str)]) -> Option<Result<RemoteFolder>> {
-        if !crate::read::folder::looks_like_url(text) {
+        if !crate::base::file::looks_like_url(text) {
             return None;
         }
         let parsed = match hub::is_hub_url(text) {
@@ -330,6 +260,11 @@ impl RemoteFolder {
                     _ => Ok(folder),
                 }),
         )
+    }
+
+    /// The folder's URL as a path, for messages and output names.
+    pub fn shown_path(&self) -> &std::path::Path {
+        &self.shown
     }
 
     /// The folder's URL, for messages: no credentials, no trailing `/`.

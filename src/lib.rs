@@ -9,17 +9,24 @@
 //!
 //! ```text
 //! base/     the vocabulary every stage shares: error (Error, exit codes),
-//!           file (a file's name, stamp and owner), copy_range (the bytes
+//!           file (a file's name, stamp and owner; shared file names),
+//!           copy_range (the bytes
 //!           one copy moves), interrupt (Cancel),
 //!           progress (the Progress observer), shown (names made
 //!           terminal-safe, sizes), side_file (the tool's own file names),
 //!           sys (folder-relative system calls)
-//! read/     a checkpoint: checkpoint (the folder's layout), config, index,
-//!           ranks, input (files, stamped; headers read with pread),
-//!           header (bytes -> validated Header; pure), json_scan,
-//!           remote/ (S3, GCS, Azure, HTTP: headers and kept ranges only)
+//! read/     a checkpoint: folder (the seam: a Folder lists, reads small
+//!           files, opens files; an argument resolved once into a Place),
+//!           checkpoint (the layout rules, once, over any Folder), config,
+//!           index, ranks, input (files, stamped; headers read with pread),
+//!           header (bytes -> validated Header; pure; header/ holds the
+//!           parser, its fast scan and serde visitors), json_scan,
+//!           remote/ (S3, GCS, Azure, HTTP, the Hugging Face Hub: headers
+//!           and kept ranges only; the `remote` feature), remote_folder (a
+//!           remote folder as a Folder)
 //! plan/     rule (tensor name -> prune or keep; pure), mod.rs (Header +
-//!           rule -> PrunePlan; pure), header_json (the output header's
+//!           rule -> PrunePlan; pure), layout (the order and alignment of
+//!           the kept ranges), header_json (the output header's
 //!           bytes), suggest (patterns for a rule that missed), file (one
 //!           file planned), prepared (the whole run, before any write)
 //! commit/   out_dir (where outputs go, what they may not replace), stage
@@ -47,7 +54,7 @@
 //!   [`execute`]) with [`Options`], giving a [`Prepared`] (of
 //!   [`FilePlan`]s, as a [`LayoutKind`]) and a [`Summary`];
 //!   [`unfinished_commits`] (what a dry run reports), [`lacking_ranks`],
-//!   [`is_url`];
+//!   [`is_url`], [`DEFAULT_FETCH_JOBS`], [`NO_REMOTE_SUPPORT`];
 //! - looking without changing: [`inspect()`] ([`Inspected`]),
 //!   [`verify_existing`] ([`Verification`], [`FileVerdict`]),
 //!   [`recover_folder`];
@@ -58,7 +65,8 @@
 //!   ([`PrunePlan`], [`TensorOutcome`], [`CopyRange`], [`PlanError`]);
 //! - what those take and give: [`RankSet`], [`CopyMethods`], [`Cancel`],
 //!   the [`Progress`] observer ([`FileProgress`], [`NoProgress`]),
-//!   [`Error`] ([`RemoteProblem`], [`EXIT_FAILURE`], [`EXIT_AFTER_COMMIT`],
+//!   [`Error`] ([`ErrorKind`], [`Missing`], [`CommitFailure`],
+//!   [`RemoteProblem`], [`EXIT_FAILURE`], [`EXIT_AFTER_COMMIT`],
 //!   [`EXIT_COMMIT_INCOMPLETE`]) and [`Result`];
 //! - for front-ends that print names: [`shown`], [`shown_os`],
 //!   [`shown_path`], [`shown_line`], [`shown_lines`], [`json_safe`].

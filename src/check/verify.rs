@@ -361,17 +361,11 @@ fn first_nonzero(
     };
     let end = offset.saturating_add(len);
     let mut segments = DataSegments::new(&local.file);
-    let (mut pos, mut scanned) = (offset, 0u64);
-    while pos < end {
-        let Some((data, data_end)) = segments.at_or_after(pos) else {
-            break;
-        };
-        if data >= end {
-            break;
-        }
-        let data_end = data_end.min(end);
+    let mut scanned = 0u64;
+    let mut found = None;
+    segments.each_within(offset, end, |data, data_end| {
         let mut at = data;
-        while at < data_end {
+        while at < data_end && found.is_none() {
             cancel.check()?;
             let want = (data_end - at).min(buffer.len() as u64) as usize;
             let n = match file.read_at(&mut buffer[..want], at)? {
@@ -383,15 +377,20 @@ fn first_nonzero(
                 }
                 n => n,
             };
-            if let Some(i) = buffer[..n].iter().position(|&b| b != 0) {
-                return Ok((Some(at + i as u64), scanned + i as u64 + 1));
+            match buffer[..n].iter().position(|&b| b != 0) {
+                Some(i) => {
+                    found = Some(at + i as u64);
+                    scanned += i as u64 + 1;
+                }
+                None => {
+                    at += n as u64;
+                    scanned += n as u64;
+                }
             }
-            at += n as u64;
-            scanned += n as u64;
         }
-        pos = data_end;
-    }
-    Ok((None, scanned))
+        Ok(())
+    })?;
+    Ok((found, scanned))
 }
 
 /// Compares a copied file with its input, byte for byte (by CRC32).

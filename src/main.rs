@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, FromArgMatches};
 
-use cli::args::{Cli, ColorChoice, Command, Shell};
+use cli::args::{Cli, ColorChoice, Command, OutputArgs, Shell};
 use cli::progress::Bars;
 use cli::report::{self, human_bytes};
 use cli::signals;
@@ -218,6 +218,9 @@ fn painted(text: &str, word: &str) -> String {
     text.replacen(word, &format!("\x1b[{code}m{word}\x1b[0m"), 1)
 }
 
+/// A prune run: what dead runs left is dealt with, the plan is made and
+/// shown, then (unless `--dry-run`, or already pruned) carried out and
+/// summed up.
 fn run_prune(cli: &Cli) -> Result<(), Error> {
     let Some(checkpoint_dir) = cli.checkpoint_dir.clone() else {
         // clap requires it without a subcommand; kept for completeness.
@@ -229,16 +232,7 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     let mut options = cli.options(checkpoint_dir);
     options.cancel = cancel(cli.output.quiet);
     let out = &cli.output;
-    // What dead runs left in the folders this run reads and writes is dealt
-    // with first: an in-place run killed mid-commit left a checkpoint that
-    // must be finished before it can be read. A dry run only reports it.
-    let recovered = if cli.dry_run {
-        trtllm_prune::unfinished_commits(&options)?
-    } else {
-        trtllm_prune::recover_folders(&options)?
-    };
-    let mut prepared = trtllm_prune::prepare(&options)?;
-    prepared.warnings.splice(0..0, recovered);
+    let prepared = prepare_after_recovery(&options, cli.dry_run)?;
     // --quiet means nothing at all on stderr when the run succeeds.
     if !out.quiet {
         for warning in &prepared.warnings {
@@ -259,23 +253,59 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
         }
     }
     if prepared.already_pruned() {
-        if out.json.json {
-            print_json(&report::run_json(&prepared, None))?;
-        }
-        if !out.quiet {
-            say(&format!(
-                "trtllm-prune: {} is already pruned with this rule (config.json says is_pruned, every tensor the rule prunes is empty): nothing was rewritten",
-                shown_path(&prepared.out_dir)
-            ));
-        }
-        return Ok(());
+        return report_already_pruned(out, &prepared);
     }
     let progress = Bars::stderr(!out.quiet);
     let started = std::time::Instant::now();
     let result = trtllm_prune::execute(&prepared, &options, &progress);
     let elapsed = started.elapsed();
     progress.finish();
-    let summary = result?;
+    report_done(out, &options, &prepared, &result?, elapsed)
+}
+
+/// The run's plan, made once what dead runs left in the folders it reads
+/// and writes is dealt with (a dry run only reports that); what was found
+/// leads its warnings.
+fn prepare_after_recovery(
+    options: &trtllm_prune::Options,
+    dry_run: bool,
+) -> Result<trtllm_prune::Prepared, Error> {
+    // An in-place run killed mid-commit left a checkpoint that must be
+    // finished before it can be read.
+    let recovered = if dry_run {
+        trtllm_prune::unfinished_commits(options)?
+    } else {
+        trtllm_prune::recover_folders(options)?
+    };
+    let mut prepared = trtllm_prune::prepare(options)?;
+    prepared.warnings.splice(0..0, recovered);
+    Ok(prepared)
+}
+
+/// Says that the output is already pruned and nothing was rewritten (and
+/// prints the JSON report if asked).
+fn report_already_pruned(out: &OutputArgs, prepared: &trtllm_prune::Prepared) -> Result<(), Error> {
+    if out.json.json {
+        print_json(&report::run_json(prepared, None))?;
+    }
+    if !out.quiet {
+        say(&format!(
+            "trtllm-prune: {} is already pruned with this rule (config.json says is_pruned, every tensor the rule prunes is empty): nothing was rewritten",
+            shown_path(&prepared.out_dir)
+        ));
+    }
+    Ok(())
+}
+
+/// After the commit: the run's warnings, the JSON report if asked, the
+/// summary line with its timing, and the ranks the folder still lacks.
+fn report_done(
+    out: &OutputArgs,
+    options: &trtllm_prune::Options,
+    prepared: &trtllm_prune::Prepared,
+    summary: &trtllm_prune::Summary,
+    elapsed: std::time::Duration,
+) -> Result<(), Error> {
     if !out.quiet {
         for line in summary.recovered.iter().chain(&summary.warnings) {
             say(&format!("trtllm-prune: warning: {line}"));
@@ -284,23 +314,21 @@ fn run_prune(cli: &Cli) -> Result<(), Error> {
     if out.json.json {
         // The output is committed: a report that cannot be written must not
         // read as "nothing changed".
-        write_json(&report::run_json(&prepared, Some(&summary))).map_err(|e| {
-            Error::AfterCommit {
-                dir: summary.out_dir.clone(),
-                problem: format!("cannot write the JSON report to stdout: {e}"),
-            }
+        write_json(&report::run_json(prepared, Some(summary))).map_err(|e| Error::AfterCommit {
+            dir: summary.out_dir.clone(),
+            problem: format!("cannot write the JSON report to stdout: {e}"),
         })?;
     }
     if !out.quiet {
         say(&format!(
             "{}{}",
-            summary_line(&summary),
+            summary_line(summary),
             timing(elapsed, prepared.bytes_to_move())
         ));
         // The commit is done: a folder that cannot be listed now only
         // loses this line.
-        if let Ok(Some((first, count))) = trtllm_prune::lacking_ranks(&prepared, &options) {
-            say(&lacking_line(&summary.out_dir, &prepared, &first, count));
+        if let Ok(Some((first, count))) = trtllm_prune::lacking_ranks(prepared, options) {
+            say(&lacking_line(&summary.out_dir, prepared, &first, count));
         }
     }
     Ok(())

@@ -588,32 +588,8 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &dyn Progress) 
         ..options.clone()
     };
     let flush = options.fsync || prepared.in_place;
-    let mut staging =
-        Staging::open_checked(&prepared.out_dir, flush, options.cancel.clone(), &|dir| {
-            refuse_input_folders(dir, prepared)?;
-            refuse_stale_ranks(dir, prepared)
-        })?;
-    // Dropping `staging` removes its journal (and a folder it created).
-    refuse_mirrored_input_folders(&prepared.out_dir, staging.journal_name(), prepared)?;
-    let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
-    // In place, each file is replaced only if it is still the one read.
-    let read = |stamp| prepared.in_place.then_some(stamp);
-    for file in &prepared.files {
-        let staged = staging.add_made_from(&file.name, file.input.stamp().and_then(read));
-        jobs.push((Job::Prune(file), staged));
-    }
-    for extra in &prepared.extra_files {
-        jobs.push((Job::Copy(extra), staging.add(file_name(&extra.path))));
-    }
-    // Added last, so committed last: config.json (or the shard index) says
-    // "pruned" only once every other file is in place.
-    let generated: Vec<(&GeneratedFile, StagedFile)> = prepared
-        .generated
-        .iter()
-        .map(|g| (g, staging.add_made_from(&g.name, g.read.and_then(read))))
-        .collect();
-    // Largest first, so parallel workers finish together.
-    jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
+    let mut staging = open_staging(prepared, flush, &options.cancel)?;
+    let StagedOutputs { jobs, generated } = stage_outputs(prepared, &mut staging);
     check_space(prepared, &staging, &jobs, &generated, options)?;
 
     let mut warnings = Vec::new();
@@ -638,23 +614,11 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &dyn Progress) 
     let (stats, job_warnings) = run_jobs(&staging, &jobs, &settings, flush, in_place, progress)?;
     warnings.extend(job_warnings);
     options.cancel.check()?;
-    let verified = if options.verify {
-        let verdicts = verify_staged(prepared, &jobs, &generated, &options.cancel, progress)?;
-        if let Some(bad) = verdicts.iter().find(|v| !v.ok()) {
-            return Err(Error::Mismatch {
-                file: prepared.out_dir.join(&bad.name),
-                problem: format!(
-                    "verification failed, nothing was kept: {}",
-                    bad.problems
-                        .first()
-                        .map(String::as_str)
-                        .unwrap_or("mismatch")
-                ),
-            });
-        }
-        Some(verdicts)
-    } else {
-        None
+    let verified = match options.verify {
+        true => Some(verify_outputs(
+            prepared, &jobs, &generated, options, progress,
+        )?),
+        false => None,
     };
     let mut recovered = std::mem::take(&mut staging.recovered);
     let report = staging.commit()?;
@@ -663,6 +627,77 @@ pub fn execute(prepared: &Prepared, options: &Options, progress: &dyn Progress) 
         warnings,
         ..Summary::of(prepared, stats, verified, recovered)
     })
+}
+
+/// The staging area in the output folder, once the folder is known to be
+/// none of the inputs' and to hold no stale ranks.
+fn open_staging(prepared: &Prepared, flush: bool, cancel: &Cancel) -> Result<Staging> {
+    let staging = Staging::open_checked(&prepared.out_dir, flush, cancel.clone(), &|dir| {
+        refuse_input_folders(dir, prepared)?;
+        refuse_stale_ranks(dir, prepared)
+    })?;
+    // Dropping `staging` removes its journal (and a folder it created).
+    refuse_mirrored_input_folders(&prepared.out_dir, staging.journal_name(), prepared)?;
+    Ok(staging)
+}
+
+/// The outputs of a run, each with its place in the staging area.
+struct StagedOutputs<'a> {
+    /// The pruned and copied files, largest first.
+    jobs: Vec<(Job<'a>, StagedFile)>,
+    /// The files produced from text (config.json, a shard index),
+    /// committed last.
+    generated: Vec<(&'a GeneratedFile, StagedFile)>,
+}
+
+/// Adds every output to the staging area: the copy jobs, largest first,
+/// and the generated files, which are committed last.
+fn stage_outputs<'a>(prepared: &'a Prepared, staging: &mut Staging) -> StagedOutputs<'a> {
+    let mut jobs: Vec<(Job, StagedFile)> = Vec::new();
+    // In place, each file is replaced only if it is still the one read.
+    let read = |stamp| prepared.in_place.then_some(stamp);
+    for file in &prepared.files {
+        let staged = staging.add_made_from(&file.name, file.input.stamp().and_then(read));
+        jobs.push((Job::Prune(file), staged));
+    }
+    for extra in &prepared.extra_files {
+        jobs.push((Job::Copy(extra), staging.add(file_name(&extra.path))));
+    }
+    // Added last, so committed last: config.json (or the shard index) says
+    // "pruned" only once every other file is in place.
+    let generated: Vec<(&GeneratedFile, StagedFile)> = prepared
+        .generated
+        .iter()
+        .map(|g| (g, staging.add_made_from(&g.name, g.read.and_then(read))))
+        .collect();
+    // Largest first, so parallel workers finish together.
+    jobs.sort_by_key(|(job, _)| std::cmp::Reverse(job.bytes()));
+    StagedOutputs { jobs, generated }
+}
+
+/// The verdicts of `--verify` on the staged outputs; the first failed one
+/// is the run's error, and nothing is kept.
+fn verify_outputs(
+    prepared: &Prepared,
+    jobs: &[(Job, StagedFile)],
+    generated: &[(&GeneratedFile, StagedFile)],
+    options: &Options,
+    progress: &dyn Progress,
+) -> Result<Vec<FileVerdict>> {
+    let verdicts = verify_staged(prepared, jobs, generated, &options.cancel, progress)?;
+    if let Some(bad) = verdicts.iter().find(|v| !v.ok()) {
+        return Err(Error::Mismatch {
+            file: prepared.out_dir.join(&bad.name),
+            problem: format!(
+                "verification failed, nothing was kept: {}",
+                bad.problems
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("mismatch")
+            ),
+        });
+    }
+    Ok(verdicts)
 }
 
 /// Refuses the run, before anything is written, when its outputs would

@@ -68,54 +68,105 @@ pub(crate) fn run_jobs(
     in_place: bool,
     progress: &dyn Progress,
 ) -> Result<(CopyStats, Vec<String>)> {
-    let threads = match options.jobs {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    }
-    .clamp(1, jobs.len().max(1))
-    .min(threads_that_fit());
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let totals: Mutex<CopyStats> = Mutex::new(CopyStats::default());
-    let warnings: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let threads = worker_count(options.jobs, jobs.len());
+    let outcomes = Outcomes::default();
     let cancel = || -> Result<()> {
         options.cancel.check()?;
-        if failed.load(Ordering::Relaxed) {
+        if outcomes.failed.load(Ordering::Relaxed) {
             return Err(Error::Aborted);
         }
         Ok(())
     };
     let worker = || loop {
-        let i = next.fetch_add(1, Ordering::Relaxed);
+        let i = outcomes.next.fetch_add(1, Ordering::Relaxed);
         let Some((job, staged)) = jobs.get(i) else {
             return;
         };
         match run_job(
             staging, job, staged, options, fsync, in_place, progress, &cancel,
         ) {
-            Ok((stats, lines)) => {
-                let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-                t.shared += stats.shared;
-                t.copied += stats.copied;
-                t.holes += stats.holes;
-                drop(t);
-                warnings
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(lines);
-            }
+            Ok((stats, lines)) => outcomes.record(stats, lines),
             Err(e) => {
-                failed.store(true, Ordering::Relaxed);
-                let mut slot = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                if matches!(*slot, None | Some(Error::Aborted)) {
-                    *slot = Some(e);
-                }
+                outcomes.fail(e);
                 return;
             }
         }
     };
     sys::share_malloc_arena_under_memory_limit();
+    run_workers(threads, &worker);
+    options.cancel.check()?;
+    outcomes.finish()
+}
+
+/// The number of worker threads: `jobs` (0: one per core), at least one,
+/// no more than there are files, and no more than an address-space limit
+/// leaves room for.
+fn worker_count(jobs: usize, files: usize) -> usize {
+    match jobs {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, files.max(1))
+    .min(threads_that_fit())
+}
+
+/// What the workers share: the index of the next job to take, and what
+/// the jobs taken so far came to.
+#[derive(Default)]
+struct Outcomes {
+    next: AtomicUsize,
+    /// Set on the first failure: the others stop at their next chunk.
+    failed: AtomicBool,
+    first_error: Mutex<Option<Error>>,
+    totals: Mutex<CopyStats>,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Outcomes {
+    /// Adds a finished job's stats and warning lines.
+    fn record(&self, stats: CopyStats, lines: Vec<String>) {
+        let mut t = self.totals.lock().unwrap_or_else(|p| p.into_inner());
+        t.shared += stats.shared;
+        t.copied += stats.copied;
+        t.holes += stats.holes;
+        drop(t);
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(lines);
+    }
+
+    /// Stops the other jobs and keeps the error, unless one is kept
+    /// already: a job's own error replaces the `Aborted` of a job it
+    /// stopped.
+    fn fail(&self, e: Error) {
+        self.failed.store(true, Ordering::Relaxed);
+        let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*slot, None | Some(Error::Aborted)) {
+            *slot = Some(e);
+        }
+    }
+
+    /// The kept error, else the totals and every warning line.
+    fn finish(self) -> Result<(CopyStats, Vec<String>)> {
+        if let Some(e) = self
+            .first_error
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+        {
+            return Err(e);
+        }
+        Ok((
+            self.totals.into_inner().unwrap_or_else(|p| p.into_inner()),
+            self.warnings
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner()),
+        ))
+    }
+}
+
+/// Runs `worker` on up to `threads` threads and waits for them all.
+fn run_workers(threads: usize, worker: &(dyn Fn() + Sync)) {
     std::thread::scope(|scope| {
         // A thread the system refuses (`ulimit -u`, `ulimit -v`) means fewer
         // workers, not a failed run; with none, the calling thread works.
@@ -135,14 +186,6 @@ pub(crate) fn run_jobs(
             worker();
         }
     });
-    options.cancel.check()?;
-    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
-    Ok((
-        totals.into_inner().unwrap_or_else(|p| p.into_inner()),
-        warnings.into_inner().unwrap_or_else(|p| p.into_inner()),
-    ))
 }
 
 /// Stack size of a worker thread (std's default, named: the thread budget
@@ -161,8 +204,10 @@ fn threads_that_fit() -> usize {
     }
 }
 
-/// Writes the text of `generated` to the temp file of `staged`; errors name
-/// its target.
+/// Produces one job's file as the temp file of `staged`: the new header,
+/// the kept ranges (a copy: the whole input), the replaced file's
+/// attributes when in place, and a flush when `fsync`; errors name its
+/// target.
 #[allow(clippy::too_many_arguments)]
 fn run_job(
     staging: &Staging,
@@ -189,54 +234,17 @@ fn run_job(
         }
     };
     let bar = progress.file(&file_name(&staged.target), job.bytes());
-    let out = staging.create(staged, input.ownership(), in_place)?;
-    out.write_all_at(header, 0)
-        .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
-    // Sized up front so that clones and copies land inside the file.
-    out.set_len(output_len)
-        .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
+    let out = create_output(staging, staged, input, in_place, header, output_len)?;
     let on_progress = |n: u64| bar.inc(n);
-    let stats = match &input.source {
-        Source::Local(local) => {
-            let files = FilePair {
-                src: &local.file,
-                src_path: &input.path,
-                dst: &out,
-                dst_path: &staged.target,
-            };
-            let hooks = Hooks {
-                on_progress: &on_progress,
-                cancel,
-            };
-            let block = options.align.unwrap_or(SHARE_ALIGNMENT);
-            let mut copier = RangeCopier::new(files, block, options.methods, hooks);
-            for &range in ranges {
-                copier.copy(range)?;
-            }
-            copier.stats()
-        }
-        // Ranged reads, written where they belong with pwrite.
-        #[cfg(feature = "remote")]
-        Source::Remote(o) => {
-            let fetch = FetchOptions {
-                jobs: options.fetch_jobs,
-                ..FetchOptions::default()
-            };
-            let copied = o.folder.copy_ranges(
-                &o.name,
-                &o.info,
-                ranges,
-                &out,
-                &fetch,
-                &on_progress,
-                cancel,
-            )?;
-            CopyStats {
-                copied,
-                ..CopyStats::default()
-            }
-        }
-    };
+    let stats = copy_kept(
+        input,
+        &out,
+        &staged.target,
+        ranges,
+        options,
+        &on_progress,
+        cancel,
+    )?;
     input.check_unchanged()?;
     let warnings = match &input.source {
         Source::Local(local) if in_place => keep_attributes(&staged.target, &local.file, &out),
@@ -250,6 +258,75 @@ fn run_job(
     Ok((stats, warnings))
 }
 
+/// Creates the temp file of `staged` (owned as the input is), writes
+/// `header` at its start and sizes it to `output_len`.
+fn create_output(
+    staging: &Staging,
+    staged: &StagedFile,
+    input: &InputFile,
+    in_place: bool,
+    header: &[u8],
+    output_len: u64,
+) -> Result<File> {
+    let out = staging.create(staged, input.ownership(), in_place)?;
+    out.write_all_at(header, 0)
+        .map_err(|e| Error::io(&staged.target, "cannot write", e))?;
+    // Sized up front so that clones and copies land inside the file.
+    out.set_len(output_len)
+        .map_err(|e| Error::io(&staged.target, "cannot size", e))?;
+    Ok(out)
+}
+
+/// Copies `ranges` of the input into `out` (at `out_path`): a local file
+/// through the range copier, a remote object by ranged reads.
+fn copy_kept(
+    input: &InputFile,
+    out: &File,
+    out_path: &Path,
+    ranges: &[CopyRange],
+    options: &CopySettings,
+    on_progress: &(dyn Fn(u64) + Sync),
+    cancel: &(dyn Fn() -> Result<()> + Sync),
+) -> Result<CopyStats> {
+    match &input.source {
+        Source::Local(local) => {
+            let files = FilePair {
+                src: &local.file,
+                src_path: &input.path,
+                dst: out,
+                dst_path: out_path,
+            };
+            let hooks = Hooks {
+                on_progress,
+                cancel,
+            };
+            let block = options.align.unwrap_or(SHARE_ALIGNMENT);
+            let mut copier = RangeCopier::new(files, block, options.methods, hooks);
+            for &range in ranges {
+                copier.copy(range)?;
+            }
+            Ok(copier.stats())
+        }
+        // Ranged reads, written where they belong with pwrite.
+        #[cfg(feature = "remote")]
+        Source::Remote(o) => {
+            let fetch = FetchOptions {
+                jobs: options.fetch_jobs,
+                ..FetchOptions::default()
+            };
+            let copied =
+                o.folder
+                    .copy_ranges(&o.name, &o.info, ranges, out, &fetch, on_progress, cancel)?;
+            Ok(CopyStats {
+                copied,
+                ..CopyStats::default()
+            })
+        }
+    }
+}
+
+/// Writes the text of `generated` to the temp file of `staged`; errors name
+/// its target.
 pub(crate) fn write_new(
     staging: &Staging,
     staged: &StagedFile,

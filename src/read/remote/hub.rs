@@ -289,82 +289,32 @@ pub(super) fn parse(
     text: &str,
     config: &[(&str, &str)],
 ) -> std::result::Result<(Location, HubFolder), UrlProblem> {
-    let refuse = |url: String, problem: String| UrlProblem { url, problem };
     // What did not parse is shown without a query (a token someone put
     // there).
     let shown = text.split(['?', '#']).next().unwrap_or_default();
-    let url = HubUrl::parse(text).map_err(|p| refuse(shown.to_string(), p))?;
+    let url = HubUrl::parse(text).map_err(|problem| UrlProblem {
+        url: shown.to_string(),
+        problem,
+    })?;
     let display = url.display();
-    let endpoint_text = std::env::var("HF_ENDPOINT")
-        .ok()
-        .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
-    let endpoint = Url::parse(endpoint_text.trim_end_matches('/'))
-        .ok()
-        .filter(|e| matches!(e.scheme(), "http" | "https") && e.password().is_none())
-        .ok_or_else(|| {
-            refuse(
-                display.clone(),
-                "HF_ENDPOINT is not an http(s) URL without credentials".into(),
-            )
-        })?;
+    let refuse = |problem: String| UrlProblem {
+        url: display.clone(),
+        problem,
+    };
+    let endpoint = endpoint()
+        .ok_or_else(|| refuse("HF_ENDPOINT is not an http(s) URL without credentials".into()))?;
     let token = Token::from_env();
     let secrets: Vec<String> = token.iter().map(|t| t.value.clone()).collect();
     let allow_http = endpoint.scheme() == "http";
     let setup = |problem: String| {
-        refuse(
-            display.clone(),
-            format!(
-                "cannot set up access: {}",
-                super::problem::redact(&problem, &secrets)
-            ),
-        )
+        refuse(format!(
+            "cannot set up access: {}",
+            super::problem::redact(&problem, &secrets)
+        ))
     };
-    let mut headers = HeaderMap::new();
-    if let Some(token) = &token {
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", token.value)).map_err(|_| {
-                setup(format!(
-                    "the token in {} is not a valid header",
-                    token.origin()
-                ))
-            })?;
-        value.set_sensitive(true);
-        headers.insert(AUTHORIZATION, value);
-    }
-    let mut options = ClientOptions::new()
-        .with_allow_http(allow_http)
-        .with_default_headers(headers.clone());
-    for (key, value) in super::location::CLIENT_DEFAULTS {
-        options = options.with_config(key, value);
-    }
-    options = super::location::apply(options, config, |o, k: ClientConfigKey, v| {
-        o.with_config(k, v)
-    })
-    .map_err(setup)?;
-    let resolve_base = format!(
-        "{}/{}{}/resolve",
-        endpoint.as_str().trim_end_matches('/'),
-        url.repo_type.url_prefix(),
-        url.repo
-    );
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        HttpBuilder::new()
-            .with_url(resolve_base)
-            .with_client_options(options)
-            .with_retry(super::location::retry_config())
-            .build()
-            .map_err(|e| setup(e.to_string()))?,
-    );
-    let client = reqwest::Client::builder()
-        .user_agent(concat!("trtllm-prune/", env!("CARGO_PKG_VERSION")))
-        .default_headers(headers)
-        .connect_timeout(API_CONNECT_TIMEOUT)
-        .read_timeout(API_READ_TIMEOUT)
-        .timeout(API_TIMEOUT)
-        .https_only(!allow_http)
-        .build()
-        .map_err(|e| setup(e.to_string()))?;
+    let headers = auth_headers(token.as_ref()).map_err(setup)?;
+    let store = resolve_store(&endpoint, &url, &headers, allow_http, config).map_err(setup)?;
+    let client = api_client(headers, allow_http).map_err(setup)?;
     let location = Location {
         kind: StoreKind::Hub,
         store,
@@ -381,6 +331,82 @@ pub(super) fn parse(
         resolved: Mutex::new(None),
     };
     Ok((location, folder))
+}
+
+/// `HF_ENDPOINT`, else the public Hub; `None` when it is not an http(s)
+/// URL without credentials.
+fn endpoint() -> Option<Url> {
+    let endpoint_text = std::env::var("HF_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+    Url::parse(endpoint_text.trim_end_matches('/'))
+        .ok()
+        .filter(|e| matches!(e.scheme(), "http" | "https") && e.password().is_none())
+}
+
+/// The headers of every request: `Authorization: Bearer` with the token,
+/// marked sensitive so the client never shows it; none without a token.
+fn auth_headers(token: Option<&Token>) -> std::result::Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.value))
+            .map_err(|_| format!("the token in {} is not a valid header", token.origin()))?;
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
+/// The HTTP store rooted at the repository's `resolve` URL, with the
+/// crate's client defaults, then the user's settings, and the crate's
+/// retries: the bytes are read through it as from every store.
+fn resolve_store(
+    endpoint: &Url,
+    url: &HubUrl,
+    headers: &HeaderMap,
+    allow_http: bool,
+    config: &[(&str, &str)],
+) -> std::result::Result<Arc<dyn ObjectStore>, String> {
+    let mut options = ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_default_headers(headers.clone());
+    for (key, value) in super::location::CLIENT_DEFAULTS {
+        options = options.with_config(key, value);
+    }
+    options = super::location::apply(options, config, |o, k: ClientConfigKey, v| {
+        o.with_config(k, v)
+    })?;
+    let resolve_base = format!(
+        "{}/{}{}/resolve",
+        endpoint.as_str().trim_end_matches('/'),
+        url.repo_type.url_prefix(),
+        url.repo
+    );
+    let store = HttpBuilder::new()
+        .with_url(resolve_base)
+        .with_client_options(options)
+        .with_retry(super::location::retry_config())
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(store))
+}
+
+/// The client of the Hub's API: the same headers, bounded waits, and
+/// https only unless the endpoint itself is http.
+fn api_client(
+    headers: HeaderMap,
+    allow_http: bool,
+) -> std::result::Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(concat!("trtllm-prune/", env!("CARGO_PKG_VERSION")))
+        .default_headers(headers)
+        .connect_timeout(API_CONNECT_TIMEOUT)
+        .read_timeout(API_READ_TIMEOUT)
+        .timeout(API_TIMEOUT)
+        .https_only(!allow_http)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 impl HubFolder {
@@ -411,11 +437,47 @@ impl HubFolder {
         Ok(resolved)
     }
 
+    /// The revision resolved to a commit, the folder's entries in that
+    /// commit's tree, and access to its files checked.
     async fn resolve(&self) -> Result<Resolved> {
-        let api = format!("api/{}/{}", self.url.repo_type.api(), self.url.repo);
+        let sha = self.resolve_commit().await?;
+        let entries = self.tree_entries(&sha).await?;
+        let (files, folders) = self.folder_entries(&entries)?;
+        let mut prefix = ObjectPath::from(sha.as_str());
+        for part in self.url.path.split('/').filter(|p| !p.is_empty()) {
+            prefix = prefix.join(part);
+        }
+        self.check_access(&sha, &files).await?;
+        Ok(Resolved {
+            prefix,
+            files,
+            folders,
+        })
+    }
+
+    /// The repository's path in the API: `api/{type}s/{repo}`.
+    fn api_path(&self) -> String {
+        format!("api/{}/{}", self.url.repo_type.api(), self.url.repo)
+    }
+
+    /// The folder inside the repository as URL segments, each one
+    /// percent-encoded and led by a `/` (empty at the repository's root).
+    fn encoded_folder(&self) -> String {
+        let mut encoded = String::new();
+        for part in self.url.path.split('/').filter(|p| !p.is_empty()) {
+            encoded.push('/');
+            encoded.push_str(&encode_segment(part));
+        }
+        encoded
+    }
+
+    /// The commit the revision (or the default branch) names now: the
+    /// `sha` of the repository's info, 40 hex digits.
+    async fn resolve_commit(&self) -> Result<String> {
+        let api = self.api_path();
         let info_path = match &self.url.revision {
             Some(revision) => format!("{api}/revision/{}", encode_segment(revision)),
-            None => api.clone(),
+            None => api,
         };
         let info = self.get_json(&self.api_url(&info_path)?).await?.0;
         let sha = info
@@ -427,13 +489,14 @@ impl HubFolder {
                     RemoteProblem::Transfer,
                     "the Hub's answer names no commit (`sha`)".into(),
                 )
-            })?
-            .to_string();
-        let mut tree_path = format!("{api}/tree/{sha}");
-        for part in self.url.path.split('/').filter(|p| !p.is_empty()) {
-            tree_path.push('/');
-            tree_path.push_str(&encode_segment(part));
-        }
+            })?;
+        Ok(sha.to_string())
+    }
+
+    /// Every entry of the folder's tree at `sha` (one level), page after
+    /// page, at most [`MAX_TREE_PAGES`] of them.
+    async fn tree_entries(&self, sha: &str) -> Result<Vec<serde_json::Value>> {
+        let tree_path = format!("{}/tree/{sha}{}", self.api_path(), self.encoded_folder());
         let mut next = Some(self.api_url(&tree_path)?);
         let mut entries = Vec::new();
         let mut pages = 0;
@@ -453,64 +516,61 @@ impl HubFolder {
                 ));
             };
             entries.extend(page);
-            next = match link.and_then(|l| next_link(&l)) {
-                None => None,
-                // The token goes with every API request: never to a page
-                // on another host.
-                Some(l) => match page_url.join(&l) {
-                    Ok(u) if u.origin() == self.endpoint.origin() => Some(u),
-                    _ => {
-                        return Err(self.error(
-                            RemoteProblem::Transfer,
-                            "the Hub's next tree page is on another host".into(),
-                        ))
-                    }
-                },
-            };
+            next = self.next_page(&page_url, link.as_deref())?;
         }
-        let (files, folders) = self.folder_entries(&entries)?;
-        let mut prefix = ObjectPath::from(sha.as_str());
-        for part in self.url.path.split('/').filter(|p| !p.is_empty()) {
-            prefix = prefix.join(part);
+        Ok(entries)
+    }
+
+    /// The page after `page_url`, from its `Link` header; `None` after the
+    /// last one.
+    fn next_page(&self, page_url: &Url, link: Option<&str>) -> Result<Option<Url>> {
+        let Some(link) = link.and_then(next_link) else {
+            return Ok(None);
+        };
+        // The token goes with every API request: never to a page on
+        // another host.
+        match page_url.join(&link) {
+            Ok(u) if u.origin() == self.endpoint.origin() => Ok(Some(u)),
+            _ => Err(self.error(
+                RemoteProblem::Transfer,
+                "the Hub's next tree page is on another host".into(),
+            )),
         }
-        // One HEAD before any body: a gated repository lists freely but
-        // refuses its files.
-        if let Some(first) = files
+    }
+
+    /// One HEAD of a file (the config if there is one) before any body: a
+    /// gated repository lists freely but refuses its files, and the
+    /// commit served must be `sha`.
+    async fn check_access(&self, sha: &str, files: &[RemoteEntry]) -> Result<()> {
+        let Some(first) = files
             .iter()
             .find(|f| f.name == crate::base::file::CONFIG_FILE)
             .or(files.first())
-        {
-            let mut file_url = format!(
-                "{}{}/resolve/{sha}",
-                self.url.repo_type.url_prefix(),
-                self.url.repo
-            );
-            for part in self.url.path.split('/').filter(|p| !p.is_empty()) {
-                file_url.push('/');
-                file_url.push_str(&encode_segment(part));
-            }
-            file_url.push('/');
-            file_url.push_str(&encode_segment(&first.name));
-            let head = self.send(Method::HEAD, &self.api_url(&file_url)?).await?;
-            let served = head
-                .headers()
-                .get("X-Repo-Commit")
-                .and_then(|c| c.to_str().ok());
-            if let Some(served) = served.filter(|c| *c != sha) {
-                return Err(self.error(
-                    RemoteProblem::Transfer,
-                    format!(
-                        "the Hub served commit {} for commit {sha}",
-                        served.escape_debug()
-                    ),
-                ));
-            }
+        else {
+            return Ok(());
+        };
+        let file_url = format!(
+            "{}{}/resolve/{sha}{}/{}",
+            self.url.repo_type.url_prefix(),
+            self.url.repo,
+            self.encoded_folder(),
+            encode_segment(&first.name)
+        );
+        let head = self.send(Method::HEAD, &self.api_url(&file_url)?).await?;
+        let served = head
+            .headers()
+            .get("X-Repo-Commit")
+            .and_then(|c| c.to_str().ok());
+        if let Some(served) = served.filter(|c| *c != sha) {
+            return Err(self.error(
+                RemoteProblem::Transfer,
+                format!(
+                    "the Hub served commit {} for commit {sha}",
+                    served.escape_debug()
+                ),
+            ));
         }
-        Ok(Resolved {
-            prefix,
-            files,
-            folders,
-        })
+        Ok(())
     }
 
     /// The folder's direct files and subfolders among the tree's entries.

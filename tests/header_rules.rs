@@ -648,3 +648,25 @@ fn every_rule_has_its_own_error_kind() {
         assert_eq!(e.kind, kind, "{e}");
     }
 }
+
+#[test]
+fn rejects_a_shape_of_more_than_32_dimensions() {
+    // 32 dimensions of 1 are read (one byte of data); 33 are not, though
+    // the official reader takes them: a bound on what a header costs to hold.
+    let dims = |n: usize| vec!["1"; n].join(",");
+    let ok = format!(
+        r#"{{"t":{{"dtype":"U8","shape":[{}],"data_offsets":[0,1]}}}}"#,
+        dims(32)
+    );
+    let bytes = file(&ok, &[7]);
+    official_accepts(&bytes);
+    assert_eq!(accepted(&bytes).tensor(0).unwrap().shape().len(), 32);
+    let json = format!(
+        r#"{{"many":{{"dtype":"U8","shape":[{}],"data_offsets":[0,1]}}}}"#,
+        dims(33)
+    );
+    let bytes = file(&json, &[7]);
+    official_accepts(&bytes);
+    let e = rejected(&bytes);
+    says(&e, &["`many`", "33 dimensions", "at most 32"]);
+}

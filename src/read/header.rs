@@ -50,6 +50,13 @@ pub const N_LEN: u64 = 8;
 /// Largest header the official reader accepts (its `MAX_HEADER_SIZE`).
 pub const MAX_HEADER_SIZE: u64 = 100_000_000;
 
+/// Most dimensions a tensor's shape may have (numpy's classic limit;
+/// TensorRT's is 8). The official reader sets none; this bound keeps a
+/// parsed header within 4 x its bytes (a dimension is 2 bytes of JSON at
+/// the least and 8 in memory: only a bounded count per tensor, beside the
+/// entry's fixed fields, keeps the ratio).
+pub const MAX_DIMS: usize = 32;
+
 /// The reserved top-level key holding free-form string metadata.
 pub const METADATA_KEY: &str = "__metadata__";
 

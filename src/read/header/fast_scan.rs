@@ -6,7 +6,7 @@
 //! `RawHeader`; on anything else it returns `None` and serde_json decides
 //! (regression: `fast_scan_agrees_with_serde` in tests/differential.rs).
 
-use super::{Dtype, RawHeader, TensorList, METADATA_KEY};
+use super::{Dtype, RawHeader, TensorList, MAX_DIMS, METADATA_KEY};
 
 pub(super) fn scan(text: &str) -> Option<RawHeader> {
     let mut s = Scanner {
@@ -99,7 +99,13 @@ impl<'a> Scanner<'a> {
             self.i += 1;
             return Some(());
         }
+        let mut count = 0;
         loop {
+            // Past the bound, serde_json reads it again and says so.
+            count += 1;
+            if count > MAX_DIMS {
+                return None;
+            }
             tensors.push_dim(self.integer()?);
             match self.peek()? {
                 b',' => self.i += 1,

@@ -9,7 +9,8 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Dtype, RawHeader, TensorList, METADATA_KEY};
+use super::{Dtype, RawHeader, TensorList, MAX_DIMS, METADATA_KEY};
+use crate::base::shown::shown;
 
 /// Reads `text` (UTF-8 JSON) as a header's top-level object.
 pub(super) fn read(text: &str) -> Result<RawHeader, serde_json::Error> {
@@ -203,6 +204,13 @@ impl<'de> Visitor<'de> for RawHeaderVisitor {
                 metadata = Some(text);
             } else {
                 let raw: RawTensor = map.next_value()?;
+                if raw.shape.len() > MAX_DIMS {
+                    return Err(de::Error::custom(format!(
+                        "tensor `{}` has a shape of {} dimensions; at most {MAX_DIMS} are read",
+                        shown(&key),
+                        raw.shape.len()
+                    )));
+                }
                 let [begin, end] = raw.data_offsets;
                 raw.shape.iter().for_each(|&d| tensors.push_dim(d));
                 tensors

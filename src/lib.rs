@@ -35,8 +35,9 @@
 //! copy/     space (free space, ulimit -f), jobs (files on threads, into
 //!           staged temp files), ranges (clone, copy_file_range, sendfile,
 //!           pread/pwrite; holes skipped)
-//! check/    inspect, verify: reading checkpoints and outputs, changing
-//!           nothing
+//! check/    inspect, verify: reading checkpoints and outputs (like every
+//!           run, they first finish or remove what dead runs left in the
+//!           folders they read; no checkpoint file is changed)
 //! prune.rs  the run: prepare (no writes), execute (copy, verify, commit)
 //! ```
 //!
@@ -55,17 +56,18 @@
 //!   [`FilePlan`]s, as a [`LayoutKind`]) and a [`Summary`];
 //!   [`unfinished_commits`] (what a dry run reports), [`lacking_ranks`],
 //!   [`is_url`], [`DEFAULT_FETCH_JOBS`], [`NO_REMOTE_SUPPORT`];
-//! - looking without changing: [`inspect()`] ([`Inspected`]),
+//! - looking (after the recovery every run makes first): [`inspect()`]
+//!   ([`Inspected`]),
 //!   [`verify_existing`] ([`Verification`], [`FileVerdict`]),
 //!   [`recover_folder`];
-//! - the pure parts: [`parse_header`] ([`Header`], [`TensorEntry`],
+//! - the pure parts: [`parse_header`] ([`Header`], [`TensorEntry`], [`Tensors`],
 //!   [`Dtype`], [`HeaderError`], [`HeaderErrorKind`]; [`is_emptied`]),
 //!   [`PruneRule`]
 //!   ([`Pattern`], [`Decision`], [`Reason`]) and [`plan_prune`]
 //!   ([`PrunePlan`], [`TensorOutcome`], [`CopyRange`], [`PlanError`]);
 //! - what those take and give: [`RankSet`], [`CopyMethods`], [`Cancel`],
 //!   the [`Progress`] observer ([`FileProgress`], [`NoProgress`]),
-//!   [`Error`] ([`ErrorKind`], [`Missing`], [`CommitFailure`],
+//!   [`Error`] ([`Chain`], [`ErrorKind`], [`Missing`], [`CommitFailure`],
 //!   [`RemoteProblem`], [`EXIT_FAILURE`], [`EXIT_AFTER_COMMIT`],
 //!   [`EXIT_COMMIT_INCOMPLETE`]) and [`Result`];
 //! - for front-ends that print names: [`shown`], [`shown_os`],
@@ -88,7 +90,7 @@ mod prune;
 mod read;
 
 pub use base::error::{
-    CommitFailure, Error, ErrorKind, Missing, RemoteProblem, Result, EXIT_AFTER_COMMIT,
+    Chain, CommitFailure, Error, ErrorKind, Missing, RemoteProblem, Result, EXIT_AFTER_COMMIT,
     EXIT_COMMIT_INCOMPLETE, EXIT_FAILURE,
 };
 pub use base::interrupt::Cancel;
@@ -108,5 +110,7 @@ pub use prune::{
     DEFAULT_FETCH_JOBS,
 };
 pub use read::folder::NO_REMOTE_SUPPORT;
-pub use read::header::{parse_header, Dtype, Header, HeaderError, HeaderErrorKind, TensorEntry};
+pub use read::header::{
+    parse_header, Dtype, Header, HeaderError, HeaderErrorKind, TensorEntry, Tensors,
+};
 pub use read::ranks::RankSet;

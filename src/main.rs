@@ -494,7 +494,7 @@ fn print_man() -> Result<(), Error> {
     man.render_name_section(&mut page).map_err(render_error)?;
     man.render_synopsis_section(&mut page)
         .map_err(render_error)?;
-    page.extend_from_slice(cli::args::MAN_DESCRIPTION.as_bytes());
+    page.extend_from_slice(cli::man::MAN_DESCRIPTION.as_bytes());
     man.render_options_section(&mut page)
         .map_err(render_error)?;
     // Each subcommand under its own heading, here: there are no separate
@@ -517,10 +517,10 @@ fn print_man() -> Result<(), Error> {
         let options = String::from_utf8_lossy(&options).replace(".SH OPTIONS\n", "");
         page.extend_from_slice(options.as_bytes());
     }
-    page.extend_from_slice(cli::args::MAN_EXIT_STATUS.as_bytes());
-    page.extend_from_slice(cli::args::MAN_ENVIRONMENT.as_bytes());
-    page.extend_from_slice(cli::args::MAN_EXAMPLES.as_bytes());
-    page.extend_from_slice(cli::args::MAN_SEE_ALSO.as_bytes());
+    page.extend_from_slice(cli::man::MAN_EXIT_STATUS.as_bytes());
+    page.extend_from_slice(cli::man::MAN_ENVIRONMENT.as_bytes());
+    page.extend_from_slice(cli::man::MAN_EXAMPLES.as_bytes());
+    page.extend_from_slice(cli::man::MAN_SEE_ALSO.as_bytes());
     man.render_version_section(&mut page)
         .map_err(render_error)?;
     write_stdout(&page)

@@ -2,7 +2,10 @@
 //! descriptor: exclusive creation, rename, link and unlink relative to the
 //! folder (so every name the commit touches is in the one folder it opened
 //! and locked, whatever happens to the path meanwhile), `flock`, `fsync` of
-//! the folder, and random run ids.
+//! the folder, and random run ids; and the few other calls std lacks that
+//! the stages share: file stamps (`fstatat`), extended attributes and ACLs
+//! kept in place, the user and group of the run, resource limits, malloc
+//! arenas and whether threads can be started.
 //!
 //! Names passed here are single path components: a name holding `/`, a NUL
 //! byte, `.` or `..` is refused with `EINVAL`, so a crafted journal cannot

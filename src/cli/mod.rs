@@ -3,6 +3,7 @@
 //! library below prints nothing.
 
 pub(crate) mod args;
+pub(crate) mod man;
 pub(crate) mod progress;
 pub(crate) mod report;
 pub(crate) mod signals;

@@ -47,11 +47,7 @@ impl ConfigFile {
     /// Validates the text of a config file: a JSON object whose
     /// `mapping.world_size`, when present, is a positive integer.
     pub fn parse(path: &Path, text: String) -> Result<ConfigFile> {
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
-        let Value::Object(object) = value else {
-            return Err(Error::invalid(path, "top level is not a JSON object"));
-        };
+        let object = json_object(path, &text)?;
         let world_size = match object.get("mapping") {
             None | Some(Value::Null) => 1,
             Some(Value::Object(mapping)) => match mapping.get("world_size") {
@@ -182,6 +178,16 @@ fn decodes_to(quoted: &str, key: &str) -> bool {
     match quoted.get(1..quoted.len().saturating_sub(1)) {
         Some(raw) if !raw.contains('\\') => raw == key,
         _ => serde_json::from_str::<String>(quoted).is_ok_and(|k| k == key),
+    }
+}
+
+/// The JSON object a small file (config.json, a shard index) must hold.
+pub(crate) fn json_object(path: &Path, text: &str) -> Result<serde_json::Map<String, Value>> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
+    match value {
+        Value::Object(object) => Ok(object),
+        _ => Err(Error::invalid(path, "top level is not a JSON object")),
     }
 }
 

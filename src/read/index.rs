@@ -39,11 +39,7 @@ impl IndexFile {
     /// Validates the text of an index read from `path` (a local path or a
     /// URL, for messages).
     pub(crate) fn parse(path: &Path, name: &str, text: &str) -> Result<IndexFile> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid(path, format!("invalid JSON: {e}")))?;
-        let Value::Object(object) = value else {
-            return Err(Error::invalid(path, "top level is not a JSON object"));
-        };
+        let object = crate::read::config::json_object(path, text)?;
         match object.get("weight_map") {
             Some(Value::Object(map)) if map.values().all(Value::is_string) => {}
             _ => {

@@ -36,6 +36,7 @@ use std::time::Duration;
 use object_store::http::HttpBuilder;
 use object_store::path::{Path as ObjectPath, PathPart};
 use object_store::{ClientConfigKey, ClientOptions, ObjectStore};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, StatusCode};
 use url::Url;
@@ -110,7 +111,7 @@ impl HubUrl {
             .ok_or("not an hf:// URL")?
             .trim_end_matches('/');
         if rest.contains(['?', '#']) {
-            return Err("a query string or fragment in the URL is not supported".into());
+            return Err(super::location::NO_QUERY.into());
         }
         let mut parts: Vec<&str> = rest.split('/').collect();
         let repo_type = match parts.first() {
@@ -812,17 +813,17 @@ fn next_link(header: &str) -> Option<String> {
     })
 }
 
+/// What Python's `quote(text, safe="")` escapes: all but letters, digits
+/// and `-_.~`.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// One path segment, percent-encoded as Python's `quote(text, safe="")`.
 fn encode_segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, SEGMENT).to_string()
 }
 
 /// `text` with its `%XX` escapes decoded; `None` if that is not UTF-8.

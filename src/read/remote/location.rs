@@ -83,18 +83,13 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
         ));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(refuse(
-            "a query string or fragment in the URL is not supported".into(),
-        ));
+        return Err(refuse(NO_QUERY.into()));
     }
     const SCHEMES: [&str; 9] = [
         "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "http",
     ];
     if !SCHEMES.contains(&url.scheme()) && url.scheme() != "https" {
-        return Err(refuse(format!(
-            "unsupported URL scheme `{}`: use s3://, gs://, az://, hf://, http:// or https://",
-            url.scheme()
-        )));
+        return Err(refuse(unsupported_scheme(url.scheme())));
     }
     // object_store's rule keeps the bucket out of the path for s3/gs/az
     // URLs and the https forms of S3 and Azure; a plain web server's
@@ -122,10 +117,7 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
             build_cloud::<MicrosoftAzureBuilder>(text, config).map(|s| (StoreKind::Azure, s))
         }
         ObjectStoreScheme::Http => build_http(&url, config).map(|s| (StoreKind::Http, s)),
-        _ => Err(format!(
-            "unsupported URL scheme `{}`: use s3://, gs://, az://, hf://, http:// or https://",
-            url.scheme()
-        )),
+        _ => Err(unsupported_scheme(url.scheme())),
     };
     let (kind, store) = built.map_err(|problem| {
         let problem = super::problem::redact(&problem, &secrets);
@@ -323,4 +315,14 @@ fn build_http(url: &Url, config: &[(&str, &str)]) -> Result<Arc<dyn ObjectStore>
         .build()
         .map_err(|e| e.to_string())?;
     Ok(Arc::new(store))
+}
+
+/// The refusal of a URL with a query string or a fragment.
+pub(super) const NO_QUERY: &str = "a query string or fragment in the URL is not supported";
+
+/// The refusal of a URL scheme no store reads.
+fn unsupported_scheme(scheme: &str) -> String {
+    format!(
+        "unsupported URL scheme `{scheme}`: use s3://, gs://, az://, hf://, http:// or https://"
+    )
 }

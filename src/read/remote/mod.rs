@@ -377,7 +377,7 @@ impl RemoteFolder {
                     .unstalled(&url, None, self.store.head(&location))
                     .await?
                     .map_err(|e| self.error(&url, None, &e))?;
-                return Ok((Vec::new(), ObjectInfo::of(&meta)));
+                return Ok((Vec::new(), self.identity(&meta)));
             }
             let options = GetOptions {
                 range: Some(GetRange::Bounded(0..len)),
@@ -394,14 +394,14 @@ impl RemoteFolder {
                         let head = self.unstalled(&url, None, self.store.head(&location));
                         if let Ok(Ok(meta)) = head.await {
                             if meta.size == 0 {
-                                return Ok((Vec::new(), ObjectInfo::of(&meta)));
+                                return Ok((Vec::new(), self.identity(&meta)));
                             }
                         }
                     }
                     return Err(self.error(&url, Some(0..len), &e));
                 }
             };
-            let info = ObjectInfo::of(&result.meta);
+            let info = self.identity(&result.meta);
             let want = len.min(info.size);
             let bytes = self.collect(&url, 0..want, result).await?;
             Ok((bytes, info))
@@ -581,6 +581,19 @@ impl RemoteFolder {
             });
         }
         Ok(())
+    }
+
+    /// The identity later reads of an object must find. On the Hub every
+    /// URL names the commit, so the bytes cannot change: only the size is
+    /// kept, and no ETag is sent (the CDN a file redirects to may answer
+    /// each signed URL with an ETag of its own).
+    fn identity(&self, meta: &ObjectMeta) -> ObjectInfo {
+        let mut info = ObjectInfo::of(meta);
+        if self.hub.is_some() {
+            info.e_tag = None;
+            info.version = None;
+        }
+        info
     }
 
     /// A request for `range` that succeeds only on the object `info`. A

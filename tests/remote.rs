@@ -1326,3 +1326,42 @@ fn a_missing_remote_file_has_the_kind_of_a_missing_local_one() {
         "not_found"
     );
 }
+
+#[test]
+#[cfg_attr(not(has_moto), ignore = "needs moto (pip install 'moto[server]')")]
+fn a_bucket_url_names_its_folder_as_written_escapes_included() {
+    // `s3://b/pct%41` is the prefix `pct%41` (as the clouds' own tools
+    // read it), not `pctA`, which here holds another checkpoint.
+    let port = moto();
+    let root = tempdir();
+    let literal = write_checkpoint(root.path(), "a", &CheckpointSpec::tiny(Family::Llama, 1, 1));
+    let other = write_checkpoint(root.path(), "b", &CheckpointSpec::tiny(Family::Llama, 2, 1));
+    let bucket = bucket("literal");
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    files.extend(
+        files_of(&literal)
+            .into_iter()
+            .map(|(n, d)| (format!("pct%41/{n}"), d)),
+    );
+    files.extend(
+        files_of(&other)
+            .into_iter()
+            .map(|(n, d)| (format!("pctA/{n}"), d)),
+    );
+    s3_upload(port, &bucket, &files);
+
+    let local = root.path().join("local");
+    assert_success(run(&[&"--checkpoint_dir", &literal, &"--out_dir", &local]));
+    let out = root.path().join("out");
+    let result = s3_command(port)
+        .args([
+            "--checkpoint_dir",
+            &format!("s3://{bucket}/pct%41"),
+            "--out_dir",
+        ])
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert_success(result);
+    assert_eq!(files_of(&out), files_of(&local));
+}

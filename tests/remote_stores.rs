@@ -56,7 +56,8 @@ const ODD_SIDE_FILES: [&str; 5] = [
 /// too.
 const FOLDER: &str = "dir [1] é";
 
-/// [`FOLDER`] as a URL holds it, percent-encoded once.
+/// [`FOLDER`] as an http(s) URL (or a request line) holds it,
+/// percent-encoded once; a bucket URL names it as it is.
 fn folder_in_url() -> String {
     utf8_percent_encode(FOLDER, NON_ALPHANUMERIC).to_string()
 }
@@ -98,7 +99,7 @@ fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> 
             Staged {
                 kind,
                 port,
-                url: format!("s3://{bucket}/{}", folder_in_url()),
+                url: format!("s3://{bucket}/{FOLDER}"),
                 env: vec![
                     ("AWS_ENDPOINT_URL".into(), endpoint.clone()),
                     ("AWS_ALLOW_HTTP".into(), "true".into()),
@@ -124,7 +125,7 @@ fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> 
             Staged {
                 kind,
                 port,
-                url: format!("gs://{bucket}/{}", folder_in_url()),
+                url: format!("gs://{bucket}/{FOLDER}"),
                 env: vec![
                     ("GOOGLE_BASE_URL".into(), base.clone()),
                     ("GOOGLE_SKIP_SIGNATURE".into(), "true".into()),
@@ -144,7 +145,7 @@ fn stage(kind: Kind, test: &str, files: &[(String, Vec<u8>)]) -> Option<Staged> 
             Staged {
                 kind,
                 port,
-                url: format!("az://{bucket}/{}", folder_in_url()),
+                url: format!("az://{bucket}/{FOLDER}"),
                 env: vec![
                     ("AZURE_STORAGE_USE_EMULATOR".into(), "true".into()),
                     ("AZURITE_BLOB_STORAGE_URL".into(), base.clone()),

@@ -248,13 +248,20 @@ fn resolve_url(text: &str) -> Result<Place> {
         Some(parsed) => parsed.map(Arc::new),
         None => Err(Error::invalid(Path::new(text), "not a URL")),
     };
-    // The last part of the URL is percent-encoded as the URL is; the
-    // object's name is the decoded one.
+    // The last part of an http(s) URL is percent-encoded as the URL is, and
+    // the object's name is the decoded one; a bucket or Hub URL names its
+    // keys as written.
+    let http = text.split_once("://").is_some_and(|(scheme, _)| {
+        matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
+    });
     let named = text.rsplit_once('/').and_then(|(parent, last)| {
-        let name = percent_encoding::percent_decode_str(last)
-            .decode_utf8()
-            .ok()?
-            .into_owned();
+        let name = match http {
+            true => percent_encoding::percent_decode_str(last)
+                .decode_utf8()
+                .ok()?
+                .into_owned(),
+            false => last.to_string(),
+        };
         let has_folder = !parent.ends_with('/') && parent.contains("://");
         (has_folder && name.ends_with(".safetensors")).then_some((parent, name))
     });

@@ -163,8 +163,10 @@ impl HubUrl {
             }
         };
         let mut path = Vec::new();
-        for part in path_parts {
-            let part = percent_decode(part).ok_or("the path is not UTF-8")?;
+        // Folder names are taken as written, as HfFileSystem takes them
+        // (only the revision is percent-decoded).
+        for &part in path_parts {
+            let part = part.to_string();
             if part.is_empty() || part == "." || part == ".." || part.contains('/') {
                 return Err(format!("`{}` is not a folder name", part.escape_debug()));
             }
@@ -444,8 +446,19 @@ impl HubFolder {
         let sha = self.resolve_commit().await?;
         let entries = self.tree_entries(&sha).await?;
         let (files, folders) = self.folder_entries(&entries)?;
+        // Segments as they are named: the HTTP client encodes each once
+        // (`ObjectPath::join` of text would encode `% # [ ]` a first time).
         let mut prefix = ObjectPath::from(sha.as_str());
         for part in self.url.path.split('/').filter(|p| !p.is_empty()) {
+            let part = PathPart::parse(part).map_err(|e| {
+                self.error(
+                    RemoteProblem::Invalid,
+                    format!(
+                        "`{}` cannot be a folder name here: {e}",
+                        part.escape_debug()
+                    ),
+                )
+            })?;
             prefix = prefix.join(part);
         }
         self.check_access(&sha, &files).await?;

@@ -125,6 +125,11 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
     })?;
     secrets.sort();
     secrets.dedup();
+    let prefix = match literal_prefix(text) {
+        Some(literal) => ObjectPath::parse(literal)
+            .map_err(|e| refuse(format!("bad folder path in the URL: {e}")))?,
+        None => prefix,
+    };
     Ok(Location {
         kind,
         store,
@@ -132,6 +137,19 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
         url: display,
         secrets,
     })
+}
+
+/// The folder part of a bucket URL (`s3://`, `gs://`, `az://` and the
+/// other non-HTTP forms) as written: keys are named literally there, as
+/// the clouds' own tools take them (`s3://b/pct%41` is the prefix
+/// `pct%41`, not `pctA`). `None` for `http(s)://` URLs, whose path is
+/// percent-decoded as URLs are.
+fn literal_prefix(text: &str) -> Option<&str> {
+    let (scheme, rest) = text.split_once("://")?;
+    if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+        return None;
+    }
+    Some(rest.split_once('/').map_or("", |(_, path)| path))
 }
 
 /// `url` as messages show it: scheme, user part (an Azure container),

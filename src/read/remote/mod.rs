@@ -302,6 +302,9 @@ impl RemoteFolder {
         let mut entries: Vec<RemoteEntry> = listed
             .objects
             .into_iter()
+            // A zero-byte `folder/` object (a console's "create folder")
+            // lists as the folder itself: it is no file of it.
+            .filter(|meta| meta.location != self.prefix)
             .filter_map(|meta| {
                 // The key as the store holds it (`README [1].md`,
                 // `pct%41.md`): requested as listed, never decoded.

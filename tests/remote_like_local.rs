@@ -234,3 +234,28 @@ fn s3_subfolders_are_named_in_a_warning_like_local_ones() {
     let expected = format!("s3://{bucket}/m/original: skipped: subfolders are not copied");
     assert!(stderr(&result).contains(&expected), "{}", stderr(&result));
 }
+
+#[test]
+fn an_optional_file_a_server_refuses_with_403_is_named_not_fatal() {
+    // CDNs answer 403 for a file they do not have: a known side file the
+    // folder lacks is then refused, and the prune goes on without it.
+    let server = HttpServer::start();
+    let hf = server.root().join("hf");
+    hf_folder(&hf);
+    server.inject("/hf/tokenizer.model", "refuse=403", 10);
+    let out = tempdir();
+    let result = bin()
+        .arg("--checkpoint_dir")
+        .arg(server.url("hf"))
+        .arg("--out_dir")
+        .arg(out.path().join("o"))
+        .args(["--prune", "*_proj.weight"])
+        .output()
+        .unwrap();
+    assert!(result.status.success(), "{}", stderr(&result));
+    assert!(
+        stderr(&result).contains("the server refused (403) tokenizer.model"),
+        "{}",
+        stderr(&result)
+    );
+}

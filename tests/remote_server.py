@@ -24,6 +24,9 @@ Control endpoints, for the tests:
   POST /__reset          clears the stats, the maximum and the faults;
   POST /__fault?path=P&status=503&times=N
                          the next N GETs of P answer that status;
+  POST /__fault?path=P&refuse=403&times=N
+                         the next N requests of P, HEAD or GET, answer that
+                         status, whether P exists or not (a CDN's 403);
   POST /__fault?path=P&cut=K&times=N
                          the next N GETs of P send K body bytes, then close
                          the connection;
@@ -111,7 +114,7 @@ class Handler(BaseHTTPRequestHandler):
                 IN_FLIGHT["max"] = IN_FLIGHT["now"]
             elif url.path == "/__fault":
                 times = int(query.get("times", "1"))
-                kind = next(k for k in ("status", "cut", "stall", "overstate", "echo")
+                kind = next(k for k in ("status", "cut", "stall", "overstate", "echo", "refuse")
                             if k in query)
                 fault = (kind, int(query[kind]))
                 FAULTS.setdefault(query["path"], []).extend([fault] * times)
@@ -153,6 +156,14 @@ class Handler(BaseHTTPRequestHandler):
 
     def serve_file(self, url):
         path = urllib.parse.unquote(url.path)
+        with LOCK:
+            queue = FAULTS.get(path)
+            refuse = queue.pop(0) if queue and queue[0][0] == "refuse" else None
+        if refuse:
+            # As a CDN refuses what it does not have: HEAD and GET, whether
+            # the file exists or not.
+            count(path, request=True)
+            return self.reply(refuse[1], b"refused")
         local = os.path.realpath(os.path.join(self.root, path.lstrip("/")))
         if not local.startswith(self.root + os.sep) or not os.path.isfile(local):
             count(path, request=True)

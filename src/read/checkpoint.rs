@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::path::Path;
 
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorKind, RemoteProblem, Result};
 use crate::base::shown::shown_path;
 use crate::read::config::{ConfigFile, CONFIG_FILE};
 use crate::read::folder::{is_not_found, Entry, EntryKind, Folder};
@@ -409,22 +409,33 @@ fn unlisted_generic(folder: &dyn Folder) -> Result<GenericParts> {
         None => vec!["model.safetensors".to_string()],
     };
     let mut extra_files = Vec::new();
+    let mut refused: Vec<&str> = Vec::new();
     for name in KNOWN_SIDE_FILES {
         match folder.open_file(OsStr::new(name)) {
             Ok(input) => extra_files.push(input),
             Err(e) if is_not_found(&e) => {}
+            // Many CDNs answer 403 for a file they do not have: an optional
+            // file refused is named, not fatal.
+            Err(e) if e.kind() == ErrorKind::Remote(RemoteProblem::Denied) => refused.push(name),
             Err(e) => return Err(e),
         }
     }
-    let warning = format!(
+    let mut warnings = vec![format!(
         "{}: other files could not be discovered over plain HTTP, which cannot list a folder: only the shards, the index and the files a Hugging Face model is known to need (config.json, tokenizer files, ...) were looked for",
         shown_path(folder.shown())
-    );
+    )];
+    if !refused.is_empty() {
+        warnings.push(format!(
+            "{}: not copied: the server refused (403) {}; a server that answers 403 for a missing file is taken at its word",
+            shown_path(folder.shown()),
+            refused.join(", ")
+        ));
+    }
     Ok(GenericParts {
         shards,
         index,
         extra_files,
-        warnings: vec![warning],
+        warnings,
     })
 }
 

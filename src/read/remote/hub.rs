@@ -294,7 +294,7 @@ pub(super) fn parse(
 ) -> std::result::Result<(Location, HubFolder), UrlProblem> {
     // What did not parse is shown without a query (a token someone put
     // there).
-    let shown = text.split(['?', '#']).next().unwrap_or_default();
+    let shown = without_user_part(text.split(['?', '#']).next().unwrap_or_default());
     let url = HubUrl::parse(text).map_err(|problem| UrlProblem {
         url: shown.to_string(),
         problem,
@@ -826,6 +826,20 @@ fn next_link(header: &str) -> Option<String> {
     })
 }
 
+/// `text` without a user part before the repository (`hf://user:pw@org/...`
+/// is no form the Hub knows, and its password must not be shown).
+fn without_user_part(text: &str) -> String {
+    let Some(rest) = text.strip_prefix("hf://") else {
+        return text.to_string();
+    };
+    let (first, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    match first.rsplit_once('@') {
+        Some((_, org)) if tail.is_empty() => format!("hf://{org}"),
+        Some((_, org)) => format!("hf://{org}/{tail}"),
+        None => text.to_string(),
+    }
+}
+
 /// What Python's `quote(text, safe="")` escapes: all but letters, digits
 /// and `-_.~`.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -903,5 +917,20 @@ mod tests {
     fn segments_are_encoded_as_python_quote_with_nothing_safe() {
         assert_eq!(encode_segment("refs/pr/1"), "refs%2Fpr%2F1");
         assert_eq!(encode_segment("modèle [1].md"), "mod%C3%A8le%20%5B1%5D.md");
+    }
+
+    #[test]
+    fn a_user_part_is_never_shown() {
+        assert_eq!(without_user_part("hf://u:pw@org/name"), "hf://org/name");
+        assert_eq!(without_user_part("hf://u:pw@org"), "hf://org");
+        assert_eq!(
+            without_user_part("hf://org/name@main/x"),
+            "hf://org/name@main/x"
+        );
+        let e = match parse("hf://user:PWSECRET@org/name", &[]) {
+            Err(e) => e,
+            Ok(_) => panic!("accepted a user part"),
+        };
+        assert!(!format!("{}: {}", e.url, e.problem).contains("PWSECRET"));
     }
 }

@@ -653,6 +653,21 @@ fn a_part_that_arrived_in_full_is_not_asked_for_again() {
 }
 
 #[test]
+fn a_header_read_that_arrived_in_full_is_not_asked_for_again() {
+    let object = pattern(100 << 10, 5);
+    let server = http_with(&[], &[("small.json", object.clone())]);
+    let folder = server.folder("f");
+    // The whole body, then the connection ends short of the announced length.
+    server.inject("/f/small.json", "overstate=16", 1);
+    let (prefix, _) = folder
+        .read_prefix("small.json", 64 << 10)
+        .expect("the prefix is complete");
+    assert_eq!(prefix, object[..64 << 10]);
+    let (requests, _) = server.stats()["/f/small.json"];
+    assert_eq!(requests, 1, "one request, nothing more");
+}
+
+#[test]
 fn a_stalled_transfer_fails_within_the_stall_timeout() {
     let object = pattern(300 << 10, 3);
     let server = http_with(&[], &[("stall.bin", object.clone())]);

@@ -405,7 +405,7 @@ fn api_client(
         .user_agent(concat!("trtllm-prune/", env!("CARGO_PKG_VERSION")))
         .default_headers(headers)
         .connect_timeout(API_CONNECT_TIMEOUT)
-        .read_timeout(API_READ_TIMEOUT)
+        .read_timeout(API_READ_TIMEOUT.min(super::FetchOptions::default().stall_timeout))
         .timeout(API_TIMEOUT)
         .https_only(!allow_http)
         .build()
@@ -687,8 +687,17 @@ impl HubFolder {
     }
 
     /// One request, retried on 429, 5xx and no answer; a refusal is one
-    /// line saying what to do.
+    /// line saying what to do. All its attempts together are bounded by the
+    /// stall timeout (`TRTLLM_PRUNE_STALL_TIMEOUT`), as every other read is.
     async fn send(&self, method: Method, url: &Url) -> Result<reqwest::Response> {
+        let stall = super::FetchOptions::default().stall_timeout;
+        match tokio::time::timeout(stall, self.send_attempts(method, url)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(self.error(RemoteProblem::Transfer, super::stalled_problem(stall))),
+        }
+    }
+
+    async fn send_attempts(&self, method: Method, url: &Url) -> Result<reqwest::Response> {
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -57,6 +57,8 @@ pub(super) struct UrlProblem {
 /// errors), with exponential backoff; 4xx answers are never retried.
 const MAX_RETRIES: usize = 4;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How much longer than the stall timeout the client's retries may go on.
+const RETRY_MARGIN: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: &str = "10 seconds";
 /// No byte for this long on a connection: the request fails and is retried
 /// (or resumed, mid-body).
@@ -215,7 +217,10 @@ pub(super) fn retry_config() -> RetryConfig {
             base: 2.0,
         },
         max_retries: MAX_RETRIES,
-        retry_timeout: RETRY_TIMEOUT,
+        // A stall timeout set longer than the retries' own bound is waited
+        // for: the stall check, not the client, ends the wait.
+        retry_timeout: RETRY_TIMEOUT
+            .max(super::FetchOptions::default().stall_timeout + RETRY_MARGIN),
     }
 }
 

@@ -182,6 +182,9 @@ fn a_url_as_out_dir_is_refused_with_exit_2_and_nothing_written() {
         "s3://bucket/out",
         "https://example.invalid/out",
         "foo+bar://x/out",
+        // One slash short of a URL: still not a local folder named `s3:`.
+        "s3:/bucket/out",
+        "HF:/org/name",
     ] {
         for args in [
             vec!["--checkpoint_dir", ckpt.to_str().unwrap(), "--out_dir", url],
@@ -257,5 +260,26 @@ fn an_optional_file_a_server_refuses_with_403_is_named_not_fatal() {
         stderr(&result).contains("the server refused (403) tokenizer.model"),
         "{}",
         stderr(&result)
+    );
+}
+
+#[test]
+fn inspect_of_a_missing_remote_file_says_not_found_for_that_file() {
+    // As locally: the URL of a `.safetensors` file that is not there is
+    // not found, not taken for a folder holding `model.safetensors`.
+    let server = HttpServer::start();
+    hf_folder(&server.root().join("hf"));
+    let url = server.url("hf/nope.safetensors");
+    let out = bin().args(["inspect", &url, "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{url}: not found")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stderr(&out).contains("model.safetensors"),
+        "{}",
+        stderr(&out)
     );
 }

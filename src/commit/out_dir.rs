@@ -614,9 +614,21 @@ pub(crate) fn refuse_stale_ranks(out: &Dir, prepared: &Prepared) -> Result<()> {
 pub const OUT_DIR_IS_LOCAL: &str =
     "outputs are written to a local folder only: give a local path as --out_dir, not a URL";
 
-/// Whether a path argument is written as a URL (`scheme://...`).
+/// Whether a path argument is written as a URL (`scheme://...`), or as a
+/// store's URL with one slash lost (`s3:/bucket/x`, `hf:/org/name`): a
+/// mistyped URL, never meant as a local folder named `s3:`.
 pub fn is_url(path: &Path) -> bool {
-    path.to_str().is_some_and(looks_like_url)
+    path.to_str()
+        .is_some_and(|text| looks_like_url(text) || is_mistyped_url(text))
+}
+
+/// `scheme:/rest` for a scheme the tool reads (one slash short of a URL).
+fn is_mistyped_url(text: &str) -> bool {
+    const SCHEMES: [&str; 11] = [
+        "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "hf", "http", "https",
+    ];
+    text.split_once(":/")
+        .is_some_and(|(scheme, _)| SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme)))
 }
 
 #[cfg(test)]

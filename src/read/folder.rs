@@ -267,12 +267,15 @@ fn resolve_url(text: &str) -> Result<Place> {
     });
     if let Some((parent, name)) = named {
         let parent_folder = folder(parent)?;
-        if parent_folder.exists(&name)? {
-            return Ok(Place::File {
-                folder: Arc::new(parent_folder),
-                name: name.into(),
-            });
+        if !parent_folder.exists(&name)? {
+            // As a local path that does not exist: a URL naming a
+            // `.safetensors` file is not taken for a folder.
+            return Err(Error::path_not_found(Path::new(text)));
         }
+        return Ok(Place::File {
+            folder: Arc::new(parent_folder),
+            name: name.into(),
+        });
     }
     Ok(Place::Folder(Arc::new(folder(text)?)))
 }

@@ -62,7 +62,8 @@ const API_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Whether `text` is an `hf://` URL.
 pub(super) fn is_hub_url(text: &str) -> bool {
-    text.starts_with("hf://")
+    text.get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("hf://"))
 }
 
 /// The kind of repository, as the Hub's URLs name it.
@@ -107,7 +108,9 @@ struct HubUrl {
 impl HubUrl {
     fn parse(text: &str) -> std::result::Result<HubUrl, String> {
         let rest = text
-            .strip_prefix("hf://")
+            .get(..5)
+            .filter(|s| s.eq_ignore_ascii_case("hf://"))
+            .and_then(|_| text.get(5..))
             .ok_or("not an hf:// URL")?
             .trim_end_matches('/');
         if rest.contains(['?', '#']) {
@@ -941,5 +944,14 @@ mod tests {
             Ok(_) => panic!("accepted a user part"),
         };
         assert!(!format!("{}: {}", e.url, e.problem).contains("PWSECRET"));
+    }
+
+    #[test]
+    fn the_scheme_is_read_in_any_case_as_s3_is() {
+        assert!(is_hub_url("HF://org/name"));
+        assert_eq!(
+            HubUrl::parse("Hf://org/name").expect("parsed").repo,
+            "org/name"
+        );
     }
 }

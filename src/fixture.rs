@@ -322,17 +322,7 @@ impl CheckpointSpec {
                     } else {
                         [h, h / tp]
                     };
-                    add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
-                    add(
-                        format!("{p}{linear}.weights_scaling_factor"),
-                        Dtype::F32,
-                        &[],
-                    );
-                    add(
-                        format!("{p}{linear}.activation_scaling_factor"),
-                        Dtype::F32,
-                        &[],
-                    );
+                    fp8_linear(&format!("{p}{linear}"), &shape, add);
                 }
                 add(
                     format!("{p}attention.kv_cache_scaling_factor"),
@@ -404,17 +394,7 @@ impl CheckpointSpec {
                     ("mlp.gate", [inter, h]),
                     ("mlp.proj", [h, inter]),
                 ] {
-                    add(format!("{p}{linear}.weight"), Dtype::F8_E4M3, &shape);
-                    add(
-                        format!("{p}{linear}.weights_scaling_factor"),
-                        Dtype::F32,
-                        &[],
-                    );
-                    add(
-                        format!("{p}{linear}.activation_scaling_factor"),
-                        Dtype::F32,
-                        &[],
-                    );
+                    fp8_linear(&format!("{p}{linear}"), &shape, add);
                 }
             }
             Family::Awq => {
@@ -541,4 +521,12 @@ pub fn unchecked_header<S: AsRef<[u64]>>(
         })
         .collect();
     Header::unchecked(header_len, metadata, entries, at)
+}
+
+/// An FP8 linear layer `name`: its weight of `shape` and the two scaling
+/// factors TensorRT-LLM's FP8 checkpoints hold beside it.
+fn fp8_linear(name: &str, shape: &[u64], add: &mut impl FnMut(String, Dtype, &[u64])) {
+    add(format!("{name}.weight"), Dtype::F8_E4M3, shape);
+    add(format!("{name}.weights_scaling_factor"), Dtype::F32, &[]);
+    add(format!("{name}.activation_scaling_factor"), Dtype::F32, &[]);
 }

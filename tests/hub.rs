@@ -85,17 +85,7 @@ impl HubServer {
 
     /// Body bytes sent per request path since the last reset.
     fn stats(&self) -> BTreeMap<String, (u64, u64)> {
-        let body = self.request("GET", "/__stats");
-        let value: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
-        value
-            .as_object()
-            .expect("stats object")
-            .iter()
-            .map(|(path, e)| {
-                let get = |k: &str| e[k].as_u64().expect("a count");
-                (path.clone(), (get("requests"), get("bytes")))
-            })
-            .collect()
+        crate::remote::parse_stats(&self.request("GET", "/__stats"))
     }
 
     /// Body bytes of files (everything but the API's JSON).

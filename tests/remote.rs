@@ -93,17 +93,7 @@ impl HttpServer {
 
     /// (requests, body bytes sent) per path, since the last reset.
     pub(crate) fn stats(&self) -> BTreeMap<String, (u64, u64)> {
-        let body = self.control("GET", "/__stats");
-        let value: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
-        value
-            .as_object()
-            .expect("stats object")
-            .iter()
-            .map(|(path, e)| {
-                let get = |k: &str| e[k].as_u64().expect("a count");
-                (path.clone(), (get("requests"), get("bytes")))
-            })
-            .collect()
+        parse_stats(&self.control("GET", "/__stats"))
     }
 
     pub(crate) fn bytes_served(&self) -> u64 {
@@ -1364,4 +1354,18 @@ fn a_bucket_url_names_its_folder_as_written_escapes_included() {
         .expect("run");
     assert_success(result);
     assert_eq!(files_of(&out), files_of(&local));
+}
+
+/// A test server's `/__stats` document: (requests, body bytes sent) per path.
+pub(crate) fn parse_stats(body: &str) -> BTreeMap<String, (u64, u64)> {
+    let value: serde_json::Value = serde_json::from_str(body).expect("stats JSON");
+    value
+        .as_object()
+        .expect("stats object")
+        .iter()
+        .map(|(path, e)| {
+            let get = |k: &str| e[k].as_u64().expect("a count");
+            (path.clone(), (get("requests"), get("bytes")))
+        })
+        .collect()
 }

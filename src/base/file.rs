@@ -78,6 +78,16 @@ pub const CONFIG_FILE: &str = "config.json";
 /// Largest small file read whole (a config or an index), local or remote.
 pub const MAX_SMALL_OBJECT: u64 = 64 << 20;
 
+/// Whether `text` is an `http://` or `https://` URL (any case), whose path
+/// is percent-decoded as URLs are (a bucket or Hub URL names keys as
+/// written).
+#[cfg(feature = "remote")]
+pub fn is_http_url(text: &str) -> bool {
+    text.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")
+    })
+}
+
 /// Whether `text` is a URL (`scheme://...`) rather than a local path.
 pub fn looks_like_url(text: &str) -> bool {
     let Some((scheme, _)) = text.split_once("://") else {

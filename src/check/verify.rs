@@ -17,7 +17,7 @@ use crate::base::shown::shown;
 use crate::commit::out_dir::{default_out_dir, is_url, resolve_out_dir, OUT_DIR_IS_LOCAL};
 use crate::commit::recover::recover_or_note;
 use crate::copy::space::DataSegments;
-use crate::plan::file::{plan_file, plan_hollow_file};
+use crate::plan::file::{is_emptied, plan_file, plan_hollow_file};
 use crate::plan::rule::PruneRule;
 use crate::plan::PrunePlan;
 use crate::plan::SHARE_ALIGNMENT;
@@ -207,7 +207,7 @@ impl FileCheck<'_> {
                 return self.zeros(t, o);
             }
         }
-        let empty = o.shape() == [0] && o.byte_len() == 0;
+        let empty = is_emptied(*o);
         if pruned {
             self.verdict.tensors_pruned += 1;
             if !empty {

@@ -251,9 +251,7 @@ fn resolve_url(text: &str) -> Result<Place> {
     // The last part of an http(s) URL is percent-encoded as the URL is, and
     // the object's name is the decoded one; a bucket or Hub URL names its
     // keys as written.
-    let http = text.split_once("://").is_some_and(|(scheme, _)| {
-        matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https")
-    });
+    let http = crate::base::file::is_http_url(text);
     let named = text.rsplit_once('/').and_then(|(parent, last)| {
         let name = match http {
             true => percent_encoding::percent_decode_str(last)

@@ -62,8 +62,14 @@ const API_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Whether `text` is an `hf://` URL.
 pub(super) fn is_hub_url(text: &str) -> bool {
+    after_scheme(text).is_some()
+}
+
+/// What follows `hf://` (the scheme in any case, as `s3://` is read).
+fn after_scheme(text: &str) -> Option<&str> {
     text.get(..5)
-        .is_some_and(|s| s.eq_ignore_ascii_case("hf://"))
+        .filter(|s| s.eq_ignore_ascii_case("hf://"))
+        .and_then(|_| text.get(5..))
 }
 
 /// The kind of repository, as the Hub's URLs name it.
@@ -107,10 +113,7 @@ struct HubUrl {
 
 impl HubUrl {
     fn parse(text: &str) -> std::result::Result<HubUrl, String> {
-        let rest = text
-            .get(..5)
-            .filter(|s| s.eq_ignore_ascii_case("hf://"))
-            .and_then(|_| text.get(5..))
+        let rest = after_scheme(text)
             .ok_or("not an hf:// URL")?
             .trim_end_matches('/');
         if rest.contains(['?', '#']) {
@@ -408,7 +411,7 @@ fn api_client(
         .user_agent(concat!("trtllm-prune/", env!("CARGO_PKG_VERSION")))
         .default_headers(headers)
         .connect_timeout(API_CONNECT_TIMEOUT)
-        .read_timeout(API_READ_TIMEOUT.min(super::FetchOptions::default().stall_timeout))
+        .read_timeout(API_READ_TIMEOUT.min(super::stall_timeout()))
         .timeout(API_TIMEOUT)
         .https_only(!allow_http)
         .build()
@@ -693,7 +696,7 @@ impl HubFolder {
     /// line saying what to do. All its attempts together are bounded by the
     /// stall timeout (`TRTLLM_PRUNE_STALL_TIMEOUT`), as every other read is.
     async fn send(&self, method: Method, url: &Url) -> Result<reqwest::Response> {
-        let stall = super::FetchOptions::default().stall_timeout;
+        let stall = super::stall_timeout();
         match tokio::time::timeout(stall, self.send_attempts(method, url)).await {
             Ok(answer) => answer,
             Err(_) => Err(self.error(RemoteProblem::Transfer, super::stalled_problem(stall))),

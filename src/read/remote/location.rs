@@ -147,10 +147,10 @@ pub(super) fn parse(text: &str, config: &[(&str, &str)]) -> Result<Location, Url
 /// `pct%41`, not `pctA`). `None` for `http(s)://` URLs, whose path is
 /// percent-decoded as URLs are.
 fn literal_prefix(text: &str) -> Option<&str> {
-    let (scheme, rest) = text.split_once("://")?;
-    if matches!(scheme.to_ascii_lowercase().as_str(), "http" | "https") {
+    if crate::base::file::is_http_url(text) {
         return None;
     }
+    let (_, rest) = text.split_once("://")?;
     Some(rest.split_once('/').map_or("", |(_, path)| path))
 }
 
@@ -219,8 +219,7 @@ pub(super) fn retry_config() -> RetryConfig {
         max_retries: MAX_RETRIES,
         // A stall timeout set longer than the retries' own bound is waited
         // for: the stall check, not the client, ends the wait.
-        retry_timeout: RETRY_TIMEOUT
-            .max(super::FetchOptions::default().stall_timeout + RETRY_MARGIN),
+        retry_timeout: RETRY_TIMEOUT.max(super::stall_timeout() + RETRY_MARGIN),
     }
 }
 

@@ -173,9 +173,15 @@ impl Default for FetchOptions {
             jobs: 8,
             part_size: 16 << 20,
             max_resumes: 5,
-            stall_timeout: stall_timeout_from_env().unwrap_or(DEFAULT_STALL_TIMEOUT),
+            stall_timeout: stall_timeout(),
         }
     }
+}
+
+/// The run's stall timeout: [`STALL_TIMEOUT_ENV`], or
+/// [`DEFAULT_STALL_TIMEOUT`] when it is unset or not a number of seconds.
+fn stall_timeout() -> Duration {
+    stall_timeout_from_env().unwrap_or(DEFAULT_STALL_TIMEOUT)
 }
 
 /// Why a transfer that got no byte for `stall` failed.
@@ -569,7 +575,7 @@ impl RemoteFolder {
         range: Option<Range<u64>>,
         future: impl std::future::Future<Output = T>,
     ) -> Result<T> {
-        let stall = FetchOptions::default().stall_timeout;
+        let stall = stall_timeout();
         tokio::time::timeout(stall, future)
             .await
             .map_err(|_| Error::Remote {

@@ -11,8 +11,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use trtllm_prune::fixture::{CheckpointSpec, Family, TensorSpec, SHARE_ALIGNMENT};
-use trtllm_prune::{parse_header, plan_prune, Dtype, PruneRule};
+use trtllm_prune::fixture::{CheckpointSpec, Family, SHARE_ALIGNMENT};
+use trtllm_prune::{parse_header, plan_prune, PruneRule};
 
 use crate::remote::files_of;
 use crate::stores::Server;
@@ -232,31 +232,15 @@ fn a_sharded_hugging_face_folder_from_the_hub_keeps_its_side_files() {
     let work = tempdir();
     let hf = work.path().join("hf");
     fs::create_dir_all(&hf).unwrap();
-    let mut weight_map = serde_json::Map::new();
-    for (i, layer) in [0u64, 1].iter().enumerate() {
-        let name = format!("model-0000{}-of-00002.safetensors", i + 1);
-        let tensors = vec![
-            TensorSpec::new(
-                format!("model.layers.{layer}.self_attn.q_proj.weight"),
-                Dtype::BF16,
-                &[32, 32],
-            ),
-            TensorSpec::new(
-                format!("model.layers.{layer}.input_layernorm.weight"),
-                Dtype::BF16,
-                &[32],
-            ),
-        ];
-        trtllm_prune::fixture::write_safetensors(&hf.join(&name), &tensors, None).unwrap();
-        for t in &tensors {
-            weight_map.insert(t.name.clone(), serde_json::Value::from(name.clone()));
-        }
-    }
-    fs::write(
-        hf.join("model.safetensors.index.json"),
-        serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map}).to_string(),
-    )
-    .unwrap();
+    let shards: Vec<(String, u64)> = (0..2u64)
+        .map(|layer| {
+            (
+                format!("model-0000{}-of-00002.safetensors", layer + 1),
+                layer,
+            )
+        })
+        .collect();
+    crate::util::write_hf_shards(&hf, &shards);
     for (name, text) in [
         (
             "config.json",

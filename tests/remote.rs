@@ -1127,34 +1127,15 @@ fn the_cli_prunes_a_sharded_hugging_face_folder_over_http_through_its_index() {
     let server = HttpServer::start();
     let hf = server.root().join("hf");
     fs::create_dir_all(&hf).unwrap();
-    let specs = |layer: u64| {
-        vec![
-            trtllm_prune::fixture::TensorSpec::new(
-                format!("model.layers.{layer}.self_attn.q_proj.weight"),
-                trtllm_prune::Dtype::BF16,
-                &[32, 32],
-            ),
-            trtllm_prune::fixture::TensorSpec::new(
-                format!("model.layers.{layer}.input_layernorm.weight"),
-                trtllm_prune::Dtype::BF16,
-                &[32],
-            ),
-        ]
-    };
-    let mut weight_map = serde_json::Map::new();
-    for (i, layer) in [0u64, 1].iter().enumerate() {
-        let name = format!("model-0000{}-of-00002.safetensors", i + 1);
-        let tensors = specs(*layer);
-        trtllm_prune::fixture::write_safetensors(&hf.join(&name), &tensors, None).unwrap();
-        for t in &tensors {
-            weight_map.insert(t.name.clone(), serde_json::Value::from(name.clone()));
-        }
-    }
-    fs::write(
-        hf.join("model.safetensors.index.json"),
-        serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map}).to_string(),
-    )
-    .unwrap();
+    let shards: Vec<(String, u64)> = (0..2u64)
+        .map(|layer| {
+            (
+                format!("model-0000{}-of-00002.safetensors", layer + 1),
+                layer,
+            )
+        })
+        .collect();
+    crate::util::write_hf_shards(&hf, &shards);
     let work = tempdir();
     let (local, remote) = (work.path().join("local"), work.path().join("remote"));
     assert_success(run(&[

@@ -19,10 +19,8 @@ use object_store::azure::MicrosoftAzureBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use trtllm_prune::fixture::{
-    write_safetensors, CheckpointSpec, Family, FetchOptions, ObjectInfo, RemoteFolder, TensorSpec,
-};
-use trtllm_prune::{CopyRange, Dtype, Error, RemoteProblem};
+use trtllm_prune::fixture::{CheckpointSpec, Family, FetchOptions, ObjectInfo, RemoteFolder};
+use trtllm_prune::{CopyRange, Error, RemoteProblem};
 
 use crate::remote::HttpServer;
 use crate::stores::{
@@ -318,31 +316,10 @@ fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
 fn hf_folder(root: &Path, side_files: bool) -> std::path::PathBuf {
     let dir = root.join("hf");
     fs::create_dir_all(&dir).expect("folder");
-    let mut weight_map = serde_json::Map::new();
-    for shard in 1..=3u64 {
-        let name = format!("modèle-0000{shard}-of-00003.safetensors");
-        let tensors = vec![
-            TensorSpec::new(
-                format!("model.layers.{shard}.self_attn.q_proj.weight"),
-                Dtype::BF16,
-                &[32, 32],
-            ),
-            TensorSpec::new(
-                format!("model.layers.{shard}.input_layernorm.weight"),
-                Dtype::BF16,
-                &[32],
-            ),
-        ];
-        write_safetensors(&dir.join(&name), &tensors, None).expect("shard");
-        for t in &tensors {
-            weight_map.insert(t.name.clone(), serde_json::Value::from(name.clone()));
-        }
-    }
-    fs::write(
-        dir.join("model.safetensors.index.json"),
-        serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map}).to_string(),
-    )
-    .expect("index");
+    let shards: Vec<(String, u64)> = (1..=3u64)
+        .map(|shard| (format!("modèle-0000{shard}-of-00003.safetensors"), shard))
+        .collect();
+    crate::util::write_hf_shards(&dir, &shards);
     if side_files {
         for name in ODD_SIDE_FILES {
             fs::write(dir.join(name), format!("side file {name}\n")).expect("side file");

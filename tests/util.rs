@@ -283,3 +283,34 @@ pub fn big_checkpoint(dir: &Path, kept_mib: u64) {
     )
     .unwrap();
 }
+
+/// A sharded Hugging Face folder's weights in `dir`: each `(file name,
+/// layer)` a shard holding that layer's `q_proj` and `input_layernorm`
+/// (BF16), and the `model.safetensors.index.json` naming them.
+pub fn write_hf_shards(dir: &Path, shards: &[(String, u64)]) {
+    use trtllm_prune::fixture::TensorSpec;
+    let mut weight_map = serde_json::Map::new();
+    for (name, layer) in shards {
+        let tensors = vec![
+            TensorSpec::new(
+                format!("model.layers.{layer}.self_attn.q_proj.weight"),
+                trtllm_prune::Dtype::BF16,
+                &[32, 32],
+            ),
+            TensorSpec::new(
+                format!("model.layers.{layer}.input_layernorm.weight"),
+                trtllm_prune::Dtype::BF16,
+                &[32],
+            ),
+        ];
+        trtllm_prune::fixture::write_safetensors(&dir.join(name), &tensors, None).expect("shard");
+        for t in &tensors {
+            weight_map.insert(t.name.clone(), serde_json::Value::from(name.clone()));
+        }
+    }
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map}).to_string(),
+    )
+    .expect("index");
+}
